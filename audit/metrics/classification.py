@@ -1,0 +1,206 @@
+"""Operating-point metrics from the 2×2 confusion table (METHODS.md §1).
+
+Precision, recall, F1 and FPR at the configured threshold, plus the descriptive counts
+(``support``, ``n_pos``, ``prevalence``). Everything is computed from a
+:class:`Confusion` table whose cells may be vectors: the point estimate is one row, a
+bootstrap is ``B`` rows (:mod:`audit.metrics.bootstrap` resamples the four cell counts).
+
+Definitions (``tp``... are counts over items with a known label and a non-NaN score):
+
+* ``precision = tp / (tp + fp)``, undefined without predicted positives;
+* ``recall = tp / (tp + fn)``, undefined without gold positives;
+* ``f1 = 2 tp / (2 tp + fp + fn)`` (scikit-learn's formula), undefined without gold
+  positives (recall undefined ⇒ F1 undefined; with gold positives but no predicted
+  positives it is a genuine 0);
+* ``fpr = fp / (fp + tn)``, undefined without gold negatives;
+* ``prevalence = (tp + fn) / n``; ``support = n``; ``n_pos = tp + fn``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from audit.metrics.registry import (
+    MetricResult,
+    MetricSpec,
+    get_metric,
+    point_result,
+    prepare,
+    register_metric,
+)
+
+
+class Confusion(NamedTuple):
+    """Confusion-table cells as float arrays of equal shape (``(B,)`` for a bootstrap)."""
+
+    tp: np.ndarray
+    fp: np.ndarray
+    fn: np.ndarray
+    tn: np.ndarray
+
+    @property
+    def n(self) -> np.ndarray:
+        return self.tp + self.fp + self.fn + self.tn
+
+    @property
+    def n_pos(self) -> np.ndarray:
+        return self.tp + self.fn
+
+    @property
+    def n_pred_pos(self) -> np.ndarray:
+        return self.tp + self.fp
+
+    @classmethod
+    def from_cells(cls, cells: np.ndarray) -> Confusion:
+        """From an ``(..., 4)`` array ordered ``tn, fp, fn, tp`` (code ``2·y + pred``)."""
+        c = np.asarray(cells, dtype=np.float64)
+        return cls(tp=c[..., 3], fp=c[..., 1], fn=c[..., 2], tn=c[..., 0])
+
+
+def confusion(y: np.ndarray, pred: np.ndarray) -> Confusion:
+    """Confusion table (one row) of already-filtered labels in {0, 1} and decisions."""
+    code = 2 * y.astype(np.intp) + pred.astype(np.intp)
+    return Confusion.from_cells(np.bincount(code, minlength=4)[None, :])
+
+
+def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` with ``NaN`` where ``den == 0``."""
+    num, den = np.broadcast_arrays(np.asarray(num, float), np.asarray(den, float))
+    out = np.full(num.shape, np.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+# ------------------------------------------------------------------ vectorised forms
+
+
+def precision_batch(c: Confusion) -> np.ndarray:
+    """``tp / (tp + fp)``; NaN without predicted positives."""
+    return _div(c.tp, c.tp + c.fp)
+
+
+def recall_batch(c: Confusion) -> np.ndarray:
+    """``tp / (tp + fn)`` (= TPR); NaN without gold positives."""
+    return _div(c.tp, c.tp + c.fn)
+
+
+def f1_batch(c: Confusion) -> np.ndarray:
+    """``2 tp / (2 tp + fp + fn)``; NaN without gold positives."""
+    out = _div(2 * c.tp, 2 * c.tp + c.fp + c.fn)
+    out[c.n_pos == 0] = np.nan
+    return out
+
+
+def fpr_batch(c: Confusion) -> np.ndarray:
+    """``fp / (fp + tn)``; NaN without gold negatives."""
+    return _div(c.fp, c.fp + c.tn)
+
+
+def support_batch(c: Confusion) -> np.ndarray:
+    """Items with a known label and a score."""
+    return np.asarray(c.n, dtype=np.float64)
+
+
+def n_pos_batch(c: Confusion) -> np.ndarray:
+    """Gold positives among them."""
+    return np.asarray(c.n_pos, dtype=np.float64)
+
+
+def prevalence_batch(c: Confusion) -> np.ndarray:
+    """``n_pos / n``; NaN without items."""
+    return _div(c.n_pos, c.n)
+
+
+# ------------------------------------------------------------------ pure functions
+
+
+def _point(
+    name: str, y: Any, pred: Any | None, score: Any | None, *, warn: bool = True
+) -> MetricResult:
+    yy, _, pp, n_excluded = prepare(y, score, pred)
+    if pp is None:
+        pp = np.zeros(yy.shape, dtype=bool)
+    c = confusion(yy, pp)
+    return point_result(
+        get_metric(name),
+        c,
+        n=int(yy.size),
+        n_pos=int(c.n_pos[0]),
+        n_pred_pos=int(c.n_pred_pos[0]),
+        n_excluded=n_excluded,
+        warn=warn,
+    )
+
+
+def precision(y: Any, pred: Any, score: Any | None = None) -> MetricResult:
+    """Precision at the threshold, ``tp / (tp + fp)``.
+
+    Args:
+        y: labels (1 positive, 0 negative, -1 unknown → excluded).
+        pred: bool decisions.
+        score: optional scores; rows with a NaN score are excluded.
+
+    Returns:
+        :class:`MetricResult`; NaN with a reason when nothing was predicted positive.
+    """
+    return _point("precision", y, pred, score)
+
+
+def recall(y: Any, pred: Any, score: Any | None = None) -> MetricResult:
+    """Recall (TPR) at the threshold, ``tp / (tp + fn)``; NaN without gold positives."""
+    return _point("recall", y, pred, score)
+
+
+def f1(y: Any, pred: Any, score: Any | None = None) -> MetricResult:
+    """F1 at the threshold, ``2 tp / (2 tp + fp + fn)``; NaN without gold positives."""
+    return _point("f1", y, pred, score)
+
+
+def fpr(y: Any, pred: Any, score: Any | None = None) -> MetricResult:
+    """False-positive rate at the threshold, ``fp / (fp + tn)``; NaN without negatives."""
+    return _point("fpr", y, pred, score)
+
+
+def support(y: Any, score: Any | None = None) -> MetricResult:
+    """Number of items with a known label and a non-NaN score (the denominator ``n``)."""
+    return _point("support", y, None, score)
+
+
+def n_pos(y: Any, score: Any | None = None) -> MetricResult:
+    """Number of gold positives among the scored items with a known label."""
+    return _point("n_pos", y, None, score)
+
+
+def prevalence(y: Any, score: Any | None = None) -> MetricResult:
+    """Share of gold positives among the scored items with a known label."""
+    return _point("prevalence", y, None, score)
+
+
+_SPECS = [
+    MetricSpec("support", "none", "score",
+               "items with a known label and a score (n)", support, "count", support_batch,
+               requires=()),
+    MetricSpec("n_pos", "none", "score",
+               "gold positives among the scored items", n_pos, "count", n_pos_batch,
+               requires=()),
+    MetricSpec("prevalence", "none", "score",
+               "share of gold positives among the scored items", prevalence, "confusion",
+               prevalence_batch),
+    MetricSpec("precision", "higher", "pred",
+               "tp / (tp + fp) at the threshold", precision, "confusion", precision_batch,
+               requires=("items", "pred_pos")),
+    MetricSpec("recall", "higher", "pred",
+               "tp / (tp + fn) at the threshold (TPR)", recall, "confusion", recall_batch,
+               requires=("items", "pos")),
+    MetricSpec("f1", "higher", "pred",
+               "2 tp / (2 tp + fp + fn) at the threshold", f1, "confusion", f1_batch,
+               requires=("items", "pos")),
+    MetricSpec("fpr", "lower", "pred",
+               "fp / (fp + tn) at the threshold", fpr, "confusion", fpr_batch,
+               requires=("items", "neg")),
+]
+
+for _spec in _SPECS:
+    register_metric(_spec)

@@ -1,0 +1,33 @@
+"""Moderator adapters.
+
+Importing this package registers the built-in adapters in
+:data:`audit.moderators.base.MODERATORS` without importing torch, transformers or
+scikit-learn: every adapter loads its heavy libraries inside its methods.
+
+| type | class | what it is |
+|---|---|---|
+| ``hf_classifier`` | :class:`HFClassifier` | transformers sequence classifier |
+| ``embedding_head`` | :class:`EmbeddingHead` | encoder + logistic head (:func:`fit_head`) |
+| ``profanity_baseline`` | :class:`ProfanityBaseline` | packaged alt-profanity-check (lexical) |
+| ``fake`` | :class:`FakeModerator` | scripted scores and failures |
+"""
+
+from audit.moderators.base import MODERATORS, Moderator, ModeratorParams, register
+from audit.moderators.embedding_head import EmbeddingHead, HeadSummary, fit_head
+from audit.moderators.fake import FakeModerator, ScriptedBatchFailure
+from audit.moderators.hf_classifier import HFClassifier
+from audit.moderators.profanity import ProfanityBaseline
+
+__all__ = [
+    "MODERATORS",
+    "EmbeddingHead",
+    "FakeModerator",
+    "HFClassifier",
+    "HeadSummary",
+    "Moderator",
+    "ModeratorParams",
+    "ProfanityBaseline",
+    "ScriptedBatchFailure",
+    "fit_head",
+    "register",
+]

@@ -1,0 +1,257 @@
+"""Assemble one suite × moderator result: score/decision/gold arrays, the
+per-item predictions table, metrics, and the FP/FN table (with restricted text
+redacted)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from audit.schema import POSITIVE, TEXT_FIELDS, UNKNOWN, ModeratorOutput
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from audit.config import ModeratorSpec
+    from audit.policy import Policy
+    from audit.suites import LoadedSuite
+
+REDACTED = "[redacted: restricted category; see id and content_hash]"
+
+
+@dataclass
+class SuiteResult:
+    suite: LoadedSuite
+    spec: ModeratorSpec
+    fingerprint: dict[str, Any]
+    fingerprint_hash: str
+    categories: tuple[str, ...]
+    """policy categories the moderator speaks to"""
+    scores: np.ndarray  # (n, K) float, NaN = not applicable / error
+    preds: np.ndarray  # (n, K) float 1/0, NaN where score NaN
+    thresholds: dict[str, float]
+    overall_score: np.ndarray
+    overall_pred: np.ndarray
+    errors: list[str | None]
+    error_types: list[str | None]
+    rationales: list[str | None]
+    cached: np.ndarray
+    timings: dict[str, float]
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    restricted_mask: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.errors)
+
+    @property
+    def n_errors(self) -> int:
+        return sum(e is not None for e in self.errors)
+
+    @property
+    def key(self) -> str:
+        return f"{self.suite.name}__{self.spec.name}"
+
+
+def build_result(
+    suite: LoadedSuite,
+    spec: ModeratorSpec,
+    policy: Policy,
+    mod_categories: tuple[str, ...],
+    fingerprint: dict[str, Any],
+    fingerprint_hash: str,
+    outputs: list[ModeratorOutput],
+    cached: np.ndarray,
+    timings: dict[str, float],
+) -> SuiteResult:
+    cats = policy.category_ids
+    n, k = len(outputs), len(cats)
+    scores = np.full((n, k), np.nan)
+    kidx = {c: i for i, c in enumerate(cats)}
+    for i, o in enumerate(outputs):
+        if o.error is None:
+            for c, v in o.scores.items():
+                if c in kidx and c in mod_categories:
+                    scores[i, kidx[c]] = v
+    thresholds = {c: spec.threshold(c) for c in cats}
+    thr = np.array([thresholds[c] for c in cats])
+    with np.errstate(invalid="ignore"):
+        preds = np.where(np.isnan(scores), np.nan, (scores >= thr).astype(float))
+    cover = [kidx[c] for c in suite.covers if c in mod_categories]
+    if cover:
+        sub = scores[:, cover]
+        subp = preds[:, cover]
+        all_nan = np.isnan(sub).all(axis=1)
+        with np.errstate(invalid="ignore"):
+            overall_score = np.where(all_nan, np.nan, np.nanmax(np.where(all_nan[:, None], 0, sub), axis=1))
+            overall_pred = np.where(all_nan, np.nan, np.nanmax(np.where(all_nan[:, None], 0, subp), axis=1))
+    else:
+        overall_score = np.full(n, np.nan)
+        overall_pred = np.full(n, np.nan)
+    restricted = [kidx[c] for c in policy.restricted_ids]
+    rmask = np.zeros(n, dtype=bool)
+    if restricted:
+        rmask |= (suite.labels[:, restricted] == POSITIVE).any(axis=1)
+        with np.errstate(invalid="ignore"):
+            rmask |= (preds[:, restricted] == 1).any(axis=1)
+    return SuiteResult(
+        suite=suite,
+        spec=spec,
+        fingerprint=fingerprint,
+        fingerprint_hash=fingerprint_hash,
+        categories=mod_categories,
+        scores=scores,
+        preds=preds,
+        thresholds=thresholds,
+        overall_score=overall_score,
+        overall_pred=overall_pred,
+        errors=[o.error for o in outputs],
+        error_types=[o.error_type for o in outputs],
+        rationales=[o.rationale for o in outputs],
+        cached=cached,
+        timings=timings,
+        restricted_mask=rmask,
+    )
+
+
+def compute_result_metrics(
+    res: SuiteResult, *, names: tuple[str, ...] | None, n_boot: int, ci: float, seed: int
+) -> None:
+    """Per-category metrics over categories the suite covers and the moderator speaks to,
+    plus ``overall``; stores JSON-ready dicts on ``res.metrics``."""
+    from audit.metrics import compute_metrics
+
+    cats = list(res.suite.categories)
+    use = [c for c in cats if c in res.suite.covers and c in res.categories]
+    idx = [cats.index(c) for c in use]
+    y = res.suite.labels[:, idx]
+    known_any = (y != UNKNOWN).any(axis=0)
+    use = [c for c, ok in zip(use, known_any) if ok]
+    idx = [cats.index(c) for c in use]
+    pred = np.nan_to_num(res.preds[:, idx], nan=0.0).astype(bool)
+    out = compute_metrics(
+        res.suite.labels[:, idx],
+        res.scores[:, idx],
+        pred,
+        use,
+        metrics=list(names) if names else None,
+        n_boot=n_boot,
+        ci=ci,
+        seed=seed,
+        overall=(
+            res.suite.overall,
+            res.overall_score,
+            np.nan_to_num(res.overall_pred, nan=0.0).astype(bool),
+        ),
+    )
+    res.metrics = {
+        cat: {m: _mv_json(v) for m, v in per.items()} for cat, per in out.items()
+    }
+    err = res.n_errors / res.n if res.n else math.nan
+    res.metrics.setdefault("overall", {})["error_rate"] = {
+        "value": err, "ci_low": None, "ci_high": None, "n": res.n,
+        "reason": None, "method": "count",
+    }
+
+
+def _mv_json(v: Any) -> dict[str, Any]:
+    def f(x: Any) -> float | None:
+        if x is None:
+            return None
+        x = float(x)
+        return None if math.isnan(x) else x
+
+    return {
+        "value": f(v.value),
+        "ci_low": f(v.ci_low),
+        "ci_high": f(v.ci_high),
+        "n": int(v.n),
+        "reason": v.reason,
+        "method": getattr(v, "method", None),
+    }
+
+
+def predictions_frame(res: SuiteResult) -> pd.DataFrame:
+    """One row per item: ids, hashes, scores, decisions, gold, errors, slices. No text."""
+    import pandas as pd
+
+    ds = res.suite.dataset
+    cols: dict[str, Any] = {
+        "id": ds["id"],
+        "content_hash": ds["content_hash"],
+    }
+    for k, c in enumerate(res.suite.categories):
+        if c in res.categories:
+            cols[f"score.{c}"] = res.scores[:, k]
+            cols[f"pred.{c}"] = pd.array(
+                [None if math.isnan(p) else bool(p) for p in res.preds[:, k]], dtype="boolean"
+            )
+        cols[f"gold.{c}"] = res.suite.labels[:, k]
+    cols["score.overall"] = res.overall_score
+    cols["pred.overall"] = pd.array(
+        [None if math.isnan(p) else bool(p) for p in res.overall_pred], dtype="boolean"
+    )
+    cols["gold.overall"] = res.suite.overall
+    cols["error"] = res.errors
+    cols["error_type"] = res.error_types
+    cols["rationale"] = [
+        REDACTED if (r is not None and res.restricted_mask[i]) else r  # type: ignore[index]
+        for i, r in enumerate(res.rationales)
+    ]
+    cols["restricted"] = res.restricted_mask
+    cols["cached"] = res.cached
+    for s in res.suite.slice_names:
+        cols[f"slice.{s}"] = ds[s]
+    return pd.DataFrame(cols)
+
+
+def fp_fn_frame(res: SuiteResult, max_rows: int) -> pd.DataFrame:
+    """False positives and false negatives per category (and overall), most
+    confident errors first, with text — redacted for restricted items."""
+    import pandas as pd
+
+    ds = res.suite.dataset
+    texts = ds.select_columns(list(TEXT_FIELDS)).to_dict()
+    ids, hashes = ds["id"], ds["content_hash"]
+    slices = {sl: ds[sl] for sl in res.suite.slice_names}
+    rows: list[dict[str, Any]] = []
+    cats = list(res.suite.categories)
+    pairs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, float]] = []
+    for c in cats:
+        if c in res.categories and c in res.suite.covers:
+            k = cats.index(c)
+            pairs.append((c, res.suite.labels[:, k], res.scores[:, k], res.preds[:, k], res.thresholds[c]))
+    pairs.append(("overall", res.suite.overall, res.overall_score, res.overall_pred, math.nan))
+    for c, y, s, p, t in pairs:
+        ok = (y != UNKNOWN) & ~np.isnan(s)
+        fp = np.where(ok & (y == 0) & (p == 1))[0]
+        fn = np.where(ok & (y == 1) & (p == 0))[0]
+        for kind, idx in (("FP", fp), ("FN", fn)):
+            for i in idx:
+                redact = bool(res.restricted_mask[i])  # type: ignore[index]
+                text = "\n".join(
+                    f"{f}: {texts[f][i]}" for f in TEXT_FIELDS if texts[f][i]
+                )
+                rows.append(
+                    {
+                        "id": ids[i],
+                        "content_hash": hashes[i],
+                        "category": c,
+                        "error": kind,
+                        "gold": int(y[i]),
+                        "score": float(s[i]),
+                        "threshold": None if math.isnan(t) else t,
+                        "text": REDACTED if redact else text,
+                        "rationale": REDACTED if (redact and res.rationales[i]) else res.rationales[i],
+                        **{f"slice.{sl}": v[i] for sl, v in slices.items()},
+                    }
+                )
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df["confidence"] = np.where(df["error"] == "FP", df["score"], 1 - df["score"])
+    df = df.sort_values(["confidence"], ascending=False).head(max_rows).reset_index(drop=True)
+    return df

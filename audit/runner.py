@@ -1,0 +1,168 @@
+"""Scoring loop: batching, cache lookups, per-item error capture, error budget, progress.
+
+The runner never turns a failure into a label: an item that errors keeps NaN
+scores and its error message, and the error rate is checked against the budget.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from audit.cache import PredictionCache, fingerprint_hash
+from audit.errors import RunError
+from audit.moderators.base import Moderator
+from audit.schema import Item, ModeratorOutput
+
+
+@dataclass
+class ScoreResult:
+    """Per-item outputs of one moderator on one suite split, in suite order."""
+
+    outputs: list[ModeratorOutput]
+    cached: np.ndarray
+    n_errors: int
+    seconds: float
+    model_seconds: float
+    batches: int
+    error_types: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def error_rate(self) -> float:
+        return self.n_errors / len(self.outputs) if self.outputs else math.nan
+
+
+ProgressFn = Callable[[int], None]
+
+
+def score_items(
+    get_moderator: Callable[[], Moderator],
+    fingerprint: dict[str, Any],
+    items: Sequence[Item],
+    *,
+    batch_size: int,
+    cache: PredictionCache | None,
+    error_budget: float,
+    where: str,
+    progress: ProgressFn | None = None,
+) -> ScoreResult:
+    """Score ``items``, reading and writing the cache, enforcing the error budget.
+
+    Args:
+        get_moderator: returns the moderator; called only when some item is not
+            cached, so an unchanged rerun never loads a model.
+        fingerprint: the moderator's fingerprint (hashed into the cache key).
+        where: ``suite × moderator`` label used in error messages.
+        progress: called with the number of items just completed.
+
+    Raises:
+        RunError: when failures exceed ``error_budget`` × n (checked as soon as the
+            outcome is certain, so a broken model stops early).
+    """
+    t0 = time.perf_counter()
+    n = len(items)
+    model_key = fingerprint_hash(fingerprint)
+    outputs: list[ModeratorOutput | None] = [None] * n
+    cached = np.zeros(n, dtype=bool)
+    if cache is not None:
+        hit = cache.get_many(model_key, (it.content_hash for it in items))
+        for i, it in enumerate(items):
+            o = hit.get(it.content_hash)
+            if o is not None:
+                outputs[i] = o
+                cached[i] = True
+        if progress and cached.any():
+            progress(int(cached.sum()))
+    todo = [i for i in range(n) if outputs[i] is None]
+    # identical content scored once per run
+    first_of: dict[str, int] = {}
+    dup_of: dict[int, int] = {}
+    unique_todo: list[int] = []
+    for i in todo:
+        h = items[i].content_hash
+        if h in first_of:
+            dup_of[i] = first_of[h]
+        else:
+            first_of[h] = i
+            unique_todo.append(i)
+
+    max_errors = math.floor(error_budget * n)
+    n_errors = sum(1 for o in outputs if o is not None and o.error is not None)
+    model_seconds = 0.0
+    batches = 0
+    mod: Moderator | None = None
+    for start in range(0, len(unique_todo), batch_size):
+        idx = unique_todo[start : start + batch_size]
+        if mod is None:
+            mod = get_moderator()
+        batch = [items[i] for i in idx]
+        tb = time.perf_counter()
+        try:
+            outs = mod.predict(batch)
+            if len(outs) != len(batch):
+                raise RuntimeError(
+                    f"moderator returned {len(outs)} outputs for a batch of {len(batch)}"
+                )
+        except Exception as exc:  # the whole batch failed: record it per item
+            msg = f"{type(exc).__name__}: {exc}"
+            tb_last = traceback.format_exc(limit=3).strip().splitlines()[-1]
+            outs = [
+                ModeratorOutput(error=msg if msg else tb_last, error_type="batch_exception")
+                for _ in batch
+            ]
+        model_seconds += time.perf_counter() - tb
+        batches += 1
+        for i, o in zip(idx, outs):
+            outputs[i] = o
+            if o.error is not None:
+                n_errors += 1
+        for i, j in dup_of.items():
+            if outputs[j] is not None and outputs[i] is None:
+                outputs[i] = outputs[j]
+                if outputs[i].error is not None:  # type: ignore[union-attr]
+                    n_errors += 1
+        if cache is not None:
+            cache.put_many(model_key, {items[i].content_hash: o for i, o in zip(idx, outs)})
+        if progress:
+            progress(len(idx) + sum(1 for i, j in dup_of.items() if j in idx))
+        if n_errors > max_errors:
+            first = next(o for o in outputs if o is not None and o.error is not None)
+            raise RunError(
+                f"error budget exceeded: {n_errors} of {n} items failed so far "
+                f"(first error: {first.error})",
+                where=where,
+                field="runner.error_budget",
+                expected=f"at most {error_budget:.1%} of {n} items failing ({max_errors})",
+                actual=f"{n_errors} failed",
+                fix="inspect the model/items, or raise runner.error_budget",
+            )
+    final = [o if o is not None else ModeratorOutput(error="not scored", error_type="exception") for o in outputs]
+    types: dict[str, int] = {}
+    for o in final:
+        if o.error is not None:
+            types[o.error_type or "error"] = types.get(o.error_type or "error", 0) + 1
+    n_err_final = sum(types.values())
+    if n_err_final > max_errors:
+        raise RunError(
+            f"error budget exceeded: {n_err_final} of {n} items failed",
+            where=where,
+            field="runner.error_budget",
+            expected=f"at most {error_budget:.1%} ({max_errors})",
+            actual=f"{n_err_final}",
+            fix="inspect the model/items, or raise runner.error_budget",
+        )
+    return ScoreResult(
+        outputs=final,
+        cached=cached,
+        n_errors=n_err_final,
+        seconds=time.perf_counter() - t0,
+        model_seconds=model_seconds,
+        batches=batches,
+        error_types=types,
+    )

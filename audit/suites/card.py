@@ -1,0 +1,205 @@
+"""The suite card (``suites/<name>/suite.yaml``): where a golden set comes from and
+how its columns and labels map onto the canonical schema and a policy version.
+
+Example (abridged)::
+
+    card_version: 1
+    name: hatecheck
+    version: "2021.11.26"
+    description: HateCheck functional tests for hate speech detection (English).
+    policy: platform-v1
+    license: CC-BY-4.0
+    citation: "Röttger et al., ACL 2021"
+    source:
+      hub: {id: Paul/hatecheck, revision: <sha>, splits: {test: test}}
+      local:
+        root: "${data_root}/hatecheck"
+        format: csv
+        splits: {test: test_suite_cases.csv}
+    id: {column: case_id, prefix: "hc-"}
+    fields: {prompt: test_case}
+    labels:
+      covers: [hate]
+      rules:
+        - {category: hate, column: label_gold, positive: [hateful], negative: [non-hateful]}
+    slices: {functionality: functionality, target: target_ident}
+    constants: {source: hatecheck}
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from audit.schema import RESERVED_COLUMNS, TEXT_FIELDS
+
+Scalar = str | int | float | bool
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HubSource(_Strict):
+    """A Hugging Face dataset: used when the local copy is absent (needs network)."""
+
+    id: str
+    revision: str = Field(min_length=1)
+    config: str | None = None
+    splits: dict[str, str] = Field(default_factory=dict)
+    """canonical split → hub split name (default: same name)."""
+
+
+class LocalSource(_Strict):
+    """Files on disk. ``root`` may use ``${data_root}`` (setting ``AUDIT_DATA_ROOT``);
+    a relative root resolves from the card's folder."""
+
+    root: str = "."
+    format: Literal["csv", "jsonl", "parquet"]
+    splits: dict[str, str | tuple[str, ...]] = Field(min_length=1)
+    encoding: str = "utf-8"
+
+
+class Source(_Strict):
+    hub: HubSource | None = None
+    local: LocalSource | None = None
+
+    @model_validator(mode="after")
+    def _one_at_least(self) -> Source:
+        if self.hub is None and self.local is None:
+            raise ValueError("a source needs 'local' files, a 'hub' dataset, or both")
+        return self
+
+
+class IdSpec(_Strict):
+    """Where item ids come from: a unique column, or ``<split>-<row index>``."""
+
+    column: str | None = None
+    generate: Literal["row_index"] | None = None
+    prefix: str = ""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> IdSpec:
+        if (self.column is None) == (self.generate is None):
+            raise ValueError("set exactly one of 'column' or 'generate: row_index'")
+        return self
+
+
+class LabelRule(_Strict):
+    """Maps source column value(s) onto one gold label.
+
+    With several ``columns`` the label is positive if any is positive, negative if
+    all are known and negative, unknown otherwise. Values in neither list follow
+    ``other``; a missing/null value is always unknown.
+    """
+
+    category: str | None = None
+    column: str | tuple[str, ...]
+    positive: tuple[Scalar, ...] = Field(min_length=1)
+    negative: tuple[Scalar, ...] = ()
+    other: Literal["error", "unknown", "negative"] = "error"
+    missing_column: Literal["error", "unknown"] = "error"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.column,) if isinstance(self.column, str) else self.column
+
+
+class LabelSpec(_Strict):
+    """How gold labels map onto the suite's policy.
+
+    ``covers``: categories the set's gold speaks to (``all`` = every category).
+    Rules give per-category labels; ``list_column`` names a column holding the list
+    of violated category ids (covered categories not listed are negative);
+    ``overall`` gives an any-violation label for sets without categories.
+    Categories not covered are unknown (-1) for every row.
+    """
+
+    covers: tuple[str, ...] | Literal["all"]
+    rules: tuple[LabelRule, ...] = ()
+    list_column: str | None = None
+    overall: LabelRule | None = None
+
+    @model_validator(mode="after")
+    def _some_labels(self) -> LabelSpec:
+        if not self.rules and self.list_column is None and self.overall is None:
+            raise ValueError("give label 'rules', a 'list_column', or an 'overall' rule")
+        for r in self.rules:
+            if r.category is None:
+                raise ValueError("every entry in 'rules' needs a 'category'")
+        if self.overall is not None and self.overall.category is not None:
+            raise ValueError("the 'overall' rule takes no 'category'")
+        return self
+
+
+class SuiteCard(_Strict):
+    card_version: Literal[1] = 1
+    name: str
+    version: str
+    description: str
+    policy: str
+    license: str
+    citation: str | None = None
+    source: Source
+    id: IdSpec
+    fields: dict[str, str] = Field(min_length=1)
+    labels: LabelSpec
+    slices: dict[str, str] = Field(default_factory=dict)
+    constants: dict[str, str] = Field(default_factory=dict)
+    rationale_column: str | None = None
+    image_column: str | None = None
+    default_split: str = "test"
+
+    @field_validator("name")
+    @classmethod
+    def _name_format(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"suite name must match {_NAME.pattern}")
+        return v
+
+    @field_validator("fields")
+    @classmethod
+    def _canonical_fields(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = sorted(set(v) - set(TEXT_FIELDS))
+        if bad:
+            raise ValueError(
+                f"unknown canonical text field(s) {bad}; expected keys among {list(TEXT_FIELDS)}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _slice_names(self) -> SuiteCard:
+        for name in list(self.slices) + list(self.constants):
+            if name in RESERVED_COLUMNS or name in TEXT_FIELDS:
+                raise ValueError(f"slice name {name!r} clashes with a canonical column")
+            if not _NAME.match(name):
+                raise ValueError(f"slice name {name!r} must match {_NAME.pattern}")
+        return self
+
+    def splits(self) -> list[str]:
+        names: set[str] = set()
+        if self.source.local:
+            names |= set(self.source.local.splits)
+        if self.source.hub and self.source.hub.splits:
+            names |= set(self.source.hub.splits)
+        return sorted(names)
+
+    def slice_names(self) -> list[str]:
+        return list(self.slices) + [c for c in self.constants if c not in self.slices]
+
+
+def card_dict_for_record(card: SuiteCard) -> dict[str, Any]:
+    return card.model_dump(mode="json")
+
+
+def card_path(name_or_path: str, suites_root: Path) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml"):
+        return p
+    if p.is_dir():
+        return p / "suite.yaml"
+    return suites_root / name_or_path / "suite.yaml"

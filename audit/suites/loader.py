@@ -1,0 +1,601 @@
+"""Load a suite card's data into a ``datasets.Dataset`` with the canonical features.
+
+Validation happens here, once, with errors that name the card, the field, the
+expected and actual value, and the fix: missing files and columns, duplicate or
+empty ids, label values the card does not map, labels outside the policy, rows
+with no text, and empty suites.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from audit._validation import load_model
+from audit.errors import SuiteError
+from audit.schema import (
+    LABEL_NAMES,
+    NEGATIVE,
+    POSITIVE,
+    TEXT_FIELDS,
+    UNKNOWN,
+    Item,
+    content_hash,
+)
+from audit.settings import data_root, repo_root
+from audit.suites.card import LabelRule, SuiteCard, card_path
+
+if TYPE_CHECKING:
+    import datasets
+
+    from audit.policy import Policy
+
+
+class SuiteDataMissing(SuiteError):
+    """The suite's local files are absent (an ``optional`` suite is then skipped)."""
+
+
+@dataclass
+class LoadedSuite:
+    """A validated suite split.
+
+    Attributes:
+        dataset: canonical ``datasets.Dataset`` (see :mod:`audit.schema`).
+        labels: (n, K) int8 gold per policy category (-1 unknown), K = len(categories).
+        overall: (n,) int8 any-violation gold (-1 unknown).
+        digest: sha256 over the canonical schema and every row sorted by id.
+    """
+
+    card: SuiteCard
+    card_path: Path
+    split: str
+    dataset: datasets.Dataset
+    categories: tuple[str, ...]
+    covers: tuple[str, ...]
+    labels: np.ndarray
+    overall: np.ndarray
+    digest: str
+    source: dict[str, Any]
+    slice_names: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance written to the run record."""
+        return {
+            "name": self.card.name,
+            "version": self.card.version,
+            "split": self.split,
+            "n": len(self),
+            "digest": self.digest,
+            "policy": self.card.policy,
+            "covers": list(self.covers),
+            "source": self.source,
+            "card": str(self.card_path),
+            "positives": {
+                c: int((self.labels[:, k] == POSITIVE).sum()) for k, c in enumerate(self.categories)
+            },
+            "unknown": {
+                c: int((self.labels[:, k] == UNKNOWN).sum()) for k, c in enumerate(self.categories)
+            },
+            "overall_positives": int((self.overall == POSITIVE).sum()),
+        }
+
+
+def suites_root() -> Path:
+    return repo_root() / "suites"
+
+
+def available_suites() -> list[str]:
+    root = suites_root()
+    return sorted(p.parent.name for p in root.glob("*/suite.yaml"))
+
+
+def load_card(name_or_path: str) -> tuple[SuiteCard, Path]:
+    path = card_path(name_or_path, suites_root())
+    if not path.exists():
+        import difflib
+
+        known = available_suites()
+        close = difflib.get_close_matches(name_or_path, known, n=1)
+        raise SuiteError(
+            "suite not found",
+            where=str(path),
+            expected=f"a suite name among {known} or a path to a suite.yaml",
+            actual=repr(name_or_path),
+            fix=f"did you mean {close[0]!r}?" if close else "check the name or path",
+        )
+    card = load_model(SuiteCard, path, error=SuiteError)
+    if card.name != path.parent.name and path.name == "suite.yaml":
+        raise SuiteError(
+            "suite name does not match its folder",
+            where=str(path),
+            field="name",
+            expected=repr(path.parent.name),
+            actual=repr(card.name),
+            fix="rename the folder or the suite",
+        )
+    return card, path
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _resolve_root(card: SuiteCard, cpath: Path) -> Path:
+    assert card.source.local is not None
+    root = card.source.local.root.replace("${data_root}", str(data_root()))
+    p = Path(os.path.expandvars(root)).expanduser()
+    return p if p.is_absolute() else (cpath.parent / p).resolve()
+
+
+def _read_file(path: Path, fmt: str, encoding: str, where: str) -> list[dict[str, Any]]:
+    try:
+        if fmt == "csv":
+            raw = path.read_bytes()
+            if path.suffix == ".gz":
+                raw = gzip.decompress(raw)
+            text = raw.decode(encoding)
+            return [dict(r) for r in csv.DictReader(io.StringIO(text))]
+        if fmt == "jsonl":
+            opener = gzip.open if path.suffix == ".gz" else open
+            rows = []
+            with opener(path, "rt", encoding=encoding) as fh:  # type: ignore[operator]
+                for lineno, line in enumerate(fh, 1):
+                    if line.strip():
+                        try:
+                            rows.append(json.loads(line))
+                        except json.JSONDecodeError as exc:
+                            raise SuiteError(
+                                f"invalid JSON on line {lineno}: {exc.msg}",
+                                where=str(path),
+                                expected="one JSON object per line",
+                                actual=line[:60].strip(),
+                                fix="fix or remove the line",
+                            ) from None
+            return rows
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    except SuiteError:
+        raise
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
+        raise SuiteError(
+            f"cannot read {fmt} file: {exc}",
+            where=where,
+            field="source.local",
+            expected=f"a readable {fmt} file",
+            actual=str(path),
+        ) from None
+
+
+def _read_rows(card: SuiteCard, cpath: Path, split: str) -> tuple[list[dict[str, Any]], dict]:
+    local = card.source.local
+    if local is not None:
+        root = _resolve_root(card, cpath)
+        if split not in local.splits:
+            raise SuiteError(
+                "unknown split",
+                where=str(cpath),
+                field="source.local.splits",
+                expected=f"one of {sorted(local.splits)}",
+                actual=repr(split),
+                fix="choose an existing split in the run config",
+            )
+        names = local.splits[split]
+        files = [root / n for n in ((names,) if isinstance(names, str) else names)]
+        missing = [f for f in files if not f.exists()]
+        if not missing:
+            rows: list[dict[str, Any]] = []
+            described = []
+            for f in files:
+                rows.extend(_read_file(f, local.format, local.encoding, str(cpath)))
+                described.append({"path": str(f), "sha256": _sha256_file(f)})
+            return rows, {"kind": "local", "files": described}
+        if card.source.hub is None or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+            raise SuiteDataMissing(
+                "local data not found",
+                where=str(cpath),
+                field="source.local.root",
+                expected="existing file(s) " + ", ".join(str(m) for m in missing),
+                actual="missing",
+                fix=(
+                    "set AUDIT_DATA_ROOT to the folder holding the public sets "
+                    f"(now {data_root()})"
+                    + (", or allow hub access to use " + card.source.hub.id if card.source.hub else "")
+                ),
+            )
+    assert card.source.hub is not None
+    return _read_hub(card, cpath, split)
+
+
+def _read_hub(card: SuiteCard, cpath: Path, split: str) -> tuple[list[dict[str, Any]], dict]:
+    import datasets
+
+    hub = card.source.hub
+    assert hub is not None
+    hub_split = hub.splits.get(split, split)
+    try:
+        ds = datasets.load_dataset(hub.id, hub.config, split=hub_split, revision=hub.revision)
+    except Exception as exc:  # network, auth, unknown repo: one line
+        raise SuiteError(
+            f"cannot load hub dataset: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}",
+            where=str(cpath),
+            field="source.hub",
+            expected=f"{hub.id}@{hub.revision} split {hub_split}",
+            actual="load failed",
+            fix="check network access and the id/revision, or provide local files",
+        ) from None
+    return ds.to_list(), {"kind": "hub", "id": hub.id, "revision": hub.revision, "split": hub_split}
+
+
+_SHA_CACHE: dict[tuple[str, int, float], str] = {}
+
+
+def _sha256_file(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime)
+    if key not in _SHA_CACHE:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        _SHA_CACHE[key] = h.hexdigest()
+    return _SHA_CACHE[key]
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b or str(a).lower() == str(b).lower()
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return float(a) == float(b)
+    return str(a).strip() == str(b).strip()
+
+
+def _apply_rule(
+    rule: LabelRule, row: dict[str, Any], row_id: str, where: str, field: str
+) -> int:
+    values = []
+    for col in rule.columns:
+        if col not in row:
+            values.append(None)
+            continue
+        values.append(row[col])
+    out: list[int] = []
+    for col, v in zip(rule.columns, values):
+        if _is_missing(v):
+            out.append(UNKNOWN)
+        elif any(_same(v, p) for p in rule.positive):
+            out.append(POSITIVE)
+        elif any(_same(v, n) for n in rule.negative):
+            out.append(NEGATIVE)
+        elif rule.other == "unknown":
+            out.append(UNKNOWN)
+        elif rule.other == "negative":
+            out.append(NEGATIVE)
+        else:
+            raise SuiteError(
+                f"label value not mapped (item {row_id!r}, column {col!r})",
+                where=where,
+                field=field,
+                expected=f"one of {list(rule.positive) + list(rule.negative)}",
+                actual=repr(v),
+                fix="add the value to positive/negative, or set other: unknown",
+            )
+    if POSITIVE in out:
+        return POSITIVE
+    if out and all(o == NEGATIVE for o in out):
+        return NEGATIVE
+    return UNKNOWN
+
+
+def _check_columns(card: SuiteCard, cols: set[str], where: str) -> None:
+    def need(col: str, fld: str, optional: bool = False) -> None:
+        if col not in cols and not optional:
+            raise SuiteError(
+                "column not found in the data",
+                where=where,
+                field=fld,
+                expected=f"one of the data's columns {sorted(cols)}",
+                actual=repr(col),
+                fix="correct the column name in the suite card",
+            )
+
+    if card.id.column:
+        need(card.id.column, "id.column")
+    for fname, col in card.fields.items():
+        need(col, f"fields.{fname}")
+    for i, r in enumerate(card.labels.rules):
+        for c in r.columns:
+            need(c, f"labels.rules[{i}].column", optional=r.missing_column == "unknown")
+    if card.labels.overall:
+        for c in card.labels.overall.columns:
+            need(c, "labels.overall.column", optional=card.labels.overall.missing_column == "unknown")
+    if card.labels.list_column:
+        need(card.labels.list_column, "labels.list_column")
+    for s, col in card.slices.items():
+        need(col, f"slices.{s}")
+    if card.rationale_column:
+        need(card.rationale_column, "rationale_column")
+
+
+def _covers(card: SuiteCard, policy: Policy, where: str) -> tuple[str, ...]:
+    cats = policy.category_ids
+    covers = cats if card.labels.covers == "all" else tuple(card.labels.covers)
+    named = list(covers) + [r.category for r in card.labels.rules if r.category]
+    for i, c in enumerate(named):
+        if c not in cats:
+            import difflib
+
+            close = difflib.get_close_matches(c, cats, n=1)
+            fld = "labels.covers" if i < len(covers) else "labels.rules.category"
+            raise SuiteError(
+                "label category not in the policy",
+                where=where,
+                field=fld,
+                expected=f"a category of {policy.ref}: {list(cats)}",
+                actual=repr(c),
+                fix=f"did you mean {close[0]!r}?" if close else "map onto a policy category",
+            )
+    for r in card.labels.rules:
+        if r.category not in covers:
+            raise SuiteError(
+                "rule for a category the suite does not cover",
+                where=where,
+                field="labels.covers",
+                expected=f"{r.category!r} listed in covers",
+                actual=list(covers),
+                fix=f"add {r.category!r} to labels.covers",
+            )
+    return covers
+
+
+def load_suite(
+    name_or_path: str,
+    policy: Policy,
+    *,
+    split: str | None = None,
+    limit: int | None = None,
+) -> LoadedSuite:
+    """Load and validate one suite split into the canonical schema."""
+    card, cpath = load_card(name_or_path)
+    where = str(cpath)
+    if card.policy != policy.ref:
+        raise SuiteError(
+            "suite is labelled against another policy version",
+            where=where,
+            field="policy",
+            expected=repr(policy.ref),
+            actual=repr(card.policy),
+            fix="relabel/remap the suite, or run with the policy it was labelled for",
+        )
+    split = split or card.default_split
+    covers = _covers(card, policy, where)
+    rows, source = _read_rows(card, cpath, split)
+    if not rows:
+        raise SuiteError(
+            "suite split is empty",
+            where=where,
+            field=f"source (split {split!r})",
+            expected="at least one row",
+            actual="0 rows",
+            fix="check the data file",
+        )
+    cols: set[str] = set()
+    for r in rows[: min(len(rows), 2000)]:
+        cols |= set(r)
+    _check_columns(card, cols, where)
+    if limit is not None:
+        rows = rows[:limit]
+    return _canonicalise(card, cpath, split, rows, source, covers, policy)
+
+
+def _canonicalise(
+    card: SuiteCard,
+    cpath: Path,
+    split: str,
+    rows: list[dict[str, Any]],
+    source: dict[str, Any],
+    covers: tuple[str, ...],
+    policy: Policy,
+) -> LoadedSuite:
+    where = str(cpath)
+    cats = policy.category_ids
+    kidx = {c: i for i, c in enumerate(cats)}
+    n = len(rows)
+    labels = np.full((n, len(cats)), UNKNOWN, dtype=np.int8)
+    overall = np.full(n, UNKNOWN, dtype=np.int8)
+    cover_idx = [kidx[c] for c in covers]
+    ids: list[str] = []
+    out_rows: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    slice_names = card.slice_names()
+    for i, row in enumerate(rows):
+        if card.id.column:
+            raw_id = row.get(card.id.column)
+            if _is_missing(raw_id):
+                raise SuiteError(
+                    f"empty id in row {i}",
+                    where=where,
+                    field="id.column",
+                    expected="a non-empty id in every row",
+                    actual=repr(raw_id),
+                    fix="fill the id or use id: {generate: row_index}",
+                )
+            iid = f"{card.id.prefix}{raw_id}"
+        else:
+            iid = f"{card.id.prefix}{split}-{i}"
+        if iid in seen:
+            raise SuiteError(
+                "duplicate item id",
+                where=where,
+                field="id",
+                expected="unique ids",
+                actual=f"{iid!r} in rows {seen[iid]} and {i}",
+                fix="deduplicate the data or use id: {generate: row_index}",
+            )
+        seen[iid] = i
+        ids.append(iid)
+        texts: dict[str, str | None] = {}
+        for fname in TEXT_FIELDS:
+            col = card.fields.get(fname)
+            v = row.get(col) if col else None
+            texts[fname] = None if _is_missing(v) else str(v)
+        if not any(texts.values()):
+            raise SuiteError(
+                f"item {iid!r} has no text in any field",
+                where=where,
+                field="fields",
+                expected="at least one non-empty text field per item",
+                actual="all empty",
+                fix="remove the row or map another column",
+            )
+        for j, rule in enumerate(card.labels.rules):
+            labels[i, kidx[rule.category]] = _apply_rule(  # type: ignore[index]
+                rule, row, iid, where, f"labels.rules[{j}]"
+            )
+        if card.labels.list_column:
+            lst = row.get(card.labels.list_column)
+            if lst is None:
+                lst = []
+            if isinstance(lst, str):
+                lst = [x.strip() for x in lst.split(",") if x.strip()]
+            for c in lst:
+                if c not in kidx:
+                    raise SuiteError(
+                        f"label not in the policy (item {iid!r})",
+                        where=where,
+                        field=f"labels.list_column ({card.labels.list_column})",
+                        expected=f"categories of {policy.ref}: {list(cats)}",
+                        actual=repr(c),
+                        fix="fix the label or the policy mapping",
+                    )
+                if c not in covers:
+                    raise SuiteError(
+                        f"label for a category the suite does not cover (item {iid!r})",
+                        where=where,
+                        field="labels.covers",
+                        expected=f"{c!r} in covers",
+                        actual=list(covers),
+                    )
+            listed = set(lst)
+            for c in covers:
+                if labels[i, kidx[c]] == UNKNOWN or c in listed:
+                    labels[i, kidx[c]] = POSITIVE if c in listed else NEGATIVE
+        if card.labels.overall is not None:
+            overall[i] = _apply_rule(card.labels.overall, row, iid, where, "labels.overall")
+        else:
+            sub = labels[i, cover_idx]
+            overall[i] = (
+                POSITIVE if (sub == POSITIVE).any() else NEGATIVE if (sub == NEGATIVE).all() else UNKNOWN
+            )
+        rec: dict[str, Any] = {"id": iid, **texts}
+        rec["rationale"] = (
+            str(row.get(card.rationale_column)) if card.rationale_column and not _is_missing(row.get(card.rationale_column)) else None
+        )
+        for s in slice_names:
+            if s in card.slices:
+                v = row.get(card.slices[s])
+                rec[s] = None if _is_missing(v) else str(v)
+            else:
+                rec[s] = card.constants[s]
+        rec["content_hash"] = content_hash(texts)
+        out_rows.append(rec)
+
+    ds, digest = _to_dataset(out_rows, labels, overall, cats, slice_names)
+    return LoadedSuite(
+        card=card,
+        card_path=cpath,
+        split=split,
+        dataset=ds,
+        categories=cats,
+        covers=covers,
+        labels=labels,
+        overall=overall,
+        digest=digest,
+        source=source,
+        slice_names=slice_names,
+    )
+
+
+def canonical_features(categories: tuple[str, ...], slice_names: list[str]) -> datasets.Features:
+    import datasets
+
+    feats: dict[str, Any] = {"id": datasets.Value("string")}
+    for f in TEXT_FIELDS:
+        feats[f] = datasets.Value("string")
+    feats["labels"] = {c: datasets.ClassLabel(names=LABEL_NAMES) for c in categories}
+    feats["label_overall"] = datasets.ClassLabel(names=LABEL_NAMES)
+    feats["rationale"] = datasets.Value("string")
+    for s in slice_names:
+        feats[s] = datasets.Value("string")
+    feats["content_hash"] = datasets.Value("string")
+    return datasets.Features(feats)
+
+
+def _to_dataset(
+    rows: list[dict[str, Any]],
+    labels: np.ndarray,
+    overall: np.ndarray,
+    cats: tuple[str, ...],
+    slice_names: list[str],
+) -> tuple[datasets.Dataset, str]:
+    import datasets
+
+    feats = canonical_features(cats, slice_names)
+    cols: dict[str, list[Any]] = {k: [r[k] for r in rows] for k in rows[0]}
+    cols["labels"] = [dict(zip(cats, map(int, lab))) for lab in labels]
+    cols["label_overall"] = [int(v) for v in overall]
+    ordered = {k: cols[k] for k in feats}
+    ds = datasets.Dataset.from_dict(ordered, features=feats)
+    return ds, content_digest(ordered, feats)
+
+
+def content_digest(columns: dict[str, list[Any]], features: datasets.Features) -> str:
+    """sha256 over the schema (with label names) and every row, sorted by id.
+
+    Independent of Arrow layout and ``Dataset._fingerprint``: the same content
+    gives the same digest whether loaded from CSV, JSONL, Parquet or the hub.
+    """
+    h = hashlib.sha256()
+    h.update(json.dumps(features.to_dict(), sort_keys=True).encode("utf-8"))
+    keys = list(columns)
+    order = sorted(range(len(columns["id"])), key=lambda i: columns["id"][i])
+    for i in order:
+        row = {k: columns[k][i] for k in keys}
+        h.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def suite_items(suite: LoadedSuite) -> list[Item]:
+    """The suite's rows as moderator inputs (text fields present, slices as context)."""
+    cols = suite.dataset.select_columns(
+        ["id", "content_hash", *TEXT_FIELDS, *suite.slice_names]
+    ).to_dict()
+    out: list[Item] = []
+    for i, iid in enumerate(cols["id"]):
+        fields = {f: cols[f][i] for f in TEXT_FIELDS if cols[f][i]}
+        ctx = {s: cols[s][i] for s in suite.slice_names if cols[s][i] is not None}
+        out.append(Item(id=iid, content_hash=cols["content_hash"][i], fields=fields, context=ctx))
+    return out

@@ -1,0 +1,271 @@
+"""MLflow mirror of a run record.
+
+Naming scheme:
+* one **parent run** per audit (run name = audit run id) with the config's
+  params, provenance tags and the record, config and report as artifacts;
+* one **child run** per suite × moderator (``<suite>/<moderator>``) with params
+  (suite, split, moderator type, thresholds, fingerprint), tags (suite digest,
+  policy version, git commit), metrics ``{suite}/{category}/{metric}`` plus
+  ``_ci_low``/``_ci_high`` and ``/n``, dataset lineage via ``log_input``, the
+  predictions Parquet and the FP/FN table (``log_table``, visible in the UI).
+
+Runs are created only once results exist and are always terminated, so a
+killed scoring job never leaves a RUNNING run; a run left RUNNING by a process
+killed *during* mirroring is marked KILLED by the next audit on the same host.
+
+Restricted categories: item text never reaches MLflow — tables carry only id and
+content hash for those rows (the predictions Parquet carries no text at all).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from audit.errors import TrackingError
+
+if TYPE_CHECKING:
+    from audit.record import RunRecord
+    from audit.results import SuiteResult
+
+_KEY_BAD = re.compile(r"[^a-z0-9_/.\-]+")
+
+
+def slug(key: str) -> str:
+    """MLflow key slug: lower-case ``[a-z0-9_/.-]``."""
+    return _KEY_BAD.sub("_", key.lower())
+
+
+def metric_key(suite: str, category: str, metric: str) -> str:
+    return slug(f"{suite}/{category}/{metric}")
+
+
+def default_tracking_uri(runs_dir: Path) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs_dir / 'mlflow.db'}"
+
+
+def _setup(uri: str, experiment: str, runs_dir: Path) -> tuple[Any, str]:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    import logging
+
+    for name in ("alembic", "mlflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        kwargs = {}
+        if uri.startswith("sqlite:"):
+            kwargs["artifact_location"] = (runs_dir / "mlartifacts").resolve().as_uri()
+        exp_id = client.create_experiment(experiment, **kwargs)
+    else:
+        exp_id = exp.experiment_id
+    return client, exp_id
+
+
+def reap_orphans(client: Any, exp_id: str) -> int:
+    """Terminate (KILLED) runs left RUNNING by a dead audit process on this host."""
+    from audit.record import _pid_alive
+
+    host = socket.gethostname()
+    n = 0
+    runs = client.search_runs(
+        [exp_id], filter_string="attributes.status = 'RUNNING'", max_results=500
+    )
+    for r in runs:
+        tags = r.data.tags
+        pid = tags.get("audit.pid")
+        if tags.get("audit.host") == host and pid and pid.isdigit():
+            if int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                client.set_terminated(r.info.run_id, status="KILLED")
+                n += 1
+    return n
+
+
+def _dataset(res: SuiteResult) -> Any:
+    from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.types import ColSpec, Schema
+
+    src = res.suite.source
+    if src.get("kind") == "hub":
+        source = HuggingFaceDatasetSource(
+            path=src["id"], revision=src["revision"], split=src.get("split")
+        )
+    else:
+        fmt = res.suite.card.source.local.format if res.suite.card.source.local else "json"
+        source = HuggingFaceDatasetSource(
+            path={"jsonl": "json"}.get(fmt, fmt),
+            data_files=[f["path"] for f in src.get("files", [])],
+            split=res.suite.split,
+        )
+    schema = Schema(
+        [ColSpec("string", "id"), ColSpec("string", "content_hash")]
+        + [ColSpec("long", f"labels.{c}") for c in res.suite.categories]
+        + [ColSpec("string", s) for s in res.suite.slice_names]
+    )
+    return MetaDataset(
+        source=source,
+        name=f"{res.suite.name}:{res.suite.split}",
+        digest=res.suite.digest[:32],
+        schema=schema,
+    )
+
+
+def _flat_metrics(res: SuiteResult) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for cat, per in res.metrics.items():
+        for m, v in per.items():
+            if v["value"] is None:
+                continue
+            base = metric_key(res.suite.name, cat, m)
+            out[base] = float(v["value"])
+            if v.get("ci_low") is not None:
+                out[base + "_ci_low"] = float(v["ci_low"])
+                out[base + "_ci_high"] = float(v["ci_high"])
+        n = per.get("support", {}).get("value") if per else None
+        if n is not None:
+            out[metric_key(res.suite.name, cat, "n")] = float(n)
+    return out
+
+
+def mirror(
+    record: RunRecord,
+    results: list[SuiteResult],
+    *,
+    uri: str,
+    experiment: str,
+    runs_dir: Path,
+    max_table_rows: int,
+) -> dict[str, Any]:
+    """Write the parent and child runs; returns ids for the record."""
+    from audit.results import fp_fn_frame
+
+    try:
+        client, exp_id = _setup(uri, experiment, runs_dir)
+        reaped = reap_orphans(client, exp_id)
+    except Exception as exc:
+        raise TrackingError(
+            f"cannot open the MLflow store: {type(exc).__name__}: {exc}",
+            where=uri,
+            fix="check tracking.uri / MLFLOW_TRACKING_URI, or pass --no-mlflow",
+        ) from None
+    import mlflow
+
+    d = record.data
+    git = d["provenance"]["git"]
+    base_tags = {
+        "audit.run_id": record.run_id,
+        "audit.config_hash": d["config_hash"],
+        "audit.policy": d["policy"]["ref"],
+        "audit.policy_digest": d["policy"]["digest"],
+        "audit.host": socket.gethostname(),
+        "audit.pid": str(os.getpid()),
+        "audit.record": str(record.path),
+        "mlflow.source.git.commit": git.get("commit") or "",
+        "audit.git_dirty": str(git.get("dirty")),
+        **{f"user.{k}": v for k, v in d["config"].get("tags", {}).items()},
+    }
+    out: dict[str, Any] = {"tracking_uri": uri, "experiment_id": exp_id, "children": {}, "reaped": reaped}
+    try:
+        parent = client.create_run(exp_id, run_name=record.run_id, tags=base_tags)
+        pid = parent.info.run_id
+        out["parent_run_id"] = pid
+        cfg = d["config"]
+        _params(client, pid, {
+            "config.name": cfg["name"],
+            "config.hash": d["config_hash"],
+            "policy": d["policy"]["ref"],
+            "seed": cfg["seed"],
+            "suites": ",".join(s["name"] for s in d["suites"].values()),
+            "moderators": ",".join(m["name"] for m in cfg["moderators"]),
+            "metrics.bootstrap": cfg["metrics"]["bootstrap"],
+            "metrics.ci": cfg["metrics"]["ci"],
+            "runner.error_budget": cfg["runner"]["error_budget"],
+        })
+        for res in results:
+            child = client.create_run(
+                exp_id,
+                run_name=f"{res.suite.name}/{res.spec.name}",
+                tags={
+                    **base_tags,
+                    "mlflow.parentRunId": pid,
+                    "audit.suite": res.suite.name,
+                    "audit.suite_digest": res.suite.digest,
+                    "audit.suite_version": res.suite.card.version,
+                    "audit.moderator": res.spec.name,
+                    "audit.moderator_type": res.spec.type,
+                    "audit.fingerprint": res.fingerprint_hash,
+                },
+            )
+            cid = child.info.run_id
+            out["children"][res.key] = cid
+            _params(client, cid, {
+                "suite": res.suite.name,
+                "suite.split": res.suite.split,
+                "suite.version": res.suite.card.version,
+                "suite.n": res.n,
+                "moderator": res.spec.name,
+                "moderator.type": res.spec.type,
+                "moderator.fingerprint": res.fingerprint_hash[:16],
+                "moderator.batch_size": res.spec.batch_size,
+                "moderator.categories": ",".join(res.categories),
+                "thresholds": json.dumps(res.spec.thresholds, sort_keys=True),
+                **{f"params.{k}": json.dumps(v) if not isinstance(v, str) else v
+                   for k, v in sorted(res.spec.params.items())},
+            })
+            _metrics(client, cid, _flat_metrics(res))
+            with mlflow.start_run(run_id=cid, nested=True):
+                mlflow.log_input(_dataset(res), context=res.suite.split)
+                table = fp_fn_frame(res, max_table_rows)
+                if not table.empty:
+                    mlflow.log_table(table, artifact_file="fp_fn.json")
+            pq = record.dir / "predictions" / f"{res.key}.parquet"
+            if pq.exists():
+                client.log_artifact(cid, str(pq), artifact_path="predictions")
+            client.set_terminated(cid, status="FINISHED")
+        for name in ("record.json", "config.yaml", "report.md"):
+            p = record.dir / name
+            if p.exists():
+                client.log_artifact(pid, str(p))
+        client.set_terminated(pid, status="FINISHED" if d["status"] == "finished" else "FAILED")
+    except Exception as exc:
+        for rid in [out.get("parent_run_id"), *out["children"].values()]:
+            if rid:
+                try:
+                    client.set_terminated(rid, status="FAILED")
+                except Exception:  # noqa: BLE001 - best effort cleanup
+                    pass
+        raise TrackingError(
+            f"writing to MLflow failed: {type(exc).__name__}: {exc}",
+            where=uri,
+            fix="the run record on disk is complete; rerun to retry mirroring",
+        ) from exc
+    return out
+
+
+def _params(client: Any, run_id: str, params: dict[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i : i + 100])
+
+
+def _metrics(client: Any, run_id: str, metrics: dict[str, float]) -> None:
+    import time
+
+    from mlflow.entities import Metric
+
+    ts = int(time.time() * 1000)
+    items = [Metric(k, v, ts, 0) for k, v in metrics.items()]
+    for i in range(0, len(items), 1000):
+        client.log_batch(run_id, metrics=items[i : i + 1000])
