@@ -42,15 +42,20 @@ def ece_batch(b: ScoreBins, n_bins: int = 10) -> np.ndarray:
     rows = b.pos.shape[0]
     if b.pos.shape[1] == 0:
         return np.full(rows, np.nan)
-    pos = b.pos[:, ::-1]
-    neg = b.neg[:, ::-1]
-    w = pos + neg
-    total = w.sum(axis=1)
-    below = np.cumsum(w, axis=1) - w
+    # bins are in descending score order: the weight strictly below bin i is the total
+    # minus the cumulative weight down to i (tps + fps)
+    flagged = b.tps + b.fps
+    total = flagged[:, -1]
     safe_total = np.where(total > 0, total, 1.0)[:, None]
-    coarse = np.floor_divide(below * n_bins, safe_total).astype(np.intp)
-    np.clip(coarse, 0, n_bins - 1, out=coarse)
-    resid = pos - (pos * b.s_pos[::-1] + neg * b.s_neg[::-1])
+    # weights are integer-valued, so (below · M) / total is rounded once and its floor is
+    # exact (no bin-edge error) while below · M < 2**53
+    below = safe_total - flagged if total.size else flagged
+    below[total <= 0] = 0.0
+    below *= n_bins
+    below /= safe_total
+    coarse = below.astype(np.intp)
+    np.minimum(coarse, n_bins - 1, out=coarse)
+    resid = b.pos - b.pos * b.s_pos - b.neg * b.s_neg
     coarse += (np.arange(rows, dtype=np.intp) * n_bins)[:, None]
     per_bin = np.bincount(coarse.ravel(), weights=resid.ravel(), minlength=rows * n_bins)
     gap = np.abs(per_bin.reshape(rows, n_bins)).sum(axis=1)

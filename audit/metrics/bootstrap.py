@@ -1,0 +1,365 @@
+"""``compute_metrics``: every metric × category with percentile-bootstrap intervals.
+
+Point estimates are always exact (computed on the items themselves). Intervals are
+95% (``ci``) **percentile bootstrap** intervals over items (Efron, 1979, "Bootstrap methods:
+another look at the jackknife"; Efron & Tibshirani 1993, ch. 13), as METHODS.md §2 asks for
+non-decomposable metrics, computed one of two ways:
+
+``row-bootstrap`` (exact; used when ``n × K ≤ ROW_BOOTSTRAP_MAX_CELLS``)
+    ``n_boot`` resamples of the ``n`` rows are drawn **once** as row indices from
+    ``numpy.random.default_rng(seed)`` (in chunks of consecutive draws from that one stream)
+    and reused for every metric and every category, including ``"overall"``: the
+    intervals are *paired* across categories and metrics (the same resampled items
+    everywhere), so per-category intervals can be compared or combined. A row that is
+    excluded for a category (unknown label, NaN score) is drawn like any other row and then
+    ignored by that category, so a category's size varies across resamples as it would in
+    a fresh sample.
+
+``cell-bootstrap`` (fast; used above that size)
+    Each category's metrics are computed from sufficient statistics whose counts are
+    resampled directly: the 2×2 confusion table (multinomial draw of the category's ``n``
+    over its 4 cells, equivalent to resampling its items) for precision / recall / F1 /
+    FPR / prevalence, and a per-class score histogram (``hist_bins`` quantile bins, half
+    from the positives' and half from the negatives' scores; multinomial draw over the
+    ``2 × J`` cells) for AUPRC / AUROC / R@P / TPR@FPR / ECE / Brier, computed from
+    cumulative bin counts. Binning treats the scores inside one fine bin as tied, which
+    shifts the ranking metrics slightly; the bootstrap replicates are therefore
+    **re-centred** by ``exact point − binned point`` so they describe the spread around the
+    exact estimate (the benchmark ``bench/bench_metrics.py`` reports the remaining
+    difference to the exact row bootstrap). The draws are independent per category (its
+    own child stream ``SeedSequence(seed, spawn_key=(k,))``) and the confusion table and
+    histogram are drawn separately, so **the cross-category (and threshold-vs-ranking)
+    pairing of the row bootstrap is lost** on this path; each marginal interval is still a
+    valid item bootstrap (conditional on the category's size).
+
+Percentile intervals ignore resamples on which a metric is undefined (e.g. no positives
+drawn). If the percentile interval does not contain the point estimate (possible for
+skewed, discrete statistics), it is **widened to include it**: ``lo = min(lo, point)``,
+``hi = max(hi, point)``. Counts (``support``, ``n_pos``) are reported exactly
+(``method="exact"``, interval = value).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from audit.metrics.classification import Confusion, confusion
+from audit.metrics.ranking import ScoreBins, exact_bins, quantile_bins, sort_desc, tie_starts
+from audit.metrics.registry import (
+    MetricSpec,
+    UndefinedMetricWarning,
+    as_labels,
+    as_pred,
+    as_scores,
+    get_metric,
+    metric_names,
+    point_result,
+)
+
+#: Use the exact row bootstrap while ``n_items × n_categories`` is at most this.
+ROW_BOOTSTRAP_MAX_CELLS = 200_000
+#: Fine histogram bins per category for the cell bootstrap of score-based metrics.
+HIST_BINS = 1024
+#: Row-bootstrap chunk: at most this many resampled row indices in memory at once.
+CHUNK_ELEMS = 1 << 21
+
+Method = Literal["auto", "row", "cell"]
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """One metric for one category.
+
+    Attributes:
+        name: metric name.
+        value: exact point estimate (NaN when undefined).
+        ci_low: lower bound of the bootstrap interval (NaN when unavailable).
+        ci_high: upper bound.
+        n: items used (known label and non-NaN score).
+        reason: why ``value`` is NaN, else ``None``.
+        method: ``"row-bootstrap"``, ``"cell-bootstrap"``, ``"exact"`` (counts, no
+            sampling interval) or ``"none"`` (``n_boot == 0``).
+        n_excluded: rows excluded for this category (unknown label or NaN score).
+    """
+
+    name: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    reason: str | None = None
+    method: str = "none"
+    n_excluded: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (NaN → ``None``)."""
+        d = asdict(self)
+        for k in ("value", "ci_low", "ci_high"):
+            d[k] = None if np.isnan(d[k]) else float(d[k])
+        return d
+
+
+@dataclass
+class _Column:
+    """One category (or "overall") prepared for evaluation."""
+
+    name: str
+    mask: np.ndarray
+    y: np.ndarray
+    score: np.ndarray
+    pred: np.ndarray
+    order: np.ndarray | None = None
+    y_desc: np.ndarray | None = None
+    s_desc: np.ndarray | None = None
+    bins: ScoreBins | None = None
+    conf: Confusion | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.y.size)
+
+
+def percentile_interval(boot: np.ndarray, point: float, ci: float) -> tuple[float, float]:
+    """Percentile interval of the finite replicates, widened to contain ``point``."""
+    if np.isnan(point):
+        return float("nan"), float("nan")
+    finite = boot[np.isfinite(boot)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    alpha = (1.0 - ci) / 2.0
+    lo, hi = np.quantile(finite, [alpha, 1.0 - alpha])
+    return float(min(lo, point)), float(max(hi, point))
+
+
+def _prepare_columns(
+    y: np.ndarray,
+    score: np.ndarray,
+    pred: np.ndarray,
+    names: Sequence[str],
+    need_bins: bool,
+) -> list[_Column]:
+    cols = []
+    for k, name in enumerate(names):
+        yk, sk, pk = y[:, k], score[:, k], pred[:, k]
+        mask = (yk >= 0) & ~np.isnan(sk)
+        col = _Column(name, mask, yk[mask], sk[mask], pk[mask])
+        col.conf = confusion(col.y, col.pred)
+        if need_bins:
+            col.order, col.y_desc, col.s_desc = sort_desc(col.y, col.score)
+            col.bins = exact_bins(col.y_desc, col.s_desc)
+        cols.append(col)
+    return cols
+
+
+def _family_stats(col: _Column, spec: MetricSpec) -> Any:
+    return col.bins if spec.family == "ranking" else col.conf
+
+
+def _row_codes(col: _Column, n_rows: int) -> tuple[np.ndarray, int]:
+    """Per-row code ``4·bin + 2·y + pred`` (``4·J`` for excluded rows) and ``J``."""
+    if col.bins is not None and col.n:
+        assert col.order is not None and col.s_desc is not None
+        starts = tie_starts(col.s_desc)
+        is_start = np.zeros(col.n, dtype=np.intp)
+        is_start[starts] = 1
+        bin_sorted = np.cumsum(is_start) - 1
+        bin_id = np.empty(col.n, dtype=np.intp)
+        bin_id[col.order] = bin_sorted
+        n_bins = int(starts.size)
+    else:
+        bin_id = np.zeros(col.n, dtype=np.intp)
+        n_bins = 1
+    codes = np.full(n_rows, 4 * n_bins, dtype=np.intp)
+    codes[col.mask] = 4 * bin_id + 2 * col.y.astype(np.intp) + col.pred.astype(np.intp)
+    return codes, n_bins
+
+
+def _row_bootstrap(
+    cols: list[_Column], specs: list[MetricSpec], n_rows: int, n_boot: int, seed: int
+) -> list[dict[str, np.ndarray]]:
+    """Exact row bootstrap: one index draw per chunk, shared by all columns and metrics."""
+    rng = np.random.default_rng(seed)
+    prepared = [_row_codes(c, n_rows) for c in cols]
+    out: list[dict[str, list[np.ndarray]]] = [{s.name: [] for s in specs} for _ in cols]
+    chunk = max(1, CHUNK_ELEMS // max(n_rows, 1))
+    done = 0
+    while done < n_boot:
+        b = min(chunk, n_boot - done)
+        idx = rng.integers(0, n_rows, size=(b, n_rows))
+        for col, (codes, n_bins), acc in zip(cols, prepared, out, strict=True):
+            if col.n == 0:
+                for spec in specs:
+                    acc[spec.name].append(np.full(b, np.nan))
+                continue
+            width = 4 * n_bins + 1
+            flat = codes[idx] + (np.arange(b, dtype=np.intp) * width)[:, None]
+            counts = np.bincount(flat.ravel(), minlength=b * width).reshape(b, width)
+            cells = counts[:, :-1].reshape(b, n_bins, 2, 2).astype(np.float64)
+            conf = Confusion.from_cells(cells.sum(axis=1).reshape(b, 4))
+            bins = None
+            if col.bins is not None:
+                per_class = cells.sum(axis=3)
+                bins = col.bins.with_counts(per_class[:, :, 1], per_class[:, :, 0])
+            for spec in specs:
+                stats = bins if spec.family == "ranking" else conf
+                acc[spec.name].append(np.asarray(spec.batch(stats, **spec.params)))
+        done += b
+    return [{k: np.concatenate(v) for k, v in acc.items()} for acc in out]
+
+
+def _cell_bootstrap(
+    cols: list[_Column], specs: list[MetricSpec], n_boot: int, seed: int, hist_bins: int
+) -> list[dict[str, np.ndarray]]:
+    """Cell bootstrap: multinomial draws on each column's 2×2 table and score histogram."""
+    results = []
+    need_bins = any(s.family == "ranking" for s in specs)
+    for k, col in enumerate(cols):
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,)))
+        boot: dict[str, np.ndarray] = {}
+        if col.n == 0:
+            results.append({s.name: np.full(n_boot, np.nan) for s in specs})
+            continue
+        assert col.conf is not None
+        cells = np.array([col.conf.tn[0], col.conf.fp[0], col.conf.fn[0], col.conf.tp[0]])
+        conf = Confusion.from_cells(rng.multinomial(col.n, cells / col.n, size=n_boot))
+        bins = shift = None
+        if need_bins:
+            assert col.y_desc is not None and col.s_desc is not None
+            qb = quantile_bins(col.y_desc, col.s_desc, hist_bins)
+            j = qb.pos.shape[1]
+            p = np.concatenate([qb.pos[0], qb.neg[0]]) / col.n
+            draws = rng.multinomial(col.n, p, size=n_boot).astype(np.float64)
+            bins = qb.with_counts(draws[:, :j], draws[:, j:])
+            shift = qb
+        for spec in specs:
+            if spec.family == "ranking":
+                assert bins is not None and shift is not None
+                vals = np.asarray(spec.batch(bins, **spec.params))
+                exact = spec.batch(col.bins, **spec.params)[0]
+                binned = spec.batch(shift, **spec.params)[0]
+                if np.isfinite(exact) and np.isfinite(binned):
+                    vals = vals + (exact - binned)
+            else:
+                vals = np.asarray(spec.batch(conf, **spec.params))
+            boot[spec.name] = vals
+        results.append(boot)
+    return results
+
+
+def _as_2d(a: np.ndarray) -> np.ndarray:
+    return a.reshape(-1, 1) if a.ndim == 1 else a
+
+
+def compute_metrics(
+    y: np.ndarray,
+    score: np.ndarray,
+    pred: np.ndarray,
+    categories: list[str],
+    *,
+    metrics: list[str] | None = None,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    overall: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    method: Method = "auto",
+    hist_bins: int = HIST_BINS,
+) -> dict[str, dict[str, MetricValue]]:
+    """All requested metrics for every category (and ``"overall"``), with intervals.
+
+    Args:
+        y: ``(n, K)`` int8 labels, 1 positive, 0 negative, -1 unknown (excluded).
+        score: ``(n, K)`` float scores in [0, 1]; NaN = not scored (excluded).
+        pred: ``(n, K)`` bool decisions at the configured thresholds.
+        categories: the ``K`` category names, in column order.
+        metrics: metric names (default: every registered metric). Unknown names raise
+            :class:`~audit.errors.ConfigError`.
+        n_boot: bootstrap resamples (0: no intervals).
+        ci: interval coverage (0.95).
+        seed: seed of the bootstrap stream; the same seed gives the same intervals.
+        overall: optional ``(y, score, pred)`` 1-D arrays over the same ``n`` rows for the
+            any-violation label, reported under ``"overall"`` and resampled with the rows.
+        method: ``"auto"`` (row bootstrap when ``n·K ≤ ROW_BOOTSTRAP_MAX_CELLS``, else
+            cell), ``"row"`` or ``"cell"`` to force one (see the module docstring).
+        hist_bins: fine bins of the cell bootstrap's score histogram.
+
+    Returns:
+        ``{category: {metric: MetricValue}}``; undefined metrics are NaN with a reason and
+        raise an :class:`UndefinedMetricWarning` naming the category.
+    """
+    yy, ss, pp = _as_2d(as_labels(y)), _as_2d(as_scores(score)), _as_2d(as_pred(pred))
+    if not (yy.shape == ss.shape == pp.shape):
+        raise ValueError(f"shapes differ: y {yy.shape}, score {ss.shape}, pred {pp.shape}")
+    names = list(categories)
+    if len(names) != yy.shape[1] or len(set(names)) != len(names):
+        raise ValueError(f"need {yy.shape[1]} distinct category names, got {names!r}")
+    if not 0.0 < ci < 1.0:
+        raise ValueError(f"ci must be in (0, 1), got {ci}")
+    if n_boot < 0:
+        raise ValueError(f"n_boot must be >= 0, got {n_boot}")
+    if method not in ("auto", "row", "cell"):
+        raise ValueError(f"method must be 'auto', 'row' or 'cell', got {method!r}")
+    specs = [get_metric(m) for m in (metric_names() if metrics is None else metrics)]
+    n_cat = len(names)
+    if overall is not None:
+        if "overall" in names:
+            raise ValueError("a category is named 'overall' and `overall` was given")
+        oy, os_, op = as_labels(overall[0]), as_scores(overall[1]), as_pred(overall[2])
+        if not (oy.shape == os_.shape == op.shape == (yy.shape[0],)):
+            raise ValueError(f"overall arrays must have shape ({yy.shape[0]},)")
+        yy = np.column_stack([yy, oy])
+        ss = np.column_stack([ss, os_])
+        pp = np.column_stack([pp, op])
+        names.append("overall")
+    need_bins = any(s.family == "ranking" for s in specs)
+    cols = _prepare_columns(yy, ss, pp, names, need_bins)
+    n_rows = yy.shape[0]
+    if method == "auto":
+        method = "row" if n_rows * n_cat <= ROW_BOOTSTRAP_MAX_CELLS else "cell"
+    boot_specs = [s for s in specs if s.family != "count"]
+    boots: list[dict[str, np.ndarray]] | None = None
+    if n_boot > 0 and boot_specs and n_rows > 0:
+        if method == "row":
+            boots = _row_bootstrap(cols, boot_specs, n_rows, n_boot, seed)
+        else:
+            boots = _cell_bootstrap(cols, boot_specs, n_boot, seed, hist_bins)
+    label = "row-bootstrap" if method == "row" else "cell-bootstrap"
+    out: dict[str, dict[str, MetricValue]] = {}
+    for k, col in enumerate(cols):
+        assert col.conf is not None
+        n_excl = int(col.mask.size - col.n)
+        per: dict[str, MetricValue] = {}
+        for spec in specs:
+            res = point_result(
+                spec,
+                _family_stats(col, spec),
+                n=col.n,
+                n_pos=int(col.conf.n_pos[0]),
+                n_pred_pos=int(col.conf.n_pred_pos[0]),
+                n_excluded=n_excl,
+                warn=False,
+            )
+            if res.reason is not None:
+                warnings.warn(
+                    f"category {col.name!r}: {spec.name} is undefined: {res.reason}",
+                    UndefinedMetricWarning,
+                    stacklevel=2,
+                )
+            if spec.family == "count":
+                lo = hi = res.value
+                how = "exact"
+            elif boots is None:
+                lo = hi = float("nan")
+                how = "none"
+            else:
+                lo, hi = percentile_interval(boots[k][spec.name], res.value, ci)
+                how = label
+            per[spec.name] = MetricValue(
+                spec.name, res.value, lo, hi, col.n, res.reason, how, n_excl
+            )
+        out[col.name] = per
+    return out

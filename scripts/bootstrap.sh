@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Create .venv and install audit (+ dev tools with --dev). Idempotent and quick when
+# nothing changed. Torch policy: a torch importable by the base interpreter is kept
+# (the venv sees it through --system-site-packages); otherwise torch==2.13.0 is
+# installed first and alone, which on CPU machines set up like ours is the CPU wheel.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+DEV=0
+[ "${1:-}" = "--dev" ] && DEV=1
+
+if [ ! -x .venv/bin/python ]; then
+  if "$PY" -c "import torch" >/dev/null 2>&1; then
+    echo "bootstrap: keeping the torch already installed for $PY" >&2
+    "$PY" -m venv --system-site-packages .venv
+  else
+    "$PY" -m venv .venv
+  fi
+fi
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  echo "bootstrap: installing torch==2.13.0" >&2
+  .venv/bin/pip install --quiet --disable-pip-version-check torch==2.13.0
+fi
+
+stamp=".venv/.audit-installed"
+[ "$DEV" = 1 ] && stamp=".venv/.audit-installed-dev"
+want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  extra=""
+  [ "$DEV" = 1 ] && extra="[dev]"
+  echo "bootstrap: installing audit${extra} and its dependencies (first time: a few minutes)" >&2
+  .venv/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".${extra}" \
+    2> >(grep -v "^WARNING: Location" >&2)
+  echo "$want" > "$stamp"
+fi

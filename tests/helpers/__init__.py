@@ -1,0 +1,1 @@
+"""Importable test helpers shared across test packages (tiny models, builders)."""
