@@ -172,7 +172,14 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("aborted", err=True)
         raise SystemExit(130) from None
     except click.ClickException as exc:
-        exc.show()
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "audit"
+        got = " ".join(argv if argv is not None else sys.argv[1:])
+        click.echo(
+            f"error: {where}: {exc.format_message()} (expected valid arguments, got {got!r}). "
+            f"Fix: see '{where} --help'",
+            err=True,
+        )
         raise SystemExit(EXIT_USAGE) from None
     except SystemExit:
         raise

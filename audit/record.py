@@ -129,8 +129,16 @@ class RunRecord:
 
     @classmethod
     def create(cls, runs_dir: Path, run_id: str, header: dict[str, Any]) -> RunRecord:
-        run_dir = runs_dir / run_id
-        (run_dir / "predictions").mkdir(parents=True, exist_ok=False)
+        base, k = run_id, 1
+        while True:  # two runs of one config within a second get -2, -3...
+            run_dir = runs_dir / run_id
+            try:
+                run_dir.mkdir(parents=True, exist_ok=False)
+                break
+            except FileExistsError:
+                k += 1
+                run_id = f"{base}-{k}"
+        (run_dir / "predictions").mkdir()
         data = {
             "record_version": RECORD_VERSION,
             "run_id": run_id,

@@ -160,23 +160,29 @@ def _family_stats(col: _Column, spec: MetricSpec) -> Any:
     return col.bins if spec.family == "ranking" else col.conf
 
 
-def _row_codes(col: _Column, n_rows: int) -> tuple[np.ndarray, int]:
-    """Per-row code ``4·bin + 2·y + pred`` (``4·J`` for excluded rows) and ``J``."""
-    if col.bins is not None and col.n:
-        assert col.order is not None and col.s_desc is not None
+@dataclass
+class _RowPlan:
+    """How to turn resampled row weights into one column's statistics."""
+
+    rows: np.ndarray  # the column's valid rows, in descending-score order when ranked
+    onehot: np.ndarray  # (n_k, 4) float: confusion cell (tn, fp, fn, tp) of each row
+    y: np.ndarray  # (n_k,) float labels in the same order
+    starts: np.ndarray | None  # tie-run starts (None: no ranking metrics / no ties)
+
+
+def _row_plan(col: _Column) -> _RowPlan:
+    valid_rows = np.flatnonzero(col.mask)
+    if col.bins is not None:
+        assert col.order is not None and col.y_desc is not None and col.s_desc is not None
+        rows, yk, pk = valid_rows[col.order], col.y_desc, col.pred[col.order]
         starts = tie_starts(col.s_desc)
-        is_start = np.zeros(col.n, dtype=np.intp)
-        is_start[starts] = 1
-        bin_sorted = np.cumsum(is_start) - 1
-        bin_id = np.empty(col.n, dtype=np.intp)
-        bin_id[col.order] = bin_sorted
-        n_bins = int(starts.size)
+        if starts.size == col.n:
+            starts = None
     else:
-        bin_id = np.zeros(col.n, dtype=np.intp)
-        n_bins = 1
-    codes = np.full(n_rows, 4 * n_bins, dtype=np.intp)
-    codes[col.mask] = 4 * bin_id + 2 * col.y.astype(np.intp) + col.pred.astype(np.intp)
-    return codes, n_bins
+        rows, yk, pk, starts = valid_rows, col.y, col.pred, None
+    onehot = np.zeros((col.n, 4))
+    onehot[np.arange(col.n), 2 * yk.astype(np.intp) + pk.astype(np.intp)] = 1.0
+    return _RowPlan(rows, onehot, yk.astype(np.float64), starts)
 
 
 def _row_bootstrap(
@@ -184,27 +190,31 @@ def _row_bootstrap(
 ) -> list[dict[str, np.ndarray]]:
     """Exact row bootstrap: one index draw per chunk, shared by all columns and metrics."""
     rng = np.random.default_rng(seed)
-    prepared = [_row_codes(c, n_rows) for c in cols]
+    plans = [_row_plan(c) for c in cols]
     out: list[dict[str, list[np.ndarray]]] = [{s.name: [] for s in specs} for _ in cols]
     chunk = max(1, CHUNK_ELEMS // max(n_rows, 1))
     done = 0
     while done < n_boot:
         b = min(chunk, n_boot - done)
         idx = rng.integers(0, n_rows, size=(b, n_rows))
-        for col, (codes, n_bins), acc in zip(cols, prepared, out, strict=True):
+        idx += (np.arange(b, dtype=idx.dtype) * n_rows)[:, None]
+        weights = np.bincount(idx.ravel(), minlength=b * n_rows).reshape(b, n_rows)
+        weights = weights.astype(np.float64)
+        del idx
+        for col, plan, acc in zip(cols, plans, out, strict=True):
             if col.n == 0:
                 for spec in specs:
                     acc[spec.name].append(np.full(b, np.nan))
                 continue
-            width = 4 * n_bins + 1
-            flat = codes[idx] + (np.arange(b, dtype=np.intp) * width)[:, None]
-            counts = np.bincount(flat.ravel(), minlength=b * width).reshape(b, width)
-            cells = counts[:, :-1].reshape(b, n_bins, 2, 2).astype(np.float64)
-            conf = Confusion.from_cells(cells.sum(axis=1).reshape(b, 4))
+            w = weights[:, plan.rows]
+            conf = Confusion.from_cells(w @ plan.onehot)
             bins = None
             if col.bins is not None:
-                per_class = cells.sum(axis=3)
-                bins = col.bins.with_counts(per_class[:, :, 1], per_class[:, :, 0])
+                pos = w * plan.y
+                if plan.starts is not None:
+                    pos = np.add.reduceat(pos, plan.starts, axis=1)
+                    w = np.add.reduceat(w, plan.starts, axis=1)
+                bins = col.bins.with_counts(pos, w - pos)
             for spec in specs:
                 stats = bins if spec.family == "ranking" else conf
                 acc[spec.name].append(np.asarray(spec.batch(stats, **spec.params)))

@@ -44,12 +44,12 @@ def ece_batch(b: ScoreBins, n_bins: int = 10) -> np.ndarray:
         return np.full(rows, np.nan)
     # bins are in descending score order: the weight strictly below bin i is the total
     # minus the cumulative weight down to i (tps + fps)
-    flagged = b.tps + b.fps
+    flagged = b.flagged
     total = flagged[:, -1]
     safe_total = np.where(total > 0, total, 1.0)[:, None]
     # weights are integer-valued, so (below · M) / total is rounded once and its floor is
     # exact (no bin-edge error) while below · M < 2**53
-    below = safe_total - flagged if total.size else flagged
+    below = safe_total - flagged
     below[total <= 0] = 0.0
     below *= n_bins
     below /= safe_total

@@ -83,9 +83,14 @@ class ScoreBins:
         return np.cumsum(self.neg, axis=1)
 
     @cached_property
+    def flagged(self) -> np.ndarray:
+        """``(B, J)`` cumulative weight at each threshold (``tps + fps``)."""
+        return self.tps + self.fps
+
+    @cached_property
     def precision_curve(self) -> np.ndarray:
         """``(B, J)`` precision at each threshold, 0 where nothing is flagged."""
-        den = self.tps + self.fps
+        den = self.flagged
         prec = np.zeros_like(den)
         np.divide(self.tps, den, out=prec, where=den > 0)
         return prec
@@ -199,7 +204,7 @@ def recall_at_precision_batch(b: ScoreBins, target: float = 0.9) -> np.ndarray:
     if b.pos.shape[1] == 0:
         return np.full(b.pos.shape[0], np.nan)
     tps, fps, p_tot, _ = _curve(b)
-    ok = ((tps + fps) > 0) & (b.precision_curve >= target)
+    ok = (b.flagged > 0) & (b.precision_curve >= target)
     best = np.where(ok, tps, 0.0).max(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return _nan_where(best / p_tot, p_tot <= 0)

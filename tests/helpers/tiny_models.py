@@ -46,7 +46,9 @@ def build_tiny_tokenizer(sentences: Sequence[str] = SENTENCES, *, model_max_leng
     tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(list(sentences), trainers.WordLevelTrainer(special_tokens=list(SPECIAL_TOKENS)))
+    tok.train_from_iterator(
+        list(sentences), trainers.WordLevelTrainer(special_tokens=list(SPECIAL_TOKENS))
+    )
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",

@@ -1,0 +1,261 @@
+"""Bad input: each case exits 2 with one line naming file, field, expected and actual
+value, no traceback, and leaves no run recorded."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers.cli import run_cli
+from tests.helpers.suites import CARD, base_config, mini_rows, write_config, write_suite
+
+Case = Callable[[Path], tuple[list[str], str, str]]
+"""Builds the inputs under tmp; returns (cli args, text the file/where must show, field text)."""
+
+
+def _cfg(tmp: Path, mutate: Callable[[dict[str, Any]], None] | None = None, **suite_kw: Any) -> Path:
+    suite = write_suite(tmp, **suite_kw)
+    cfg = base_config(suite, tmp / "runs")
+    if mutate:
+        mutate(cfg)
+    return write_config(tmp / "run.yaml", cfg)
+
+
+def _card(**changes: Any) -> dict[str, Any]:
+    c = copy.deepcopy(CARD)
+    for k, v in changes.items():
+        c[k] = v
+    return c
+
+
+def c_unknown_key(t: Path):
+    p = _cfg(t, lambda c: c.update(modrators=[]))
+    return ["run", str(p)], str(p), "modrators"
+
+
+def c_wrong_type(t: Path):
+    p = _cfg(t, lambda c: c["moderators"][0].update(batch_size="big"))
+    return ["run", str(p)], str(p), "moderators[0].batch_size"
+
+
+def c_missing_config(t: Path):
+    p = t / "nope.yaml"
+    return ["run", str(p)], str(p), ""
+
+
+def c_bad_yaml(t: Path):
+    p = t / "bad.yaml"
+    p.write_text("name: x\nsuites: [a, b\n")
+    return ["run", str(p)], str(p), ""
+
+
+def c_unknown_moderator(t: Path):
+    p = _cfg(t, lambda c: c["moderators"][0].update(type="fak"))
+    return ["run", str(p)], str(p), "moderators[0].type"
+
+
+def c_threshold_range(t: Path):
+    p = _cfg(t, lambda c: c["moderators"][0].update(thresholds={"default": 1.5}))
+    return ["run", str(p)], str(p), "moderators[0].thresholds"
+
+
+def c_threshold_category(t: Path):
+    p = _cfg(t, lambda c: c["moderators"][0].update(thresholds={"hat": 0.5}))
+    return ["run", str(p)], str(p), "moderators[0].thresholds.hat"
+
+
+def c_params_unknown(t: Path):
+    p = _cfg(t, lambda c: c["moderators"][0].update(params={"sed": 1}))
+    return ["run", str(p)], str(p), "moderators[0].params.sed"
+
+
+def c_params_wrong_type(t: Path):
+    p = _cfg(t, lambda c: c["moderators"][0].update(params={"seed": "abc"}))
+    return ["run", str(p)], str(p), "moderators[0].params.seed"
+
+
+def c_duplicate_moderator(t: Path):
+    p = _cfg(t, lambda c: c["moderators"].append(dict(c["moderators"][0])))
+    return ["run", str(p)], str(p), "(top level)"
+
+
+def c_empty_suites(t: Path):
+    p = _cfg(t, lambda c: c.update(suites=[]))
+    return ["run", str(p)], str(p), "suites"
+
+
+def c_unknown_policy(t: Path):
+    p = _cfg(t, lambda c: c.update(policy="platform-v9"))
+    return ["run", str(p)], "platform-v9", ""
+
+
+def c_unknown_suite(t: Path):
+    p = _cfg(t, lambda c: c.update(suites=[{"name": "short_vdeo_v1"}]))
+    return ["run", str(p)], "short_vdeo_v1", ""
+
+
+def c_card_unknown_key(t: Path):
+    p = _cfg(t, card=_card(slicez={"x": "y"}))
+    return ["run", str(p)], "suite.yaml", "slicez"
+
+
+def c_label_not_in_policy(t: Path):
+    rows = mini_rows()
+    rows[2]["labels"] = ["hates"]
+    p = _cfg(t, rows=rows)
+    return ["run", str(p)], "suite.yaml", "labels.list_column"
+
+
+def c_duplicate_ids(t: Path):
+    rows = mini_rows()
+    rows[5]["id"] = rows[4]["id"]
+    p = _cfg(t, rows=rows)
+    return ["run", str(p)], "suite.yaml", "id"
+
+
+def c_empty_suite(t: Path):
+    p = _cfg(t, raw_lines="")
+    return ["run", str(p)], "suite.yaml", "source"
+
+
+def c_missing_column(t: Path):
+    p = _cfg(t, card=_card(fields={"caption": "capton"}))
+    return ["run", str(p)], "suite.yaml", "fields.caption"
+
+
+def c_missing_data_file(t: Path):
+    card = _card(source={"local": {"root": "data", "format": "jsonl", "splits": {"test": "gone.jsonl"}}})
+    p = _cfg(t, card=card)
+    return ["run", str(p)], "suite.yaml", "source.local.root"
+
+
+def c_covers_not_in_policy(t: Path):
+    labels = dict(CARD["labels"], covers=["hate", "spamm"])
+    p = _cfg(t, card=_card(labels=labels))
+    return ["run", str(p)], "suite.yaml", "labels.covers"
+
+
+def c_unmapped_label_value(t: Path):
+    rows = mini_rows()
+    for r in rows:
+        r["is_hate"] = "yes" if "hate" in r["labels"] else "no"
+    rows[7]["is_hate"] = "maybe"
+    labels = {"covers": ["hate"], "rules": [
+        {"category": "hate", "column": "is_hate", "positive": ["yes"], "negative": ["no"]}]}
+    p = _cfg(t, card=_card(labels=labels), rows=rows)
+    return ["run", str(p)], "suite.yaml", "labels.rules[0]"
+
+
+def c_invalid_json_line(t: Path):
+    p = _cfg(t, raw_lines='{"id": "a", "caption": "x", "labels": []}\n{"id": "b", caption\n')
+    return ["run", str(p)], "test.jsonl", ""
+
+
+def c_policy_mismatch(t: Path):
+    p = _cfg(t, card=_card(policy="platform-v2"))
+    return ["run", str(p)], "suite.yaml", "policy"
+
+
+def c_item_without_text(t: Path):
+    rows = mini_rows()
+    rows[3]["caption"] = None
+    rows[3]["comment"] = ""
+    p = _cfg(t, rows=rows)
+    return ["run", str(p)], "suite.yaml", "fields"
+
+
+def c_top_level_list(t: Path):
+    p = t / "list.yaml"
+    p.write_text(yaml.safe_dump([1, 2]))
+    return ["run", str(p)], str(p), ""
+
+
+def c_set_no_equals(t: Path):
+    p = _cfg(t)
+    return ["run", str(p), "--set", "metrics.bootstrap"], "--set", ""
+
+
+def c_set_unknown_entry(t: Path):
+    p = _cfg(t)
+    return ["run", str(p), "--set", "moderators.nobody.batch_size=4"], "--set", "moderators.nobody"
+
+
+def c_set_wrong_type(t: Path):
+    p = _cfg(t)
+    return ["run", str(p), "--set", "metrics.bootstrap=lots"], str(p), "metrics.bootstrap"
+
+
+def c_hf_model_missing(t: Path):
+    def m(c: dict[str, Any]) -> None:
+        c["moderators"] = [{"name": "clf", "type": "hf_classifier",
+                            "params": {"model": str(t / "no-model"), "label_map": "identity"}}]
+    p = _cfg(t, m)
+    return ["run", str(p)], str(p), ""
+
+
+def c_unknown_split(t: Path):
+    p = _cfg(t)
+    cfg = yaml.safe_load(p.read_text())
+    cfg["suites"][0]["split"] = "validation"
+    write_config(p, cfg)
+    return ["run", str(p)], "suite.yaml", "source.local.splits"
+
+
+def c_unknown_flag(t: Path):
+    p = _cfg(t)
+    return ["run", str(p), "--bogus"], "--bogus", ""
+
+
+CASES: list[Case] = [
+    c_unknown_key, c_wrong_type, c_missing_config, c_bad_yaml, c_unknown_moderator,
+    c_threshold_range, c_threshold_category, c_params_unknown, c_params_wrong_type,
+    c_duplicate_moderator, c_empty_suites, c_unknown_policy, c_unknown_suite,
+    c_card_unknown_key, c_label_not_in_policy, c_duplicate_ids, c_empty_suite,
+    c_missing_column, c_missing_data_file, c_covers_not_in_policy, c_unmapped_label_value,
+    c_invalid_json_line, c_policy_mismatch, c_item_without_text, c_top_level_list,
+    c_set_no_equals, c_set_unknown_entry, c_set_wrong_type, c_hf_model_missing,
+    c_unknown_split, c_unknown_flag,
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.__name__[2:] for c in CASES])
+def test_bad_input_exits_2_with_one_line(
+    case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args, where, field = case(tmp_path)
+    r = run_cli(capsys, *args)
+    assert r.code == 2, (r.code, r.err)
+    lines = [ln for ln in r.err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, r.err
+    line = lines[0]
+    assert "Traceback" not in r.err
+    assert where in line, line
+    assert field in line, line
+    if case is not c_unknown_flag:
+        assert line.startswith("error: ")
+        assert "expected" in line and "got" in line, line
+    # no run recorded as finished (in fact no run directory at all)
+    runs = tmp_path / "runs"
+    finished = [
+        p for p in runs.glob("*/record.json") if json.loads(p.read_text())["status"] == "finished"
+    ]
+    assert finished == []
+    assert not list(runs.glob("*/record.json"))
+
+
+def test_unknown_moderator_suggests_closest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args, _, _ = c_unknown_moderator(tmp_path)
+    r = run_cli(capsys, *args)
+    assert "did you mean 'fake'" in r.err
+
+
+def test_debug_shows_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args, _, _ = c_unknown_moderator(tmp_path)
+    r = run_cli(capsys, "--debug", *args)
+    assert r.code == 2 and "Traceback" in r.err
