@@ -27,7 +27,10 @@ EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_RUN = 0, 1, 2, 3
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    c = Console(stderr=stderr, highlight=False)
+    if not c.is_terminal:  # piped / CI logs: do not wrap the summary tables at 80 columns
+        c = Console(stderr=stderr, highlight=False, width=170)
+    return c
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,7 +68,9 @@ def run(config: Path, overrides: tuple[str, ...], no_mlflow: bool, quiet: bool) 
     if ml:
         out.print(f"mlflow run:  {ml['parent_run_id']} (experiment {ml['experiment_id']}, "
                   f"{ml['tracking_uri']})")
-        out.print("open the UI: audit ui   (then http://127.0.0.1:5000)")
+        exe = Path(sys.argv[0]).name == "audit" and Path(sys.argv[0]).parent.name == "bin"
+        cmd = f"{sys.argv[0]} ui" if exe else "audit ui"
+        out.print(f"open the UI: {cmd}   (then http://127.0.0.1:5000)")
 
 
 @cli.command()

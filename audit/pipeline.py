@@ -77,6 +77,7 @@ def prepare(
     for i, spec in enumerate(cfg.moderators):
         cls = MODERATORS.get(spec.type, where=str(path), field=f"moderators[{i}].type")
         params = cls.Params.model_validate(spec.params)
+        _fit_missing_head(params, policy, console)
         try:
             mods.append((spec, cls(params, policy)))
         except AuditError as exc:
@@ -90,6 +91,22 @@ def prepare(
                 actual=exc.actual, fix=exc.fix,
             ) from None
     return Prepared(cfg, path, policy, suites, skipped, mods)
+
+
+def _fit_missing_head(params: Any, policy: Policy, console: Console | None) -> None:
+    """An ``embedding_head`` with ``fit:`` and no head on disk is trained first."""
+    fit = getattr(params, "fit", None)
+    head = getattr(params, "head", None)
+    if fit is None or head is None or (Path(head) / "head.json").exists():
+        return
+    from audit.heads import train_head_on_suite
+
+    if console is not None:
+        console.print(f"training the missing head {head} on {fit.suite}:{fit.split} (once)")
+    train_head_on_suite(
+        fit.suite, fit.split, Path(head), policy_ref=policy.ref, encoder=params.encoder,
+        C=fit.C, min_positives=fit.min_positives, seed=fit.seed,
+    )
 
 
 def run_audit(

@@ -31,7 +31,7 @@ def fmt_value(v: dict[str, Any] | None, *, ci: bool = True) -> str:
         return "NaN" if v else "—"
     s = f"{v['value']:.3f}"
     if ci and v.get("ci_low") is not None and v.get("ci_high") is not None:
-        s += f" [{v['ci_low']:.2f}, {v['ci_high']:.2f}]"
+        s += f" ({v['ci_low']:.2f}–{v['ci_high']:.2f})"
     return s
 
 
@@ -98,14 +98,16 @@ def print_summary(console: Console, record: RunRecord) -> None:
     for r in d["results"]:
         t = Table(
             title=f"{r['suite']}:{r['split']} × {r['moderator']}  (n={r['n']}, errors={r['n_errors']}, "
-            f"cached={r['n_cached']})",
+            f"cached={r['n_cached']}; 95% CI in parentheses)",
             title_justify="left",
             show_lines=False,
+            box=None,
+            pad_edge=False,
         )
-        t.add_column("category")
+        t.add_column("category", no_wrap=True)
         t.add_column("n", justify="right")
         for _, h in SUMMARY_METRICS:
-            t.add_column(h, justify="right")
+            t.add_column(h, justify="right", no_wrap=True)
         for cat in _ordered(r["metrics"]):
             per = r["metrics"][cat]
             n = per.get("support", {}).get("value")

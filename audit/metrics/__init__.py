@@ -46,7 +46,6 @@ from audit.metrics.bootstrap import (
     CHUNK_ELEMS,
     HIST_BINS,
     ROW_BOOTSTRAP_MAX_CELLS,
-    MetricValue,
     compute_metrics,
     percentile_interval,
 )
@@ -72,6 +71,7 @@ from audit.metrics.registry import (
     METRICS,
     MetricResult,
     MetricSpec,
+    MetricValue,
     UndefinedMetricWarning,
     get_metric,
     metric_directions,

@@ -41,10 +41,12 @@ skewed, discrete statistics), it is **widened to include it**: ``lo = min(lo, po
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -52,6 +54,7 @@ from audit.metrics.classification import Confusion, confusion
 from audit.metrics.ranking import ScoreBins, exact_bins, quantile_bins, sort_desc, tie_starts
 from audit.metrics.registry import (
     MetricSpec,
+    MetricValue,
     UndefinedMetricWarning,
     as_labels,
     as_pred,
@@ -69,39 +72,7 @@ HIST_BINS = 1024
 CHUNK_ELEMS = 1 << 21
 
 Method = Literal["auto", "row", "cell"]
-
-
-@dataclass(frozen=True)
-class MetricValue:
-    """One metric for one category.
-
-    Attributes:
-        name: metric name.
-        value: exact point estimate (NaN when undefined).
-        ci_low: lower bound of the bootstrap interval (NaN when unavailable).
-        ci_high: upper bound.
-        n: items used (known label and non-NaN score).
-        reason: why ``value`` is NaN, else ``None``.
-        method: ``"row-bootstrap"``, ``"cell-bootstrap"``, ``"exact"`` (counts, no
-            sampling interval) or ``"none"`` (``n_boot == 0``).
-        n_excluded: rows excluded for this category (unknown label or NaN score).
-    """
-
-    name: str
-    value: float
-    ci_low: float
-    ci_high: float
-    n: int
-    reason: str | None = None
-    method: str = "none"
-    n_excluded: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict (NaN → ``None``)."""
-        d = asdict(self)
-        for k in ("value", "ci_low", "ci_high"):
-            d[k] = None if np.isnan(d[k]) else float(d[k])
-        return d
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -136,24 +107,29 @@ def percentile_interval(boot: np.ndarray, point: float, ci: float) -> tuple[floa
     return float(min(lo, point)), float(max(hi, point))
 
 
-def _prepare_columns(
-    y: np.ndarray,
-    score: np.ndarray,
-    pred: np.ndarray,
-    names: Sequence[str],
-    need_bins: bool,
-) -> list[_Column]:
-    cols = []
-    for k, name in enumerate(names):
-        yk, sk, pk = y[:, k], score[:, k], pred[:, k]
-        mask = (yk >= 0) & ~np.isnan(sk)
-        col = _Column(name, mask, yk[mask], sk[mask], pk[mask])
-        col.conf = confusion(col.y, col.pred)
-        if need_bins:
-            col.order, col.y_desc, col.s_desc = sort_desc(col.y, col.score)
-            col.bins = exact_bins(col.y_desc, col.s_desc)
-        cols.append(col)
-    return cols
+def _prepare_column(
+    name: str, y: np.ndarray, score: np.ndarray, pred: np.ndarray, need_bins: bool
+) -> _Column:
+    mask = (y >= 0) & ~np.isnan(score)
+    col = _Column(name, mask, y[mask], score[mask], pred[mask])
+    col.conf = confusion(col.y, col.pred)
+    if need_bins:
+        col.order, col.y_desc, col.s_desc = sort_desc(col.y, col.score)
+        col.bins = exact_bins(col.y_desc, col.s_desc)
+    return col
+
+
+def _parallel_map(fn: Callable[..., _T], args: Sequence[tuple[Any, ...]], threads: int) -> list[_T]:
+    """``[fn(*a) for a in args]``, on a thread pool when ``threads > 1``.
+
+    numpy releases the GIL in sorting, ufunc loops and each Generator's multinomial draws,
+    so columns run concurrently; every column owns its random stream (cell path) or only
+    reads the shared weights (row path), so results do not depend on ``threads``.
+    """
+    if threads <= 1 or len(args) <= 1:
+        return [fn(*a) for a in args]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(lambda a: fn(*a), args))
 
 
 def _family_stats(col: _Column, spec: MetricSpec) -> Any:
@@ -175,9 +151,8 @@ def _row_plan(col: _Column) -> _RowPlan:
     if col.bins is not None:
         assert col.order is not None and col.y_desc is not None and col.s_desc is not None
         rows, yk, pk = valid_rows[col.order], col.y_desc, col.pred[col.order]
-        starts = tie_starts(col.s_desc)
-        if starts.size == col.n:
-            starts = None
+        runs = tie_starts(col.s_desc)
+        starts = None if runs.size == col.n else runs
     else:
         rows, yk, pk, starts = valid_rows, col.y, col.pred, None
     onehot = np.zeros((col.n, 4))
@@ -185,12 +160,41 @@ def _row_plan(col: _Column) -> _RowPlan:
     return _RowPlan(rows, onehot, yk.astype(np.float64), starts)
 
 
+def _row_chunk(
+    col: _Column, plan: _RowPlan, weights: np.ndarray, specs: list[MetricSpec]
+) -> dict[str, np.ndarray]:
+    """All metrics of one column on ``b`` row resamples given as ``(b, n)`` weights."""
+    b = weights.shape[0]
+    if col.n == 0:
+        return {spec.name: np.full(b, np.nan) for spec in specs}
+    w = np.take(weights, plan.rows, axis=1)
+    conf = Confusion.from_cells(w @ plan.onehot)
+    bins = None
+    if col.bins is not None:
+        pos = w * plan.y
+        if plan.starts is not None:
+            pos = np.add.reduceat(pos, plan.starts, axis=1)
+            w = np.add.reduceat(w, plan.starts, axis=1)
+        bins = col.bins.with_counts(pos, w - pos)
+    return {
+        spec.name: np.asarray(
+            spec.batch(bins if spec.family == "ranking" else conf, **spec.params)
+        )
+        for spec in specs
+    }
+
+
 def _row_bootstrap(
-    cols: list[_Column], specs: list[MetricSpec], n_rows: int, n_boot: int, seed: int
+    cols: list[_Column],
+    specs: list[MetricSpec],
+    n_rows: int,
+    n_boot: int,
+    seed: int,
+    threads: int,
 ) -> list[dict[str, np.ndarray]]:
     """Exact row bootstrap: one index draw per chunk, shared by all columns and metrics."""
     rng = np.random.default_rng(seed)
-    plans = [_row_plan(c) for c in cols]
+    plans = _parallel_map(_row_plan, [(c,) for c in cols], threads)
     out: list[dict[str, list[np.ndarray]]] = [{s.name: [] for s in specs} for _ in cols]
     chunk = max(1, CHUNK_ELEMS // max(n_rows, 1))
     done = 0
@@ -201,64 +205,51 @@ def _row_bootstrap(
         weights = np.bincount(idx.ravel(), minlength=b * n_rows).reshape(b, n_rows)
         weights = weights.astype(np.float64)
         del idx
-        for col, plan, acc in zip(cols, plans, out, strict=True):
-            if col.n == 0:
-                for spec in specs:
-                    acc[spec.name].append(np.full(b, np.nan))
-                continue
-            w = weights[:, plan.rows]
-            conf = Confusion.from_cells(w @ plan.onehot)
-            bins = None
-            if col.bins is not None:
-                pos = w * plan.y
-                if plan.starts is not None:
-                    pos = np.add.reduceat(pos, plan.starts, axis=1)
-                    w = np.add.reduceat(w, plan.starts, axis=1)
-                bins = col.bins.with_counts(pos, w - pos)
-            for spec in specs:
-                stats = bins if spec.family == "ranking" else conf
-                acc[spec.name].append(np.asarray(spec.batch(stats, **spec.params)))
+        args = [(c, p, weights, specs) for c, p in zip(cols, plans, strict=True)]
+        for acc, res in zip(out, _parallel_map(_row_chunk, args, threads), strict=True):
+            for name, vals in res.items():
+                acc[name].append(vals)
         done += b
     return [{k: np.concatenate(v) for k, v in acc.items()} for acc in out]
 
 
-def _cell_bootstrap(
-    cols: list[_Column], specs: list[MetricSpec], n_boot: int, seed: int, hist_bins: int
-) -> list[dict[str, np.ndarray]]:
-    """Cell bootstrap: multinomial draws on each column's 2×2 table and score histogram."""
-    results = []
-    need_bins = any(s.family == "ranking" for s in specs)
-    for k, col in enumerate(cols):
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,)))
-        boot: dict[str, np.ndarray] = {}
-        if col.n == 0:
-            results.append({s.name: np.full(n_boot, np.nan) for s in specs})
-            continue
-        assert col.conf is not None
-        cells = np.array([col.conf.tn[0], col.conf.fp[0], col.conf.fn[0], col.conf.tp[0]])
-        conf = Confusion.from_cells(rng.multinomial(col.n, cells / col.n, size=n_boot))
-        bins = shift = None
-        if need_bins:
-            assert col.y_desc is not None and col.s_desc is not None
-            qb = quantile_bins(col.y_desc, col.s_desc, hist_bins)
-            j = qb.pos.shape[1]
-            p = np.concatenate([qb.pos[0], qb.neg[0]]) / col.n
-            draws = rng.multinomial(col.n, p, size=n_boot).astype(np.float64)
-            bins = qb.with_counts(draws[:, :j], draws[:, j:])
-            shift = qb
-        for spec in specs:
-            if spec.family == "ranking":
-                assert bins is not None and shift is not None
-                vals = np.asarray(spec.batch(bins, **spec.params))
-                exact = spec.batch(col.bins, **spec.params)[0]
-                binned = spec.batch(shift, **spec.params)[0]
-                if np.isfinite(exact) and np.isfinite(binned):
-                    vals = vals + (exact - binned)
-            else:
-                vals = np.asarray(spec.batch(conf, **spec.params))
-            boot[spec.name] = vals
-        results.append(boot)
-    return results
+def _cell_column(
+    k: int,
+    col: _Column,
+    specs: list[MetricSpec],
+    points: dict[str, float],
+    n_boot: int,
+    seed: int,
+    hist_bins: int,
+) -> dict[str, np.ndarray]:
+    """Cell bootstrap of one column: multinomial draws on its 2×2 table and histogram."""
+    if col.n == 0:
+        return {s.name: np.full(n_boot, np.nan) for s in specs}
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,)))
+    assert col.conf is not None
+    cells = np.array([col.conf.tn[0], col.conf.fp[0], col.conf.fn[0], col.conf.tp[0]])
+    conf = Confusion.from_cells(rng.multinomial(col.n, cells / col.n, size=n_boot))
+    bins = binned = None
+    if any(s.family == "ranking" for s in specs):
+        assert col.y_desc is not None and col.s_desc is not None
+        binned = quantile_bins(col.y_desc, col.s_desc, hist_bins)
+        j = binned.pos.shape[1]
+        p = np.concatenate([binned.pos[0], binned.neg[0]]) / col.n
+        draws = rng.multinomial(col.n, p, size=n_boot).astype(np.float64)
+        bins = binned.with_counts(draws[:, :j], draws[:, j:])
+    boot: dict[str, np.ndarray] = {}
+    for spec in specs:
+        if spec.family == "ranking":
+            assert bins is not None and binned is not None
+            vals = np.asarray(spec.batch(bins, **spec.params))
+            # re-centre on the exact estimate (module docstring)
+            shift = points[spec.name] - float(spec.batch(binned, **spec.params)[0])
+            if np.isfinite(shift):
+                vals = vals + shift
+        else:
+            vals = np.asarray(spec.batch(conf, **spec.params))
+        boot[spec.name] = vals
+    return boot
 
 
 def _as_2d(a: np.ndarray) -> np.ndarray:
@@ -278,6 +269,7 @@ def compute_metrics(
     overall: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     method: Method = "auto",
     hist_bins: int = HIST_BINS,
+    threads: int | None = None,
 ) -> dict[str, dict[str, MetricValue]]:
     """All requested metrics for every category (and ``"overall"``), with intervals.
 
@@ -296,6 +288,8 @@ def compute_metrics(
         method: ``"auto"`` (row bootstrap when ``n·K ≤ ROW_BOOTSTRAP_MAX_CELLS``, else
             cell), ``"row"`` or ``"cell"`` to force one (see the module docstring).
         hist_bins: fine bins of the cell bootstrap's score histogram.
+        threads: worker threads over categories (default: CPU count). Results do not
+            depend on it.
 
     Returns:
         ``{category: {metric: MetricValue}}``; undefined metrics are NaN with a reason and
@@ -325,8 +319,29 @@ def compute_metrics(
         ss = np.column_stack([ss, os_])
         pp = np.column_stack([pp, op])
         names.append("overall")
+    n_threads = max(1, min(threads or os.cpu_count() or 1, len(names)))
     need_bins = any(s.family == "ranking" for s in specs)
-    cols = _prepare_columns(yy, ss, pp, names, need_bins)
+    cols = _parallel_map(
+        _prepare_column,
+        [(nm, yy[:, k], ss[:, k], pp[:, k], need_bins) for k, nm in enumerate(names)],
+        n_threads,
+    )
+    points = [
+        {
+            spec.name: point_result(
+                spec,
+                _family_stats(col, spec),
+                n=col.n,
+                n_pos=int(col.conf.n_pos[0]),
+                n_pred_pos=int(col.conf.n_pred_pos[0]),
+                n_excluded=int(col.mask.size - col.n),
+                warn=False,
+            )
+            for spec in specs
+        }
+        for col in cols
+        if col.conf is not None
+    ]
     n_rows = yy.shape[0]
     if method == "auto":
         method = "row" if n_rows * n_cat <= ROW_BOOTSTRAP_MAX_CELLS else "cell"
@@ -334,25 +349,19 @@ def compute_metrics(
     boots: list[dict[str, np.ndarray]] | None = None
     if n_boot > 0 and boot_specs and n_rows > 0:
         if method == "row":
-            boots = _row_bootstrap(cols, boot_specs, n_rows, n_boot, seed)
+            boots = _row_bootstrap(cols, boot_specs, n_rows, n_boot, seed, n_threads)
         else:
-            boots = _cell_bootstrap(cols, boot_specs, n_boot, seed, hist_bins)
+            args = [
+                (k, col, boot_specs, {m: r.value for m, r in pt.items()}, n_boot, seed, hist_bins)
+                for k, (col, pt) in enumerate(zip(cols, points, strict=True))
+            ]
+            boots = _parallel_map(_cell_column, args, n_threads)
     label = "row-bootstrap" if method == "row" else "cell-bootstrap"
     out: dict[str, dict[str, MetricValue]] = {}
-    for k, col in enumerate(cols):
-        assert col.conf is not None
-        n_excl = int(col.mask.size - col.n)
+    for k, (col, pt) in enumerate(zip(cols, points, strict=True)):
         per: dict[str, MetricValue] = {}
         for spec in specs:
-            res = point_result(
-                spec,
-                _family_stats(col, spec),
-                n=col.n,
-                n_pos=int(col.conf.n_pos[0]),
-                n_pred_pos=int(col.conf.n_pred_pos[0]),
-                n_excluded=n_excl,
-                warn=False,
-            )
+            res = pt[spec.name]
             if res.reason is not None:
                 warnings.warn(
                     f"category {col.name!r}: {spec.name} is undefined: {res.reason}",
@@ -360,16 +369,14 @@ def compute_metrics(
                     stacklevel=2,
                 )
             if spec.family == "count":
-                lo = hi = res.value
-                how = "exact"
+                lo, hi, how = res.value, res.value, "exact"
             elif boots is None:
-                lo = hi = float("nan")
-                how = "none"
+                lo, hi, how = float("nan"), float("nan"), "none"
             else:
                 lo, hi = percentile_interval(boots[k][spec.name], res.value, ci)
                 how = label
             per[spec.name] = MetricValue(
-                spec.name, res.value, lo, hi, col.n, res.reason, how, n_excl
+                spec.name, res.value, lo, hi, col.n, res.reason, how, res.n_excluded
             )
         out[col.name] = per
     return out

@@ -39,28 +39,35 @@ def ece_batch(b: ScoreBins, n_bins: int = 10) -> np.ndarray:
     """
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
-    rows = b.pos.shape[0]
-    if b.pos.shape[1] == 0:
+    rows, n_cols = b.pos.shape
+    if n_cols == 0:
         return np.full(rows, np.nan)
-    # bins are in descending score order: the weight strictly below bin i is the total
-    # minus the cumulative weight down to i (tps + fps)
+    # Bins run in descending score order and F_i = tps_i + fps_i is the weight at or above
+    # bin i, so the weight strictly below it is T − F_i and bin i lands in equal-mass bin
+    # ⌊M (T − F_i) / T⌋, which is ≥ m  ⇔  M·F_i ≤ T·(M − m). Both sides are integer-valued
+    # (exact in float64 below 2**53), so the bin edges are found exactly by one vectorised
+    # searchsorted over rows (offset so the flattened keys stay sorted), and each
+    # equal-mass bin's Σ(y − s) is a difference of cumulative sums at its edges.
     flagged = b.flagged
     total = flagged[:, -1]
-    safe_total = np.where(total > 0, total, 1.0)[:, None]
-    # weights are integer-valued, so (below · M) / total is rounded once and its floor is
-    # exact (no bin-edge error) while below · M < 2**53
-    below = safe_total - flagged
-    below[total <= 0] = 0.0
-    below *= n_bins
-    below /= safe_total
-    coarse = below.astype(np.intp)
-    np.minimum(coarse, n_bins - 1, out=coarse)
-    resid = b.pos - b.pos * b.s_pos - b.neg * b.s_neg
-    coarse += (np.arange(rows, dtype=np.intp) * n_bins)[:, None]
-    per_bin = np.bincount(coarse.ravel(), weights=resid.ravel(), minlength=rows * n_bins)
-    gap = np.abs(per_bin.reshape(rows, n_bins)).sum(axis=1)
+    key = flagged * n_bins
+    offset = float(np.max(total, initial=0.0)) * n_bins + 1.0
+    row_off = np.arange(rows, dtype=np.float64) * offset
+    key += row_off[:, None]
+    m = np.arange(1, n_bins, dtype=np.float64)
+    query = total[:, None] * (n_bins - m)[None, :] + row_off[:, None]
+    edges = np.searchsorted(key.ravel(), query.ravel(), side="right").reshape(rows, -1)
+    edges -= (np.arange(rows) * n_cols)[:, None]
+    # c_0 = J (everything), c_m for m = 1..M−1, c_M = 0
+    counts = np.concatenate(
+        [np.full((rows, 1), n_cols), edges, np.zeros((rows, 1), dtype=edges.dtype)], axis=1
+    )
+    resid = b.tps - np.cumsum(b.pos * b.s_pos + b.neg * b.s_neg, axis=1)
+    cum = np.concatenate([np.zeros((rows, 1)), resid], axis=1)
+    at = np.take_along_axis(cum, counts, axis=1)
+    gap = np.abs(at[:, :-1] - at[:, 1:]).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = gap / total
+        out: np.ndarray = gap / total
     out[total <= 0] = np.nan
     return out
 
@@ -71,9 +78,9 @@ def brier_batch(b: ScoreBins) -> np.ndarray:
     if b.pos.shape[1] == 0:
         return np.full(rows, np.nan)
     total = b.pos.sum(axis=1) + b.neg.sum(axis=1)
-    sq = b.pos @ b.se_pos + b.neg @ b.se_neg
+    sq = np.einsum("ij,j->i", b.pos, b.se_pos) + np.einsum("ij,j->i", b.neg, b.se_neg)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = sq / total
+        out: np.ndarray = sq / total
     out[total <= 0] = np.nan
     return out
 

@@ -42,15 +42,18 @@ class Confusion(NamedTuple):
 
     @property
     def n(self) -> np.ndarray:
-        return self.tp + self.fp + self.fn + self.tn
+        out: np.ndarray = self.tp + self.fp + self.fn + self.tn
+        return out
 
     @property
     def n_pos(self) -> np.ndarray:
-        return self.tp + self.fn
+        out: np.ndarray = self.tp + self.fn
+        return out
 
     @property
     def n_pred_pos(self) -> np.ndarray:
-        return self.tp + self.fp
+        out: np.ndarray = self.tp + self.fp
+        return out
 
     @classmethod
     def from_cells(cls, cells: np.ndarray) -> Confusion:

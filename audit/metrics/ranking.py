@@ -66,11 +66,13 @@ class ScoreBins:
 
     @property
     def n_pos(self) -> np.ndarray:
-        return self.pos.sum(axis=1)
+        out: np.ndarray = self.pos.sum(axis=1)
+        return out
 
     @property
     def n_neg(self) -> np.ndarray:
-        return self.neg.sum(axis=1)
+        out: np.ndarray = self.neg.sum(axis=1)
+        return out
 
     @cached_property
     def tps(self) -> np.ndarray:
@@ -85,15 +87,16 @@ class ScoreBins:
     @cached_property
     def flagged(self) -> np.ndarray:
         """``(B, J)`` cumulative weight at each threshold (``tps + fps``)."""
-        return self.tps + self.fps
+        out: np.ndarray = self.tps + self.fps
+        return out
 
     @cached_property
     def precision_curve(self) -> np.ndarray:
         """``(B, J)`` precision at each threshold, 0 where nothing is flagged."""
-        den = self.flagged
-        prec = np.zeros_like(den)
-        np.divide(self.tps, den, out=prec, where=den > 0)
-        return prec
+        # tps == 0 wherever flagged == 0, so flooring the denominator yields 0 there and
+        # leaves every other quotient bit-identical to tps / flagged
+        out: np.ndarray = self.tps / np.maximum(self.flagged, np.finfo(np.float64).tiny)
+        return out
 
     def with_counts(self, pos: np.ndarray, neg: np.ndarray) -> ScoreBins:
         """Same bins, new (resampled) weights of shape ``(B, J)``."""
@@ -194,7 +197,8 @@ def auroc_batch(b: ScoreBins) -> np.ndarray:
     if b.pos.shape[1] == 0:
         return np.full(b.pos.shape[0], np.nan)
     tps, _, p_tot, n_tot = _curve(b)
-    num = np.einsum("ij,ij->i", b.neg, tps - 0.5 * b.pos)
+    # Σ_i neg_i · (positives strictly above i + ½ positives tied with i)
+    num = np.einsum("ij,ij->i", b.neg, tps) - 0.5 * np.einsum("ij,ij->i", b.neg, b.pos)
     with np.errstate(invalid="ignore", divide="ignore"):
         return _nan_where(num / (p_tot * n_tot), (p_tot <= 0) | (n_tot <= 0))
 
@@ -203,21 +207,26 @@ def recall_at_precision_batch(b: ScoreBins, target: float = 0.9) -> np.ndarray:
     """Max recall over thresholds with precision ≥ ``target``; NaN without positives."""
     if b.pos.shape[1] == 0:
         return np.full(b.pos.shape[0], np.nan)
-    tps, fps, p_tot, _ = _curve(b)
-    ok = (b.flagged > 0) & (b.precision_curve >= target)
-    best = np.where(ok, tps, 0.0).max(axis=1)
+    tps, _, p_tot, _ = _curve(b)
+    ok = b.precision_curve >= target
+    if target <= 0:
+        ok &= b.flagged > 0
+    best = (tps * ok).max(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return _nan_where(best / p_tot, p_tot <= 0)
 
 
 def tpr_at_fpr_batch(b: ScoreBins, target: float = 0.01) -> np.ndarray:
     """Max TPR over thresholds with FPR ≤ ``target``; NaN unless both classes."""
+    rows = b.pos.shape[0]
     if b.pos.shape[1] == 0:
-        return np.full(b.pos.shape[0], np.nan)
+        return np.full(rows, np.nan)
     tps, fps, p_tot, n_tot = _curve(b)
-    fpr_curve = np.zeros_like(fps)
-    np.divide(fps, n_tot[:, None], out=fpr_curve, where=n_tot[:, None] > 0)
-    best = np.where(fpr_curve <= target, tps, 0.0).max(axis=1)
+    # fps / N is non-decreasing, so {FPR ≤ target} is a prefix of the thresholds and the
+    # best TPR sits at its end (computed as fps / N, exactly as roc_curve does)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        k = np.count_nonzero(fps / n_tot[:, None] <= target, axis=1)
+    best = np.where(k > 0, tps[np.arange(rows), np.maximum(k - 1, 0)], 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return _nan_where(best / p_tot, (p_tot <= 0) | (n_tot <= 0))
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -63,6 +63,39 @@ class MetricResult(NamedTuple):
 
     def __float__(self) -> float:
         return float(self.value)
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """One metric for one category.
+
+    Attributes:
+        name: metric name.
+        value: exact point estimate (NaN when undefined).
+        ci_low: lower bound of the bootstrap interval (NaN when unavailable).
+        ci_high: upper bound.
+        n: items used (known label and non-NaN score).
+        reason: why ``value`` is NaN, else ``None``.
+        method: ``"row-bootstrap"``, ``"cell-bootstrap"``, ``"exact"`` (counts, no
+            sampling interval) or ``"none"`` (``n_boot == 0``).
+        n_excluded: rows excluded for this category (unknown label or NaN score).
+    """
+
+    name: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    reason: str | None = None
+    method: str = "none"
+    n_excluded: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (NaN → ``None``)."""
+        d = asdict(self)
+        for k in ("value", "ci_low", "ci_high"):
+            d[k] = None if np.isnan(d[k]) else float(d[k])
+        return d
 
 
 @dataclass(frozen=True)
@@ -164,9 +197,12 @@ def as_labels(y: Any) -> np.ndarray:
     arr = np.asarray(y)
     if arr.dtype == bool:
         return arr.astype(np.int8)
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.isin(arr, (-1, 0, 1))):
-            raise ValueError("labels must be integers in {-1, 0, 1} (-1 = unknown)")
+    if (
+        arr.size
+        and not np.issubdtype(arr.dtype, np.integer)
+        and not np.all(np.isin(arr, (-1, 0, 1)))
+    ):
+        raise ValueError("labels must be integers in {-1, 0, 1} (-1 = unknown)")
     arr = arr.astype(np.int8, copy=False)
     if arr.size and (arr.min() < -1 or arr.max() > 1):
         raise ValueError("labels must be in {-1, 0, 1} (-1 = unknown)")

@@ -13,7 +13,7 @@ scikit-learn: every adapter loads its heavy libraries inside its methods.
 """
 
 from audit.moderators.base import MODERATORS, Moderator, ModeratorParams, register
-from audit.moderators.embedding_head import EmbeddingHead, HeadSummary, fit_head
+from audit.moderators.embedding_head import EmbeddingHead, FitSpec, HeadSummary, fit_head
 from audit.moderators.fake import FakeModerator, ScriptedBatchFailure
 from audit.moderators.hf_classifier import HFClassifier
 from audit.moderators.profanity import ProfanityBaseline
@@ -22,6 +22,7 @@ __all__ = [
     "MODERATORS",
     "EmbeddingHead",
     "FakeModerator",
+    "FitSpec",
     "HFClassifier",
     "HeadSummary",
     "Moderator",

@@ -26,6 +26,8 @@ from typing import Any
 from audit.errors import ModeratorError
 
 Device = str  # "auto" | "cpu" | "cuda" | "mps" (also "cuda:N")
+#: what a ``device`` param may say (validated without importing torch)
+DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
 
 #: Weight files that define a transformers checkpoint.
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")

@@ -46,6 +46,7 @@ from pydantic import Field
 
 from audit.errors import ModeratorError
 from audit.moderators._torch import (
+    DEVICE_PATTERN,
     check_policy_categories,
     length_batches,
     model_files_digest,
@@ -430,7 +431,7 @@ def fit_head(
     }
     _atomic_write(
         out_dir / "head.json",
-        lambda p: p.write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n", "utf-8"),
+        lambda p: p.write_text(json.dumps(meta, indent=2, default=str) + "\n", "utf-8"),
     )
     return HeadSummary(
         out_dir=out_dir,
@@ -451,6 +452,21 @@ def fit_head(
 def _head_error(message: str, head_dir: Path, **kw: Any) -> ModeratorError:
     kw.setdefault("fix", "retrain it with `audit train-head` (see `audit train-head --help`)")
     return ModeratorError(message, where=NAME, field="params.head", actual=str(head_dir), **kw)
+
+
+class FitSpec(ModeratorParams):
+    """Where a missing head should be trained from (``params.fit``).
+
+    The adapter never loads suites: the pipeline reads this, trains the head into
+    ``params.head`` (``audit.heads.train_head_on_suite``) when it is missing, then
+    builds the moderator. Not part of the fingerprint (the head digest is).
+    """
+
+    suite: str
+    split: str = "train"
+    C: float = Field(1.0, gt=0)
+    min_positives: int = Field(8, ge=1)
+    seed: int = 0
 
 
 @register(NAME)
@@ -474,15 +490,18 @@ class EmbeddingHead:
             device: ``auto`` / ``cpu`` / ``cuda`` / ``mps``.
             normalize: L2-normalise embeddings (must match training).
             micro_batch_size: texts per encoder forward pass.
+            fit: train the head from a suite split when ``head`` is missing (done by
+                the pipeline before construction; see :class:`FitSpec`).
         """
 
         encoder: str = DEFAULT_ENCODER
         revision: str | None = None
         head: Path
         max_length: int = Field(256, ge=2, le=32768)
-        device: str = "auto"
+        device: str = Field("auto", pattern=DEVICE_PATTERN)
         normalize: bool = True
         micro_batch_size: int = Field(64, ge=1)
+        fit: FitSpec | None = None
 
     def __init__(self, params: Params, policy: Policy) -> None:
         import numpy as np
@@ -492,12 +511,17 @@ class EmbeddingHead:
         head_dir = Path(params.head).expanduser()
         st_path, js_path = head_dir / "head.safetensors", head_dir / "head.json"
         if not head_dir.is_dir() or not st_path.is_file() or not js_path.is_file():
+            fit = params.fit
+            suite = fit.suite if fit else "<suite>"
+            split = fit.split if fit else "train"
+            train = f"`audit train-head --suite {suite} --split {split} --out {head_dir}`"
             raise _head_error(
-                "head not found",
+                "head not found"
+                + (" (params.fit is set, but nothing trained it before this point)" if fit else ""),
                 head_dir,
                 expected="a directory with head.safetensors and head.json",
-                fix="train one with `audit train-head` (see `audit train-head --help`) "
-                "and point params.head at its output directory",
+                fix=f"run {train}"
+                + ("" if fit else ", or set params.fit: {suite: <suite>, split: train}"),
             )
         try:
             meta = json.loads(js_path.read_text(encoding="utf-8"))
@@ -531,8 +555,10 @@ class EmbeddingHead:
         self.categories: tuple[str, ...] = check_policy_categories(
             cats, policy.category_ids, where=NAME, field="params.head"
         )
-        self._w = w.astype(np.float64)
-        self._b = b.astype(np.float64)
+        self._w = np.array(w, dtype=np.float64)  # writable copies
+        self._b = np.array(b, dtype=np.float64)
+        self._wt: Any = None  # torch views, made on first predict
+        self._bt: Any = None
         self.meta = meta
         self.encoder = Encoder(
             params.encoder,
@@ -572,14 +598,17 @@ class EmbeddingHead:
 
     def predict(self, items: Sequence[Item]) -> list[ModeratorOutput]:
         """Score ``items``; items with no text come back as ``error_type="no_text"``."""
-        import numpy as np
+        import torch
 
         texts = [it.text() for it in items]
         todo = [i for i, t in enumerate(texts) if t.strip()]
         out = [ModeratorOutput(error="item has no text", error_type="no_text") for _ in items]
         if not todo:
             return out
-        X = self.encoder.encode([texts[i] for i in todo]).astype(np.float64)
+        X = self.encoder.encode([texts[i] for i in todo])
+        if self._wt is None:
+            self._wt = torch.from_numpy(self._w).T.contiguous()
+            self._bt = torch.from_numpy(self._b)
         if X.shape[1] != self._w.shape[1]:
             raise ModeratorError(
                 "encoder dimension does not match the head",
@@ -589,9 +618,12 @@ class EmbeddingHead:
                 actual=f"{X.shape[1]}-d",
                 fix="use the encoder the head was trained with",
             )
-        z = X @ self._w.T + self._b
-        probs = 1.0 / (1.0 + np.exp(-z))
-        for row, i in zip(probs.tolist(), todo):
+        # the head runs in torch, not numpy: interleaving OpenBLAS calls with torch
+        # forward passes makes the two thread pools fight over the cores
+        with torch.inference_mode():
+            z = torch.from_numpy(X).double() @ self._wt + self._bt
+            probs = torch.sigmoid(z).tolist()
+        for row, i in zip(probs, todo):
             if any(math.isnan(v) for v in row):
                 out[i] = ModeratorOutput(error="NaN score", error_type="nan_output")
             else:

@@ -37,6 +37,7 @@ from pydantic import Field
 
 from audit.errors import ModeratorError
 from audit.moderators._torch import (
+    DEVICE_PATTERN,
     check_policy_categories,
     did_you_mean,
     length_batches,
@@ -109,7 +110,7 @@ class HFClassifier:
         problem_type: Literal["auto", "multi_label", "single_label"] = "auto"
         label_map: Literal["identity"] | dict[str, str] = "identity"
         max_length: int = Field(256, ge=2, le=32768)
-        device: str = "auto"
+        device: str = Field("auto", pattern=DEVICE_PATTERN)
         dtype: Literal["float32", "bfloat16", "float16"] = "float32"
         micro_batch_size: int = Field(32, ge=1)
         max_tokens_per_forward: int = Field(16384, ge=64)
@@ -253,6 +254,10 @@ class HFClassifier:
                     actual=f"{n_logits}",
                     fix="re-save the checkpoint with a consistent config",
                 )
+            if tok.pad_token is None and tok.eos_token is not None:
+                tok.pad_token = tok.eos_token  # decoder-style classifiers (GPT-2, Llama)
+            if getattr(model.config, "pad_token_id", None) is None:
+                model.config.pad_token_id = tok.pad_token_id
             model.eval().to(device)
             mml = getattr(tok, "model_max_length", None)
             if isinstance(mml, int) and 0 < mml < 100_000:

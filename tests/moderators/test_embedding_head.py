@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from audit.errors import ModeratorError
 from audit.moderators import MODERATORS
@@ -190,8 +191,18 @@ def test_head_category_not_in_policy(head, make_policy_fn):
 def test_missing_head_says_train_head(policy, tmp_path):
     with pytest.raises(ModeratorError) as ei:
         _mod(tmp_path / "nope", policy)
-    assert "audit train-head" in ei.value.fix
+    assert "audit train-head" in ei.value.fix and "params.fit" in ei.value.fix
     assert ei.value.field == "params.head"
+    with pytest.raises(ModeratorError) as ei:
+        _mod(tmp_path / "nope", policy, fit={"suite": "short_video_v1"})
+    assert "--suite short_video_v1 --split train" in ei.value.fix
+
+
+def test_fit_spec_is_strict():
+    p = EmbeddingHead.Params(head="h", fit={"suite": "s", "split": "dev", "C": 0.5})
+    assert p.fit is not None and p.fit.split == "dev" and p.fit.C == 0.5
+    with pytest.raises(ValidationError):
+        EmbeddingHead.Params(head="h", fit={"suite": "s", "bogus": 1})
 
 
 def test_fit_head_validates_shapes(tmp_path):
