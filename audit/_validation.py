@@ -132,8 +132,6 @@ def parse_model(
         raise validation_error(exc, where, error=error) from None
 
 
-def load_model(
-    model: type[M], path: Path, *, error: type[AuditError] = ConfigError
-) -> M:
+def load_model(model: type[M], path: Path, *, error: type[AuditError] = ConfigError) -> M:
     """Read YAML at ``path`` and validate it into ``model``."""
     return parse_model(model, read_yaml(path, error=error), str(path), error=error)

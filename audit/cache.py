@@ -22,7 +22,9 @@ from typing import Any
 from audit.schema import ModeratorOutput
 
 #: error types that a rerun should retry rather than replay from the cache
-TRANSIENT_ERRORS = frozenset({"exception", "batch_exception", "timeout", "rate_limited", "scripted"})
+TRANSIENT_ERRORS = frozenset(
+    {"exception", "batch_exception", "timeout", "rate_limited", "scripted"}
+)
 
 
 def fingerprint_hash(fingerprint: dict[str, Any]) -> str:
@@ -52,8 +54,8 @@ class PredictionCache:
         out: dict[str, ModeratorOutput] = {}
         for start in range(0, len(wanted), 900):
             chunk = wanted[start : start + 900]
-            q = "SELECT item, output FROM predictions WHERE model = ? AND item IN (%s)" % ",".join(
-                "?" * len(chunk)
+            q = "SELECT item, output FROM predictions WHERE model = ? AND item IN ({})".format(
+                ",".join("?" * len(chunk))
             )
             for item, payload in self._db.execute(q, [model, *chunk]):
                 out[item] = ModeratorOutput.from_json(json.loads(payload))
@@ -70,16 +72,16 @@ class PredictionCache:
         if rows:
             with self._db:
                 self._db.execute("BEGIN")
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?)", rows
-                )
+                self._db.executemany("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?)", rows)
         return len(rows)
 
     def count(self, model: str | None = None) -> int:
         if model is None:
             return int(self._db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
         return int(
-            self._db.execute("SELECT COUNT(*) FROM predictions WHERE model = ?", (model,)).fetchone()[0]
+            self._db.execute(
+                "SELECT COUNT(*) FROM predictions WHERE model = ?", (model,)
+            ).fetchone()[0]
         )
 
     def close(self) -> None:

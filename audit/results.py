@@ -86,8 +86,12 @@ def build_result(
         subp = preds[:, cover]
         all_nan = np.isnan(sub).all(axis=1)
         with np.errstate(invalid="ignore"):
-            overall_score = np.where(all_nan, np.nan, np.nanmax(np.where(all_nan[:, None], 0, sub), axis=1))
-            overall_pred = np.where(all_nan, np.nan, np.nanmax(np.where(all_nan[:, None], 0, subp), axis=1))
+            overall_score = np.where(
+                all_nan, np.nan, np.nanmax(np.where(all_nan[:, None], 0, sub), axis=1)
+            )
+            overall_pred = np.where(
+                all_nan, np.nan, np.nanmax(np.where(all_nan[:, None], 0, subp), axis=1)
+            )
     else:
         overall_score = np.full(n, np.nan)
         overall_pred = np.full(n, np.nan)
@@ -147,13 +151,15 @@ def compute_result_metrics(
             np.nan_to_num(res.overall_pred, nan=0.0).astype(bool),
         ),
     )
-    res.metrics = {
-        cat: {m: _mv_json(v) for m, v in per.items()} for cat, per in out.items()
-    }
+    res.metrics = {cat: {m: _mv_json(v) for m, v in per.items()} for cat, per in out.items()}
     err = res.n_errors / res.n if res.n else math.nan
     res.metrics.setdefault("overall", {})["error_rate"] = {
-        "value": err, "ci_low": None, "ci_high": None, "n": res.n,
-        "reason": None, "method": "count",
+        "value": err,
+        "ci_low": None,
+        "ci_high": None,
+        "n": res.n,
+        "reason": None,
+        "method": "count",
     }
 
 
@@ -223,7 +229,9 @@ def fp_fn_frame(res: SuiteResult, max_rows: int) -> pd.DataFrame:
     for c in cats:
         if c in res.categories and c in res.suite.covers:
             k = cats.index(c)
-            pairs.append((c, res.suite.labels[:, k], res.scores[:, k], res.preds[:, k], res.thresholds[c]))
+            pairs.append(
+                (c, res.suite.labels[:, k], res.scores[:, k], res.preds[:, k], res.thresholds[c])
+            )
     pairs.append(("overall", res.suite.overall, res.overall_score, res.overall_pred, math.nan))
     for c, y, s, p, t in pairs:
         ok = (y != UNKNOWN) & ~np.isnan(s)
@@ -232,9 +240,7 @@ def fp_fn_frame(res: SuiteResult, max_rows: int) -> pd.DataFrame:
         for kind, idx in (("FP", fp), ("FN", fn)):
             for i in idx:
                 redact = bool(res.restricted_mask[i])  # type: ignore[index]
-                text = "\n".join(
-                    f"{f}: {texts[f][i]}" for f in TEXT_FIELDS if texts[f][i]
-                )
+                text = "\n".join(f"{f}: {texts[f][i]}" for f in TEXT_FIELDS if texts[f][i])
                 rows.append(
                     {
                         "id": ids[i],
@@ -245,7 +251,9 @@ def fp_fn_frame(res: SuiteResult, max_rows: int) -> pd.DataFrame:
                         "score": float(s[i]),
                         "threshold": None if math.isnan(t) else t,
                         "text": REDACTED if redact else text,
-                        "rationale": REDACTED if (redact and res.rationales[i]) else res.rationales[i],
+                        "rationale": REDACTED
+                        if (redact and res.rationales[i])
+                        else res.rationales[i],
                         **{f"slice.{sl}": v[i] for sl, v in slices.items()},
                     }
                 )

@@ -142,7 +142,10 @@ def score_items(
                 actual=f"{n_errors} failed",
                 fix="inspect the model/items, or raise runner.error_budget",
             )
-    final = [o if o is not None else ModeratorOutput(error="not scored", error_type="exception") for o in outputs]
+    final = [
+        o if o is not None else ModeratorOutput(error="not scored", error_type="exception")
+        for o in outputs
+    ]
     types: dict[str, int] = {}
     for o in final:
         if o.error is not None:

@@ -19,6 +19,7 @@ content hash for those rows (the predictions Parquet carries no text at all).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -83,10 +84,10 @@ def reap_orphans(client: Any, exp_id: str) -> int:
     for r in runs:
         tags = r.data.tags
         pid = tags.get("audit.pid")
-        if tags.get("audit.host") == host and pid and pid.isdigit():
-            if int(pid) != os.getpid() and not _pid_alive(int(pid)):
-                client.set_terminated(r.info.run_id, status="KILLED")
-                n += 1
+        ours = tags.get("audit.host") == host and pid is not None and pid.isdigit()
+        if ours and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            client.set_terminated(r.info.run_id, status="KILLED")
+            n += 1
     return n
 
 
@@ -174,23 +175,32 @@ def mirror(
         "audit.git_dirty": str(git.get("dirty")),
         **{f"user.{k}": v for k, v in d["config"].get("tags", {}).items()},
     }
-    out: dict[str, Any] = {"tracking_uri": uri, "experiment_id": exp_id, "children": {}, "reaped": reaped}
+    out: dict[str, Any] = {
+        "tracking_uri": uri,
+        "experiment_id": exp_id,
+        "children": {},
+        "reaped": reaped,
+    }
     try:
         parent = client.create_run(exp_id, run_name=record.run_id, tags=base_tags)
         pid = parent.info.run_id
         out["parent_run_id"] = pid
         cfg = d["config"]
-        _params(client, pid, {
-            "config.name": cfg["name"],
-            "config.hash": d["config_hash"],
-            "policy": d["policy"]["ref"],
-            "seed": cfg["seed"],
-            "suites": ",".join(s["name"] for s in d["suites"].values()),
-            "moderators": ",".join(m["name"] for m in cfg["moderators"]),
-            "metrics.bootstrap": cfg["metrics"]["bootstrap"],
-            "metrics.ci": cfg["metrics"]["ci"],
-            "runner.error_budget": cfg["runner"]["error_budget"],
-        })
+        _params(
+            client,
+            pid,
+            {
+                "config.name": cfg["name"],
+                "config.hash": d["config_hash"],
+                "policy": d["policy"]["ref"],
+                "seed": cfg["seed"],
+                "suites": ",".join(s["name"] for s in d["suites"].values()),
+                "moderators": ",".join(m["name"] for m in cfg["moderators"]),
+                "metrics.bootstrap": cfg["metrics"]["bootstrap"],
+                "metrics.ci": cfg["metrics"]["ci"],
+                "runner.error_budget": cfg["runner"]["error_budget"],
+            },
+        )
         for res in results:
             child = client.create_run(
                 exp_id,
@@ -208,20 +218,26 @@ def mirror(
             )
             cid = child.info.run_id
             out["children"][res.key] = cid
-            _params(client, cid, {
-                "suite": res.suite.name,
-                "suite.split": res.suite.split,
-                "suite.version": res.suite.card.version,
-                "suite.n": res.n,
-                "moderator": res.spec.name,
-                "moderator.type": res.spec.type,
-                "moderator.fingerprint": res.fingerprint_hash[:16],
-                "moderator.batch_size": res.spec.batch_size,
-                "moderator.categories": ",".join(res.categories),
-                "thresholds": json.dumps(res.spec.thresholds, sort_keys=True),
-                **{f"params.{k}": json.dumps(v) if not isinstance(v, str) else v
-                   for k, v in sorted(res.spec.params.items())},
-            })
+            _params(
+                client,
+                cid,
+                {
+                    "suite": res.suite.name,
+                    "suite.split": res.suite.split,
+                    "suite.version": res.suite.card.version,
+                    "suite.n": res.n,
+                    "moderator": res.spec.name,
+                    "moderator.type": res.spec.type,
+                    "moderator.fingerprint": res.fingerprint_hash[:16],
+                    "moderator.batch_size": res.spec.batch_size,
+                    "moderator.categories": ",".join(res.categories),
+                    "thresholds": json.dumps(res.spec.thresholds, sort_keys=True),
+                    **{
+                        f"params.{k}": json.dumps(v) if not isinstance(v, str) else v
+                        for k, v in sorted(res.spec.params.items())
+                    },
+                },
+            )
             _metrics(client, cid, _flat_metrics(res))
             with mlflow.start_run(run_id=cid, nested=True):
                 mlflow.log_input(_dataset(res), context=res.suite.split)
@@ -240,10 +256,8 @@ def mirror(
     except Exception as exc:
         for rid in [out.get("parent_run_id"), *out["children"].values()]:
             if rid:
-                try:
+                with contextlib.suppress(Exception):
                     client.set_terminated(rid, status="FAILED")
-                except Exception:  # noqa: BLE001 - best effort cleanup
-                    pass
         raise TrackingError(
             f"writing to MLflow failed: {type(exc).__name__}: {exc}",
             where=uri,

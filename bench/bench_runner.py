@@ -71,30 +71,47 @@ def main() -> None:
         model_dir = build_model(tmp_path / "clf", policy.category_ids)
         cls = MODERATORS.get("hf_classifier")
         mod = cls(
-            cls.Params(model=str(model_dir), problem_type="multi_label", label_map="identity",
-                       max_length=args.max_length, device="cpu"),
+            cls.Params(
+                model=str(model_dir),
+                problem_type="multi_label",
+                label_map="identity",
+                max_length=args.max_length,
+                device="cpu",
+            ),
             policy,
         )
         fp = mod.fingerprint()
         mod.predict(items[:4])  # load weights + warm-up outside the timed region
 
         # bare loop: same model object, tokenizer, batches
-        model, tok = mod._model, mod._tokenizer  # noqa: SLF001 - benchmark reaches in on purpose
+        model, tok = mod._model, mod._tokenizer
         texts = [it.text() for it in items]
 
         def bare() -> int:
             n = 0
             with torch.no_grad():
                 for s in range(0, len(texts), args.batch_size):
-                    enc = tok(texts[s : s + args.batch_size], padding=True, truncation=True,
-                              max_length=args.max_length, return_tensors="pt")
+                    enc = tok(
+                        texts[s : s + args.batch_size],
+                        padding=True,
+                        truncation=True,
+                        max_length=args.max_length,
+                        return_tensors="pt",
+                    )
                     probs = torch.sigmoid(model(**enc).logits)
                     n += int(probs.shape[0])
             return n
 
         def runner() -> int:
-            r = score_items(lambda: mod, fp, items, batch_size=args.batch_size, cache=None,
-                            error_budget=0.0, where="bench")
+            r = score_items(
+                lambda: mod,
+                fp,
+                items,
+                batch_size=args.batch_size,
+                cache=None,
+                error_budget=0.0,
+                where="bench",
+            )
             return len(r.outputs)
 
         # interleave to spread machine noise over both
@@ -105,36 +122,57 @@ def main() -> None:
         t_bare, t_run = min(t_bare1, t_bare2), min(t_run1, t_run2)
 
         cache = PredictionCache(tmp_path / "cache.sqlite")
-        t_cold, _ = timed(lambda: score_items(lambda: mod, fp, items, batch_size=args.batch_size,
-                                              cache=cache, error_budget=0.0, where="bench"))
+        t_cold, _ = timed(
+            lambda: score_items(
+                lambda: mod,
+                fp,
+                items,
+                batch_size=args.batch_size,
+                cache=cache,
+                error_budget=0.0,
+                where="bench",
+            )
+        )
 
         def never() -> None:
             raise AssertionError("warm rerun must not load the model")
 
-        t_warm, warm = timed(lambda: score_items(never, fp, items, batch_size=args.batch_size,
-                                                 cache=cache, error_budget=0.0, where="bench"),
-                             repeat=3)
+        t_warm, warm = timed(
+            lambda: score_items(
+                never,
+                fp,
+                items,
+                batch_size=args.batch_size,
+                cache=cache,
+                error_budget=0.0,
+                where="bench",
+            ),
+            repeat=3,
+        )
         assert warm.cached.all()
 
-    write("runner", {
-        "items": len(items),
-        "batch_size": args.batch_size,
-        "max_length": args.max_length,
-        "model": "BertForSequenceClassification, all-MiniLM-L6-v2 encoder (packaged), random 10-way head",
-        "a_runner_vs_bare_loop": {
-            "bare_loop_s": round(t_bare, 3),
-            "runner_s": round(t_run, 3),
-            "ratio_runner_over_bare": round(t_run / t_bare, 4),
-            "goal": "<= 1.05",
-            "items_per_s_runner": round(len(items) / t_run, 1),
+    write(
+        "runner",
+        {
+            "items": len(items),
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "model": "BertForSequenceClassification, all-MiniLM-L6-v2 encoder (packaged), random 10-way head",
+            "a_runner_vs_bare_loop": {
+                "bare_loop_s": round(t_bare, 3),
+                "runner_s": round(t_run, 3),
+                "ratio_runner_over_bare": round(t_run / t_bare, 4),
+                "goal": "<= 1.05",
+                "items_per_s_runner": round(len(items) / t_run, 1),
+            },
+            "b_cold_vs_unchanged_rerun": {
+                "cold_s": round(t_cold, 3),
+                "warm_s": round(t_warm, 4),
+                "speedup": round(t_cold / t_warm, 1),
+                "goal": ">= 50",
+            },
         },
-        "b_cold_vs_unchanged_rerun": {
-            "cold_s": round(t_cold, 3),
-            "warm_s": round(t_warm, 4),
-            "speedup": round(t_cold / t_warm, 1),
-            "goal": ">= 50",
-        },
-    })
+    )
 
 
 if __name__ == "__main__":

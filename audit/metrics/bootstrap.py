@@ -53,6 +53,7 @@ import numpy as np
 from audit.metrics.classification import Confusion, confusion
 from audit.metrics.ranking import ScoreBins, exact_bins, quantile_bins, sort_desc, tie_starts
 from audit.metrics.registry import (
+    MetricResult,
     MetricSpec,
     MetricValue,
     UndefinedMetricWarning,
@@ -76,23 +77,30 @@ _T = TypeVar("_T")
 
 
 @dataclass
+class _RowPlan:
+    """How to turn resampled row weights into one column's statistics (row path)."""
+
+    rows: np.ndarray  # the column's valid rows, in descending-score order when ranked
+    onehot: np.ndarray  # (n_k, 4) float: confusion cell (tn, fp, fn, tp) of each row
+    y: np.ndarray  # (n_k,) float labels in the same order
+    starts: np.ndarray | None  # tie-run starts (None: no ties / no ranking metrics)
+    bins: ScoreBins | None  # exact bins (per-bin score means for ECE / Brier)
+
+
+@dataclass
 class _Column:
-    """One category (or "overall") prepared for evaluation."""
+    """One category (or "overall"): exact point results plus what its bootstrap needs.
+
+    Only the compact statistics are kept (the sorted copies are dropped once the exact
+    points and the bins are built), so memory stays a few arrays per column.
+    """
 
     name: str
-    mask: np.ndarray
-    y: np.ndarray
-    score: np.ndarray
-    pred: np.ndarray
-    order: np.ndarray | None = None
-    y_desc: np.ndarray | None = None
-    s_desc: np.ndarray | None = None
-    bins: ScoreBins | None = None
-    conf: Confusion | None = None
-
-    @property
-    def n(self) -> int:
-        return int(self.y.size)
+    n: int
+    points: dict[str, MetricResult]
+    conf: Confusion
+    plan: _RowPlan | None = None  # row path
+    binned: ScoreBins | None = None  # cell path: quantile histogram
 
 
 def percentile_interval(boot: np.ndarray, point: float, ci: float) -> tuple[float, float]:
@@ -108,14 +116,49 @@ def percentile_interval(boot: np.ndarray, point: float, ci: float) -> tuple[floa
 
 
 def _prepare_column(
-    name: str, y: np.ndarray, score: np.ndarray, pred: np.ndarray, need_bins: bool
+    name: str,
+    y: np.ndarray,
+    score: np.ndarray,
+    pred: np.ndarray,
+    specs: list[MetricSpec],
+    method: str,
+    hist_bins: int,
 ) -> _Column:
+    """Exclude rows, compute exact points, and build the row plan or the histogram."""
     mask = (y >= 0) & ~np.isnan(score)
-    col = _Column(name, mask, y[mask], score[mask], pred[mask])
-    col.conf = confusion(col.y, col.pred)
-    if need_bins:
-        col.order, col.y_desc, col.s_desc = sort_desc(col.y, col.score)
-        col.bins = exact_bins(col.y_desc, col.s_desc)
+    yk, sk, pk = y[mask], score[mask], pred[mask]
+    n = int(yk.size)
+    conf = confusion(yk, pk)
+    bins = order = y_desc = s_desc = None
+    if any(s.family == "ranking" for s in specs):
+        order, y_desc, s_desc = sort_desc(yk, sk)
+        bins = exact_bins(y_desc, s_desc)
+    points = {
+        spec.name: point_result(
+            spec,
+            bins if spec.family == "ranking" else conf,
+            n=n,
+            n_pos=int(conf.n_pos[0]),
+            n_pred_pos=int(conf.n_pred_pos[0]),
+            n_excluded=int(mask.size - n),
+            warn=False,
+        )
+        for spec in specs
+    }
+    col = _Column(name, n, points, conf)
+    if method == "row":
+        rows = np.flatnonzero(mask)
+        starts = None
+        if bins is not None and order is not None and s_desc is not None:
+            rows, yk, pk = rows[order], y_desc, pk[order]
+            runs = tie_starts(s_desc)
+            starts = None if runs.size == n else runs
+            bins = bins.with_counts(bins.pos, bins.neg)  # drop the cached curves
+        onehot = np.zeros((n, 4))
+        onehot[np.arange(n), 2 * yk.astype(np.intp) + pk.astype(np.intp)] = 1.0
+        col.plan = _RowPlan(rows, onehot, yk.astype(np.float64), starts, bins)
+    elif y_desc is not None and s_desc is not None:
+        col.binned = quantile_bins(y_desc, s_desc, hist_bins)
     return col
 
 
@@ -132,50 +175,9 @@ def _parallel_map(fn: Callable[..., _T], args: Sequence[tuple[Any, ...]], thread
         return list(pool.map(lambda a: fn(*a), args))
 
 
-def _family_stats(col: _Column, spec: MetricSpec) -> Any:
-    return col.bins if spec.family == "ranking" else col.conf
-
-
-@dataclass
-class _RowPlan:
-    """How to turn resampled row weights into one column's statistics."""
-
-    rows: np.ndarray  # the column's valid rows, in descending-score order when ranked
-    onehot: np.ndarray  # (n_k, 4) float: confusion cell (tn, fp, fn, tp) of each row
-    y: np.ndarray  # (n_k,) float labels in the same order
-    starts: np.ndarray | None  # tie-run starts (None: no ranking metrics / no ties)
-
-
-def _row_plan(col: _Column) -> _RowPlan:
-    valid_rows = np.flatnonzero(col.mask)
-    if col.bins is not None:
-        assert col.order is not None and col.y_desc is not None and col.s_desc is not None
-        rows, yk, pk = valid_rows[col.order], col.y_desc, col.pred[col.order]
-        runs = tie_starts(col.s_desc)
-        starts = None if runs.size == col.n else runs
-    else:
-        rows, yk, pk, starts = valid_rows, col.y, col.pred, None
-    onehot = np.zeros((col.n, 4))
-    onehot[np.arange(col.n), 2 * yk.astype(np.intp) + pk.astype(np.intp)] = 1.0
-    return _RowPlan(rows, onehot, yk.astype(np.float64), starts)
-
-
-def _row_chunk(
-    col: _Column, plan: _RowPlan, weights: np.ndarray, specs: list[MetricSpec]
+def _batch_all(
+    specs: list[MetricSpec], conf: Confusion, bins: ScoreBins | None
 ) -> dict[str, np.ndarray]:
-    """All metrics of one column on ``b`` row resamples given as ``(b, n)`` weights."""
-    b = weights.shape[0]
-    if col.n == 0:
-        return {spec.name: np.full(b, np.nan) for spec in specs}
-    w = np.take(weights, plan.rows, axis=1)
-    conf = Confusion.from_cells(w @ plan.onehot)
-    bins = None
-    if col.bins is not None:
-        pos = w * plan.y
-        if plan.starts is not None:
-            pos = np.add.reduceat(pos, plan.starts, axis=1)
-            w = np.add.reduceat(w, plan.starts, axis=1)
-        bins = col.bins.with_counts(pos, w - pos)
     return {
         spec.name: np.asarray(
             spec.batch(bins if spec.family == "ranking" else conf, **spec.params)
@@ -184,17 +186,28 @@ def _row_chunk(
     }
 
 
+def _row_chunk(col: _Column, weights: np.ndarray, specs: list[MetricSpec]) -> dict[str, np.ndarray]:
+    """All metrics of one column on ``b`` row resamples given as ``(b, n)`` weights."""
+    if col.n == 0 or col.plan is None:
+        return {spec.name: np.full(weights.shape[0], np.nan) for spec in specs}
+    plan = col.plan
+    w = np.take(weights, plan.rows, axis=1)
+    conf = Confusion.from_cells(w @ plan.onehot)
+    bins = None
+    if plan.bins is not None:
+        pos = w * plan.y
+        if plan.starts is not None:
+            pos = np.add.reduceat(pos, plan.starts, axis=1)
+            w = np.add.reduceat(w, plan.starts, axis=1)
+        bins = plan.bins.with_counts(pos, w - pos)
+    return _batch_all(specs, conf, bins)
+
+
 def _row_bootstrap(
-    cols: list[_Column],
-    specs: list[MetricSpec],
-    n_rows: int,
-    n_boot: int,
-    seed: int,
-    threads: int,
+    cols: list[_Column], specs: list[MetricSpec], n_rows: int, n_boot: int, seed: int, threads: int
 ) -> list[dict[str, np.ndarray]]:
     """Exact row bootstrap: one index draw per chunk, shared by all columns and metrics."""
     rng = np.random.default_rng(seed)
-    plans = _parallel_map(_row_plan, [(c,) for c in cols], threads)
     out: list[dict[str, list[np.ndarray]]] = [{s.name: [] for s in specs} for _ in cols]
     chunk = max(1, CHUNK_ELEMS // max(n_rows, 1))
     done = 0
@@ -205,7 +218,7 @@ def _row_bootstrap(
         weights = np.bincount(idx.ravel(), minlength=b * n_rows).reshape(b, n_rows)
         weights = weights.astype(np.float64)
         del idx
-        args = [(c, p, weights, specs) for c, p in zip(cols, plans, strict=True)]
+        args = [(c, weights, specs) for c in cols]
         for acc, res in zip(out, _parallel_map(_row_chunk, args, threads), strict=True):
             for name, vals in res.items():
                 acc[name].append(vals)
@@ -214,41 +227,29 @@ def _row_bootstrap(
 
 
 def _cell_column(
-    k: int,
-    col: _Column,
-    specs: list[MetricSpec],
-    points: dict[str, float],
-    n_boot: int,
-    seed: int,
-    hist_bins: int,
+    k: int, col: _Column, specs: list[MetricSpec], n_boot: int, seed: int
 ) -> dict[str, np.ndarray]:
     """Cell bootstrap of one column: multinomial draws on its 2×2 table and histogram."""
     if col.n == 0:
         return {s.name: np.full(n_boot, np.nan) for s in specs}
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,)))
-    assert col.conf is not None
-    cells = np.array([col.conf.tn[0], col.conf.fp[0], col.conf.fn[0], col.conf.tp[0]])
+    c = col.conf
+    cells = np.array([c.tn[0], c.fp[0], c.fn[0], c.tp[0]])
     conf = Confusion.from_cells(rng.multinomial(col.n, cells / col.n, size=n_boot))
-    bins = binned = None
-    if any(s.family == "ranking" for s in specs):
-        assert col.y_desc is not None and col.s_desc is not None
-        binned = quantile_bins(col.y_desc, col.s_desc, hist_bins)
-        j = binned.pos.shape[1]
-        p = np.concatenate([binned.pos[0], binned.neg[0]]) / col.n
+    bins = None
+    if col.binned is not None:
+        j = col.binned.pos.shape[1]
+        p = np.concatenate([col.binned.pos[0], col.binned.neg[0]]) / col.n
         draws = rng.multinomial(col.n, p, size=n_boot).astype(np.float64)
-        bins = binned.with_counts(draws[:, :j], draws[:, j:])
-    boot: dict[str, np.ndarray] = {}
+        bins = col.binned.with_counts(draws[:, :j], draws[:, j:])
+    boot = _batch_all(specs, conf, bins)
     for spec in specs:
-        if spec.family == "ranking":
-            assert bins is not None and binned is not None
-            vals = np.asarray(spec.batch(bins, **spec.params))
+        if spec.family == "ranking" and col.binned is not None:
             # re-centre on the exact estimate (module docstring)
-            shift = points[spec.name] - float(spec.batch(binned, **spec.params)[0])
+            binned_point = float(spec.batch(col.binned, **spec.params)[0])
+            shift = col.points[spec.name].value - binned_point
             if np.isfinite(shift):
-                vals = vals + shift
-        else:
-            vals = np.asarray(spec.batch(conf, **spec.params))
-        boot[spec.name] = vals
+                boot[spec.name] = boot[spec.name] + shift
     return boot
 
 
@@ -319,49 +320,29 @@ def compute_metrics(
         ss = np.column_stack([ss, os_])
         pp = np.column_stack([pp, op])
         names.append("overall")
-    n_threads = max(1, min(threads or os.cpu_count() or 1, len(names)))
-    need_bins = any(s.family == "ranking" for s in specs)
-    cols = _parallel_map(
-        _prepare_column,
-        [(nm, yy[:, k], ss[:, k], pp[:, k], need_bins) for k, nm in enumerate(names)],
-        n_threads,
-    )
-    points = [
-        {
-            spec.name: point_result(
-                spec,
-                _family_stats(col, spec),
-                n=col.n,
-                n_pos=int(col.conf.n_pos[0]),
-                n_pred_pos=int(col.conf.n_pred_pos[0]),
-                n_excluded=int(col.mask.size - col.n),
-                warn=False,
-            )
-            for spec in specs
-        }
-        for col in cols
-        if col.conf is not None
-    ]
     n_rows = yy.shape[0]
     if method == "auto":
         method = "row" if n_rows * n_cat <= ROW_BOOTSTRAP_MAX_CELLS else "cell"
+    n_threads = max(1, min(threads or os.cpu_count() or 1, len(names)))
+    prep = [
+        (nm, yy[:, k], ss[:, k], pp[:, k], specs, method, hist_bins)
+        for k, nm in enumerate(names)
+    ]
+    cols = _parallel_map(_prepare_column, prep, n_threads)
     boot_specs = [s for s in specs if s.family != "count"]
     boots: list[dict[str, np.ndarray]] | None = None
     if n_boot > 0 and boot_specs and n_rows > 0:
         if method == "row":
             boots = _row_bootstrap(cols, boot_specs, n_rows, n_boot, seed, n_threads)
         else:
-            args = [
-                (k, col, boot_specs, {m: r.value for m, r in pt.items()}, n_boot, seed, hist_bins)
-                for k, (col, pt) in enumerate(zip(cols, points, strict=True))
-            ]
+            args = [(k, col, boot_specs, n_boot, seed) for k, col in enumerate(cols)]
             boots = _parallel_map(_cell_column, args, n_threads)
     label = "row-bootstrap" if method == "row" else "cell-bootstrap"
     out: dict[str, dict[str, MetricValue]] = {}
-    for k, (col, pt) in enumerate(zip(cols, points, strict=True)):
+    for k, col in enumerate(cols):
         per: dict[str, MetricValue] = {}
         for spec in specs:
-            res = pt[spec.name]
+            res = col.points[spec.name]
             if res.reason is not None:
                 warnings.warn(
                     f"category {col.name!r}: {spec.name} is undefined: {res.reason}",

@@ -212,9 +212,12 @@ def as_labels(y: Any) -> np.ndarray:
 def as_scores(score: Any) -> np.ndarray:
     """Validate scores: floats in ``[0, 1]``; ``NaN`` marks an unscored item."""
     arr = np.asarray(score, dtype=np.float64)
-    finite = arr[~np.isnan(arr)]
-    if finite.size and (not np.all(np.isfinite(finite)) or finite.min() < 0 or finite.max() > 1):
-        raise ValueError("scores must lie in [0, 1] (NaN = not scored)")
+    if arr.size:
+        flat = arr.ravel()
+        # fmin / fmax skip NaN (NaN only if everything is NaN) and keep ±inf
+        lo, hi = np.fmin.reduce(flat), np.fmax.reduce(flat)
+        if (not np.isnan(lo)) and (lo < 0 or hi > 1):
+            raise ValueError("scores must lie in [0, 1] (NaN = not scored)")
     return arr
 
 

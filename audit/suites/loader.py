@@ -215,7 +215,11 @@ def _read_rows(card: SuiteCard, cpath: Path, split: str) -> tuple[list[dict[str,
                 fix=(
                     "set AUDIT_DATA_ROOT to the folder holding the public sets "
                     f"(now {data_root()})"
-                    + (", or allow hub access to use " + card.source.hub.id if card.source.hub else "")
+                    + (
+                        ", or allow hub access to use " + card.source.hub.id
+                        if card.source.hub
+                        else ""
+                    )
                 ),
             )
     assert card.source.hub is not None
@@ -261,7 +265,11 @@ def _sha256_file(path: Path) -> str:
 
 
 def _is_missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
+    return (
+        v is None
+        or (isinstance(v, float) and np.isnan(v))
+        or (isinstance(v, str) and not v.strip())
+    )
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -272,9 +280,7 @@ def _same(a: Any, b: Any) -> bool:
     return str(a).strip() == str(b).strip()
 
 
-def _apply_rule(
-    rule: LabelRule, row: dict[str, Any], row_id: str, where: str, field: str
-) -> int:
+def _apply_rule(rule: LabelRule, row: dict[str, Any], row_id: str, where: str, field: str) -> int:
     values = []
     for col in rule.columns:
         if col not in row:
@@ -330,7 +336,9 @@ def _check_columns(card: SuiteCard, cols: set[str], where: str) -> None:
             need(c, f"labels.rules[{i}].column", optional=r.missing_column == "unknown")
     if card.labels.overall:
         for c in card.labels.overall.columns:
-            need(c, "labels.overall.column", optional=card.labels.overall.missing_column == "unknown")
+            need(
+                c, "labels.overall.column", optional=card.labels.overall.missing_column == "unknown"
+            )
     if card.labels.list_column:
         need(card.labels.list_column, "labels.list_column")
     for s, col in card.slices.items():
@@ -507,11 +515,17 @@ def _canonicalise(
         else:
             sub = labels[i, cover_idx]
             overall[i] = (
-                POSITIVE if (sub == POSITIVE).any() else NEGATIVE if (sub == NEGATIVE).all() else UNKNOWN
+                POSITIVE
+                if (sub == POSITIVE).any()
+                else NEGATIVE
+                if (sub == NEGATIVE).all()
+                else UNKNOWN
             )
         rec: dict[str, Any] = {"id": iid, **texts}
         rec["rationale"] = (
-            str(row.get(card.rationale_column)) if card.rationale_column and not _is_missing(row.get(card.rationale_column)) else None
+            str(row.get(card.rationale_column))
+            if card.rationale_column and not _is_missing(row.get(card.rationale_column))
+            else None
         )
         for s in slice_names:
             if s in card.slices:

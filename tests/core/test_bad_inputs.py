@@ -19,7 +19,9 @@ Case = Callable[[Path], tuple[list[str], str, str]]
 """Builds the inputs under tmp; returns (cli args, text the file/where must show, field text)."""
 
 
-def _cfg(tmp: Path, mutate: Callable[[dict[str, Any]], None] | None = None, **suite_kw: Any) -> Path:
+def _cfg(
+    tmp: Path, mutate: Callable[[dict[str, Any]], None] | None = None, **suite_kw: Any
+) -> Path:
     suite = write_suite(tmp, **suite_kw)
     cfg = base_config(suite, tmp / "runs")
     if mutate:
@@ -130,7 +132,9 @@ def c_missing_column(t: Path):
 
 
 def c_missing_data_file(t: Path):
-    card = _card(source={"local": {"root": "data", "format": "jsonl", "splits": {"test": "gone.jsonl"}}})
+    card = _card(
+        source={"local": {"root": "data", "format": "jsonl", "splits": {"test": "gone.jsonl"}}}
+    )
     p = _cfg(t, card=card)
     return ["run", str(p)], "suite.yaml", "source.local.root"
 
@@ -146,8 +150,12 @@ def c_unmapped_label_value(t: Path):
     for r in rows:
         r["is_hate"] = "yes" if "hate" in r["labels"] else "no"
     rows[7]["is_hate"] = "maybe"
-    labels = {"covers": ["hate"], "rules": [
-        {"category": "hate", "column": "is_hate", "positive": ["yes"], "negative": ["no"]}]}
+    labels = {
+        "covers": ["hate"],
+        "rules": [
+            {"category": "hate", "column": "is_hate", "positive": ["yes"], "negative": ["no"]}
+        ],
+    }
     p = _cfg(t, card=_card(labels=labels), rows=rows)
     return ["run", str(p)], "suite.yaml", "labels.rules[0]"
 
@@ -193,8 +201,14 @@ def c_set_wrong_type(t: Path):
 
 def c_hf_model_missing(t: Path):
     def m(c: dict[str, Any]) -> None:
-        c["moderators"] = [{"name": "clf", "type": "hf_classifier",
-                            "params": {"model": str(t / "no-model"), "label_map": "identity"}}]
+        c["moderators"] = [
+            {
+                "name": "clf",
+                "type": "hf_classifier",
+                "params": {"model": str(t / "no-model"), "label_map": "identity"},
+            }
+        ]
+
     p = _cfg(t, m)
     return ["run", str(p)], str(p), ""
 
@@ -213,14 +227,37 @@ def c_unknown_flag(t: Path):
 
 
 CASES: list[Case] = [
-    c_unknown_key, c_wrong_type, c_missing_config, c_bad_yaml, c_unknown_moderator,
-    c_threshold_range, c_threshold_category, c_params_unknown, c_params_wrong_type,
-    c_duplicate_moderator, c_empty_suites, c_unknown_policy, c_unknown_suite,
-    c_card_unknown_key, c_label_not_in_policy, c_duplicate_ids, c_empty_suite,
-    c_missing_column, c_missing_data_file, c_covers_not_in_policy, c_unmapped_label_value,
-    c_invalid_json_line, c_policy_mismatch, c_item_without_text, c_top_level_list,
-    c_set_no_equals, c_set_unknown_entry, c_set_wrong_type, c_hf_model_missing,
-    c_unknown_split, c_unknown_flag,
+    c_unknown_key,
+    c_wrong_type,
+    c_missing_config,
+    c_bad_yaml,
+    c_unknown_moderator,
+    c_threshold_range,
+    c_threshold_category,
+    c_params_unknown,
+    c_params_wrong_type,
+    c_duplicate_moderator,
+    c_empty_suites,
+    c_unknown_policy,
+    c_unknown_suite,
+    c_card_unknown_key,
+    c_label_not_in_policy,
+    c_duplicate_ids,
+    c_empty_suite,
+    c_missing_column,
+    c_missing_data_file,
+    c_covers_not_in_policy,
+    c_unmapped_label_value,
+    c_invalid_json_line,
+    c_policy_mismatch,
+    c_item_without_text,
+    c_top_level_list,
+    c_set_no_equals,
+    c_set_unknown_entry,
+    c_set_wrong_type,
+    c_hf_model_missing,
+    c_unknown_split,
+    c_unknown_flag,
 ]
 
 
@@ -249,7 +286,9 @@ def test_bad_input_exits_2_with_one_line(
     assert not list(runs.glob("*/record.json"))
 
 
-def test_unknown_moderator_suggests_closest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_moderator_suggests_closest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args, _, _ = c_unknown_moderator(tmp_path)
     r = run_cli(capsys, *args)
     assert "did you mean 'fake'" in r.err

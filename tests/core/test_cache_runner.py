@@ -39,7 +39,9 @@ def items(n: int, dup_every: int = 0) -> list[Item]:
     out = []
     for i in range(n):
         text = f"text number {i % dup_every if dup_every else i}"
-        out.append(Item(id=f"i{i}", content_hash=content_hash({"prompt": text}), fields={"prompt": text}))
+        out.append(
+            Item(id=f"i{i}", content_hash=content_hash({"prompt": text}), fields={"prompt": text})
+        )
     return out
 
 
@@ -47,12 +49,14 @@ def test_cache_roundtrip_and_resume(tmp_path: Path) -> None:
     cache = PredictionCache(tmp_path / "c.sqlite")
     its = items(25)
     m = Scripted()
-    r1 = score_items(lambda: m, m.fingerprint(), its, batch_size=10, cache=cache,
-                     error_budget=0.0, where="t")
+    r1 = score_items(
+        lambda: m, m.fingerprint(), its, batch_size=10, cache=cache, error_budget=0.0, where="t"
+    )
     assert m.calls == 3 and not r1.cached.any()
     m2 = Scripted()
-    r2 = score_items(lambda: m2, m2.fingerprint(), its, batch_size=10, cache=cache,
-                     error_budget=0.0, where="t")
+    r2 = score_items(
+        lambda: m2, m2.fingerprint(), its, batch_size=10, cache=cache, error_budget=0.0, where="t"
+    )
     assert m2.calls == 0 and r2.cached.all()
     assert [o.scores for o in r1.outputs] == [o.scores for o in r2.outputs]
     # a changed fingerprint is a different model: nothing cached
@@ -96,7 +100,9 @@ def test_batch_exception_recorded_per_item_and_budget_enforced() -> None:
     its = items(30)
     m = Scripted(explode={"i0"})
     with pytest.raises(RunError) as exc:
-        score_items(lambda: m, {"v": 1}, its, batch_size=10, cache=None, error_budget=0.2, where="s×m")
+        score_items(
+            lambda: m, {"v": 1}, its, batch_size=10, cache=None, error_budget=0.2, where="s×m"
+        )
     msg = exc.value.render()
     assert "error budget exceeded" in msg and "runner.error_budget" in msg
     # stops early: the first batch already exceeds 20% of 30

@@ -26,7 +26,11 @@ def test_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     suite = write_suite(tmp_path)
     cfg = base_config(suite, runs)
     cfg["moderators"].append(
-        {"name": "fake_b", "type": "fake", "params": {"seed": 2, "fail": {"m005": "scripted failure"}}}
+        {
+            "name": "fake_b",
+            "type": "fake",
+            "params": {"seed": 2, "fail": {"m005": "scripted failure"}},
+        }
     )
     path = write_config(tmp_path / "run.yaml", cfg)
     r = run_cli(capsys, "run", str(path))
@@ -49,7 +53,11 @@ def test_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     pred = pd.read_parquet(rec_path.parent / res["fake_b"]["predictions"])
     assert len(pred) == 40 and pred["id"].is_unique
     row = pred.set_index("id").loc["m005"]
-    assert row["error"] == "scripted failure" and pd.isna(row["score.hate"]) and pd.isna(row["pred.hate"])
+    assert (
+        row["error"] == "scripted failure"
+        and pd.isna(row["score.hate"])
+        and pd.isna(row["pred.hate"])
+    )
     # unknown (not covered) categories keep gold -1
     assert (pred["gold.spam"] == -1).all()
     # MLflow: parent + one child per suite x moderator, all terminated
@@ -78,7 +86,9 @@ def test_unchanged_rerun_hits_cache(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert second["results"][0]["n_cached"] == 40
 
 
-def test_restricted_text_never_reaches_mlflow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_restricted_text_never_reaches_mlflow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Scan every MLflow artifact, param, tag and table for restricted item text."""
     runs = tmp_path / "runs"
     rows = mini_rows()
@@ -89,7 +99,7 @@ def test_restricted_text_never_reaches_mlflow(tmp_path: Path, capsys: pytest.Cap
     cfg["moderators"][0]["params"] = {"default": 0.9, "categories": ["hate", "harassment"]}
     path = write_config(tmp_path / "run.yaml", cfg)
     assert run_cli(capsys, "run", str(path)).code == 0
-    client, mruns, _ = _mlflow_runs(runs)
+    _client, mruns, _ = _mlflow_runs(runs)
     blobs: list[str] = []
     for p in (runs / "mlartifacts").rglob("*"):
         if p.is_file():

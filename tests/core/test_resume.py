@@ -38,7 +38,9 @@ def test_sigkill_then_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.Popen(
         [sys.executable, "-m", "audit", "run", str(path)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     db = runs / "cache" / "predictions.sqlite"
     deadline = time.time() + 120
@@ -54,7 +56,10 @@ def test_sigkill_then_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
     r = run_cli(capsys, "run", str(path))
     assert r.code == 0, r.err
-    recs = {json.loads(p.read_text())["run_id"]: json.loads(p.read_text()) for p in runs.glob("*/record.json")}
+    recs = {
+        json.loads(p.read_text())["run_id"]: json.loads(p.read_text())
+        for p in runs.glob("*/record.json")
+    }
     assert recs[killed["run_id"]]["status"] == "interrupted"
     new = next(v for k, v in recs.items() if k != killed["run_id"])
     assert new["status"] == "finished"

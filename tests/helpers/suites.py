@@ -38,7 +38,8 @@ def mini_rows(n: int = 40) -> list[dict[str, Any]]:
         rows.append(
             {
                 "id": f"m{i:03d}",
-                "caption": f"caption text {i} " + ("RESTRICTED-SECRET-" + str(i) if "minor_sexual" in labels else ""),
+                "caption": f"caption text {i} "
+                + ("RESTRICTED-SECRET-" + str(i) if "minor_sexual" in labels else ""),
                 "comment": None if i % 2 else f"comment {i}",
                 "labels": labels,
                 "language": "en" if i % 3 else "es",
@@ -49,8 +50,12 @@ def mini_rows(n: int = 40) -> list[dict[str, Any]]:
 
 
 def write_suite(
-    root: Path, *, name: str = "mini", card: dict[str, Any] | None = None,
-    rows: list[dict[str, Any]] | None = None, raw_lines: str | None = None,
+    root: Path,
+    *,
+    name: str = "mini",
+    card: dict[str, Any] | None = None,
+    rows: list[dict[str, Any]] | None = None,
+    raw_lines: str | None = None,
 ) -> Path:
     d = root / "suites" / name
     (d / "data").mkdir(parents=True, exist_ok=True)
