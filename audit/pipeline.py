@@ -39,9 +39,17 @@ class Prepared:
 
 
 def prepare(
-    config_path: str | Path, overrides: tuple[str, ...] = (), *, console: Console | None = None
+    config_path: str | Path,
+    overrides: tuple[str, ...] = (),
+    *,
+    console: Console | None = None,
+    fit_heads: bool = True,
 ) -> Prepared:
-    """Validate config, policy, suites and moderator specs; build moderators."""
+    """Validate config, policy, suites and moderator specs; build moderators.
+
+    With ``fit_heads=False`` (``audit validate``) an ``embedding_head`` whose head is
+    missing but has ``fit:`` is validated without training it and not built.
+    """
     from audit.config import check_against_policy, load_config
     from audit.moderators import MODERATORS
     from audit.policy import load_policy
@@ -77,7 +85,10 @@ def prepare(
     for i, spec in enumerate(cfg.moderators):
         cls = MODERATORS.get(spec.type, where=str(path), field=f"moderators[{i}].type")
         params = cls.Params.model_validate(spec.params)
-        _fit_missing_head(params, policy, console)
+        if _needs_fit(params) and not fit_heads:
+            continue
+        if _needs_fit(params):
+            _fit_missing_head(params, policy, console)
         try:
             mods.append((spec, cls(params, policy)))
         except AuditError as exc:
@@ -97,13 +108,16 @@ def prepare(
     return Prepared(cfg, path, policy, suites, skipped, mods)
 
 
+def _needs_fit(params: Any) -> bool:
+    fit, head = getattr(params, "fit", None), getattr(params, "head", None)
+    return fit is not None and head is not None and not (Path(head) / "head.json").exists()
+
+
 def _fit_missing_head(params: Any, policy: Policy, console: Console | None) -> None:
     """An ``embedding_head`` with ``fit:`` and no head on disk is trained first."""
-    fit = getattr(params, "fit", None)
-    head = getattr(params, "head", None)
-    if fit is None or head is None or (Path(head) / "head.json").exists():
-        return
     from audit.heads import train_head_on_suite
+
+    fit, head = params.fit, params.head
 
     if console is not None:
         console.print(f"training the missing head {head} on {fit.suite}:{fit.split} (once)")

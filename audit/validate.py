@@ -46,10 +46,12 @@ def validate_one(path: Path) -> str:
         return f"suite {card.name} v{card.version}: " + ", ".join(parts)
     from audit.pipeline import prepare
 
-    prep = prepare(path)
+    prep = prepare(path, fit_heads=False)
+    pending = len(prep.config.moderators) - len(prep.moderators)
     return (
         f"config {prep.config.name}: {len(prep.suites)} suite(s), "
-        f"{len(prep.moderators)} moderator(s)"
+        f"{len(prep.config.moderators)} moderator(s)"
+        + (f" ({pending} head(s) to be fitted on first run)" if pending else "")
         + (f", {len(prep.skipped)} optional suite(s) without data" if prep.skipped else "")
     )
 

@@ -11,7 +11,9 @@ Run: ``.venv/bin/python bench/bench_metrics.py`` (seeded, writes
    items × 10 categories and extrapolated **linearly** in items and in resamples to
    1e6 × 1,000 (linear is generous to the baseline: the two ranking metrics sort, so the
    true cost grows like n log n);
-3. the binning error of the cell bootstrap against the exact row bootstrap at 200,000
+3. for reference, the exact row bootstrap at the automatic switch point
+   (20,000 items × 10 categories = ``ROW_BOOTSTRAP_MAX_CELLS``);
+4. the binning error of the cell bootstrap against the exact row bootstrap at 200,000
    items (3 categories, prevalence 0.5% / 5% / 20%), two ways:
    ``same_resamples``: the same row resamples evaluated exactly and through the cell
    path's quantile histogram (re-centred as in ``compute_metrics``), so the difference is
@@ -111,12 +113,18 @@ RANKING = [m for m in metric_names() if get_metric(m).family == "ranking"]
 
 def binning_same_resamples(
     y: np.ndarray, s: np.ndarray, n_boot: int, seed: int
-) -> dict[str, float]:
-    """Max |Δ ci bound| per ranking metric: exact vs histogram on the same row resamples."""
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Exact vs histogram intervals of the ranking metrics on the same row resamples.
+
+    Returns:
+        ``(max |Δ ci bound|, max |Δ ci bound| / exact ci width)`` per metric, each the max
+        over categories.
+    """
     n_rows = y.shape[0]
-    rng = np.random.default_rng(seed)
     per_metric: dict[str, float] = {m: 0.0 for m in RANKING}
+    relative: dict[str, float] = {m: 0.0 for m in RANKING}
     for k in range(y.shape[1]):
+        rng = np.random.default_rng(seed)  # the same stream compute_metrics' row path uses
         mask = (y[:, k] >= 0) & ~np.isnan(s[:, k])
         order, y_desc, s_desc = sort_desc(y[mask, k], s[mask, k])
         rows = np.flatnonzero(mask)[order]
@@ -154,24 +162,32 @@ def binning_same_resamples(
             shift = point - float(spec.batch(coarse, **spec.params)[0])
             a = percentile_interval(np.concatenate(ex_vals[m]), point, CI)
             c = percentile_interval(np.concatenate(bn_vals[m]) + shift, point, CI)
-            per_metric[m] = max(per_metric[m], abs(a[0] - c[0]), abs(a[1] - c[1]))
-    return per_metric
+            diff = max(abs(a[0] - c[0]), abs(a[1] - c[1]))
+            per_metric[m] = max(per_metric[m], diff)
+            relative[m] = max(relative[m], diff / (a[1] - a[0]))
+    return per_metric, relative
 
 
-def max_ci_diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:
+def max_ci_diff(
+    a: dict[str, Any], b: dict[str, Any], *, relative: bool = False
+) -> dict[str, float]:
+    """Max over categories of the larger bound difference (optionally / ``a``'s width)."""
     out: dict[str, float] = {}
     for cat in a:
         for m, va in a[cat].items():
             vb = b[cat][m]
-            if np.isnan(va.ci_low) or np.isnan(vb.ci_low):
+            if np.isnan(va.ci_low) or np.isnan(vb.ci_low) or va.method == "exact":
                 continue
             d = max(abs(va.ci_low - vb.ci_low), abs(va.ci_high - vb.ci_high))
+            if relative:
+                d /= va.ci_high - va.ci_low
             out[m] = max(out.get(m, 0.0), d)
     return dict(sorted(out.items()))
 
 
 def main() -> None:
     warnings.simplefilter("ignore", UndefinedMetricWarning)
+    load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     result: dict[str, Any] = {
         "items": N_ITEMS,
         "categories": N_CATS,
@@ -199,6 +215,18 @@ def main() -> None:
         method=method,
         target_seconds=10.0,
     )
+
+    # the exact row bootstrap right at the auto switch (n × K = ROW_BOOTSTRAP_MAX_CELLS)
+    n_sw = ROW_BOOTSTRAP_MAX_CELLS // N_CATS
+    ys, ss_, ps = synth(n_sw, np.linspace(0.005, 0.2, N_CATS), SEED + 3)
+    t0 = time.perf_counter()
+    sw = compute_metrics(ys, ss_, ps, cats, n_boot=N_BOOT, ci=CI, seed=SEED)
+    result["row_bootstrap_at_switch"] = {
+        "items": n_sw,
+        "categories": N_CATS,
+        "method": sw["cat0"]["auroc"].method,
+        "seconds": time.perf_counter() - t0,
+    }
 
     sub_items, sub_boot = 10_000, 20
     t_sub = naive_baseline(sub_items, sub_boot)
@@ -230,18 +258,24 @@ def main() -> None:
         for m in metric_names()
         if get_metric(m).family != "count"
     }
+    same_abs, same_rel = binning_same_resamples(yb, sb, N_BOOT, SEED)
     result["binning_error"] = {
         "items": n_bin,
         "categories": len(bcats),
         "prevalences": prev.tolist(),
         "n_boot": N_BOOT,
-        "note": "max over categories of max(|ci_low diff|, |ci_high diff|), absolute units",
-        "same_resamples_max_abs_ci_diff": binning_same_resamples(yb, sb, N_BOOT, SEED),
-        "end_to_end_cell_vs_row_max_abs_ci_diff": max_ci_diff(row, cell),
-        "monte_carlo_row_seed_vs_seed_max_abs_ci_diff": max_ci_diff(row, row2),
+        "hist_bins": HIST_BINS,
+        "note": "max over categories of max(|ci_low diff|, |ci_high diff|); *_abs in metric "
+        "units, *_rel divided by the exact row-bootstrap interval width of that category",
+        "same_resamples_abs": same_abs,
+        "same_resamples_rel": same_rel,
+        "end_to_end_cell_vs_row_abs": max_ci_diff(row, cell),
+        "end_to_end_cell_vs_row_rel": max_ci_diff(row, cell, relative=True),
+        "monte_carlo_row_vs_row_other_seed_abs": max_ci_diff(row, row2),
+        "monte_carlo_row_vs_row_other_seed_rel": max_ci_diff(row, row2, relative=True),
         "narrowest_row_ci_width": widths,
-        "seconds_row": t_row,
-        "seconds_cell": t_cell,
+        "seconds_row_bootstrap": t_row,
+        "seconds_cell_bootstrap": t_cell,
     }
     result["machine"] = {
         "cpu_count": os.cpu_count(),
@@ -250,6 +284,11 @@ def main() -> None:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "threads_used": min(os.cpu_count() or 1, N_CATS),
+        "loadavg_1_5_15_at_start": load_start,
+        "loadavg_1_5_15_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "note": "wall-clock timings on a shared machine; other processes' load (loadavg) "
+        "inflates them",
     }
     try:
         import sklearn
