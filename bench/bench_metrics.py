@@ -12,7 +12,7 @@ Run: ``.venv/bin/python bench/bench_metrics.py`` (seeded, writes
    1e6 × 1,000 (linear is generous to the baseline: the two ranking metrics sort, so the
    true cost grows like n log n);
 3. for reference, the exact row bootstrap at the automatic switch point
-   (20,000 items × 10 categories = ``ROW_BOOTSTRAP_MAX_CELLS``);
+   (``ROW_BOOTSTRAP_MAX_CELLS`` / 10 items × 10 categories);
 4. the binning error of the cell bootstrap against the exact row bootstrap at 200,000
    items (3 categories, prevalence 0.5% / 5% / 20%), two ways:
    ``same_resamples``: the same row resamples evaluated exactly and through the cell

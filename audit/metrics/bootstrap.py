@@ -32,6 +32,14 @@ non-decomposable metrics, computed one of two ways:
     pairing of the row bootstrap is lost** on this path; each marginal interval is still a
     valid item bootstrap (conditional on the category's size).
 
+Cost and accuracy (``bench/bench_metrics.py``, ``bench/results/metrics.json``, 2 cores): the
+row path does ``O(n_boot · Σ_k n_k)`` work, about 10 s at the switch point (20,000 items ×
+10 categories, 1,000 resamples); the cell path is one sort per category plus
+``O(n_boot · hist_bins)``, about 4 s at 1,000,000 items × 10 categories. Evaluated on the
+*same* row resamples, the histogram moves interval bounds by ≤ 0.1% of the interval width
+for AUROC / Brier, ≤ 3% for AUPRC / ECE and up to about 7% for R@P / TPR@FPR (step
+functions of the threshold) at 200,000 items; the threshold metrics have no binning error.
+
 Percentile intervals ignore resamples on which a metric is undefined (e.g. no positives
 drawn). If the percentile interval does not contain the point estimate (possible for
 skewed, discrete statistics), it is **widened to include it**: ``lo = min(lo, point)``,
@@ -66,7 +74,7 @@ from audit.metrics.registry import (
 )
 
 #: Use the exact row bootstrap while ``n_items × n_categories`` is at most this.
-ROW_BOOTSTRAP_MAX_CELLS = 200_000
+ROW_BOOTSTRAP_MAX_CELLS = 50_000
 #: Fine histogram bins per category for the cell bootstrap of score-based metrics.
 HIST_BINS = 1024
 #: Row-bootstrap chunk: at most this many resampled row indices in memory at once.

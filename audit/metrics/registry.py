@@ -7,8 +7,8 @@ Every metric in :mod:`audit.metrics` is a pure, vectorised numpy function over
 * ``pred``: bool decisions at the configured threshold.
 
 Items with an unknown label or a NaN score are **excluded** from every denominator (never
-counted as negatives, METHODS.md §2: "Unknown is never counted as negative"); each function
-reports how many it excluded. A metric that is undefined on its input (no gold positives,
+counted as negatives: :mod:`audit.schema`, "Unknown is never counted as negative"); each
+function reports how many it excluded. A metric that is undefined on its input (no gold positives,
 no predicted positives...) is ``NaN`` with a reason string and an
 :class:`UndefinedMetricWarning`, never ``0``.
 
@@ -203,10 +203,9 @@ def as_labels(y: Any) -> np.ndarray:
         and not np.all(np.isin(arr, (-1, 0, 1)))
     ):
         raise ValueError("labels must be integers in {-1, 0, 1} (-1 = unknown)")
-    arr = arr.astype(np.int8, copy=False)
     if arr.size and (arr.min() < -1 or arr.max() > 1):
         raise ValueError("labels must be in {-1, 0, 1} (-1 = unknown)")
-    return arr
+    return arr.astype(np.int8, copy=False)
 
 
 def as_scores(score: Any) -> np.ndarray:

@@ -175,3 +175,10 @@ def test_bad_arguments() -> None:
         quiet(y, s[:, :2], p, cats)
     with pytest.raises(ValueError, match="ci"):
         quiet(y, s, p, cats, ci=1.5)
+
+
+def test_one_dimensional_inputs_are_one_category() -> None:
+    y, s, p, _ = make(200, k=1)
+    a = quiet(y[:, 0], s[:, 0], p[:, 0], ["only"], n_boot=50)
+    b = quiet(y, s, p, ["only"], n_boot=50)
+    assert a == b

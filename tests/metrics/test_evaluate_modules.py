@@ -75,6 +75,8 @@ def test_every_headline_metric_has_a_module() -> None:
 
 def test_evaluate_load_offline_matches_pure_functions(tmp_path: Path, data: dict) -> None:
     env = dict(os.environ)
+    repo = str(Path(__file__).resolve().parents[2])  # `audit` importable without installing
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH")) if p)
     env.update(
         HF_EVALUATE_OFFLINE="1",
         HF_HUB_OFFLINE="1",

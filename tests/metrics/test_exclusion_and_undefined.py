@@ -158,6 +158,8 @@ def test_unknown_metric_is_config_error_with_hint() -> None:
 def test_invalid_inputs_raise() -> None:
     with pytest.raises(ValueError, match="labels"):
         M.recall(np.array([2, 0]), np.array([True, False]))
+    with pytest.raises(ValueError, match="labels"):
+        M.recall(np.array([257, 0]), np.array([True, False]))  # would wrap to 1 in int8
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         M.auroc(np.array([1, 0]), np.array([1.5, 0.2]))
     with pytest.raises(ValueError, match="shape"):
