@@ -68,7 +68,7 @@ def test_every_headline_metric_has_a_module() -> None:
     for name in HEADLINE:
         path = Path(M.evaluate_module_path(name))
         assert path.is_absolute() and (path / f"{name}.py").is_file()
-        assert "from audit.metrics import" in (path / f"{name}.py").read_text()
+        assert f"metric_module(\"{name}\")" in (path / f"{name}.py").read_text()
     with pytest.raises(ConfigError, match="no evaluate module"):
         M.evaluate_module_path("accuracy")
 

@@ -1,57 +1,9 @@
-"""AUPRC as a local Hugging Face ``evaluate`` module of ``audit``.
+"""``auprc`` as a local Hugging Face ``evaluate`` module (offline).
 
-A thin wrapper around :func:`audit.metrics.auprc`: same number, same exclusions (labels
-``-1`` = unknown and NaN scores are excluded, never counted as negatives). Load offline with
-``evaluate.load(audit.metrics.evaluate_module_path("auprc"))``; the module imports
-:mod:`audit.metrics`, so ``audit`` must be importable.
+``evaluate.load(audit.metrics.evaluate_module_path("auprc"))``; built by
+:func:`audit.metrics.evaluate_base.metric_module` from the registered metric.
 """
 
-from __future__ import annotations
+from audit.metrics.evaluate_base import metric_module
 
-from typing import Any
-
-import datasets
-import evaluate
-import numpy as np
-
-from audit.metrics import auprc as _metric
-
-_DESCRIPTION = """\
-Average precision (area under the precision-recall curve), as scikit-learn's
-average_precision_score; NaN (with a reason) without gold positives.
-"""
-
-_KWARGS_DESCRIPTION = """\
-Args:
-    predictions (`list` of `float`): scores in [0, 1]; NaN = not scored (excluded).
-    references (`list` of `int`): gold labels, 1 positive, 0 negative, -1 unknown (excluded).
-Returns:
-    auprc (`float`): the metric, NaN when undefined.
-    n (`int`): items used. n_excluded (`int`): items excluded.
-    reason (`str` or None): why the value is NaN.
-"""
-
-_CITATION = """\
-audit metrics layer; see METHODS.md (sections 1, 2 and 4) in the audit repository.
-"""
-
-
-class AUPRC(evaluate.Metric):  # type: ignore[misc]
-    """``auprc`` over continuous scores."""
-
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("float64"), "references": datasets.Value("int32")}
-            ),
-        )
-
-    def _compute(self, predictions: Any, references: Any) -> dict[str, Any]:
-        res = _metric(
-            np.asarray(references, dtype=np.int64),
-            np.asarray(predictions, dtype=np.float64),
-        )
-        return {"auprc": res.value, "n": res.n, "n_excluded": res.n_excluded, "reason": res.reason}
+Metric = metric_module("auprc")

@@ -1,62 +1,9 @@
-"""FalsePositiveRate as a local Hugging Face ``evaluate`` module of ``audit``.
+"""``fpr`` as a local Hugging Face ``evaluate`` module (offline).
 
-A thin wrapper around :func:`audit.metrics.fpr`: same number, same exclusions (labels ``-1``
-= unknown and items whose optional score is NaN are excluded, never counted as negatives).
-Load offline with ``evaluate.load(audit.metrics.evaluate_module_path("fpr"))``; the module
-imports :mod:`audit.metrics`, so ``audit`` must be importable.
+``evaluate.load(audit.metrics.evaluate_module_path("fpr"))``; built by
+:func:`audit.metrics.evaluate_base.metric_module` from the registered metric.
 """
 
-from __future__ import annotations
+from audit.metrics.evaluate_base import metric_module
 
-from typing import Any
-
-import datasets
-import evaluate
-import numpy as np
-
-from audit.metrics import fpr as _metric
-
-_DESCRIPTION = """\
-False-positive rate at the threshold, fp / (fp + tn); NaN (with a reason) without gold
-negatives.
-"""
-
-_KWARGS_DESCRIPTION = """\
-Args:
-    predictions (`list` of `int`): decisions at the threshold (1 flagged, 0 not).
-    references (`list` of `int`): gold labels, 1 positive, 0 negative, -1 unknown (excluded).
-    scores (`list` of `float`, optional): scores; items with a NaN score are excluded.
-Returns:
-    fpr (`float`): the metric, NaN when undefined.
-    n (`int`): items used. n_excluded (`int`): items excluded.
-    reason (`str` or None): why the value is NaN.
-"""
-
-_CITATION = """\
-audit metrics layer; see METHODS.md (sections 1, 2 and 4) in the audit repository.
-"""
-
-
-class FalsePositiveRate(evaluate.Metric):  # type: ignore[misc]
-    """``fpr`` over thresholded decisions."""
-
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("int32"), "references": datasets.Value("int32")}
-            ),
-        )
-
-    def _compute(
-        self, predictions: Any, references: Any, scores: Any | None = None
-    ) -> dict[str, Any]:
-        score = None if scores is None else np.asarray(scores, dtype=np.float64)
-        res = _metric(
-            np.asarray(references, dtype=np.int64),
-            np.asarray(predictions, dtype=np.int64).astype(bool),
-            score=score,
-        )
-        return {"fpr": res.value, "n": res.n, "n_excluded": res.n_excluded, "reason": res.reason}
+Metric = metric_module("fpr")
