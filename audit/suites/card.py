@@ -152,6 +152,8 @@ class SuiteCard(_Strict):
     constants: dict[str, str] = Field(default_factory=dict)
     rationale_column: str | None = None
     image_column: str | None = None
+    """Column with an image file path (relative to the local root) or raw bytes; the
+    image bytes enter the content hash and the canonical ``image`` feature."""
     default_split: str = "test"
 
     @field_validator("name")

@@ -345,6 +345,8 @@ def _check_columns(card: SuiteCard, cols: set[str], where: str) -> None:
         need(col, f"slices.{s}")
     if card.rationale_column:
         need(card.rationale_column, "rationale_column")
+    if card.image_column:
+        need(card.image_column, "image_column")
 
 
 def _covers(card: SuiteCard, policy: Policy, where: str) -> tuple[str, ...]:
@@ -469,7 +471,8 @@ def _canonicalise(
             col = card.fields.get(fname)
             v = row.get(col) if col else None
             texts[fname] = None if _is_missing(v) else str(v)
-        if not any(texts.values()):
+        image = _image_bytes(card, cpath, row, iid) if card.image_column else None
+        if not any(texts.values()) and image is None:
             raise SuiteError(
                 f"item {iid!r} has no text in any field",
                 where=where,
@@ -533,10 +536,14 @@ def _canonicalise(
                 rec[s] = None if _is_missing(v) else str(v)
             else:
                 rec[s] = card.constants[s]
-        rec["content_hash"] = content_hash(texts)
+        if card.image_column:
+            rec["image"] = {"bytes": image, "path": None} if image is not None else None
+        rec["content_hash"] = content_hash(texts, image)
         out_rows.append(rec)
 
-    ds, digest = _to_dataset(out_rows, labels, overall, cats, slice_names)
+    ds, digest = _to_dataset(
+        out_rows, labels, overall, cats, slice_names, with_image=card.image_column is not None
+    )
     return LoadedSuite(
         card=card,
         card_path=cpath,
@@ -552,12 +559,39 @@ def _canonicalise(
     )
 
 
-def canonical_features(categories: tuple[str, ...], slice_names: list[str]) -> datasets.Features:
+def _image_bytes(card: SuiteCard, cpath: Path, row: dict[str, Any], iid: str) -> bytes | None:
+    v = row.get(card.image_column or "")
+    if _is_missing(v):
+        return None
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v)
+    if isinstance(v, dict) and v.get("bytes"):
+        return bytes(v["bytes"])
+    root = _resolve_root(card, cpath) if card.source.local else cpath.parent
+    p = Path(str(v))
+    p = p if p.is_absolute() else root / p
+    if not p.is_file():
+        raise SuiteError(
+            f"image file not found (item {iid!r})",
+            where=str(cpath),
+            field=f"image_column ({card.image_column})",
+            expected="a path relative to the local root, or image bytes",
+            actual=str(p),
+            fix="fix the path or remove the column from the card",
+        )
+    return p.read_bytes()
+
+
+def canonical_features(
+    categories: tuple[str, ...], slice_names: list[str], *, with_image: bool = False
+) -> datasets.Features:
     import datasets
 
     feats: dict[str, Any] = {"id": datasets.Value("string")}
     for f in TEXT_FIELDS:
         feats[f] = datasets.Value("string")
+    if with_image:
+        feats["image"] = datasets.Image()
     feats["labels"] = {c: datasets.ClassLabel(names=LABEL_NAMES) for c in categories}
     feats["label_overall"] = datasets.ClassLabel(names=LABEL_NAMES)
     feats["rationale"] = datasets.Value("string")
@@ -573,16 +607,24 @@ def _to_dataset(
     overall: np.ndarray,
     cats: tuple[str, ...],
     slice_names: list[str],
+    *,
+    with_image: bool = False,
 ) -> tuple[datasets.Dataset, str]:
     import datasets
 
-    feats = canonical_features(cats, slice_names)
+    feats = canonical_features(cats, slice_names, with_image=with_image)
     cols: dict[str, list[Any]] = {k: [r[k] for r in rows] for k in rows[0]}
     cols["labels"] = [dict(zip(cats, map(int, lab))) for lab in labels]
     cols["label_overall"] = [int(v) for v in overall]
     ordered = {k: cols[k] for k in feats}
     ds = datasets.Dataset.from_dict(ordered, features=feats)
-    return ds, content_digest(ordered, feats)
+    hashed = dict(ordered)
+    if with_image:  # digest image content by hash, not raw bytes in JSON
+        hashed["image"] = [
+            None if im is None else hashlib.sha256(im["bytes"]).hexdigest()
+            for im in ordered["image"]
+        ]
+    return ds, content_digest(hashed, feats)
 
 
 def content_digest(columns: dict[str, list[Any]], features: datasets.Features) -> str:
@@ -604,12 +646,26 @@ def content_digest(columns: dict[str, list[Any]], features: datasets.Features) -
 
 def suite_items(suite: LoadedSuite) -> list[Item]:
     """The suite's rows as moderator inputs (text fields present, slices as context)."""
-    cols = suite.dataset.select_columns(
-        ["id", "content_hash", *TEXT_FIELDS, *suite.slice_names]
-    ).to_dict()
+    has_image = "image" in suite.dataset.column_names
+    names = ["id", "content_hash", *TEXT_FIELDS, *suite.slice_names]
+    cols = suite.dataset.select_columns(names).to_dict()
+    images: list[Any] = []
+    if has_image:
+        import datasets
+
+        raw = suite.dataset.cast_column("image", datasets.Image(decode=False))["image"]
+        images = [None if im is None else im["bytes"] for im in raw]
     out: list[Item] = []
     for i, iid in enumerate(cols["id"]):
         fields = {f: cols[f][i] for f in TEXT_FIELDS if cols[f][i]}
         ctx = {s: cols[s][i] for s in suite.slice_names if cols[s][i] is not None}
-        out.append(Item(id=iid, content_hash=cols["content_hash"][i], fields=fields, context=ctx))
+        out.append(
+            Item(
+                id=iid,
+                content_hash=cols["content_hash"][i],
+                fields=fields,
+                image=images[i] if has_image else None,
+                context=ctx,
+            )
+        )
     return out

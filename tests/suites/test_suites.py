@@ -133,3 +133,32 @@ def test_missing_shared_root_says_so(
         load_suite("hatecheck", policy)
     msg = exc.value.render()
     assert "AUDIT_DATA_ROOT" in msg and "hatecheck" in msg and "suite.yaml" in msg
+
+
+def test_image_column_loads_bytes_into_hash_and_items(policy, tmp_path: Path) -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    from tests.helpers.suites import CARD, write_suite
+
+    def png(color: str) -> bytes:
+        buf = BytesIO()
+        Image.new("RGB", (4, 4), color).save(buf, format="PNG")
+        return buf.getvalue()
+
+    rows = [{"id": f"p{i}", "caption": "same caption", "comment": None, "labels": [],
+             "language": "en", "rationale": "r", "image": f"img{i}.png"} for i in range(3)]
+    card = dict(CARD, image_column="image")
+    path = write_suite(tmp_path, card=card, rows=rows)
+    for i, color in enumerate(("red", "blue", "red")):
+        (path.parent / "data" / f"img{i}.png").write_bytes(png(color))
+    s = load_suite(str(path), policy)
+    assert "image" in s.dataset.features
+    items = suite_items(s)
+    assert items[0].image == png("red") and items[1].image == png("blue")
+    hashes = s.dataset["content_hash"]
+    assert hashes[0] == hashes[2] != hashes[1]  # same text, different image → different hash
+    d1 = s.digest
+    (path.parent / "data" / "img2.png").write_bytes(png("green"))
+    assert load_suite(str(path), policy).digest != d1
