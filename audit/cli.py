@@ -204,6 +204,24 @@ def train_head(
     _console().print(summary)
 
 
+def _register_extensions() -> None:
+    """Commands that live in their own modules (``audit/cli_<area>.py`` exporting
+    ``COMMANDS``); each module imports only click at top level."""
+    import importlib
+    import pkgutil
+
+    import audit
+
+    for info in pkgutil.iter_modules(audit.__path__):
+        if info.name.startswith("cli_"):
+            mod = importlib.import_module(f"audit.{info.name}")
+            for cmd in getattr(mod, "COMMANDS", ()):
+                cli.add_command(cmd)
+
+
+_register_extensions()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point with the exception → exit-code boundary."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
