@@ -227,15 +227,7 @@ def validate_moderator_params(cfg: RunConfig, where: str) -> None:
             cls.Params.model_validate(spec.params)
         except ValidationError as exc:
             err = validation_error(exc, where, error=ModeratorError)
-            err.field = f"moderators[{i}].params.{err.field}"
-            raise ModeratorError(
-                err.message,
-                where=err.where,
-                field=err.field,
-                expected=err.expected,
-                actual=err.actual,
-                fix=err.fix,
-            ) from None
+            raise err.relocated(where, f"moderators[{i}].params") from None
 
 
 def check_against_policy(cfg: RunConfig, category_ids: tuple[str, ...], where: str) -> None:

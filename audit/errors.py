@@ -47,6 +47,25 @@ class AuditError(Exception):
         self.fix = fix
         super().__init__(self.render())
 
+    def relocated(self, where: str, field_prefix: str) -> AuditError:
+        """The same error re-anchored on the file the user edits.
+
+        The old location (e.g. an adapter name or model path) moves into the message;
+        ``field_prefix`` (``moderators[0]``) is prepended to the field.
+        """
+        message = self.message
+        if self.where and self.where != where:
+            message = f"{self.where}: {message}"
+        field = field_prefix + (f".{self.field}" if self.field else "")
+        return type(self)(
+            message,
+            where=where,
+            field=field,
+            expected=self.expected,
+            actual=self.actual,
+            fix=self.fix,
+        )
+
     def render(self) -> str:
         """One line: where, field, problem, expected vs actual, fix."""
         parts: list[str] = []

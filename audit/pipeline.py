@@ -93,18 +93,7 @@ def prepare(
             mods.append((spec, cls(params, policy)))
         except AuditError as exc:
             # re-anchor the adapter's error on the config file and the moderator entry
-            if exc.where and exc.where != spec.type:
-                exc.message = f"{exc.where}: {exc.message}"
-            exc.where = str(path)
-            exc.field = f"moderators[{i}]" + (f".{exc.field}" if exc.field else "")
-            raise type(exc)(
-                exc.message,
-                where=exc.where,
-                field=exc.field,
-                expected=exc.expected,
-                actual=exc.actual,
-                fix=exc.fix,
-            ) from None
+            raise exc.relocated(str(path), f"moderators[{i}]") from None
     return Prepared(cfg, path, policy, suites, skipped, mods)
 
 

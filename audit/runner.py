@@ -132,16 +132,7 @@ def score_items(
         if progress:
             progress(len(idx) + sum(1 for i, j in dup_of.items() if j in idx))
         if n_errors > max_errors:
-            first = next(o for o in outputs if o is not None and o.error is not None)
-            raise RunError(
-                f"error budget exceeded: {n_errors} of {n} items failed so far "
-                f"(first error: {first.error})",
-                where=where,
-                field="runner.error_budget",
-                expected=f"at most {error_budget:.1%} of {n} items failing ({max_errors})",
-                actual=f"{n_errors} failed",
-                fix="inspect the model/items, or raise runner.error_budget",
-            )
+            raise _over_budget(outputs, n_errors, n, max_errors, error_budget, where)
     final = [
         o if o is not None else ModeratorOutput(error="not scored", error_type="exception")
         for o in outputs
@@ -152,14 +143,7 @@ def score_items(
             types[o.error_type or "error"] = types.get(o.error_type or "error", 0) + 1
     n_err_final = sum(types.values())
     if n_err_final > max_errors:
-        raise RunError(
-            f"error budget exceeded: {n_err_final} of {n} items failed",
-            where=where,
-            field="runner.error_budget",
-            expected=f"at most {error_budget:.1%} ({max_errors})",
-            actual=f"{n_err_final}",
-            fix="inspect the model/items, or raise runner.error_budget",
-        )
+        raise _over_budget(final, n_err_final, n, max_errors, error_budget, where)
     return ScoreResult(
         outputs=final,
         cached=cached,
@@ -168,4 +152,23 @@ def score_items(
         model_seconds=model_seconds,
         batches=batches,
         error_types=types,
+    )
+
+
+def _over_budget(
+    outputs: Sequence[ModeratorOutput | None],
+    n_errors: int,
+    n: int,
+    max_errors: int,
+    budget: float,
+    where: str,
+) -> RunError:
+    first = next(o for o in outputs if o is not None and o.error is not None)
+    return RunError(
+        f"error budget exceeded: {n_errors} of {n} items failed (first error: {first.error})",
+        where=where,
+        field="runner.error_budget",
+        expected=f"at most {budget:.1%} of {n} items failing ({max_errors})",
+        actual=f"{n_errors} failed",
+        fix="inspect the model/items, or raise runner.error_budget",
     )
