@@ -1,0 +1,276 @@
+"""CLI: ``audit compare A B``, ``audit gate``, ``audit baseline update``.
+
+Only click is imported at module level (``audit --help`` stays instant); statistics live
+in :mod:`audit.compare` and :mod:`audit.gate` (METHODS.md §3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+DEFAULT_SHOW = "f1,recall,fpr,auprc"
+
+
+def _console() -> Any:
+    from audit.cli import _console as c
+
+    return c()
+
+
+def _cell(d: Any, direction: str) -> str:
+    import math
+
+    if d is None or math.isnan(d.delta):
+        return "[dim]n/a[/]"
+    sign = -1.0 if direction == "lower" else 1.0
+    lo, hi = sorted((sign * d.lo, sign * d.hi))
+    style = "green" if lo > 0 else "red" if hi < 0 else ""
+    txt = f"{d.delta:+.3f} [{d.lo:+.3f},{d.hi:+.3f}]"
+    return f"[{style}]{txt}[/]" if style else txt
+
+
+def _print_compare(entries: list[dict[str, Any]], show: list[str], title: str) -> None:
+    from rich.table import Table
+
+    from audit.metrics import get_metric
+
+    t = Table(title=title, show_lines=False)
+    for col in ("suite", "moderator", "category", "n"):
+        t.add_column(col)
+    for m in show:
+        arrow = {"higher": "↑", "lower": "↓"}.get(get_metric(m).direction, "")
+        t.add_column(f"Δ {m}{arrow}", justify="right")
+    t.add_column("McNemar p (rec/fpr)", justify="right")
+    t.add_column("neg. flips", justify="right")
+    for e in entries:
+        mods = (
+            e["moderator_a"]
+            if e["moderator_a"] == e["moderator_b"]
+            else f"{e['moderator_a']}→{e['moderator_b']}"
+        )
+        for cat, c in e["categories"].items():
+            if c.n == 0:
+                continue
+            p = f"{c.mcnemar['recall'].p_value:.3g}/{c.mcnemar['fpr'].p_value:.3g}"
+            nfr = (
+                "n/a"
+                if c.negative_flip_rate != c.negative_flip_rate
+                else f"{c.negative_flip_rate:.2%}"
+            )
+            t.add_row(
+                e["suite"],
+                mods,
+                cat,
+                str(c.n),
+                *[_cell(c.metrics.get(m), get_metric(m).direction) for m in show],
+                p,
+                nfr,
+            )
+    _console().print(t)
+    _console().print(
+        "Δ = B − A with paired-bootstrap interval; green/red: B better/worse (interval excludes 0)."
+    )
+
+
+def _tracking_uri() -> str | None:
+    from audit.settings import runs_dir
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    db = runs_dir() / "mlflow.db"
+    return f"sqlite:///{db}" if db.exists() else None
+
+
+def _log_compare(a: Any, b: Any, payload: dict[str, Any]) -> str | None:
+    """Log the comparison to MLflow experiment ``audit-compare`` when a store exists."""
+    uri = _tracking_uri()
+    if uri is None:
+        return None
+    import tempfile
+
+    from audit.errors import TrackingError
+    from audit.settings import runs_dir
+    from audit.tracking import _metrics, _setup, slug
+
+    try:
+        client, exp_id = _setup(uri, "audit-compare", runs_dir())
+        tags = {"audit.run_a": a.run_id, "audit.run_b": b.run_id}
+        for k, s in (("a", a), ("b", b)):
+            if s.mlflow_parent:
+                tags[f"audit.mlflow_parent_{k}"] = s.mlflow_parent
+        run = client.create_run(exp_id, run_name=f"{a.run_id} vs {b.run_id}", tags=tags)
+        rid = run.info.run_id
+        flat: dict[str, float] = {}
+        for s in payload["suites"]:
+            for cat, c in s["categories"].items():
+                for m, d in c["metrics"].items():
+                    if d["delta"] is None:
+                        continue
+                    key = slug(f"delta/{s['suite']}/{cat}/{m}")
+                    flat[key] = d["delta"]
+                    if d["lo"] is not None:
+                        flat[key + "_ci_low"], flat[key + "_ci_high"] = d["lo"], d["hi"]
+        _metrics(client, rid, flat)
+        with tempfile.TemporaryDirectory() as td:
+            p = Path(td) / "comparison.json"
+            p.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+            client.log_artifact(rid, str(p))
+        client.set_terminated(rid, status="FINISHED")
+        return str(rid)
+    except Exception as exc:
+        raise TrackingError(
+            f"logging the comparison failed: {type(exc).__name__}: {exc}",
+            where=uri,
+            fix="pass --no-mlflow",
+        ) from None
+
+
+@click.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--moderator-a", default=None, help="Moderator of A to pair (default: same names).")
+@click.option("--moderator-b", default=None, help="Moderator of B to pair with it.")
+@click.option("--allow-digest-mismatch", is_flag=True, help="Pair the items both suites share.")
+@click.option("--n-boot", default=1000, show_default=True, type=click.IntRange(0))
+@click.option("--ci", default=0.95, show_default=True, type=click.FloatRange(0.5, 0.999))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--metrics", default=None, help="Comma-separated metrics (default: all).")
+@click.option("--show", default=DEFAULT_SHOW, show_default=True, help="Metrics in the table.")
+@click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--no-mlflow", is_flag=True, help="Do not log the comparison to MLflow.")
+def compare(
+    run_a: str,
+    run_b: str,
+    moderator_a: str | None,
+    moderator_b: str | None,
+    allow_digest_mismatch: bool,
+    n_boot: int,
+    ci: float,
+    seed: int,
+    metrics: str | None,
+    show: str,
+    json_out: Path | None,
+    no_mlflow: bool,
+) -> None:
+    """Paired comparison of RUN_B against RUN_A (run dirs, record.json paths or run ids)."""
+    from audit.compare import compare_sides, comparison_json, load_side
+
+    a, b = load_side(run_a), load_side(run_b)
+    mlist = [m.strip() for m in metrics.split(",")] if metrics else None
+    entries = compare_sides(
+        a,
+        b,
+        moderator_a=moderator_a,
+        moderator_b=moderator_b,
+        allow_digest_mismatch=allow_digest_mismatch,
+        metrics=mlist,
+        n_boot=n_boot,
+        ci=ci,
+        seed=seed,
+    )
+    shown = [m for m in show.split(",") if m and (mlist is None or m in mlist)]
+    _print_compare(entries, shown, f"B {b.run_id} vs A {a.run_id}")
+    payload = comparison_json(a, b, entries, n_boot=n_boot, ci=ci, seed=seed)
+    if json_out:
+        json_out.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        _console().print(f"json: {json_out}")
+    if not no_mlflow:
+        rid = _log_compare(a, b, payload)
+        if rid:
+            _console().print(f"mlflow run: {rid} (experiment audit-compare)")
+
+
+@click.command()
+@click.option("--candidate", required=True, help="Run dir, record.json, run id or mlflow ref.")
+@click.option(
+    "--baseline", required=True, help="Run, snapshot JSON, mlflow:<id> or mlflow-tag:k=v."
+)
+@click.option(
+    "--rules", "rules_path", required=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option("--junit", default=None, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False, path_type=Path))
+def gate(
+    candidate: str, baseline: str, rules_path: Path, junit: Path | None, json_out: Path | None
+) -> None:
+    """Release gate: exit 0 pass, 1 failed, 2 config error, 3 unverifiable."""
+    import tempfile
+
+    from rich.table import Table
+
+    from audit.gate import junit_xml, load_rules, markdown_summary, resolve_side, run_gate, verdict
+
+    rules = load_rules(rules_path)
+    with tempfile.TemporaryDirectory() as td:
+        base = resolve_side(baseline, Path(td) / "baseline")
+        cand = resolve_side(candidate, Path(td) / "candidate")
+        checks = run_gate(rules, cand, base)
+    code, word = verdict(checks)
+    t = Table(title=f"gate {rules_path.name}: candidate {cand.run_id} vs baseline {base.run_id}")
+    for col in (
+        "rule",
+        "suite",
+        "category",
+        "sev",
+        "status",
+        "value",
+        "bound",
+        "threshold",
+        "n",
+        "detail",
+    ):
+        t.add_column(col)
+    colour = {"pass": "green", "fail": "red", "uninformative": "yellow", "unverifiable": "magenta"}
+    for c in checks:
+        t.add_row(
+            c.rule, c.suite, c.category, c.severity, f"[{colour[c.status]}]{c.status}[/]",
+            *(f"{v:+.4f}" if v == v else "nan" for v in (c.value, c.bound, c.threshold)),
+            str(c.n), c.detail,
+        )  # fmt: skip
+    out = _console()
+    out.print(t)
+    out.print(f"[bold]{word}[/] (exit {code}): intersection–union over blocking checks")
+    md = markdown_summary(checks, word, cand.run_id, base.run_id)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(md)
+    if junit:
+        junit.write_text(junit_xml(checks), encoding="utf-8")
+    if json_out:
+        rows = [{**vars(c), "value": c.value if c.value == c.value else None} for c in checks]
+        for r in rows:
+            for k in ("bound", "threshold"):
+                r[k] = r[k] if r[k] == r[k] else None
+        json_out.write_text(
+            json.dumps({"verdict": word, "exit_code": code, "checks": rows}, indent=2),
+            encoding="utf-8",
+        )
+    raise SystemExit(code)
+
+
+@click.group()
+def baseline() -> None:
+    """Committed baseline snapshots (configs/baselines/<name>.json)."""
+
+
+@baseline.command(name="update")
+@click.argument("run")
+@click.option("--name", required=True, help="Snapshot name: configs/baselines/<name>.json.")
+@click.option("--out-dir", default=None, type=click.Path(file_okay=False, path_type=Path))
+def baseline_update(run: str, name: str, out_dir: Path | None) -> None:
+    """Write a baseline snapshot of RUN (metrics, digests, per-item decisions)."""
+    from audit.gate import write_snapshot
+    from audit.settings import repo_root
+
+    path = write_snapshot(run, name, out_dir or repo_root() / "configs" / "baselines")
+    _console().print(f"snapshot: {path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
+COMMANDS = [compare, gate, baseline]

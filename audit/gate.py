@@ -1,0 +1,501 @@
+"""Release gate: non-inferiority rules over a paired comparison (METHODS.md §3).
+
+Each rule × suite × category is one check with one status:
+
+``pass`` / ``fail``
+    Margin rules are one-sided non-inferiority tests at level ``alpha``: with the paired
+    bootstrap delta ``Δ = candidate − baseline`` (:mod:`audit.compare`) and allowed loss
+    ``δ`` (``margin``, or ``margin × |baseline|`` when ``relative``), a higher-is-better
+    metric passes when the α-quantile of ``Δ`` is above ``−δ`` (lower-is-better: the
+    (1 − α)-quantile below ``+δ``). Floors compare the candidate's point estimate.
+    Budgets (``parse_failure_rate``, ``error_rate``, ``negative_flip_rate``) compare the
+    candidate's rate with a maximum.
+``uninformative``
+    Minimum-detectable-effect check: ``n < min_n``, or the bootstrap interval's half-width
+    exceeds ``δ`` (the golden set cannot resolve the margin). Treated like unverifiable
+    for blocking rules unless the rule sets ``allow_uninformative: true``.
+``unverifiable``
+    A NaN value or bound, a missing slice or category, a suite digest or policy version
+    mismatch the rules do not allow. NaN never passes.
+
+The verdict is an **intersection–union test** (Berger 1982): the gate passes only if every
+blocking check passes; each check is run at level α with no multiplicity correction, and
+the overall test still has level α. Exit codes: 0 pass, 1 a blocking check failed, 3 no
+blocking failure but a blocking check is unverifiable / uninformative; 2 for bad rules.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from audit.compare import Side, compare_sides, load_side
+
+Severity = Literal["block", "warn"]
+
+
+class Rule(BaseModel):
+    """One metric rule; see configs/gates/README.md."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None
+    metric: str
+    categories: list[str] | None = None
+    suites: list[str] | None = None
+    slice: dict[str, str] | None = None
+    margin: float | None = Field(default=None, ge=0)
+    relative: bool = False
+    floor: float | None = None
+    min_n: int = Field(default=0, ge=0)
+    severity: Severity = "block"
+    allow_uninformative: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> Rule:
+        from audit.metrics import get_metric
+
+        spec = get_metric(self.metric)
+        if spec.direction == "none":
+            raise ValueError(f"metric {self.metric!r} has direction 'none' and cannot be gated")
+        if self.margin is None and self.floor is None:
+            raise ValueError("a rule needs a margin, a floor or both")
+        if self.slice is not None and len(self.slice) != 1:
+            raise ValueError("slice must be one mapping {slice_name: value}")
+        return self
+
+
+class Budget(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max: float = Field(ge=0)
+    severity: Severity = "block"
+    categories: list[str] | None = None
+
+
+class Budgets(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    parse_failure_rate: Budget | None = None
+    error_rate: Budget | None = None
+    negative_flip_rate: Budget | None = None
+
+
+class GateRules(BaseModel):
+    """A rules file (``configs/gates/<name>.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    n_boot: int = Field(default=1000, ge=50)
+    seed: int = 0
+    allow_digest_mismatch: bool = False
+    allow_policy_mismatch: bool = False
+    moderator_baseline: str | None = None
+    moderator_candidate: str | None = None
+    rules: list[Rule] = Field(default_factory=list)
+    budgets: Budgets = Field(default_factory=Budgets)
+
+
+def load_rules(path: Path) -> GateRules:
+    """Strict YAML → :class:`GateRules` (ConfigError, exit 2, on any problem)."""
+    from audit._validation import load_model
+
+    return load_model(GateRules, path)
+
+
+@dataclass
+class Check:
+    """One rule × suite × category outcome."""
+
+    rule: str
+    suite: str
+    category: str
+    severity: str
+    status: str  # pass | fail | uninformative | unverifiable
+    value: float
+    bound: float
+    threshold: float
+    n: int
+    detail: str
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "block"
+
+
+def _nan(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def evaluate_rule(
+    rule: Rule, cmp: Any, direction: str, alpha: float
+) -> tuple[str, float, float, float, str]:
+    """Status of one rule on one :class:`~audit.compare.CategoryComparison`.
+
+    Returns ``(status, value, bound, threshold, detail)``; ``value`` is the delta for
+    margin rules (else the candidate's estimate) and ``bound`` the one-sided bound.
+    """
+    d = cmp.metrics[rule.metric]
+    sign = 1.0 if direction == "higher" else -1.0
+    if _nan(d.b) or (rule.margin is not None and (_nan(d.delta) or _nan(d.lo) or _nan(d.hi))):
+        return "unverifiable", d.delta, float("nan"), float("nan"), "value or interval is NaN"
+    informative, why = True, ""
+    delta_allowed = float("nan")
+    if rule.margin is not None:
+        delta_allowed = rule.margin * (abs(d.a) if rule.relative else 1.0)
+        if _nan(delta_allowed):
+            return "unverifiable", d.delta, float("nan"), float("nan"), "baseline value is NaN"
+        if (d.hi - d.lo) / 2.0 > delta_allowed:
+            informative, why = False, f"interval half-width {(d.hi - d.lo) / 2:.4f} > margin"
+    if cmp.n < rule.min_n:
+        informative, why = False, f"n={cmp.n} < min_n={rule.min_n}"
+    if not informative and not rule.allow_uninformative:
+        far = d.hi if direction == "higher" else d.lo
+        if rule.margin is not None and cmp.n >= rule.min_n and sign * far < -delta_allowed:
+            # even the favourable bound is beyond the margin: a regression, not a power issue
+            return "fail", d.delta, far, -sign * delta_allowed, "whole interval beyond margin"
+        return "uninformative", d.delta, float("nan"), delta_allowed, why
+    if rule.floor is not None and sign * (d.b - rule.floor) < 0:
+        return "fail", d.b, d.b, rule.floor, f"candidate {d.b:.4f} beyond floor {rule.floor}"
+    if rule.margin is None:
+        return "pass", d.b, d.b, float(rule.floor or 0.0), "floor met"
+    bound = d.lo if direction == "higher" else d.hi
+    ok = sign * bound > -delta_allowed
+    side = f"{'lower' if sign > 0 else 'upper'} {1 - alpha:.0%} bound {bound:+.4f}"
+    return ("pass" if ok else "fail"), d.delta, bound, -sign * delta_allowed, side
+
+
+def _slice_side(side: Side, name: str, value: str) -> Side | None:
+    """The same side restricted to one slice value (None when the column is missing)."""
+    from audit.compare import ResultView
+
+    views = []
+    for r in side.results:
+        f = r.load()
+        col = f"slice.{name}"
+        if col not in f.columns:
+            return None
+        sub = f[f[col].astype(str) == value]
+        views.append(
+            ResultView(
+                r.suite, r.split, r.moderator, r.digest, {}, len(sub), 0, {}, lambda s=sub: s
+            )
+        )
+    return Side(side.run_id, side.source, side.policy, views, side.mlflow_parent)
+
+
+def run_gate(rules: GateRules, candidate: Side, baseline: Side) -> list[Check]:
+    """Every check of ``rules`` on the candidate against the baseline."""
+    from audit.metrics import get_metric
+
+    checks: list[Check] = []
+    pol_ok = (candidate.policy.get("ref"), candidate.policy.get("digest")) == (
+        baseline.policy.get("ref"),
+        baseline.policy.get("digest"),
+    )
+    kw = {
+        "moderator_a": rules.moderator_baseline,
+        "moderator_b": rules.moderator_candidate,
+        "allow_digest_mismatch": True,
+        "n_boot": rules.n_boot,
+        "ci": 1.0 - 2.0 * rules.alpha,
+        "seed": rules.seed,
+    }
+    cache: dict[Any, list[dict[str, Any]]] = {}
+
+    def entries(slice_: dict[str, str] | None) -> list[dict[str, Any]] | None:
+        key = tuple(sorted(slice_.items())) if slice_ else None
+        if key not in cache:
+            a, b = baseline, candidate
+            if slice_:
+                ((nm, val),) = slice_.items()
+                a2, b2 = _slice_side(baseline, nm, val), _slice_side(candidate, nm, val)
+                if a2 is None or b2 is None:
+                    return None
+                a, b = a2, b2
+            cache[key] = compare_sides(a, b, **kw)
+        return cache[key]
+
+    def blocked(e: dict[str, Any]) -> str | None:
+        if not pol_ok and not rules.allow_policy_mismatch:
+            return "policy version/digest differs"
+        if not e["digest_match"] and not rules.allow_digest_mismatch:
+            return "suite digest differs"
+        return None
+
+    for i, rule in enumerate(rules.rules):
+        rname = rule.name or f"{rule.metric}#{i}"
+        if rule.slice:
+            rname += "[" + ",".join(f"{k}={v}" for k, v in rule.slice.items()) + "]"
+        direction = get_metric(rule.metric).direction
+        es = entries(rule.slice)
+        if es is None:
+            checks.append(
+                Check(
+                    rname,
+                    "*",
+                    "*",
+                    rule.severity,
+                    "unverifiable",
+                    math.nan,
+                    math.nan,
+                    math.nan,
+                    0,
+                    "slice column missing",
+                )
+            )
+            continue
+        for e in es:
+            lbl = f"{e['suite']}/{e['moderator_b']}"
+            if rule.suites and e["suite"] not in rule.suites:
+                continue
+            cats = rule.categories or [c for c, v in e["categories"].items() if v.n > 0]
+            for cat in cats:
+                cmp = e["categories"].get(cat)
+                why = blocked(e)
+                if cmp is None or why:
+                    checks.append(
+                        Check(
+                            rname,
+                            lbl,
+                            cat,
+                            rule.severity,
+                            "unverifiable",
+                            math.nan,
+                            math.nan,
+                            math.nan,
+                            0,
+                            why or "category not in both runs",
+                        )
+                    )
+                    continue
+                st, val, bound, thr, det = evaluate_rule(rule, cmp, direction, rules.alpha)
+                checks.append(
+                    Check(rname, lbl, cat, rule.severity, st, val, bound, thr, cmp.n, det)
+                )
+    es = entries(None) or []
+    for bname in ("parse_failure_rate", "error_rate", "negative_flip_rate"):
+        budget: Budget | None = getattr(rules.budgets, bname)
+        if budget is None:
+            continue
+        for e in es:
+            rb = e["b"]
+            if bname == "negative_flip_rate":
+                cats = budget.categories or [c for c, v in e["categories"].items() if v.n > 0]
+                vals = [
+                    (
+                        c,
+                        e["categories"][c].negative_flip_rate if c in e["categories"] else math.nan,
+                        e["categories"].get(c),
+                    )
+                    for c in cats
+                ]
+                items = [(c, v, x.n if x else 0) for c, v, x in vals]
+            else:
+                num = (
+                    rb.error_types.get("parse_failure", 0)
+                    if bname == "parse_failure_rate"
+                    else rb.n_errors
+                )
+                items = [("*", num / rb.n if rb.n else math.nan, rb.n)]
+            for cat, v, n in items:
+                why = blocked(e)
+                if why or _nan(v):
+                    st, det = "unverifiable", why or "rate is undefined"
+                else:
+                    st, det = (
+                        ("pass" if v <= budget.max else "fail"),
+                        f"{v:.4f} vs max {budget.max}",
+                    )
+                checks.append(
+                    Check(
+                        bname,
+                        f"{e['suite']}/{e['moderator_b']}",
+                        cat,
+                        budget.severity,
+                        st,
+                        v,
+                        v,
+                        budget.max,
+                        n,
+                        det,
+                    )
+                )
+    return checks
+
+
+def verdict(checks: list[Check]) -> tuple[int, str]:
+    """Intersection–union verdict: ``(exit code, word)``."""
+    block = [c for c in checks if c.blocking]
+    if any(c.status == "fail" for c in block):
+        return 1, "FAIL"
+    if any(c.status in ("unverifiable", "uninformative") for c in block):
+        return 3, "UNVERIFIABLE"
+    return 0, "PASS"
+
+
+def _fmt(v: float) -> str:
+    return "nan" if _nan(v) else f"{v:+.4f}"
+
+
+def markdown_summary(checks: list[Check], word: str, candidate: str, baseline: str) -> str:
+    """Markdown for ``$GITHUB_STEP_SUMMARY``: verdict, then every non-passing check."""
+    lines = [
+        f"## audit gate: {word}",
+        "",
+        f"candidate `{candidate}` vs baseline `{baseline}`: "
+        f"{sum(c.status == 'pass' for c in checks)}/{len(checks)} checks pass",
+        "",
+        "| rule | suite | category | severity | status | value | bound | threshold | n | detail |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in sorted(checks, key=lambda c: (c.status == "pass", c.rule)):
+        lines.append(
+            f"| {c.rule} | {c.suite} | {c.category} | {c.severity} | **{c.status}** | "
+            f"{_fmt(c.value)} | {_fmt(c.bound)} | {_fmt(c.threshold)} | {c.n} | {c.detail} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def junit_xml(checks: list[Check]) -> str:
+    """JUnit XML: one testcase per rule × suite × category (warn failures are skipped)."""
+    import xml.etree.ElementTree as ET
+
+    suite = ET.Element("testsuite", name="audit-gate", tests=str(len(checks)))
+    n_fail = n_err = n_skip = 0
+    for c in checks:
+        tc = ET.SubElement(
+            suite, "testcase", classname=f"gate.{c.suite}", name=f"{c.rule}/{c.category}"
+        )
+        msg = f"{c.status}: {c.detail} (value {_fmt(c.value)}, n={c.n})"
+        if c.status == "pass":
+            continue
+        if not c.blocking:
+            ET.SubElement(tc, "skipped", message="warn: " + msg)
+            n_skip += 1
+        elif c.status == "fail":
+            ET.SubElement(tc, "failure", message=msg)
+            n_fail += 1
+        else:
+            ET.SubElement(tc, "error", message=msg)
+            n_err += 1
+    suite.set("failures", str(n_fail))
+    suite.set("errors", str(n_err))
+    suite.set("skipped", str(n_skip))
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True)
+
+
+_SNAPSHOT_COLS = ("id", "content_hash", "error", "error_type")
+
+
+def write_snapshot(run: str | Path, name: str, out_dir: Path) -> Path:
+    """Write ``<out_dir>/<name>.json``: a baseline that can be gated against without runs/.
+
+    It keeps the record's metrics, suite digests, policy, moderator fingerprints and,
+    per result, the item table needed for pairing (ids, content hashes, scores, decisions,
+    gold, errors, slices) as a base64 zstd Parquet.
+    """
+    import base64
+    import io
+
+    from audit.compare import load_side
+    from audit.record import utcnow, write_json_atomic
+
+    side = load_side(run)
+    d = side.data
+    results = []
+    raw = {(r["suite"], r["split"], r["moderator"]): r for r in d.get("results", [])}
+    for rv in side.results:
+        f = rv.load()
+        keep = [
+            c
+            for c in f.columns
+            if c in _SNAPSHOT_COLS or c.split(".")[0] in ("score", "pred", "gold", "slice")
+        ]
+        buf = io.BytesIO()
+        f[keep].to_parquet(buf, compression="zstd", index=False)
+        entry = {
+            k: v for k, v in raw[(rv.suite, rv.split, rv.moderator)].items() if k != "predictions"
+        }
+        entry["items"] = base64.b64encode(buf.getvalue()).decode("ascii")
+        results.append(entry)
+    snap = {
+        "snapshot_version": 1,
+        "record_version": d.get("record_version"),
+        "name": name,
+        "created_at": utcnow(),
+        "run_id": side.run_id,
+        "policy": d.get("policy"),
+        "suites": d.get("suites"),
+        "moderators": {
+            k: {kk: v.get(kk) for kk in ("type", "fingerprint", "fingerprint_hash", "thresholds")}
+            for k, v in (d.get("moderators") or {}).items()
+        },
+        "git": (d.get("provenance") or {}).get("git"),
+        "mlflow": d.get("mlflow"),
+        "results": results,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    write_json_atomic(path, snap)
+    return path
+
+
+def resolve_side(ref: str, workdir: Path) -> Side:
+    """A run/record/run id/snapshot, ``mlflow:<run_id>`` or ``mlflow-tag:key=value``.
+
+    MLflow references download the parent run's ``record.json`` and its children's
+    ``predictions/*.parquet`` artifacts into ``workdir``.
+    """
+    if not ref.startswith(("mlflow:", "mlflow-tag:")):
+        return load_side(ref)
+    from audit.errors import TrackingError
+    from audit.settings import runs_dir
+    from audit.tracking import default_tracking_uri
+
+    uri = default_tracking_uri(runs_dir())
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        if ref.startswith("mlflow:"):
+            run = client.get_run(ref.split(":", 1)[1])
+        else:
+            key, _, val = ref.split(":", 1)[1].partition("=")
+            exps = [e.experiment_id for e in client.search_experiments()]
+            found = client.search_runs(
+                exps,
+                filter_string=f"tags.`{key}` = '{val}'",
+                order_by=["attributes.start_time DESC"],
+                max_results=50,
+            )
+            found = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
+            if not found:
+                raise TrackingError("no MLflow parent run has that tag", where=uri, actual=ref)
+            run = found[0]
+        rid = run.info.run_id
+        client.download_artifacts(rid, "record.json", str(workdir))
+        (workdir / "predictions").mkdir(exist_ok=True)
+        children = client.search_runs(
+            [run.info.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{rid}'",
+            max_results=1000,
+        )
+        for ch in children:
+            for art in client.list_artifacts(ch.info.run_id, "predictions"):
+                client.download_artifacts(ch.info.run_id, art.path, str(workdir / "predictions"))
+    except TrackingError:
+        raise
+    except Exception as exc:
+        raise TrackingError(
+            f"cannot fetch baseline from MLflow: {type(exc).__name__}: {exc}", where=uri, actual=ref
+        ) from None
+    side = load_side(workdir)
+    side.mlflow_parent = rid
+    return side
