@@ -66,7 +66,7 @@ def run(config: Path, overrides: tuple[str, ...], no_mlflow: bool, quiet: bool) 
     record, _ = run_audit(config, overrides, console=None if quiet else err, mlflow=not no_mlflow)
     print_summary(out, record)
     out.print(f"\nrecord:      {record.path}")
-    out.print(f"report:      {record.dir / 'report.md'}")
+    out.print(f"report:      {record.dir / 'report.html'} (and report.md)")
     ml = record.data.get("mlflow")
     if ml:
         out.print(

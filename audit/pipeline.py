@@ -237,6 +237,9 @@ def run_audit(
             cache.close()
     record.finish("finished")
     write_report(record, results)
+    from audit.html_report import write_html_report
+
+    write_html_report(record.dir, mlflow=False)
     if mlflow and cfg.tracking.enabled:
         from audit.tracking import default_tracking_uri, mirror
 

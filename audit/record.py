@@ -7,7 +7,7 @@ Layout::
       record.json              versioned record with provenance and all metrics
       predictions/<suite>__<moderator>.parquet   one row per item (ids, hashes, scores,
                                                  decisions, gold, errors, slices; no text)
-      report.md                human-readable summary
+      report.md, report.html   human-readable summary; self-contained HTML report
 
 ``record.json`` is written at start (status ``running``), rewritten atomically
 as results arrive, and closed with ``finished`` or ``failed``. A record left

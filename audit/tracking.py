@@ -248,7 +248,7 @@ def mirror(
             if pq.exists():
                 client.log_artifact(cid, str(pq), artifact_path="predictions")
             client.set_terminated(cid, status="FINISHED")
-        for name in ("record.json", "config.yaml", "report.md"):
+        for name in ("record.json", "config.yaml", "report.md", "report.html"):
             p = record.dir / name
             if p.exists():
                 client.log_artifact(pid, str(p))
