@@ -187,9 +187,7 @@ def _batch_all(
     specs: list[MetricSpec], conf: Confusion, bins: ScoreBins | None
 ) -> dict[str, np.ndarray]:
     return {
-        spec.name: np.asarray(
-            spec.batch(bins if spec.family == "ranking" else conf, **spec.params)
-        )
+        spec.name: np.asarray(spec.batch(bins if spec.family == "ranking" else conf, **spec.params))
         for spec in specs
     }
 
@@ -333,8 +331,7 @@ def compute_metrics(
         method = "row" if n_rows * n_cat <= ROW_BOOTSTRAP_MAX_CELLS else "cell"
     n_threads = max(1, min(threads or os.cpu_count() or 1, len(names)))
     prep = [
-        (nm, yy[:, k], ss[:, k], pp[:, k], specs, method, hist_bins)
-        for k, nm in enumerate(names)
+        (nm, yy[:, k], ss[:, k], pp[:, k], specs, method, hist_bins) for k, nm in enumerate(names)
     ]
     cols = _parallel_map(_prepare_column, prep, n_threads)
     boot_specs = [s for s in specs if s.family != "count"]

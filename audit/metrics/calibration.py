@@ -138,10 +138,26 @@ def reliability_table(y: Any, score: Any, n_bins: int = 10) -> dict[str, np.ndar
 
 
 for _spec in (
-    MetricSpec("ece", "lower", "score",
-               "expected calibration error, 10 equal-mass bins", ece, "ranking", ece_batch,
-               requires=("items",), params={"n_bins": 10}),
-    MetricSpec("brier", "lower", "score", "Brier score, mean squared error of the score",
-               brier, "ranking", brier_batch, requires=("items",)),
+    MetricSpec(
+        "ece",
+        "lower",
+        "score",
+        "expected calibration error, 10 equal-mass bins",
+        ece,
+        "ranking",
+        ece_batch,
+        requires=("items",),
+        params={"n_bins": 10},
+    ),
+    MetricSpec(
+        "brier",
+        "lower",
+        "score",
+        "Brier score, mean squared error of the score",
+        brier,
+        "ranking",
+        brier_batch,
+        requires=("items",),
+    ),
 ):
     register_metric(_spec)

@@ -14,8 +14,17 @@ from audit.errors import ConfigError
 from audit.metrics import bootstrap as B
 
 BOOTSTRAPPED = [
-    "prevalence", "precision", "recall", "f1", "fpr", "auprc", "auroc",
-    "recall_at_precision", "tpr_at_fpr", "ece", "brier",
+    "prevalence",
+    "precision",
+    "recall",
+    "f1",
+    "fpr",
+    "auprc",
+    "auroc",
+    "recall_at_precision",
+    "tpr_at_fpr",
+    "ece",
+    "brier",
 ]
 
 

@@ -21,8 +21,16 @@ from audit import metrics as M
 from audit.errors import ConfigError
 
 HEADLINE = [
-    "precision", "recall", "f1", "fpr", "auprc", "auroc", "ece", "brier",
-    "recall_at_precision", "tpr_at_fpr",
+    "precision",
+    "recall",
+    "f1",
+    "fpr",
+    "auprc",
+    "auroc",
+    "ece",
+    "brier",
+    "recall_at_precision",
+    "tpr_at_fpr",
 ]
 PRED_METRICS = {"precision", "recall", "f1", "fpr"}
 
@@ -68,7 +76,7 @@ def test_every_headline_metric_has_a_module() -> None:
     for name in HEADLINE:
         path = Path(M.evaluate_module_path(name))
         assert path.is_absolute() and (path / f"{name}.py").is_file()
-        assert f"metric_module(\"{name}\")" in (path / f"{name}.py").read_text()
+        assert f'metric_module("{name}")' in (path / f"{name}.py").read_text()
     with pytest.raises(ConfigError, match="no evaluate module"):
         M.evaluate_module_path("accuracy")
 

@@ -134,8 +134,19 @@ def test_undefined_metric_warning_is_dedicated_subclass() -> None:
 def test_registry_is_complete() -> None:
     names = M.metric_names()
     expected = {
-        "support", "n_pos", "prevalence", "precision", "recall", "f1", "fpr", "auprc",
-        "auroc", "recall_at_precision", "tpr_at_fpr", "ece", "brier",
+        "support",
+        "n_pos",
+        "prevalence",
+        "precision",
+        "recall",
+        "f1",
+        "fpr",
+        "auprc",
+        "auroc",
+        "recall_at_precision",
+        "tpr_at_fpr",
+        "ece",
+        "brier",
     }
     assert expected <= set(names)
     directions = M.metric_directions()

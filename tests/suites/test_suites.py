@@ -147,8 +147,18 @@ def test_image_column_loads_bytes_into_hash_and_items(policy, tmp_path: Path) ->
         Image.new("RGB", (4, 4), color).save(buf, format="PNG")
         return buf.getvalue()
 
-    rows = [{"id": f"p{i}", "caption": "same caption", "comment": None, "labels": [],
-             "language": "en", "rationale": "r", "image": f"img{i}.png"} for i in range(3)]
+    rows = [
+        {
+            "id": f"p{i}",
+            "caption": "same caption",
+            "comment": None,
+            "labels": [],
+            "language": "en",
+            "rationale": "r",
+            "image": f"img{i}.png",
+        }
+        for i in range(3)
+    ]
     card = dict(CARD, image_column="image")
     path = write_suite(tmp_path, card=card, rows=rows)
     for i, color in enumerate(("red", "blue", "red")):
