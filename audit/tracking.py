@@ -248,6 +248,7 @@ def mirror(
             if pq.exists():
                 client.log_artifact(cid, str(pq), artifact_path="predictions")
             client.set_terminated(cid, status="FINISHED")
+        _log_disagreements(pid, record, results)
         for name in ("record.json", "config.yaml", "report.md", "report.html"):
             p = record.dir / name
             if p.exists():
@@ -264,6 +265,35 @@ def mirror(
             fix="the run record on disk is complete; rerun to retry mirroring",
         ) from exc
     return out
+
+
+def _log_disagreements(parent_id: str, record: RunRecord, results: list[SuiteResult]) -> None:
+    """Per suite, for every pair of moderators: the decision A × decision B × gold count
+    matrix per category (``disagreements/<suite>.json`` on the parent run; counts only)."""
+    import itertools
+
+    import mlflow
+    import pandas as pd
+
+    from audit.analysis.disagreements import decision_matrix, join_results
+
+    by_suite: dict[str, list[SuiteResult]] = {}
+    for res in results:
+        by_suite.setdefault(res.suite.name, []).append(res)
+    for suite, group in by_suite.items():
+        tables = []
+        for a, b in itertools.combinations(group, 2):
+            fa = pd.read_parquet(record.dir / "predictions" / f"{a.key}.parquet")
+            fb = pd.read_parquet(record.dir / "predictions" / f"{b.key}.parquet")
+            mat = decision_matrix(join_results(fa, fb))
+            mat.insert(0, "moderator_b", b.spec.name)
+            mat.insert(0, "moderator_a", a.spec.name)
+            tables.append(mat)
+        if tables:
+            with mlflow.start_run(run_id=parent_id):
+                mlflow.log_table(
+                    pd.concat(tables), artifact_file=f"disagreements/{slug(suite)}.json"
+                )
 
 
 def _params(client: Any, run_id: str, params: dict[str, Any]) -> None:

@@ -111,3 +111,23 @@ def test_restricted_text_never_reaches_mlflow(
     for s in secrets:
         marker = s.split("RESTRICTED-SECRET-")[1]
         assert f"RESTRICTED-SECRET-{marker}" not in text
+
+
+def test_disagreement_matrix_logged_for_moderator_pairs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = tmp_path / "runs"
+    cfg = base_config(write_suite(tmp_path), runs)
+    cfg["moderators"].append({"name": "fake_b", "type": "fake", "params": {"seed": 9}})
+    assert run_cli(capsys, "run", str(write_config(tmp_path / "run.yaml", cfg))).code == 0
+    client, mruns, _ = _mlflow_runs(runs)
+    parent = next(x for x in mruns if "mlflow.parentRunId" not in x.data.tags)
+    table = json.loads(
+        Path(client.download_artifacts(parent.info.run_id, "disagreements/mini.json")).read_text()
+    )
+    cols = table["columns"]
+    assert cols[:5] == ["moderator_a", "moderator_b", "category", "a", "b"]
+    rows = [dict(zip(cols, r)) for r in table["data"]]
+    hate = [r for r in rows if r["category"] == "hate"]
+    assert sum(r["count"] for r in hate) == 40
+    assert {r["moderator_a"] for r in rows} == {"fake_a"}
