@@ -129,6 +129,9 @@ class Check:
         return self.severity == "block"
 
 
+_EPS = 1e-9
+
+
 def _nan(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
@@ -145,24 +148,31 @@ def evaluate_rule(
     sign = 1.0 if direction == "higher" else -1.0
     if _nan(d.b) or (rule.margin is not None and (_nan(d.delta) or _nan(d.lo) or _nan(d.hi))):
         return "unverifiable", d.delta, float("nan"), float("nan"), "value or interval is NaN"
-    informative, why = True, ""
+    if cmp.n < rule.min_n and not rule.allow_uninformative:
+        return (
+            "uninformative",
+            d.delta,
+            float("nan"),
+            float("nan"),
+            f"n={cmp.n} < min_n={rule.min_n}",
+        )
+    # a floor is about the candidate's own estimate: checked whatever the margin's power
+    if rule.floor is not None and sign * (d.b - rule.floor) < 0:
+        return "fail", d.b, d.b, rule.floor, f"candidate {d.b:.4f} beyond floor {rule.floor}"
     delta_allowed = float("nan")
     if rule.margin is not None:
         delta_allowed = rule.margin * (abs(d.a) if rule.relative else 1.0)
         if _nan(delta_allowed):
             return "unverifiable", d.delta, float("nan"), float("nan"), "baseline value is NaN"
-        if (d.hi - d.lo) / 2.0 > delta_allowed:
-            informative, why = False, f"interval half-width {(d.hi - d.lo) / 2:.4f} > margin"
-    if cmp.n < rule.min_n:
-        informative, why = False, f"n={cmp.n} < min_n={rule.min_n}"
-    if not informative and not rule.allow_uninformative:
-        far = d.hi if direction == "higher" else d.lo
-        if rule.margin is not None and cmp.n >= rule.min_n and sign * far < -delta_allowed:
-            # even the favourable bound is beyond the margin: a regression, not a power issue
-            return "fail", d.delta, far, -sign * delta_allowed, "whole interval beyond margin"
-        return "uninformative", d.delta, float("nan"), delta_allowed, why
-    if rule.floor is not None and sign * (d.b - rule.floor) < 0:
-        return "fail", d.b, d.b, rule.floor, f"candidate {d.b:.4f} beyond floor {rule.floor}"
+        half = (d.hi - d.lo) / 2.0
+        # _EPS absorbs float rounding of the bounds, so the verdict stays monotone in the delta
+        if half > delta_allowed + _EPS and not rule.allow_uninformative:
+            far = d.hi if direction == "higher" else d.lo
+            if sign * far < -delta_allowed:
+                # even the favourable bound is beyond the margin: a regression, not a power issue
+                return "fail", d.delta, far, -sign * delta_allowed, "whole interval beyond margin"
+            why = f"interval half-width {half:.4f} > margin"
+            return "uninformative", d.delta, float("nan"), delta_allowed, why
     if rule.margin is None:
         return "pass", d.b, d.b, float(rule.floor or 0.0), "floor met"
     bound = d.lo if direction == "higher" else d.hi

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -35,6 +35,21 @@ def _cmp(a: float, delta: float, half: float, n: int) -> CategoryComparison:
     min_n=st.integers(0, 200),
     n=st.integers(1, 300),
     allow=st.booleans(),
+)
+# found by CI: a floor failure hidden behind an "uninformative" margin, and a half-width
+# that rounds to 0 on one side only
+@example(
+    metric="fpr",
+    a=0.5,
+    delta=0.0,
+    improve=0.25,
+    half=3.5223957580372346e-74,
+    margin=0.0,
+    relative=False,
+    floor=0.0,
+    min_n=0,
+    n=1,
+    allow=False,
 )
 def test_verdict_is_monotone_in_the_delta(
     metric: str,
