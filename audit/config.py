@@ -236,13 +236,13 @@ def check_against_policy(cfg: RunConfig, category_ids: tuple[str, ...], where: s
 
     for i, spec in enumerate(cfg.moderators):
         for k in spec.thresholds:
-            if k != "default" and k not in category_ids:
+            if k not in ("default", "overall") and k not in category_ids:
                 close = difflib.get_close_matches(k, category_ids, n=1)
                 raise ConfigError(
                     "threshold for a category that is not in the policy",
                     where=where,
                     field=f"moderators[{i}].thresholds.{k}",
-                    expected=f"'default' or one of {list(category_ids)}",
+                    expected=f"'default', 'overall' or one of {list(category_ids)}",
                     actual=repr(k),
                     fix=f"did you mean {close[0]!r}?" if close else "use a policy category id",
                 )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audit.schema import POSITIVE, TEXT_FIELDS, UNKNOWN, ModeratorOutput
+from audit.schema import OVERALL_KEY, POSITIVE, TEXT_FIELDS, UNKNOWN, ModeratorOutput
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,6 +95,15 @@ def build_result(
     else:
         overall_score = np.full(n, np.nan)
         overall_pred = np.full(n, np.nan)
+    # a moderator's own any-violation score (Llama Guard P(unsafe)) wins over the max
+    own = np.array(
+        [o.scores.get(OVERALL_KEY, np.nan) if o.error is None else np.nan for o in outputs]
+    )
+    if (~np.isnan(own)).any():
+        t_all = spec.thresholds.get("overall", spec.thresholds.get("default", 0.5))
+        has = ~np.isnan(own)
+        overall_score = np.where(has, own, overall_score)
+        overall_pred = np.where(has, (own >= t_all).astype(float), overall_pred)
     restricted = [kidx[c] for c in policy.restricted_ids]
     rmask = np.zeros(n, dtype=bool)
     if restricted:

@@ -37,6 +37,10 @@ NEGATIVE = 0
 POSITIVE = 1
 LABEL_NAMES = ["negative", "positive"]
 
+#: Key a moderator may use in ``ModeratorOutput.scores`` for its own any-violation
+#: score (e.g. Llama Guard's P(unsafe)); otherwise ``overall`` is the max over categories.
+OVERALL_KEY = "_overall"
+
 #: Columns every canonical dataset has besides text fields and slices.
 RESERVED_COLUMNS = ("id", "image", "labels", "label_overall", "rationale", "content_hash")
 

@@ -16,6 +16,7 @@ from audit.moderators.base import MODERATORS, Moderator, ModeratorParams, regist
 from audit.moderators.embedding_head import EmbeddingHead, FitSpec, HeadSummary, fit_head
 from audit.moderators.fake import FakeModerator, ScriptedBatchFailure
 from audit.moderators.hf_classifier import HFClassifier
+from audit.moderators.llm_judge import LLMJudge
 from audit.moderators.profanity import ProfanityBaseline
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "FitSpec",
     "HFClassifier",
     "HeadSummary",
+    "LLMJudge",
     "Moderator",
     "ModeratorParams",
     "ProfanityBaseline",

@@ -1,0 +1,158 @@
+"""Presets for public guard formats and the platform's own judge.
+
+A preset names everything needed to run a checkpoint the way its card describes:
+the prompt template, the output parser, the label tokens for ``logprob`` scoring,
+whether it judges one policy per call, and the policy taxonomy its labels map
+through. A user runs one by naming the preset and a model path.
+
+| preset | paper / card | scoring |
+|---|---|---|
+| ``llama_guard_3`` | Inan et al. 2023 (Llama Guard); Llama Guard 3 card | P(first token = ``unsafe``); codes → platform via ``llama_guard_3`` mapping |
+| ``llama_guard_4`` | Llama Guard 4 card (same S1-S14 taxonomy) | as above, Llama 4 turn markers |
+| ``shieldgemma`` | Zeng et al. 2024, arXiv 2407.21772 | softmax over ``Yes``/``No``, one policy per call |
+| ``wildguard`` | Han et al. 2024 (WildGuard) | ``yes``/``no`` after ``Harmful request:``; overall harm only |
+| ``platform_cot`` | this harness | chain of thought + ``VERDICT`` JSON (``generate`` / ``self_consistency``) |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from audit.errors import ModeratorError
+from audit.registry import Registry
+
+
+@dataclass(frozen=True)
+class LabelTokens:
+    """Answer strings whose next-token probabilities give a score.
+
+    The score is ``sum P(positive) / (sum P(positive) + sum P(negative))`` at the
+    answer position (after ``Preset.answer_prefix``). Variants with and without a
+    leading space are listed because tokenizers differ; a backend keeps those that
+    encode to a single token.
+    """
+
+    positive: tuple[str, ...]
+    negative: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A judge preset.
+
+    Attributes:
+        name: registry name.
+        template: prompt template (``prompts.TEMPLATES``).
+        fmt: parser format (``parsers.FORMATS``).
+        label_tokens: for ``logprob`` scoring; ``None`` means generate mode only.
+        one_policy_per_call: render and score one (item, category) pair per call.
+        taxonomy: policy mapping key the model's labels map through, or ``None``
+            when it speaks platform categories (or none) directly.
+        description: one line for ``audit list`` and records.
+        chat_template: whether the backend wraps the prompt as one user message with
+            the model's chat template (``False``: the template already renders the
+            raw prompt with the model's turn markers).
+        answer_prefix: text appended after the prompt before reading label-token
+            probabilities (WildGuard's answer starts with ``Harmful request:``).
+        max_new_tokens: a sensible generation budget for ``generate`` mode.
+    """
+
+    name: str
+    template: str
+    fmt: str
+    label_tokens: LabelTokens | None
+    one_policy_per_call: bool
+    taxonomy: str | None
+    description: str
+    chat_template: bool = False
+    answer_prefix: str = ""
+    max_new_tokens: int = 32
+
+    @property
+    def parser(self) -> str:
+        """Alias of :attr:`fmt`."""
+        return self.fmt
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            name="llama_guard_3",
+            template="llama_guard",
+            fmt="llama_guard",
+            label_tokens=LabelTokens(positive=("unsafe", " unsafe"), negative=("safe", " safe")),
+            one_policy_per_call=False,
+            taxonomy="llama_guard_3",
+            description=(
+                "Llama Guard 3 (Inan et al. 2023; Llama Guard 3 card): S1-S14 hazard "
+                "categories, answer 'safe' or 'unsafe\\nS1,S10'"
+            ),
+            max_new_tokens=20,
+        ),
+        Preset(
+            name="llama_guard_4",
+            template="llama_guard_4",
+            fmt="llama_guard",
+            label_tokens=LabelTokens(positive=("unsafe", " unsafe"), negative=("safe", " safe")),
+            one_policy_per_call=False,
+            taxonomy="llama_guard_3",
+            description=(
+                "Llama Guard 4 (Llama Guard 4 card): the Llama Guard 3 format and S1-S14 "
+                "categories with Llama 4 turn markers"
+            ),
+            max_new_tokens=20,
+        ),
+        Preset(
+            name="shieldgemma",
+            template="shieldgemma",
+            fmt="shieldgemma",
+            label_tokens=LabelTokens(positive=("Yes",), negative=("No",)),
+            one_policy_per_call=True,
+            taxonomy=None,
+            description=(
+                "ShieldGemma (Zeng et al. 2024, arXiv 2407.21772): one platform category "
+                "per call, softmax over Yes/No"
+            ),
+            max_new_tokens=64,
+        ),
+        Preset(
+            name="wildguard",
+            template="wildguard",
+            fmt="wildguard",
+            label_tokens=LabelTokens(positive=(" yes", "yes"), negative=(" no", "no")),
+            one_policy_per_call=False,
+            taxonomy=None,
+            description=(
+                "WildGuard (Han et al. 2024): 'Harmful request: yes/no', overall harm "
+                "only (no categories)"
+            ),
+            answer_prefix="Harmful request:",
+            max_new_tokens=32,
+        ),
+        Preset(
+            name="platform_cot",
+            template="platform",
+            fmt="platform",
+            label_tokens=None,
+            one_policy_per_call=False,
+            taxonomy=None,
+            description=(
+                "Platform chain-of-thought judge: reasons over the policy text, then a "
+                "final VERDICT JSON line"
+            ),
+            chat_template=True,
+            max_new_tokens=1024,
+        ),
+    )
+}
+
+_REGISTRY: Registry[Preset] = Registry("judge preset", error=ModeratorError)
+for _name, _preset in PRESETS.items():
+    _REGISTRY.register(_name, _preset)
+
+
+def get(name: str) -> Preset:
+    """The preset called ``name``; raises :class:`~audit.errors.ModeratorError` with
+    the closest names when unknown."""
+    return _REGISTRY.get(name, field="preset")

@@ -1,0 +1,429 @@
+"""Judge prompts rendered from a policy version through Jinja templates.
+
+A prompt is split in two (:class:`PromptParts`):
+
+* ``prefix``: the instructions and the policy text. It depends only on the policy,
+  the template, the category selection and the section order, never on the item,
+  so it is byte-identical for every item of a run and a backend can compute its KV
+  cache once and reuse it.
+* ``suffix``: the per-item part (context line, optional few-shot examples, the
+  delimited content, the answer instruction).
+
+``prefix + suffix`` is the whole prompt. Templates live in ``templates/<name>.j2``
+(autoescape off, ``StrictUndefined``):
+
+| template | format | answer |
+|---|---|---|
+| ``platform`` | the platform's own chain-of-thought format | reasoning, then ``VERDICT: {"violations": [...], "rationale": "..."}`` |
+| ``llama_guard`` | Llama Guard 3 (Inan et al. 2023, "Llama Guard: LLM-based Input-Output Safeguard for Human-AI Conversations"; Llama Guard 3 model card) | ``safe`` or ``unsafe\\nS1,S10`` |
+| ``llama_guard_4`` | Llama Guard 4 model card: the same format with Llama 4 turn markers | as ``llama_guard`` |
+| ``shieldgemma`` | ShieldGemma (Zeng et al. 2024, arXiv 2407.21772), one policy per call | ``Yes`` / ``No`` first |
+| ``wildguard`` | WildGuard (Han et al. 2024, "WildGuard: Open One-Stop Moderation Tools...") | ``Harmful request: yes/no`` |
+
+The ``platform`` template is plain instruction text that a backend wraps as one user
+message with the model's chat template. The guard templates render the *raw* prompt
+the model cards describe, turn markers included (BOS excluded: the tokenizer adds
+it), so a backend must not wrap them again (see ``Preset.chat_template``).
+
+Content safety: the item text is neutralised before rendering (:func:`neutralise`):
+any run of three or more angle brackets (so ``<<<END CONTENT>>>`` cannot be forged),
+special-token look-alikes (``<|...|>``, ``<start_of_turn>``, ``[INST]``, ``<s>``),
+Llama Guard section tags (``<BEGIN ...>``/``<END ...>``) and, per template, lines
+that would impersonate a role of the format (``User:``/``Agent:`` for Llama Guard,
+``Human user:``/``AI assistant:``/``Harmful request:``... for WildGuard,
+and ``VERDICT:`` anywhere for the platform format). The delimiter tag is a short hash of the
+content, never the item id (ids can encode gold labels); context shows only surface,
+language and which text fields are present, never other slice values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from audit.errors import ModeratorError
+from audit.schema import TEXT_FIELDS, Item
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from audit.policy import Policy
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+#: Templates shipped in ``templates/``.
+TEMPLATES: tuple[str, ...] = (
+    "platform",
+    "llama_guard",
+    "llama_guard_4",
+    "shieldgemma",
+    "wildguard",
+)
+
+#: Templates that judge one policy category per call.
+ONE_POLICY_TEMPLATES = frozenset({"shieldgemma"})
+
+#: Templates whose sections are Llama Guard hazard codes of the policy's
+#: ``llama_guard_3`` mapping rather than platform categories.
+LLAMA_GUARD_TEMPLATES = frozenset({"llama_guard", "llama_guard_4"})
+
+#: Templates that take few-shot examples (the guard formats are used as trained).
+FEW_SHOT_TEMPLATES = frozenset({"platform"})
+
+#: Taxonomy key of the policy mapping the Llama Guard templates list.
+LLAMA_GUARD_TAXONOMY = "llama_guard_3"
+
+#: Llama Guard 3/4 hazard category names (model cards; MLCommons AI Safety taxonomy).
+LLAMA_GUARD_CATEGORY_NAMES: dict[str, str] = {
+    "S1": "Violent Crimes",
+    "S2": "Non-Violent Crimes",
+    "S3": "Sex Crimes",
+    "S4": "Child Exploitation",
+    "S5": "Defamation",
+    "S6": "Specialized Advice",
+    "S7": "Privacy",
+    "S8": "Intellectual Property",
+    "S9": "Indiscriminate Weapons",
+    "S10": "Hate",
+    "S11": "Self-Harm",
+    "S12": "Sexual Content",
+    "S13": "Elections",
+    "S14": "Code Interpreter Abuse",
+}
+
+_ANGLE_RUN = re.compile(r"[<>＜＞﹤﹥]{3,}")
+_SPECIAL = re.compile(
+    r"<\||\|>|<\s*/?\s*(?:start_of_turn|end_of_turn|bos|eos|s|pad|unk)\s*>|\[\s*/?\s*INST\s*\]",
+    re.IGNORECASE,
+)
+_LG_TAG = re.compile(r"<(\s*(?:BEGIN|END)\s)", re.IGNORECASE)
+#: Role labels neutralised at the start of a line, per template.
+_ROLE_LINES: dict[str, tuple[str, ...]] = {
+    "llama_guard": ("User", "Agent"),
+    "llama_guard_4": ("User", "Agent"),
+    "shieldgemma": ("Human Question",),
+    "wildguard": ("Human user", "AI assistant", "Answers"),
+}
+#: Answer labels neutralised anywhere in the content, per template.
+_ROLE_WORDS: dict[str, tuple[str, ...]] = {
+    "platform": ("VERDICT",),
+    "wildguard": ("Harmful request", "Response refusal", "Harmful response"),
+}
+_SAFE_TAG = re.compile(r"[^A-Za-z0-9._:-]")
+
+
+@dataclass(frozen=True)
+class PromptParts:
+    """A rendered prompt.
+
+    Attributes:
+        prefix: instructions + policy text; identical for every item of a run.
+        suffix: the per-item part; the prompt is ``prefix + suffix``.
+        template_hash: sha256 over the template source (with any template it
+            extends), the policy digest, the category selection and the section
+            order, i.e. everything that shapes ``prefix``.
+    """
+
+    prefix: str
+    suffix: str
+    template_hash: str
+
+    @property
+    def text(self) -> str:
+        """The whole prompt."""
+        return self.prefix + self.suffix
+
+
+def _swap(s: str) -> str:
+    return (
+        s.replace("<", "‹")
+        .replace("＜", "‹")
+        .replace("﹤", "‹")
+        .replace(">", "›")
+        .replace("＞", "›")
+        .replace("﹥", "›")
+        .replace("[", "⟦")
+        .replace("]", "⟧")
+    )
+
+
+def neutralise(text: str, template: str = "platform") -> str:
+    """``text`` with every delimiter, special-token look-alike and role line of
+    ``template`` defused (angle brackets become ``‹ ›``, a role line's colon becomes
+    ``꞉``). Ordinary text, including single ``<``/``>``, is left unchanged."""
+    out = _ANGLE_RUN.sub(lambda m: _swap(m.group()), text)
+    out = _SPECIAL.sub(lambda m: _swap(m.group()), out)
+    out = _LG_TAG.sub(r"‹\1", out)
+    words = _ROLE_WORDS.get(template, ())
+    if words:
+        alt = "|".join(re.escape(r) for r in words)
+        out = re.sub(rf"\b((?:{alt})\W*?)\s*:", lambda m: m.group(1) + "꞉", out, flags=re.I)
+    roles = _ROLE_LINES.get(template, ())
+    if roles:
+        alt = "|".join(re.escape(r) for r in roles)
+        out = re.sub(
+            rf"^(\W*(?:{alt})\s*):",
+            lambda m: m.group(1) + "꞉",
+            out,
+            flags=re.IGNORECASE | re.MULTILINE,
+        )
+    return out
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _check_template(template: str) -> None:
+    if template not in TEMPLATES:
+        import difflib
+
+        close = difflib.get_close_matches(template, TEMPLATES, n=1)
+        raise ModeratorError(
+            f"unknown judge template {template!r}",
+            expected=f"one of {', '.join(TEMPLATES)}",
+            actual=repr(template),
+            fix=f"did you mean {close[0]!r}?" if close else "use one of the shipped templates",
+        )
+
+
+@lru_cache(maxsize=32)
+def template_source(template: str) -> str:
+    """Source of ``template`` followed by the sources of the templates it extends or
+    includes (recursively), as hashed into :attr:`PromptParts.template_hash`."""
+    from jinja2 import meta
+
+    _check_template(template)
+    env = _env()
+    seen: list[str] = []
+    todo = [f"{template}.j2"]
+    while todo:
+        name = todo.pop(0)
+        if name in seen:
+            continue
+        seen.append(name)
+        src = (TEMPLATES_DIR / name).read_text(encoding="utf-8")
+        todo.extend(sorted(t for t in meta.find_referenced_templates(env.parse(src)) if t))
+    return "\n\x00\n".join(f"{n}\n{(TEMPLATES_DIR / n).read_text(encoding='utf-8')}" for n in seen)
+
+
+def _llama_guard_codes(policy: Policy, categories: Sequence[str] | None) -> list[str]:
+    mapping = policy.mapping(LLAMA_GUARD_TAXONOMY)
+    codes: list[str] = []
+    for e in mapping.edges:
+        if e.source in codes:
+            continue
+        if categories is None or (e.target is not None and e.target in categories):
+            codes.append(e.source)
+    unknown = [c for c in codes if c not in LLAMA_GUARD_CATEGORY_NAMES]
+    if unknown:
+        raise ModeratorError(
+            f"policy {policy.ref}: llama_guard_3 mapping has codes with no Llama Guard name",
+            field=f"mappings.{LLAMA_GUARD_TAXONOMY}",
+            expected=f"codes among {', '.join(LLAMA_GUARD_CATEGORY_NAMES)}",
+            actual=", ".join(unknown),
+        )
+    return codes
+
+
+def _selected(policy: Policy, categories: Sequence[str] | None) -> list[str]:
+    if categories is None:
+        return list(policy.category_ids)
+    unknown = [c for c in categories if c not in policy.category_ids]
+    if unknown or not categories:
+        raise ModeratorError(
+            "judge prompt: unknown or empty category selection",
+            field="categories",
+            expected=f"a non-empty subset of {', '.join(policy.category_ids)}",
+            actual=repr(list(categories)),
+        )
+    # policy order, duplicates dropped
+    return [c for c in policy.category_ids if c in set(categories)]
+
+
+def sections(
+    policy: Policy, template: str = "platform", categories: Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """The policy sections of ``template`` in default order: platform category ids,
+    or Llama Guard codes (``S1``...) for the Llama Guard templates. ``section_order``
+    must be a permutation of this tuple."""
+    _check_template(template)
+    if template in LLAMA_GUARD_TEMPLATES:
+        return tuple(_llama_guard_codes(policy, categories))
+    return tuple(_selected(policy, categories))
+
+
+def _ordered(default: tuple[str, ...], section_order: Sequence[str] | None) -> list[str]:
+    if section_order is None:
+        return list(default)
+    if sorted(section_order) != sorted(default):
+        raise ModeratorError(
+            "judge prompt: section_order must be a permutation of the policy sections",
+            field="section_order",
+            expected=repr(list(default)),
+            actual=repr(list(section_order)),
+        )
+    return list(section_order)
+
+
+def _tag(item: Item) -> str:
+    h = item.content_hash or hashlib.sha256(item.text().encode("utf-8")).hexdigest()
+    return _SAFE_TAG.sub("_", h)[:12] or "item"
+
+
+def _item_vars(item: Item, template: str) -> dict[str, Any]:
+    present = [k for k, v in item.fields.items() if v]
+    return {
+        "tag": _tag(item),
+        "content": neutralise(item.text(), template),
+        "surface": neutralise(item.context.get("surface") or "unknown", template),
+        "language": neutralise(item.context.get("language") or "unknown", template),
+        "fields": [TEXT_FIELDS.get(k, k) for k in present] or ["none"],
+    }
+
+
+def template_hash(
+    policy: Policy,
+    template: str = "platform",
+    *,
+    categories: Sequence[str] | None = None,
+    section_order: Sequence[str] | None = None,
+) -> str:
+    """sha256 of the template source + policy digest (+ category selection and
+    section order when given)."""
+    payload = {
+        "template": template,
+        "source": template_source(template),
+        "policy_digest": policy.digest(),
+        "categories": None if categories is None else _selected(policy, categories),
+        "section_order": None if section_order is None else list(section_order),
+    }
+    return hashlib.sha256(
+        json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    ).hexdigest()
+
+
+def render(
+    policy: Policy,
+    item: Item,
+    *,
+    template: str = "platform",
+    categories: Sequence[str] | None = None,
+    few_shot: Sequence[tuple[Item, dict[str, bool]]] = (),
+    section_order: Sequence[str] | None = None,
+) -> PromptParts:
+    """Render the judge prompt for ``item``.
+
+    Args:
+        policy: the policy version; categories, definitions and examples come from it.
+        item: the item to judge.
+        template: one of :data:`TEMPLATES`.
+        categories: platform category ids to include (default all). For the Llama
+            Guard templates, the hazard codes whose mapping edges target one of them.
+            ``shieldgemma`` needs exactly one (see :func:`one_category`).
+        few_shot: labelled examples ``(item, {category id: violates})`` rendered in
+            the suffix (``platform`` template only).
+        section_order: a permutation of :func:`sections` (robustness probe).
+
+    Raises:
+        ModeratorError: unknown template, categories, section order or example labels.
+    """
+    _check_template(template)
+    selected = _selected(policy, categories)
+    if template in ONE_POLICY_TEMPLATES and len(selected) != 1:
+        raise ModeratorError(
+            f"template {template!r} judges one policy category per call",
+            field="categories",
+            expected="exactly one category id (use prompts.one_category)",
+            actual=repr(selected),
+        )
+    if few_shot and template not in FEW_SHOT_TEMPLATES:
+        raise ModeratorError(
+            f"template {template!r} takes no few-shot examples",
+            field="few_shot",
+            expected=f"few-shot examples only with {', '.join(sorted(FEW_SHOT_TEMPLATES))}",
+            actual=f"{len(few_shot)} examples",
+        )
+    order = _ordered(sections(policy, template, categories), section_order)
+    if template in LLAMA_GUARD_TEMPLATES:
+        section_vars: list[dict[str, Any]] = [
+            {"id": code, "name": LLAMA_GUARD_CATEGORY_NAMES[code]} for code in order
+        ]
+    else:
+        section_vars = []
+        for cid in order:
+            c = policy.category(cid)
+            section_vars.append(
+                {
+                    "id": c.id,
+                    "name": c.name,
+                    "definition": c.definition,
+                    "not_allowed": list(c.not_allowed),
+                    "allowed": list(c.allowed),
+                }
+            )
+    examples = []
+    for ex_item, labels in few_shot:
+        bad = [k for k in labels if k not in policy.category_ids]
+        if bad:
+            raise ModeratorError(
+                "few-shot example labels name unknown categories",
+                field="few_shot",
+                expected=f"category ids of {policy.ref}",
+                actual=", ".join(bad),
+            )
+        examples.append(
+            {
+                "tag": _tag(ex_item),
+                "content": neutralise(ex_item.text(), template),
+                "violations": json.dumps([c for c in selected if labels.get(c)]),
+            }
+        )
+    split = f"\x1e{uuid.uuid4().hex}\x1e"
+    text = (
+        _env()
+        .get_template(f"{template}.j2")
+        .render(
+            policy={"ref": policy.ref, "name": policy.name, "description": policy.description},
+            sections=section_vars,
+            ids=selected,
+            item=_item_vars(item, template),
+            examples=examples,
+            SPLIT=split,
+        )
+    )
+    prefix, sep, suffix = text.partition(split)
+    if not sep or split in suffix:  # pragma: no cover - template bug
+        raise ModeratorError(f"template {template!r} must contain {{{{ SPLIT }}}} exactly once")
+    return PromptParts(
+        prefix=prefix,
+        suffix=suffix,
+        template_hash=template_hash(
+            policy, template, categories=categories, section_order=section_order
+        ),
+    )
+
+
+def one_category(
+    policy: Policy, item: Item, category: str, template: str = "shieldgemma"
+) -> PromptParts:
+    """The prompt for one (item, category) pair, for one-policy-per-call formats
+    (ShieldGemma, Zeng et al. 2024, arXiv 2407.21772)."""
+    return render(policy, item, template=template, categories=[category])

@@ -1,0 +1,343 @@
+"""``llm_judge``: a prompted causal LM as a moderator (at-scale LLM moderation or a
+SOTA reference judge), scored the way its owners run it.
+
+Modes (METHODS.md §1, §5):
+
+* ``logprob`` — one forward pass per item (per item × category for one-policy-per-call
+  presets such as ShieldGemma); the score is the renormalised probability of the
+  positive label tokens at the answer position. Llama Guard and WildGuard give the
+  any-violation probability (P(first token = unsafe)), reported as the item's
+  ``overall`` score, not spread over categories.
+* ``generate`` — reasoning then a structured verdict, parsed strictly; a parse failure
+  is an error of type ``parse_failure`` (never a label) and the rationale is kept.
+* ``self_consistency`` — ``samples`` sampled generations; the score is the vote share
+  among parsable samples, and the agreement is kept in the raw output.
+
+The policy part of every prompt is identical across items, so on the transformers
+backend its KV cache is computed once and reused (``reuse_prefix``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from audit.errors import ModeratorError
+from audit.moderators.base import ModeratorParams, register
+from audit.schema import OVERALL_KEY, Item, ModeratorOutput
+
+if TYPE_CHECKING:
+    from audit.policy import Policy
+
+NAME = "llm_judge"
+
+
+@register(NAME)
+class LLMJudge:
+    """Prompted LLM judge over the transformers backend or an OpenAI-compatible server."""
+
+    description: ClassVar[str] = (
+        "prompted causal LM judge (transformers or OpenAI-compatible server): logprob, "
+        "generate or self-consistency scoring from policy-rendered prompts"
+    )
+    kind = "llm"
+
+    class Params(ModeratorParams):
+        """Parameters of ``llm_judge``.
+
+        Attributes:
+            model: local model dir, hub id or ``.gguf`` path (transformers), or the
+                served model name (``openai_compat``).
+            backend: ``transformers`` or ``openai_compat``.
+            base_url: server URL for ``openai_compat`` (e.g. a vLLM or TGI endpoint).
+            gguf_file: GGUF file name inside ``model`` (transformers).
+            preset: judge format (``llama_guard_3``, ``llama_guard_4``, ``shieldgemma``,
+                ``wildguard``, ``platform_cot``).
+            mode: ``logprob``, ``generate`` or ``self_consistency``.
+            categories: platform categories to judge (default: all the preset reaches).
+            samples / temperature: self-consistency sampling.
+            reuse_prefix: compute the policy prefix's KV cache once (transformers).
+        """
+
+        model: str = Field(min_length=1)
+        backend: Literal["transformers", "openai_compat"] = "transformers"
+        base_url: str | None = None
+        gguf_file: str | None = None
+        revision: str | None = None
+        dtype: str = "auto"
+        device: str = "auto"
+        preset: str = "platform_cot"
+        mode: Literal["logprob", "generate", "self_consistency"] = "logprob"
+        categories: tuple[str, ...] | None = None
+        max_new_tokens: int | None = Field(None, ge=1, le=8192)
+        samples: int = Field(5, ge=2, le=64)
+        temperature: float = Field(0.7, gt=0.0, le=2.0)
+        seed: int = 0
+        reuse_prefix: bool = True
+        micro_batch_size: int = Field(4, ge=1)
+        max_length: int = Field(4096, ge=64)
+        timeout_s: float = Field(60.0, gt=0)
+        max_concurrency: int = Field(8, ge=1)
+
+    def __init__(self, params: Params, policy: Policy) -> None:
+        from audit.moderators.judge import presets
+
+        self.params = params
+        self.policy = policy
+        self.preset = presets.get(params.preset)
+        if params.mode == "logprob" and self.preset.label_tokens is None:
+            raise ModeratorError(
+                f"preset {self.preset.name!r} has no label tokens for logprob scoring",
+                where=NAME,
+                field="params.mode",
+                expected="generate or self_consistency for this preset",
+                actual="logprob",
+                fix="set mode: generate, or pick a preset with label tokens",
+            )
+        reach = self._reachable()
+        if params.categories is not None:
+            bad = [c for c in params.categories if c not in reach]
+            if bad:
+                raise ModeratorError(
+                    "categories the preset cannot judge",
+                    where=NAME,
+                    field="params.categories",
+                    expected=f"a subset of {list(reach)}",
+                    actual=repr(bad),
+                )
+            reach = tuple(c for c in reach if c in params.categories)
+        overall_only = self.preset.name == "wildguard" or (
+            params.mode == "logprob" and not self.preset.one_policy_per_call
+        )
+        self.judged = reach
+        self.categories: tuple[str, ...] = () if overall_only else reach
+        self.backend = self._backend()
+
+    # ------------------------------------------------------------------ setup
+    def _reachable(self) -> tuple[str, ...]:
+        cats = self.policy.category_ids
+        tax = self.preset.taxonomy
+        if tax is None:
+            return cats
+        targets = {e.target for e in self.policy.mapping(tax).edges if e.target is not None}
+        return tuple(c for c in cats if c in targets)
+
+    def _backend(self) -> Any:
+        p = self.params
+        if p.backend == "openai_compat":
+            if not p.base_url:
+                raise ModeratorError(
+                    "the openai_compat backend needs a server URL",
+                    where=NAME,
+                    field="params.base_url",
+                    expected="e.g. http://127.0.0.1:8000/v1",
+                    actual="missing",
+                )
+            from audit.moderators.judge.backends.openai_compat import OpenAICompatBackend
+
+            return OpenAICompatBackend(
+                p.base_url,
+                p.model,
+                timeout_s=p.timeout_s,
+                max_concurrency=p.max_concurrency,
+                chat=True,
+            )
+        from audit.moderators.judge.backends.hf import HFBackend
+
+        return HFBackend(
+            p.model,
+            revision=p.revision,
+            gguf_file=p.gguf_file,
+            dtype=p.dtype,
+            device=p.device,
+            max_length=p.max_length,
+            chat_template=self.preset.chat_template,
+        )
+
+    def fingerprint(self) -> dict[str, Any]:
+        from audit.moderators.judge import prompts
+
+        p = self.params
+        return {
+            "backend": self.backend.fingerprint(),
+            "preset": self.preset.name,
+            "mode": p.mode,
+            "template": self.preset.template,
+            "template_hash": prompts.template_hash(
+                self.policy,
+                self.preset.template,
+                categories=None if self.preset.one_policy_per_call else list(self.judged),
+            ),
+            "policy": self.policy.ref,
+            "policy_digest": self.policy.digest(),
+            "categories": list(self.judged),
+            "decoding": {
+                "max_new_tokens": self._max_new_tokens(),
+                "samples": p.samples if p.mode == "self_consistency" else 1,
+                "temperature": p.temperature if p.mode == "self_consistency" else 0.0,
+                "seed": p.seed,
+            },
+        }
+
+    def _max_new_tokens(self) -> int:
+        return self.params.max_new_tokens or self.preset.max_new_tokens
+
+    # ------------------------------------------------------------------ scoring
+    def predict(self, items: Sequence[Item]) -> list[ModeratorOutput]:
+        if not items:
+            return []
+        if self.params.mode == "logprob":
+            return self._logprob(items)
+        return self._generate(items)
+
+    def _render(self, item: Item, category: str | None = None) -> Any:
+        from audit.moderators.judge import prompts
+
+        if self.preset.one_policy_per_call:
+            assert category is not None
+            return prompts.one_category(self.policy, item, category, self.preset.template)
+        return prompts.render(
+            self.policy, item, template=self.preset.template, categories=list(self.judged)
+        )
+
+    def _label_candidates(self) -> dict[str, Sequence[str]]:
+        lt = self.preset.label_tokens
+        assert lt is not None
+        return {"pos": lt.positive, "neg": lt.negative}
+
+    def _next_token(self, prefix: str, suffixes: list[str]) -> list[Any]:
+        kwargs: dict[str, Any] = {}
+        if self.params.backend == "transformers":
+            kwargs = {
+                "batch_size": self.params.micro_batch_size,
+                "reuse_prefix": self.params.reuse_prefix,
+            }
+        answer = self.preset.answer_prefix
+        return self.backend.next_token_probs(
+            prefix, [s + answer for s in suffixes], self._label_candidates(), **kwargs
+        )
+
+    @staticmethod
+    def _failure(res: Any) -> ModeratorOutput | None:
+        if isinstance(res, dict):
+            return None
+        kind = getattr(res, "kind", "error")
+        return ModeratorOutput(error=f"{kind}: {getattr(res, 'message', res)}", error_type=kind)
+
+    def _logprob(self, items: Sequence[Item]) -> list[ModeratorOutput]:
+        outs = [ModeratorOutput() for _ in items]
+        if self.preset.one_policy_per_call:
+            for cat in self.judged:
+                parts = [self._render(it, cat) for it in items]
+                for i, res in enumerate(
+                    self._next_token(parts[0].prefix, [p.suffix for p in parts])
+                ):
+                    fail = self._failure(res)
+                    if fail is not None:
+                        outs[i] = fail
+                    elif outs[i].error is None:
+                        outs[i].scores[cat] = float(res["pos"])
+            for o in outs:
+                if o.error is None:
+                    o.scores[OVERALL_KEY] = max(o.scores.values()) if o.scores else float("nan")
+            return outs
+        parts = [self._render(it) for it in items]
+        for i, res in enumerate(self._next_token(parts[0].prefix, [p.suffix for p in parts])):
+            fail = self._failure(res)
+            outs[i] = (
+                fail
+                if fail is not None
+                else ModeratorOutput(scores={OVERALL_KEY: float(res["pos"])})
+            )
+        return outs
+
+    def _generate(self, items: Sequence[Item]) -> list[ModeratorOutput]:
+        from audit.moderators.judge import parsers
+
+        p = self.params
+        sc = p.mode == "self_consistency"
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": self._max_new_tokens(),
+            "temperature": p.temperature if sc else 0.0,
+            "num_samples": p.samples if sc else 1,
+            "seed": p.seed,
+        }
+        if p.backend == "transformers":
+            kwargs["batch_size"] = p.micro_batch_size
+        calls: list[tuple[str | None, list[Any]]] = []
+        if self.preset.one_policy_per_call:
+            for cat in self.judged:
+                parts = [self._render(it, cat) for it in items]
+                calls.append(
+                    (
+                        cat,
+                        self.backend.generate(parts[0].prefix, [x.suffix for x in parts], **kwargs),
+                    )
+                )
+        else:
+            parts = [self._render(it) for it in items]
+            calls.append(
+                (None, self.backend.generate(parts[0].prefix, [x.suffix for x in parts], **kwargs))
+            )
+        outs: list[ModeratorOutput] = []
+        for i in range(len(items)):
+            votes: list[parsers.Verdict] = []
+            failures: list[str] = []
+            raws: list[str] = []
+            per_cat_votes: dict[str, list[bool]] = {c: [] for c in self.judged}
+            unsafe_votes: list[bool] = []
+            for cat, results in calls:
+                for g in results[i]:
+                    fail = self._failure(g) if not hasattr(g, "text") else None
+                    if fail is not None:
+                        failures.append(fail.error or "error")
+                        continue
+                    raws.append(g.text)
+                    v = parsers.parse(g.text, self.preset.fmt, self.policy, category=cat)
+                    if v.status != "ok":
+                        failures.append(v.reason or "parse failure")
+                        continue
+                    votes.append(v)
+                    cats = [cat] if cat is not None else list(self.judged)
+                    for c in cats:
+                        per_cat_votes[c].append(c in v.violations)
+                    if cat is None and v.unsafe is not None:
+                        unsafe_votes.append(bool(v.unsafe))
+            raw = raws[0] if len(raws) == 1 else json.dumps(raws, ensure_ascii=False)
+            if not votes:
+                outs.append(
+                    ModeratorOutput(
+                        error=failures[0] if failures else "no output",
+                        error_type="parse_failure",
+                        raw_output=raw,
+                    )
+                )
+                continue
+            scores: dict[str, float] = {}
+            for c in self.categories:
+                if per_cat_votes[c]:
+                    scores[c] = sum(per_cat_votes[c]) / len(per_cat_votes[c])
+            if unsafe_votes:
+                scores[OVERALL_KEY] = sum(unsafe_votes) / len(unsafe_votes)
+            elif scores:
+                scores[OVERALL_KEY] = max(scores.values())
+            rationale = next((v.rationale for v in votes if v.rationale), None)
+            if sc:
+                agreement = max(
+                    (max(sum(x), len(x) - sum(x)) / len(x) for x in per_cat_votes.values() if x),
+                    default=float("nan"),
+                )
+                raw = json.dumps(
+                    {"samples": raws, "parse_failures": len(failures), "agreement": agreement},
+                    ensure_ascii=False,
+                )
+            outs.append(ModeratorOutput(scores=scores, rationale=rationale, raw_output=raw))
+        return outs
+
+    def close(self) -> None:
+        close = getattr(self.backend, "close", None)
+        if callable(close):
+            close()
