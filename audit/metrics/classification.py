@@ -101,6 +101,20 @@ def fpr_batch(c: Confusion) -> np.ndarray:
     return _div(c.fp, c.fp + c.tn)
 
 
+def cohen_kappa_batch(c: Confusion) -> np.ndarray:
+    """Cohen's κ between decisions and gold, ``(p_o − p_e) / (1 − p_e)``.
+
+    Chance-corrected agreement for judge validation (METHODS.md §5; Cohen 1960): with
+    rare violations raw agreement can be 0.97 beside κ 0.39. NaN when ``p_e = 1``
+    (both raters constant). Positive-specific agreement ``2a / (2a + b + c)`` with
+    gold as one rater is exactly ``f1``.
+    """
+    n = np.asarray(c.tp + c.fp + c.fn + c.tn, dtype=np.float64)
+    po = _div(c.tp + c.tn, n)
+    pe = _div((c.tp + c.fp) * (c.tp + c.fn) + (c.fn + c.tn) * (c.fp + c.tn), n * n)
+    return _div(po - pe, 1.0 - pe + 0.0 * po)
+
+
 def support_batch(c: Confusion) -> np.ndarray:
     """Items with a known label and a score."""
     return np.asarray(c.n, dtype=np.float64)
@@ -154,6 +168,11 @@ def precision(y: Any, pred: Any, score: Any | None = None) -> MetricResult:
 def recall(y: Any, pred: Any, score: Any | None = None) -> MetricResult:
     """Recall (TPR) at the threshold, ``tp / (tp + fn)``; NaN without gold positives."""
     return _point("recall", y, pred, score)
+
+
+def cohen_kappa(y: Any, pred: Any, score: Any | None = None) -> MetricResult:
+    """Cohen's κ between decisions and gold labels; NaN when chance agreement is 1."""
+    return _point("cohen_kappa", y, pred, score)
 
 
 def f1(y: Any, pred: Any, score: Any | None = None) -> MetricResult:
@@ -240,6 +259,16 @@ _SPECS = [
         "confusion",
         f1_batch,
         requires=("items", "pos"),
+    ),
+    MetricSpec(
+        "cohen_kappa",
+        "higher",
+        "pred",
+        "Cohen's kappa: chance-corrected agreement of decisions with gold",
+        cohen_kappa,
+        "confusion",
+        cohen_kappa_batch,
+        requires=("items",),
     ),
     MetricSpec(
         "fpr",

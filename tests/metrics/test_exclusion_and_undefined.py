@@ -141,6 +141,7 @@ def test_registry_is_complete() -> None:
         "recall",
         "f1",
         "fpr",
+        "cohen_kappa",
         "auprc",
         "auroc",
         "recall_at_precision",
