@@ -114,7 +114,18 @@ class LLMJudge:
         )
         self.judged = reach
         self.categories: tuple[str, ...] = () if overall_only else reach
+        #: a permutation of ``prompts.sections`` (robustness probe); None = policy order
+        self.section_order: tuple[str, ...] | None = None
         self.backend = self._backend()
+
+    def with_section_order(self, order: Sequence[str] | None) -> LLMJudge:
+        """A copy sharing this judge's backend whose prompts list the policy sections
+        in ``order`` (a permutation of ``prompts.sections``; checked when rendering)."""
+        import copy
+
+        other = copy.copy(self)
+        other.section_order = None if order is None else tuple(order)
+        return other
 
     # ------------------------------------------------------------------ setup
     def _reachable(self) -> tuple[str, ...]:
@@ -145,12 +156,17 @@ class LLMJudge:
                 max_concurrency=p.max_concurrency,
                 chat=True,
             )
+        from audit.moderators.judge import packaged
         from audit.moderators.judge.backends.hf import HFBackend
 
+        try:
+            model, gguf = packaged.resolve(p.model)
+        except ModeratorError as exc:
+            raise exc.relocated(NAME, "params") from None
         return HFBackend(
-            p.model,
+            model,
             revision=p.revision,
-            gguf_file=p.gguf_file,
+            gguf_file=p.gguf_file or gguf,
             dtype=p.dtype,
             device=p.device,
             max_length=p.max_length,
@@ -170,6 +186,7 @@ class LLMJudge:
                 self.policy,
                 self.preset.template,
                 categories=None if self.preset.one_policy_per_call else list(self.judged),
+                section_order=self.section_order,
             ),
             "policy": self.policy.ref,
             "policy_digest": self.policy.digest(),
@@ -200,7 +217,11 @@ class LLMJudge:
             assert category is not None
             return prompts.one_category(self.policy, item, category, self.preset.template)
         return prompts.render(
-            self.policy, item, template=self.preset.template, categories=list(self.judged)
+            self.policy,
+            item,
+            template=self.preset.template,
+            categories=list(self.judged),
+            section_order=self.section_order,
         )
 
     def _label_candidates(self) -> dict[str, Sequence[str]]:

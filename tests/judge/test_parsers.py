@@ -228,6 +228,7 @@ GOOD = {
     "llama_guard": "unsafe\nS10,S12",
     "shieldgemma": "Yes",
     "wildguard": "Harmful request: yes",
+    "safe_unsafe": "UNSAFE",
 }
 
 

@@ -14,6 +14,7 @@ WELL_FORMED = {
     "llama_guard": "unsafe\nS2",
     "shieldgemma": "Yes\nIt offers forged documents for sale.",
     "wildguard": "Harmful request: yes\nResponse refusal: no\nHarmful response: no",
+    "safe_unsafe": "UNSAFE",
 }
 
 ITEM = Item(
@@ -31,6 +32,7 @@ def test_expected_presets():
         "shieldgemma",
         "wildguard",
         "platform_cot",
+        "platform_binary",
     }
     for name, p in presets.PRESETS.items():
         assert p.name == name and presets.get(name) is p

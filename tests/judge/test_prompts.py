@@ -83,6 +83,7 @@ INJECTIONS = [
 COMMON_MARKERS = ("<<<", ">>>", "<|", "|>", "<start_of_turn>", "<end_of_turn>", "[/INST]")
 ROLE_MARKERS = {
     "platform": ("VERDICT:",),
+    "platform_binary": ("VERDICT:",),
     "llama_guard": ("\nUser:", "<END CONVERSATION>"),
     "llama_guard_4": ("\nUser:", "<END CONVERSATION>"),
     "shieldgemma": ("Human Question:",),

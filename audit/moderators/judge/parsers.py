@@ -47,7 +47,7 @@ from audit.errors import ModeratorError
 if TYPE_CHECKING:
     from audit.policy import Policy
 
-FORMATS: tuple[str, ...] = ("platform", "llama_guard", "shieldgemma", "wildguard")
+FORMATS: tuple[str, ...] = ("platform", "llama_guard", "shieldgemma", "wildguard", "safe_unsafe")
 
 #: Policy mapping used for Llama Guard codes.
 LLAMA_GUARD_TAXONOMY = "llama_guard_3"
@@ -240,6 +240,21 @@ def _shieldgemma(text: str, category: str | None) -> Verdict:
     return _ok(text, frozenset([category]) if unsafe and category else frozenset(), unsafe)
 
 
+_SAFE_UNSAFE = re.compile(r"^\W*(safe|unsafe)\W*$", re.I)
+
+
+def _safe_unsafe(text: str, category: str | None) -> Verdict:
+    """A one-word SAFE / UNSAFE answer (``platform_binary``); anything else fails."""
+    lines = _lines(text)
+    if not lines:
+        return _fail(text, "empty output")
+    m = _SAFE_UNSAFE.match(lines[0])
+    if not m or len(lines) > 1:
+        return _fail(text, "answer is not a single word SAFE or UNSAFE")
+    unsafe = m.group(1).lower() == "unsafe"
+    return _ok(text, frozenset([category]) if unsafe and category else frozenset(), unsafe)
+
+
 _WG_LINE = re.compile(r"^(harmful request|response refusal|harmful response)\s*:\s*(.*)$", re.I)
 
 
@@ -298,4 +313,6 @@ def parse(text: str, fmt: str, policy: Policy, *, category: str | None = None) -
         return _llama_guard(text, policy)
     if fmt == "shieldgemma":
         return _shieldgemma(text, category)
+    if fmt == "safe_unsafe":
+        return _safe_unsafe(text, category)
     return _wildguard(text, category)

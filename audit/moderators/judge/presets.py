@@ -131,6 +131,20 @@ PRESETS: dict[str, Preset] = {
             max_new_tokens=32,
         ),
         Preset(
+            name="platform_binary",
+            template="platform_binary",
+            fmt="safe_unsafe",
+            label_tokens=LabelTokens(positive=("UNSAFE", " UNSAFE"), negative=("SAFE", " SAFE")),
+            one_policy_per_call=False,
+            taxonomy=None,
+            description=(
+                "Platform policy prompt with a one-word SAFE/UNSAFE answer: P(UNSAFE) as an "
+                "any-violation score (logprob) for general instruction-tuned models"
+            ),
+            chat_template=True,
+            max_new_tokens=8,
+        ),
+        Preset(
             name="platform_cot",
             template="platform",
             fmt="platform",

@@ -61,6 +61,7 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 #: Templates shipped in ``templates/``.
 TEMPLATES: tuple[str, ...] = (
     "platform",
+    "platform_binary",
     "llama_guard",
     "llama_guard_4",
     "shieldgemma",
@@ -114,6 +115,7 @@ _ROLE_LINES: dict[str, tuple[str, ...]] = {
 #: Answer labels neutralised anywhere in the content, per template.
 _ROLE_WORDS: dict[str, tuple[str, ...]] = {
     "platform": ("VERDICT",),
+    "platform_binary": ("VERDICT",),
     "wildguard": ("Harmful request", "Response refusal", "Harmful response"),
 }
 _SAFE_TAG = re.compile(r"[^A-Za-z0-9._:-]")
