@@ -324,20 +324,12 @@ def _flip_stats(
 def _joint_bins(y: np.ndarray, s: np.ndarray, n_bins: int) -> tuple[Any, np.ndarray]:
     """Per-class quantile bins (as :func:`audit.metrics.ranking.quantile_bins`) and each
     item's bin index in the original order."""
-    from audit.metrics.ranking import _bins_from_sorted
+    from audit.metrics.ranking import _bins_from_sorted, quantile_starts
 
     order = np.argsort(-s, kind="stable")
     y_desc, s_desc = y[order], s[order]
     n = s.size
-    cuts = [np.zeros(1, dtype=np.intp)]
-    half = max(n_bins // 2, 1)
-    for cls in (1, 0):
-        idx = np.flatnonzero(y_desc == cls)
-        if idx.size > 1:
-            k = np.unique((np.arange(1, half) * idx.size) // half)
-            cuts.append(idx[k[(k > 0) & (k < idx.size)]])
-    cand = np.unique(np.concatenate(cuts))
-    starts = np.unique(np.searchsorted(-s_desc, -s_desc[cand], side="left"))
+    starts = quantile_starts(y_desc, s_desc, n_bins)
     ids = np.empty(n, dtype=np.intp)
     ids[order] = np.searchsorted(starts, np.arange(n), side="right") - 1
     return _bins_from_sorted(y_desc, s_desc, starts), ids

@@ -101,6 +101,7 @@ def score_items(
         idx = unique_todo[start : start + batch_size]
         if mod is None:
             mod = get_moderator()
+        idx_set = set(idx)
         batch = [items[i] for i in idx]
         tb = time.perf_counter()
         try:
@@ -130,7 +131,7 @@ def score_items(
         if cache is not None:
             cache.put_many(model_key, {items[i].content_hash: o for i, o in zip(idx, outs)})
         if progress:
-            progress(len(idx) + sum(1 for i, j in dup_of.items() if j in idx))
+            progress(len(idx) + sum(1 for j in dup_of.values() if j in idx_set))
         if n_errors > max_errors:
             raise _over_budget(outputs, n_errors, n, max_errors, error_budget, where)
     final = [

@@ -152,9 +152,13 @@ def quantile_bins(y_desc: np.ndarray, s_desc: np.ndarray, n_bins: int) -> ScoreB
     histogram of all scores would put most positives in a few bins). Cuts are moved to
     the start of their tie run, so equal scores never straddle two bins.
     """
-    n = s_desc.size
-    if n == 0:
-        return _bins_from_sorted(y_desc, s_desc, np.zeros(0, dtype=np.intp))
+    return _bins_from_sorted(y_desc, s_desc, quantile_starts(y_desc, s_desc, n_bins))
+
+
+def quantile_starts(y_desc: np.ndarray, s_desc: np.ndarray, n_bins: int) -> np.ndarray:
+    """Bin start indices (into the descending order) of :func:`quantile_bins`."""
+    if s_desc.size == 0:
+        return np.zeros(0, dtype=np.intp)
     cuts = [np.zeros(1, dtype=np.intp)]
     half = max(n_bins // 2, 1)
     for cls in (1, 0):
@@ -164,8 +168,7 @@ def quantile_bins(y_desc: np.ndarray, s_desc: np.ndarray, n_bins: int) -> ScoreB
             cuts.append(idx[k[(k > 0) & (k < idx.size)]])
     cand = np.unique(np.concatenate(cuts))
     # snap each cut to the first item of its tie run (−s is ascending)
-    starts = np.unique(np.searchsorted(-s_desc, -s_desc[cand], side="left"))
-    return _bins_from_sorted(y_desc, s_desc, starts)
+    return np.unique(np.searchsorted(-s_desc, -s_desc[cand], side="left"))
 
 
 # ------------------------------------------------------------------ vectorised kernels
