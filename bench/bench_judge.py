@@ -78,7 +78,7 @@ def corpus() -> list[str]:
     return texts
 
 
-def build_tokenizer(model_max_length: int) -> Any:
+def build_tokenizer(model_max_length: int, texts: list[str] | None = None) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -92,7 +92,7 @@ def build_tokenizer(model_max_length: int) -> Any:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tk.train_from_iterator(corpus(), trainer=trainer)
+    tk.train_from_iterator(corpus() if texts is None else texts, trainer=trainer)
     bos = tk.token_to_id("<s>")
     tk.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A $B:1", special_tokens=[("<s>", bos)]

@@ -228,3 +228,23 @@ def test_fingerprint_stable_and_tracks_weights(lm_dir, tmp_path):
     assert c["weights_sha256"] != a["weights_sha256"]
     d = HFBackend(str(lm_dir), device="cpu", chat_template=False).fingerprint()
     assert d["chat_template_sha256"] is None and d["weights_sha256"] == a["weights_sha256"]
+
+
+@pytest.mark.parametrize("chat", [True, False])
+def test_encode_many_matches_encode(lm_dir, chat):
+    b = HFBackend(str(lm_dir), device="cpu", chat_template=chat)
+    many = b.encode_many(PREFIX, SUFFIXES)
+    assert many == [b.encode(PREFIX, s) for s in SUFFIXES]
+    assert b.encode_many(PREFIX, []) == []
+
+
+def test_from_loaded_scores_like_the_loaded_backend(backend, lm_dir):
+    backend.load()
+    mem = HFBackend.from_loaded(backend._model, backend._tokenizer(), name="tiny")
+    got = mem.next_token_probs(PREFIX, SUFFIXES, CANDIDATES, batch_size=3)
+    want = backend.next_token_probs(PREFIX, SUFFIXES, CANDIDATES, batch_size=3)
+    for g, w in zip(got, want):
+        assert g == pytest.approx(w, abs=1e-6)
+    fp = mem.fingerprint()
+    assert fp["model"] == "tiny" and fp["weights_sha256"] is None
+    assert fp["dtype"] == "float32"

@@ -279,19 +279,56 @@ class HFBackend:
                         fix="check params.model / params.gguf_file / attn_implementation",
                     ) from exc
             model.eval().to(device)
-            params = inspect.signature(model.forward).parameters
-            self._cache_kw = "cache" if "cache" in params else "past_key_values"
-            self._keep_kw = "logits_to_keep" in params
-            eos: set[int] = set()
-            for src in (getattr(model, "generation_config", None), model.config, tok):
-                e = getattr(src, "eos_token_id", None)
-                if isinstance(e, int):
-                    eos.add(e)
-                elif isinstance(e, (list, tuple)):
-                    eos.update(int(x) for x in e)
-            self._eos = eos
-            self._device = device
-            self._model = model
+            self._adopt(model, tok, device)
+
+    def _adopt(self, model: Any, tok: Any, device: str) -> None:
+        params = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._keep_kw = "logits_to_keep" in params
+        eos: set[int] = set()
+        for src in (getattr(model, "generation_config", None), model.config, tok):
+            e = getattr(src, "eos_token_id", None)
+            if isinstance(e, int):
+                eos.add(e)
+            elif isinstance(e, (list, tuple)):
+                eos.update(int(x) for x in e)
+        self._eos = eos
+        self._device = device
+        self._model = model
+
+    @classmethod
+    def from_loaded(
+        cls,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str = "in-memory",
+        max_length: int = 4096,
+        chat_template: bool = True,
+    ) -> HFBackend:
+        """A backend over a model and tokenizer already in memory (a notebook, a
+        benchmark). The model stays on its device and dtype; the fingerprint names the
+        object (``weights_sha256`` is ``None``: in-memory weights have no file digest,
+        so such results should not be cached across processes)."""
+        b = cls.__new__(cls)
+        cls.__init__(b, ".", max_length=max_length, chat_template=chat_template)
+        b.model = name
+        b._dir, b._commit = Path("."), None
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        b._tok = tokenizer
+        b._torch_dtype = next(model.parameters()).dtype
+        b._adopt(model.eval(), tokenizer, str(next(model.parameters()).device))
+        b._fingerprint = {
+            "backend": cls.backend,
+            "model": name,
+            "weights_sha256": None,
+            "dtype": str(b._torch_dtype).removeprefix("torch."),
+            "chat_template": b.has_chat_template,
+            "max_length": max_length,
+            "transformers": package_version("transformers"),
+        }
+        return b
 
     def close(self) -> None:
         """Drop the model and caches and free accelerator memory."""
@@ -384,6 +421,37 @@ class HFBackend:
             return [], full
         return pre, full[len(pre) :]
 
+    def encode_many(
+        self, prefix: str, suffixes: Sequence[str]
+    ) -> list[tuple[list[int], list[int]]]:
+        """:meth:`encode` for many suffixes, tokenized in one batched tokenizer call."""
+        if not suffixes:
+            return []
+        tok = self._tokenizer()
+        if self.has_chat_template:
+            texts = [self._render(prefix + s) for s in suffixes]
+            head = self._prefix_part(prefix)
+            fulls = tok(texts, add_special_tokens=False)["input_ids"]
+            if head is None:
+                return [([], list(f)) for f in fulls]
+            pre = self._ids(head, special=False)
+            ok = [t.startswith(head) for t in texts]
+        else:
+            fulls = tok([prefix + s for s in suffixes], add_special_tokens=True)["input_ids"]
+            pre = self._ids(prefix, special=True)
+            specials = set(tok.all_special_ids)
+            while pre and pre[-1] in specials and len(pre) > 1:
+                pre.pop()
+            ok = [True] * len(suffixes)
+        out: list[tuple[list[int], list[int]]] = []
+        for full, good in zip(fulls, ok):
+            full = list(full)
+            if good and pre and full[: len(pre)] == pre:
+                out.append((pre, full[len(pre) :]))
+            else:
+                out.append(([], full))
+        return out
+
     def _fit(self, pre: list[int], rest: list[int]) -> list[int]:
         """Truncate the middle of ``rest`` so prefix + rest fits ``max_length``."""
         room = self.max_length - len(pre)
@@ -407,8 +475,7 @@ class HFBackend:
         shared: list[int] = []
         rows: list[list[int]] = []
         flags: list[bool] = []
-        for s in suffixes:
-            pre, rest = self.encode(prefix, s)
+        for pre, rest in self.encode_many(prefix, suffixes):
             if reuse and pre and (not shared or pre == shared):
                 shared = shared or pre
                 rows.append(self._fit(pre, rest))
@@ -457,12 +524,14 @@ class HFBackend:
             fresh.layers.append(new)
         return fresh
 
-    def _forward(self, ids: Any, mask: Any, pos: Any, cache: Any = None) -> Any:
+    def _forward(
+        self, ids: Any, mask: Any, pos: Any, cache: Any = None, *, use_cache: bool = True
+    ) -> Any:
         kw: dict[str, Any] = {
             "input_ids": ids,
             "attention_mask": mask,
             "position_ids": pos,
-            "use_cache": True,
+            "use_cache": use_cache,
         }
         if cache is not None:
             kw[self._cache_kw] = cache
@@ -470,8 +539,11 @@ class HFBackend:
             kw["logits_to_keep"] = 1
         return self._model(**kw)
 
-    def _prefill(self, rows: Sequence[list[int]], prefix: list[int]) -> Any:
-        """Left-padded batch forward, after the shared prefix's cache when ``prefix``."""
+    def _prefill(
+        self, rows: Sequence[list[int]], prefix: list[int], *, use_cache: bool = True
+    ) -> Any:
+        """Left-padded batch forward, after the shared prefix's cache when ``prefix``
+        (``use_cache=False``: scoring only, no KV cache kept for the batch's own tokens)."""
         import torch
 
         n, width = len(rows), max(len(r) for r in rows)
@@ -490,7 +562,9 @@ class HFBackend:
             pos = pos + len(prefix)
             mask = torch.cat([torch.ones((n, len(prefix)), dtype=torch.long), mask], dim=1)
         dev = self._device
-        out = self._forward(ids.to(dev), mask.to(dev), pos.to(dev), cache)
+        out = self._forward(
+            ids.to(dev), mask.to(dev), pos.to(dev), cache, use_cache=use_cache or bool(prefix)
+        )
         return out, mask.to(dev), pos[:, -1].to(dev)
 
     # ------------------------------------------------------------------ label probabilities
@@ -575,7 +649,9 @@ class HFBackend:
                     lengths, max_batch=batch_size, max_tokens=batch_size * self.max_length
                 ):
                     idx = [todo[j] for j in mb]
-                    res, _, _ = self._prefill([rows[i] for i in idx], shared if use else [])
+                    res, _, _ = self._prefill(
+                        [rows[i] for i in idx], shared if use else [], use_cache=False
+                    )
                     score(idx, res.logits[:, -1])
         return [o if o is not None else {} for o in out]
 
