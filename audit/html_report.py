@@ -17,7 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from audit.report import SUMMARY_METRICS, _ordered, fmt_value
+from audit.report import (
+    JUDGE_METRICS,
+    SUMMARY_METRICS,
+    TOP_PARSE_SLICES,
+    _ordered,
+    error_table_rows,
+    fmt_defined,
+    fmt_value,
+    is_llm,
+    judge_validation,
+    result_error_slices,
+)
 from audit.results import REDACTED
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -283,6 +294,41 @@ def _metrics_rows(metrics: dict[str, Any], notes: list[str]) -> list[dict[str, A
     return rows
 
 
+def _cell(v: dict[str, Any] | None) -> dict[str, Any]:
+    """A metric cell: text, and whether it is undefined (NaN with its reason)."""
+    return {"text": fmt_defined(v), "nan": v is not None and v.get("value") is None}
+
+
+def judge_item(
+    d: dict[str, Any], r: dict[str, Any], rows: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """Template view of :func:`audit.report.judge_validation` for one LLM-judge result."""
+    jv = judge_validation(d, r, rows)
+    return {
+        **jv,
+        "anchor": f"jv-{r['key']}",
+        "rows": [
+            {
+                "category": x["category"],
+                "n": "—" if x["n"] is None else x["n"],
+                "cells": [_cell(x["metrics"][m]) for m, _ in JUDGE_METRICS],
+            }
+            for x in jv["rows"]
+        ],
+        "parse_text": None if jv["parse"] is None else fmt_defined(jv["parse"]),
+        "top_slices": [
+            {
+                "slice": x["slice"],
+                "value": x["value"],
+                "n": x["n"],
+                "k": x["n_parse_failures"],
+                "rate": fmt_defined(x["parse_failure_rate"]),
+            }
+            for x in jv["top_slices"]
+        ],
+    }
+
+
 def build_context(record: Any) -> dict[str, Any]:
     """Everything the template needs, from the record and its Parquet files."""
     import pandas as pd
@@ -296,18 +342,25 @@ def build_context(record: Any) -> dict[str, Any]:
     except Exception:
         restricted_cats = frozenset()
     text_cache: dict[str, Any] = {}
-    results = []
+    results, judges = [], []
+    ci = float(((d.get("config") or {}).get("metrics") or {}).get("ci", 0.95))
     for r in d.get("results", []):
         notes: list[str] = []
         cats = [c for c in _ordered(r["metrics"]) if c != "overall"] + ["overall"]
         item: dict[str, Any] = {"r": r, "metrics": _metrics_rows(r["metrics"], notes)}
         item["notes"], item["anchor"] = notes, f"r-{r['key']}"
         pq = record.dir / r["predictions"]
-        if not pq.is_file():
+        df = pd.read_parquet(pq) if pq.is_file() else None
+        err_rows = None
+        if r.get("n_errors") or is_llm(d, r["moderator"]):
+            err_rows = result_error_slices(record.dir, r, ci=ci, df=df)
+        item["errors"] = error_table_rows(err_rows) if r.get("n_errors") else []
+        if is_llm(d, r["moderator"]):
+            judges.append(judge_item(d, r, err_rows))
+        if df is None:
             item["missing"] = f"predictions file not found: {r['predictions']}"
             results.append(item)
             continue
-        df = pd.read_parquet(pq)
         cats = [c for c in cats if f"score.{c}" in df and f"pred.{c}" in df]
         thr = (d["moderators"].get(r["moderator"]) or {}).get("thresholds", {})
         charts, conf_rows = [], []
@@ -329,7 +382,14 @@ def build_context(record: Any) -> dict[str, Any]:
             text_note=texts if isinstance(texts, str) else None,
         )
         results.append(item)
-    return {"d": d, "run_id": record.run_id, "csp": CSP, "results": results, "REDACTED": REDACTED}
+    return {
+        "d": d,
+        "run_id": record.run_id,
+        "csp": CSP,
+        "results": results,
+        "judges": judges,
+        "REDACTED": REDACTED,
+    }
 
 
 def render_html(record: Any) -> str:
@@ -344,7 +404,12 @@ def render_html(record: Any) -> str:
         undefined=jinja2.ChainableUndefined,
     )
     ctx = build_context(record)
-    ctx.update(metric_headers=[h for _, h in SUMMARY_METRICS], n_bins=N_BINS)
+    ctx.update(
+        metric_headers=[h for _, h in SUMMARY_METRICS],
+        judge_headers=[h for _, h in JUDGE_METRICS],
+        top_parse_slices=TOP_PARSE_SLICES,
+        n_bins=N_BINS,
+    )
     return env.get_template("report.html.j2").render(**ctx)
 
 

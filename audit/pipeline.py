@@ -271,6 +271,7 @@ def _result_entry(res: SuiteResult, sr: Any, pq: Path, run_dir: Path) -> dict[st
         "categories_scored": list(res.categories),
         "timings": res.timings,
         "metrics": res.metrics,
+        "error_slices": res.error_slices,
     }
 
 

@@ -1,10 +1,12 @@
 """Assemble one suite × moderator result: score/decision/gold arrays, the
-per-item predictions table, metrics, and the FP/FN table (with restricted text
-redacted)."""
+per-item predictions table, metrics, the FP/FN table (with restricted text
+redacted), and the per-slice error accounting (:func:`error_breakdown`)."""
 
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,11 @@ if TYPE_CHECKING:
     from audit.suites import LoadedSuite
 
 REDACTED = "[redacted: restricted category; see id and content_hash]"
+#: ``error_type`` of an LLM judge's unparsable output (never turned into a label)
+PARSE_FAILURE = "parse_failure"
+#: ``slice`` / ``value`` of the all-items row of :func:`error_breakdown`
+OVERALL_SLICE, OVERALL_VALUE = "overall", "all"
+MISSING_SLICE_VALUE = "(missing)"
 
 
 @dataclass
@@ -42,6 +49,9 @@ class SuiteResult:
     timings: dict[str, float]
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     restricted_mask: np.ndarray | None = None
+    error_slices: list[dict[str, Any]] = field(default_factory=list)
+    """:func:`error_breakdown` rows (overall + every slice value), JSON-ready; filled by
+    :func:`compute_result_metrics`"""
 
     @property
     def n(self) -> int:
@@ -170,6 +180,119 @@ def compute_result_metrics(
         "reason": None,
         "method": "count",
     }
+    res.error_slices = error_breakdown(res, ci=ci)
+
+
+def _rate(k: int, n: int, z: float) -> dict[str, Any]:
+    """``k / n`` with its Wilson score interval, JSON-ready (NaN → ``None`` + reason)."""
+    from audit.analysis import wilson
+
+    if n == 0:
+        return {
+            "value": None,
+            "ci_low": None,
+            "ci_high": None,
+            "n": 0,
+            "reason": "no items",
+            "method": "wilson",
+        }
+    lo, hi = wilson(k, n, z)
+    return {
+        "value": k / n,
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "n": int(n),
+        "reason": None,
+        "method": "wilson",
+    }
+
+
+def _missing(v: Any) -> bool:
+    """``None``, NaN or a pandas missing value (as read back from Parquet)."""
+    if v is None:
+        return True
+    if isinstance(v, float):
+        return math.isnan(v)
+    return type(v).__name__ in ("NAType", "NaTType")
+
+
+def _slice_key(v: Any) -> str:
+    return MISSING_SLICE_VALUE if _missing(v) else str(v)
+
+
+def error_breakdown_table(
+    errors: Sequence[Any],
+    error_types: Sequence[Any],
+    slices: Mapping[str, Sequence[Any]],
+    *,
+    ci: float = 0.95,
+) -> list[dict[str, Any]]:
+    """Failed items per slice: counts by error type, error and parse-failure rates.
+
+    Args:
+        errors: per-item error message, ``None`` (or NaN) when the item scored.
+        error_types: per-item ``error_type`` (``"parse_failure"``, ``"timeout"``...).
+        slices: slice name → per-item slice value.
+        ci: level of the Wilson score intervals (Wilson 1927).
+
+    Returns:
+        One row for all items (``slice="overall"``, ``value="all"``), then one per
+        ``(slice, value)`` — values as strings, ``"(missing)"`` for none — most items
+        first. Each row: ``slice``, ``value``, ``n``, ``n_errors``, ``n_parse_failures``,
+        ``errors_by_type`` (type → count; ``"unspecified"`` when an error has no type),
+        and ``error_rate`` / ``parse_failure_rate`` as ``{value, ci_low, ci_high, n,
+        reason, method="wilson"}`` (value ``None`` with a reason when ``n == 0``).
+    """
+    from audit.analysis import z_value
+
+    z = z_value(ci)
+    n = len(errors)
+    if len(error_types) != n:
+        raise ValueError(f"{len(error_types)} error types for {n} items")
+    failed = np.array([not _missing(e) for e in errors], dtype=bool)
+    types = [
+        ("unspecified" if _missing(t) else str(t)) if f else None
+        for f, t in zip(failed, error_types)
+    ]
+    parse = np.array([t == PARSE_FAILURE for t in types], dtype=bool)
+
+    def row(name: str, value: str, mask: np.ndarray) -> dict[str, Any]:
+        k, ne, npf = int(mask.sum()), int(failed[mask].sum()), int(parse[mask].sum())
+        by_type = Counter(t for t, m in zip(types, mask) if m and t is not None)
+        return {
+            "slice": name,
+            "value": value,
+            "n": k,
+            "n_errors": ne,
+            "n_parse_failures": npf,
+            "errors_by_type": dict(sorted(by_type.items())),
+            "error_rate": _rate(ne, k, z),
+            "parse_failure_rate": _rate(npf, k, z),
+        }
+
+    rows = [row(OVERALL_SLICE, OVERALL_VALUE, np.ones(n, dtype=bool))]
+    for name, vals in slices.items():
+        keys = np.array([_slice_key(v) for v in vals], dtype=object)
+        if len(keys) != n:
+            raise ValueError(f"slice {name!r} has {len(keys)} values for {n} items")
+        counts = Counter(keys.tolist())
+        for value, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            rows.append(row(name, value, keys == value))
+    return rows
+
+
+def error_breakdown(res: SuiteResult, *, ci: float = 0.95) -> list[dict[str, Any]]:
+    """:func:`error_breakdown_table` of one result: its errors over the suite's slices,
+    so a judge that fails to parse mostly on one language or surface shows it."""
+    ds = res.suite.dataset
+    slices = {s: ds[s] for s in res.suite.slice_names}
+    return error_breakdown_table(res.errors, res.error_types, slices, ci=ci)
+
+
+def error_breakdown_frame(df: pd.DataFrame, *, ci: float = 0.95) -> list[dict[str, Any]]:
+    """:func:`error_breakdown_table` from a :func:`predictions_frame` (the run's Parquet)."""
+    slices = {c[len("slice.") :]: df[c].tolist() for c in df.columns if c.startswith("slice.")}
+    return error_breakdown_table(df["error"].tolist(), df["error_type"].tolist(), slices, ci=ci)
 
 
 def _mv_json(v: Any) -> dict[str, Any]:

@@ -135,6 +135,19 @@ def _flat_metrics(res: SuiteResult) -> dict[str, float]:
         n = per.get("support", {}).get("value") if per else None
         if n is not None:
             out[metric_key(res.suite.name, cat, "n")] = float(n)
+    for row in getattr(res, "error_slices", None) or []:
+        if not row.get("n_errors") and row.get("slice") != "overall":
+            continue  # slices without errors: the overall row carries the zero
+        where = "overall" if row["slice"] == "overall" else f"slice_{row['slice']}={row['value']}"
+        for name in ("error_rate", "parse_failure_rate"):
+            rate = row.get(name) or {}
+            if rate.get("value") is None:
+                continue
+            base = f"{slug(res.suite.name)}/errors/{slug(where)}/{name}"
+            out[base] = float(rate["value"])
+            if rate.get("ci_high") is not None:
+                out[base + "_ci_low"] = float(rate["ci_low"])
+                out[base + "_ci_high"] = float(rate["ci_high"])
     return out
 
 

@@ -15,6 +15,8 @@ Pure functions (1-D arrays → :class:`MetricResult` ``(value, n, n_excluded, re
     support(y, score=None)            n_pos(y, score=None)        prevalence(y, score=None)
     precision(y, pred, score=None)    recall(y, pred, score=None)
     f1(y, pred, score=None)           fpr(y, pred, score=None)
+    cohen_kappa(y, pred, score=None)  positive_agreement(y, pred, score=None)
+    negative_agreement(y, pred, score=None)
     auprc(y, score)                   auroc(y, score)
     recall_at_precision(y, score, target=0.9)
     tpr_at_fpr(y, score, target=0.01)
@@ -52,9 +54,12 @@ from audit.metrics.bootstrap import (
 from audit.metrics.calibration import brier, ece, reliability_table
 from audit.metrics.classification import (
     Confusion,
+    cohen_kappa,
     f1,
     fpr,
     n_pos,
+    negative_agreement,
+    positive_agreement,
     precision,
     prevalence,
     recall,
@@ -130,6 +135,7 @@ __all__ = [
     "auprc",
     "auroc",
     "brier",
+    "cohen_kappa",
     "compute_metrics",
     "ece",
     "evaluate_module_names",
@@ -140,7 +146,9 @@ __all__ = [
     "metric_directions",
     "metric_names",
     "n_pos",
+    "negative_agreement",
     "percentile_interval",
+    "positive_agreement",
     "precision",
     "prevalence",
     "recall",

@@ -13,7 +13,11 @@ Definitions (``tp``... are counts over items with a known label and a non-NaN sc
   positives (recall undefined ⇒ F1 undefined; with gold positives but no predicted
   positives it is a genuine 0);
 * ``fpr = fp / (fp + tn)``, undefined without gold negatives;
-* ``prevalence = (tp + fn) / n``; ``support = n``; ``n_pos = tp + fn``.
+* ``prevalence = (tp + fn) / n``; ``support = n``; ``n_pos = tp + fn``;
+* judge validation (gold as one rater, the decisions as the other): ``cohen_kappa``,
+  ``positive_agreement = 2 tp / (2 tp + fp + fn)`` and ``negative_agreement =
+  2 tn / (2 tn + fn + fp)`` (specific agreement; Fleiss 1975, Cicchetti & Feinstein
+  1990), each NaN when its denominator is 0.
 """
 
 from __future__ import annotations
@@ -115,6 +119,20 @@ def cohen_kappa_batch(c: Confusion) -> np.ndarray:
     return _div(po - pe, 1.0 - pe + 0.0 * po)
 
 
+def positive_agreement_batch(c: Confusion) -> np.ndarray:
+    """Positive-specific agreement ``2 tp / (2 tp + fp + fn)``; NaN when ``tp = fp = fn = 0``.
+
+    Same formula as F1; it differs from :func:`f1_batch` only without gold positives,
+    where F1 is NaN but the agreement is a genuine 0 if the judge flagged anything.
+    """
+    return _div(2 * c.tp, 2 * c.tp + c.fp + c.fn)
+
+
+def negative_agreement_batch(c: Confusion) -> np.ndarray:
+    """Negative-specific agreement ``2 tn / (2 tn + fn + fp)``; NaN when ``tn = fn = fp = 0``."""
+    return _div(2 * c.tn, 2 * c.tn + c.fn + c.fp)
+
+
 def support_batch(c: Confusion) -> np.ndarray:
     """Items with a known label and a score."""
     return np.asarray(c.n, dtype=np.float64)
@@ -173,6 +191,37 @@ def recall(y: Any, pred: Any, score: Any | None = None) -> MetricResult:
 def cohen_kappa(y: Any, pred: Any, score: Any | None = None) -> MetricResult:
     """Cohen's κ between decisions and gold labels; NaN when chance agreement is 1."""
     return _point("cohen_kappa", y, pred, score)
+
+
+def positive_agreement(y: Any, pred: Any, score: Any | None = None) -> MetricResult:
+    """Positive-specific agreement between decisions and gold, ``2 tp / (2 tp + fp + fn)``.
+
+    The proportion of specific agreement on the positive class (Fleiss 1975, "Measuring
+    agreement between two judges on the presence or absence of a trait", Biometrics 31;
+    Cicchetti & Feinstein 1990, "High agreement but low kappa: II. Resolving the
+    paradoxes", J Clin Epidemiol 43): the agreement on "violating" given that at least one
+    rater (gold or judge) said so. Reported beside κ because κ collapses with rare
+    positives even when both specific agreements are high.
+
+    It is the F1 formula: it equals :func:`f1` wherever gold positives exist (and
+    scikit-learn's ``f1_score(..., zero_division=nan)`` everywhere). Without gold
+    positives F1 is NaN here, while the agreement is a genuine 0 if the judge flagged
+    anything. NaN with a reason (and an :class:`UndefinedMetricWarning`) when
+    ``tp = fp = fn = 0``: no gold positives and no predicted positives.
+    """
+    return _point("positive_agreement", y, pred, score)
+
+
+def negative_agreement(y: Any, pred: Any, score: Any | None = None) -> MetricResult:
+    """Negative-specific agreement between decisions and gold, ``2 tn / (2 tn + fn + fp)``.
+
+    The proportion of specific agreement on the negative class (Fleiss 1975; Cicchetti &
+    Feinstein 1990, "High agreement but low kappa: II", J Clin Epidemiol 43): F1 of the
+    negative class, i.e. scikit-learn's ``f1_score(..., pos_label=0)``. NaN with a reason
+    (and an :class:`UndefinedMetricWarning`) when ``tn = fn = fp = 0``: no gold negatives
+    and no predicted negatives.
+    """
+    return _point("negative_agreement", y, pred, score)
 
 
 def f1(y: Any, pred: Any, score: Any | None = None) -> MetricResult:
@@ -269,6 +318,28 @@ _SPECS = [
         "confusion",
         cohen_kappa_batch,
         requires=("items",),
+    ),
+    MetricSpec(
+        "positive_agreement",
+        "higher",
+        "pred",
+        "positive-specific agreement 2 tp / (2 tp + fp + fn) of decisions with gold "
+        "(Cicchetti & Feinstein 1990); equals F1 where gold positives exist",
+        positive_agreement,
+        "confusion",
+        positive_agreement_batch,
+        requires=("items", "pos", "pred_pos"),
+    ),
+    MetricSpec(
+        "negative_agreement",
+        "higher",
+        "pred",
+        "negative-specific agreement 2 tn / (2 tn + fn + fp) of decisions with gold "
+        "(Cicchetti & Feinstein 1990); F1 of the negative class",
+        negative_agreement,
+        "confusion",
+        negative_agreement_batch,
+        requires=("items", "neg"),
     ),
     MetricSpec(
         "fpr",

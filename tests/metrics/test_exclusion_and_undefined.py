@@ -142,6 +142,8 @@ def test_registry_is_complete() -> None:
         "f1",
         "fpr",
         "cohen_kappa",
+        "positive_agreement",
+        "negative_agreement",
         "auprc",
         "auroc",
         "recall_at_precision",
