@@ -37,6 +37,31 @@ class SuiteRef(_Strict):
     """Skip (with a notice) instead of failing when the suite's local data is absent."""
 
 
+class SampleSpec(_Strict):
+    """Score a reproducible subset of each suite (slow moderators: LLM judges on CPU).
+
+    ``n`` items per suite, drawn without replacement by a seeded hash of the item id;
+    with ``stratify`` the any-violation gold strata (positive / negative / unknown)
+    keep their shares (largest-remainder allocation). Metrics are then over the
+    subset, and the record names it (ids digest, n of N, seed)."""
+
+    n: int = Field(ge=1)
+    seed: int = 0
+    stratify: bool = True
+
+
+class ExplainSpec(_Strict):
+    """Rationales for a judge's disagreements, after every moderator scored a suite.
+
+    For items where the judge's overall decision differs from gold or from another
+    moderator's, and that have no rationale yet (``logprob`` mode), the judge writes
+    one conditioned on its own decision (see ``LLMJudge.explain``); at most
+    ``max_items`` per suite, strongest disagreements first."""
+
+    max_items: int = Field(default=8, ge=1, le=10_000)
+    max_new_tokens: int = Field(default=48, ge=4, le=1024)
+
+
 class ModeratorSpec(_Strict):
     """One moderator: a registered ``type`` with its ``params`` and decision thresholds."""
 
@@ -45,6 +70,10 @@ class ModeratorSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     thresholds: dict[str, float] = Field(default_factory=lambda: {"default": 0.5})
     batch_size: int = Field(default=32, ge=1, le=100_000)
+    suites: tuple[str, ...] | None = None
+    """Names of the config's suites this moderator scores (default: all of them)."""
+    sample: SampleSpec | None = None
+    explain: ExplainSpec | None = None
 
     @field_validator("name")
     @classmethod

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from audit.errors import AuditError, RunError
+from audit.errors import AuditError, ConfigError, RunError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -81,6 +81,18 @@ def prepare(
             actual=f"{len(skipped)} optional suite(s) skipped",
             fix="set AUDIT_DATA_ROOT or add a suite whose data is present",
         )
+    known = {ref.name for ref in cfg.suites} | {s.name for s in suites}
+    for i, spec in enumerate(cfg.moderators):
+        bad = sorted(set(spec.suites or ()) - known)
+        if bad:
+            raise ConfigError(
+                "the moderator lists suites this config does not score",
+                where=str(path),
+                field=f"moderators[{i}].suites",
+                expected=f"names among {sorted(known)}",
+                actual=repr(bad),
+                fix="use a suite's name as listed under suites: (or its card name)",
+            )
     mods = []
     for i, spec in enumerate(cfg.moderators):
         cls = MODERATORS.get(spec.type, where=str(path), field=f"moderators[{i}].type")
@@ -90,10 +102,27 @@ def prepare(
         if _needs_fit(params):
             _fit_missing_head(params, policy, console)
         try:
-            mods.append((spec, cls(params, policy)))
+            mod = cls(params, policy)
         except AuditError as exc:
             # re-anchor the adapter's error on the config file and the moderator entry
             raise exc.relocated(str(path), f"moderators[{i}]") from None
+        if spec.explain is not None:
+            check = getattr(mod, "explain_unsupported", None)
+            reason = (
+                f"moderator type {spec.type!r} does not write rationales"
+                if not callable(check)
+                else check()
+            )
+            if reason is not None:
+                raise ConfigError(
+                    "explain: is set for a moderator that cannot write rationales",
+                    where=str(path),
+                    field=f"moderators[{i}].explain",
+                    expected="an llm_judge whose preset has a rationale slot (e.g. platform_binary)",
+                    actual=reason,
+                    fix="remove explain:, or use an llm_judge preset that supports it",
+                )
+        mods.append((spec, mod))
     return Prepared(cfg, path, policy, suites, skipped, mods)
 
 
@@ -185,7 +214,14 @@ def run_audit(
     try:
         for spec, mod in prep.moderators:
             fp, fph = fps[spec.name]
-            for suite in prep.suites:
+            for full in prep.suites:
+                if spec.suites is not None and full.name not in spec.suites:
+                    continue
+                suite = (
+                    full.sample(spec.sample.n, seed=spec.sample.seed, stratify=spec.sample.stratify)
+                    if spec.sample is not None
+                    else full
+                )
                 items = suite_items(suite)
                 label = f"{suite.name}:{suite.split} × {spec.name}"
                 with _progress(console, label, len(items), cfg.runner.progress) as advance:
@@ -224,9 +260,12 @@ def run_audit(
                 results.append(res)
                 record.data["results"].append(_result_entry(res, sr, pq, record.dir))
                 record.save()
-            close = getattr(mod, "close", None)
-            if callable(close):
-                close()
+            if spec.explain is None:
+                _close(mod)
+        for spec, mod in prep.moderators:
+            if spec.explain is not None:
+                _explain_pass(spec, mod, results, record, cache, console)
+                _close(mod)
     except BaseException as exc:
         msg = exc.render() if isinstance(exc, AuditError) else f"{type(exc).__name__}: {exc}"
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -256,6 +295,45 @@ def run_audit(
     return record, results
 
 
+def _close(mod: Any) -> None:
+    close = getattr(mod, "close", None)
+    if callable(close):
+        close()
+
+
+def _explain_pass(
+    spec: ModeratorSpec,
+    mod: Any,
+    results: list[SuiteResult],
+    record: RunRecord,
+    cache: Any,
+    console: Console | None,
+) -> None:
+    """Rationales for the judge's disagreements with gold and with the other moderators
+    (``explain:``); written into its results, prediction files and record entries."""
+    from audit.analysis.explain import explain_disagreements
+    from audit.results import predictions_frame
+
+    assert spec.explain is not None
+    for res in [r for r in results if r.spec.name == spec.name]:
+        others = [r for r in results if r.suite.name == res.suite.name and r is not res]
+        t0 = time.perf_counter()
+        summary = explain_disagreements(res, others, mod, spec.explain, cache=cache)
+        res.timings["explain_s"] = time.perf_counter() - t0
+        pq = record.dir / "predictions" / f"{res.key}.parquet"
+        predictions_frame(res).to_parquet(pq, index=False)
+        for entry in record.data["results"]:
+            if entry["key"] == res.key:
+                entry["explained"] = summary
+                entry["timings"] = res.timings
+        record.save()
+        if console is not None and summary["requested"]:
+            console.print(
+                f"{res.suite.name} × {spec.name}: {summary['written']} rationale(s) for "
+                f"{summary['requested']} disagreement(s) ({res.timings['explain_s']:.1f}s)"
+            )
+
+
 def _result_entry(res: SuiteResult, sr: Any, pq: Path, run_dir: Path) -> dict[str, Any]:
     return {
         "suite": res.suite.name,
@@ -272,6 +350,7 @@ def _result_entry(res: SuiteResult, sr: Any, pq: Path, run_dir: Path) -> dict[st
         "timings": res.timings,
         "metrics": res.metrics,
         "error_slices": res.error_slices,
+        "sample": res.suite.source.get("sample"),
     }
 
 

@@ -262,6 +262,7 @@ def mirror(
                 client.log_artifact(cid, str(pq), artifact_path="predictions")
             client.set_terminated(cid, status="FINISHED")
         _log_disagreements(pid, record, results)
+        _log_judge_disagreements(pid, record, results, max_table_rows)
         for name in ("record.json", "config.yaml", "report.md", "report.html"):
             p = record.dir / name
             if p.exists():
@@ -307,6 +308,103 @@ def _log_disagreements(parent_id: str, record: RunRecord, results: list[SuiteRes
                 mlflow.log_table(
                     pd.concat(tables), artifact_file=f"disagreements/{slug(suite)}.json"
                 )
+
+
+def judge_disagreement_frame(
+    record: RunRecord, results: list[SuiteResult], suite: str, max_rows: int
+) -> Any:
+    """One row per (judge item, what it disagrees with) on ``suite``: the judge's and
+    the other side's decision and score, the item text (redacted for restricted items)
+    and the judge's rationale with its kind (``chain_of_thought`` from generate mode,
+    ``post_hoc`` from ``explain:``). Rows with a rationale come first."""
+    import numpy as np
+    import pandas as pd
+
+    from audit.analysis.explain import POST_HOC, disagreements
+    from audit.results import REDACTED
+    from audit.suites.loader import suite_items
+
+    kinds = {k: v.get("kind") for k, v in (record.data.get("moderators") or {}).items()}
+    explained = {
+        (e["moderator"], it["id"])
+        for e in record.data.get("results", [])
+        for it in (e.get("explained") or {}).get("items", [])
+    }
+    group = [r for r in results if r.suite.name == suite]
+    rows: list[dict[str, Any]] = []
+    for res in group:
+        if kinds.get(res.spec.name) != "llm":
+            continue
+        others = [o for o in group if o is not res]
+        by_name = {o.spec.name: o for o in others}
+        pos = {o.spec.name: {iid: k for k, iid in enumerate(o.suite.dataset["id"])} for o in others}
+        found = disagreements(res, others)
+        if not found:
+            continue
+        texts = {it.id: it.text() for it in suite_items(res.suite)}
+        ids = res.suite.dataset["id"]
+        hashes = res.suite.dataset["content_hash"]
+        red = (
+            res.restricted_mask if res.restricted_mask is not None else np.zeros(res.n, dtype=bool)
+        )
+        for i, against in sorted(found.items()):
+            rationale = res.rationales[i]
+            kind = None
+            if rationale is not None:
+                kind = POST_HOC if (res.spec.name, ids[i]) in explained else "chain_of_thought"
+            for who in against:
+                if who == "gold":
+                    other_dec = {1: "positive", 0: "negative"}.get(int(res.suite.overall[i]))
+                    other_score = None
+                else:
+                    o = by_name[who]
+                    k = pos[who][ids[i]]
+                    other_dec = "flag" if o.overall_pred[k] == 1 else "pass"
+                    other_score = float(o.overall_score[k])
+                    red_i = bool(red[i]) or bool(
+                        o.restricted_mask is not None and o.restricted_mask[k]
+                    )
+                rows.append(
+                    {
+                        "judge": res.spec.name,
+                        "against": who,
+                        "id": ids[i],
+                        "content_hash": hashes[i],
+                        "judge_decision": "flag" if res.overall_pred[i] == 1 else "pass",
+                        "judge_score": float(res.overall_score[i]),
+                        "other_decision": other_dec,
+                        "other_score": other_score,
+                        "gold_overall": int(res.suite.overall[i]),
+                        "rationale": REDACTED if (red[i] and rationale) else rationale,
+                        "rationale_kind": kind,
+                        "text": REDACTED
+                        if (red[i] if who == "gold" else red_i)
+                        else texts.get(ids[i], "")[:500],
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame["_has"] = frame["rationale"].notna()
+    frame = frame.sort_values(
+        ["_has", "judge", "against", "id"], ascending=[False, True, True, True]
+    )
+    return frame.drop(columns="_has").head(max_rows).reset_index(drop=True)
+
+
+def _log_judge_disagreements(
+    parent_id: str, record: RunRecord, results: list[SuiteResult], max_rows: int
+) -> None:
+    """``disagreements/<suite>_judge_items.json`` on the parent run: per-item
+    judge-vs-gold and judge-vs-classifier disagreements with the judge's rationale."""
+    import mlflow
+
+    for suite in dict.fromkeys(r.suite.name for r in results):
+        frame = judge_disagreement_frame(record, results, suite, max_rows)
+        if frame.empty:
+            continue
+        with mlflow.start_run(run_id=parent_id):
+            mlflow.log_table(frame, artifact_file=f"disagreements/{slug(suite)}_judge_items.json")
 
 
 def _params(client: Any, run_id: str, params: dict[str, Any]) -> None:

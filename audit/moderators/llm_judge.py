@@ -27,12 +27,19 @@ from pydantic import Field
 
 from audit.errors import ModeratorError
 from audit.moderators.base import ModeratorParams, register
+from audit.moderators.judge.fewshot import FewShotSelector, FewShotSpec
 from audit.schema import OVERALL_KEY, Item, ModeratorOutput
 
 if TYPE_CHECKING:
     from audit.policy import Policy
 
 NAME = "llm_judge"
+
+
+def _presets() -> dict[str, Any]:
+    from audit.moderators.judge.presets import PRESETS
+
+    return dict(PRESETS)
 
 
 @register(NAME)
@@ -60,6 +67,10 @@ class LLMJudge:
             categories: platform categories to judge (default: all the preset reaches).
             samples / temperature: self-consistency sampling.
             reuse_prefix: compute the policy prefix's KV cache once (transformers).
+            few_shot: per-item examples chosen by embedding similarity from a labelled
+                suite split (see :mod:`audit.moderators.judge.fewshot`).
+            policy_detail: ``full`` or ``definitions`` (platform templates: category
+                definitions only, a much shorter prompt for small CPU judges).
         """
 
         model: str = Field(min_length=1)
@@ -81,6 +92,8 @@ class LLMJudge:
         max_length: int = Field(4096, ge=64)
         timeout_s: float = Field(60.0, gt=0)
         max_concurrency: int = Field(8, ge=1)
+        few_shot: FewShotSpec | None = None
+        policy_detail: Literal["full", "definitions"] = "full"
 
     def __init__(self, params: Params, policy: Policy) -> None:
         from audit.moderators.judge import presets
@@ -116,6 +129,9 @@ class LLMJudge:
         self.categories: tuple[str, ...] = () if overall_only else reach
         #: a permutation of ``prompts.sections`` (robustness probe); None = policy order
         self.section_order: tuple[str, ...] | None = None
+        self.fewshot: FewShotSelector | None = (
+            FewShotSelector(params.few_shot, policy) if params.few_shot is not None else None
+        )
         self.backend = self._backend()
 
     def with_section_order(self, order: Sequence[str] | None) -> LLMJudge:
@@ -187,10 +203,12 @@ class LLMJudge:
                 self.preset.template,
                 categories=None if self.preset.one_policy_per_call else list(self.judged),
                 section_order=self.section_order,
+                detail=p.policy_detail,
             ),
             "policy": self.policy.ref,
             "policy_digest": self.policy.digest(),
             "categories": list(self.judged),
+            "few_shot": self.fewshot.fingerprint() if self.fewshot is not None else None,
             "decoding": {
                 "max_new_tokens": self._max_new_tokens(),
                 "samples": p.samples if p.mode == "self_consistency" else 1,
@@ -210,18 +228,28 @@ class LLMJudge:
             return self._logprob(items)
         return self._generate(items)
 
-    def _render(self, item: Item, category: str | None = None) -> Any:
+    def _examples(self, items: Sequence[Item]) -> list[Any]:
+        """Per-item few-shot examples (``params.few_shot``), or ``None`` each."""
+        if self.fewshot is None:
+            return [None] * len(items)
+        return list(self.fewshot.select(items))
+
+    def _render(self, item: Item, category: str | None = None, examples: Any = None) -> Any:
         from audit.moderators.judge import prompts
 
         if self.preset.one_policy_per_call:
             assert category is not None
-            return prompts.one_category(self.policy, item, category, self.preset.template)
+            return prompts.one_category(
+                self.policy, item, category, self.preset.template, examples=examples
+            )
         return prompts.render(
             self.policy,
             item,
             template=self.preset.template,
             categories=list(self.judged),
             section_order=self.section_order,
+            examples=examples,
+            detail=self.params.policy_detail,
         )
 
     def _label_candidates(self) -> dict[str, Sequence[str]]:
@@ -250,9 +278,10 @@ class LLMJudge:
 
     def _logprob(self, items: Sequence[Item]) -> list[ModeratorOutput]:
         outs = [ModeratorOutput() for _ in items]
+        shots = self._examples(items)
         if self.preset.one_policy_per_call:
             for cat in self.judged:
-                parts = [self._render(it, cat) for it in items]
+                parts = [self._render(it, cat, ex) for it, ex in zip(items, shots)]
                 for i, res in enumerate(
                     self._next_token(parts[0].prefix, [p.suffix for p in parts])
                 ):
@@ -265,7 +294,7 @@ class LLMJudge:
                 if o.error is None:
                     o.scores[OVERALL_KEY] = max(o.scores.values()) if o.scores else float("nan")
             return outs
-        parts = [self._render(it) for it in items]
+        parts = [self._render(it, None, ex) for it, ex in zip(items, shots)]
         for i, res in enumerate(self._next_token(parts[0].prefix, [p.suffix for p in parts])):
             fail = self._failure(res)
             outs[i] = (
@@ -289,9 +318,10 @@ class LLMJudge:
         if p.backend == "transformers":
             kwargs["batch_size"] = p.micro_batch_size
         calls: list[tuple[str | None, list[Any]]] = []
+        shots = self._examples(items)
         if self.preset.one_policy_per_call:
             for cat in self.judged:
-                parts = [self._render(it, cat) for it in items]
+                parts = [self._render(it, cat, ex) for it, ex in zip(items, shots)]
                 calls.append(
                     (
                         cat,
@@ -299,7 +329,7 @@ class LLMJudge:
                     )
                 )
         else:
-            parts = [self._render(it) for it in items]
+            parts = [self._render(it, None, ex) for it, ex in zip(items, shots)]
             calls.append(
                 (None, self.backend.generate(parts[0].prefix, [x.suffix for x in parts], **kwargs))
             )
@@ -358,7 +388,76 @@ class LLMJudge:
             outs.append(ModeratorOutput(scores=scores, rationale=rationale, raw_output=raw))
         return outs
 
+    # ------------------------------------------------------------------ rationales
+    def explain_unsupported(self) -> str | None:
+        """Why :meth:`explain` cannot run with this preset/backend, or ``None``."""
+        import inspect
+
+        if self.preset.explain is None:
+            able = sorted(n for n, pr in _presets().items() if pr.explain is not None)
+            return (
+                f"preset {self.preset.name!r} has no rationale slot in its answer format "
+                f"(presets that have one: {able}; or use mode: generate)"
+            )
+        gen = getattr(self.backend, "generate", None)
+        if gen is None or "continuations" not in inspect.signature(gen).parameters:
+            return f"the {self.params.backend} backend cannot prefill the judge's answer"
+        return None
+
+    def explain(
+        self, items: Sequence[Item], decisions: Sequence[bool], *, max_new_tokens: int = 48
+    ) -> list[ModeratorOutput]:
+        """One-sentence rationales for decisions already taken (``explain:`` in a run
+        config). The judge's own prompt is followed by its decision as the start of
+        its answer (e.g. ``UNSAFE\nReason:``), and it writes the reason up to the end
+        of the line: a post-hoc rationale conditioned on the decision, kept apart from
+        chain-of-thought rationales by the caller. Greedy; empty text is an error."""
+        reason = self.explain_unsupported()
+        if reason is not None:
+            raise ModeratorError(
+                "this judge cannot write rationales",
+                where=NAME,
+                field="explain",
+                expected="a preset with a rationale slot and the transformers backend",
+                actual=reason,
+            )
+        if not items:
+            return []
+        assert self.preset.explain is not None
+        flag, ok = self.preset.explain
+        parts = [self._render(it, None, ex) for it, ex in zip(items, self._examples(items))]
+        gens = self.backend.generate(
+            parts[0].prefix,
+            [p.suffix for p in parts],
+            max_new_tokens=max_new_tokens,
+            batch_size=self.params.micro_batch_size,
+            stop=("\n",),
+            continuations=[flag if d else ok for d in decisions],
+        )
+        outs = []
+        for d, res in zip(decisions, gens):
+            g = res[0] if res else None
+            fail = self._failure(g) if g is not None and not hasattr(g, "text") else None
+            if fail is not None:
+                outs.append(fail)
+                continue
+            text = (g.text if g is not None else "").strip()
+            opening = flag if d else ok
+            if not text:
+                outs.append(
+                    ModeratorOutput(
+                        error="the judge wrote no rationale",
+                        error_type="empty_rationale",
+                        raw_output=opening,
+                    )
+                )
+            else:
+                outs.append(ModeratorOutput(rationale=text, raw_output=opening + " " + text))
+        return outs
+
     def close(self) -> None:
         close = getattr(self.backend, "close", None)
         if callable(close):
             close()
+        if self.fewshot is not None:
+            self.fewshot.close()

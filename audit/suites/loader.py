@@ -74,6 +74,64 @@ class LoadedSuite:
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def sample(self, n: int, *, seed: int = 0, stratify: bool = True) -> LoadedSuite:
+        """A reproducible subset of ``n`` items (all of them when ``n >= len``).
+
+        Items are ranked by ``sha256(seed, id)``; with ``stratify`` each any-violation
+        gold stratum (1 / 0 / -1) gets its share of ``n`` by largest remainder (at
+        least one item when the stratum is non-empty and ``n`` allows). Row order is
+        kept. The subset's digest covers the parent digest and the chosen ids, and
+        ``source["sample"]`` records how it was drawn."""
+        import dataclasses
+
+        total = len(self)
+        if n >= total:
+            return self
+        ids = self.dataset["id"]
+        rank = sorted(
+            range(total), key=lambda i: hashlib.sha256(f"{seed}\0{ids[i]}".encode()).hexdigest()
+        )
+        if stratify:
+            strata: dict[int, list[int]] = {}
+            for i in rank:
+                strata.setdefault(int(self.overall[i]), []).append(i)
+            quota = {k: n * len(v) / total for k, v in strata.items()}
+            take = {k: int(q) for k, q in quota.items()}
+            for k in strata:  # every stratum present keeps at least one item
+                if take[k] == 0 and sum(take.values()) < n:
+                    take[k] = 1
+            for k in sorted(quota, key=lambda k: (take[k] - quota[k], k)):
+                if sum(take.values()) >= n:
+                    break
+                if take[k] < len(strata[k]):
+                    take[k] += 1
+            chosen = sorted(i for k, v in strata.items() for i in v[: take[k]])
+        else:
+            chosen = sorted(rank[:n])
+        picked = [ids[i] for i in chosen]
+        digest = hashlib.sha256(
+            json.dumps([self.digest, seed, sorted(picked)]).encode("utf-8")
+        ).hexdigest()
+        return dataclasses.replace(
+            self,
+            dataset=self.dataset.select(chosen),
+            labels=self.labels[chosen],
+            overall=self.overall[chosen],
+            digest=digest,
+            source={
+                **self.source,
+                "sample": {
+                    "n": len(chosen),
+                    "of": total,
+                    "seed": seed,
+                    "stratify": stratify,
+                    "method": "seeded sha256(id) ranking"
+                    + (", stratified by any-violation gold" if stratify else ""),
+                    "parent_digest": self.digest,
+                },
+            },
+        )
+
     def describe(self) -> dict[str, Any]:
         """Provenance written to the run record."""
         return {

@@ -94,12 +94,27 @@ def test_encode_applies_template_and_prefix_is_a_true_prefix(backend):
     assert pre2 == pre  # the same shared prefix for every item
 
 
-def test_encode_falls_back_when_the_boundary_merges(backend):
-    # "... the ca" + "t sat" → "the cat sat": the prefix's last token is not in the full text
+def test_encode_backs_off_when_the_boundary_merges(backend):
+    # "... the ca" + "t sat" → "the cat sat": the prefix's last token is not in the full
+    # text, so the shared prefix gives it up and the rest starts at "cat"
     pre, rest = backend.encode("content : the ca", "t sat on the mat")
-    tokens = backend._tokenizer().convert_ids_to_tokens(rest)
-    assert pre == []
-    assert "cat" in tokens and tokens[0] == "<s>"
+    own = backend.encode("content : the ca", "")[0]
+    full = backend._ids(backend._render("content : the cat sat on the mat"), special=False)
+    assert pre + rest == full
+    assert 0 < len(pre) < len(own) + 1 and own[: len(pre)] == pre
+    assert backend._tokenizer().convert_ids_to_tokens(rest)[0] == "cat"
+
+
+def test_boundary_backoff_is_shared_and_scores_match(backend):
+    suffixes = ["t sat on the mat", "t is stupid", "nvas painting"]
+    enc = backend.encode_many("content : the ca", suffixes)
+    assert len({tuple(p) for p, _ in enc}) == 1 and enc[0][0]  # one shared prefix
+    reuse = backend.next_token_probs("content : the ca", suffixes, CANDIDATES, batch_size=2)
+    none = backend.next_token_probs(
+        "content : the ca", suffixes, CANDIDATES, batch_size=2, reuse_prefix=False
+    )
+    for a, b in zip(reuse, none):
+        assert a == pytest.approx(b, abs=1e-5)
 
 
 def test_encode_without_chat_template(lm_dir):

@@ -54,6 +54,9 @@ class Preset:
             raw prompt with the model's turn markers).
         answer_prefix: text appended after the prompt before reading label-token
             probabilities (WildGuard's answer starts with ``Harmful request:``).
+        explain: (flag, pass) answer openings that make the model state its reason
+            after a given decision (``LLMJudge.explain``); ``None``: the format has no
+            rationale slot (use ``generate`` mode for rationales).
         max_new_tokens: a sensible generation budget for ``generate`` mode.
     """
 
@@ -67,6 +70,7 @@ class Preset:
     chat_template: bool = False
     answer_prefix: str = ""
     max_new_tokens: int = 32
+    explain: tuple[str, str] | None = None
 
     @property
     def parser(self) -> str:
@@ -143,6 +147,7 @@ PRESETS: dict[str, Preset] = {
             ),
             chat_template=True,
             max_new_tokens=8,
+            explain=("UNSAFE\nReason:", "SAFE\nReason:"),
         ),
         Preset(
             name="platform_cot",

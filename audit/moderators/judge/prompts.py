@@ -34,6 +34,15 @@ that would impersonate a role of the format (``User:``/``Agent:`` for Llama Guar
 and ``VERDICT:`` anywhere for the platform format). The delimiter tag is a short hash of the
 content, never the item id (ids can encode gold labels); context shows only surface,
 language and which text fields are present, never other slice values.
+
+Few-shot examples (``render(..., examples=...)``, chosen per item by
+:class:`audit.moderators.judge.fewshot.FewShotSelector`) go in the suffix, before the
+item, in every template: each example's content is delimited and neutralised exactly
+like the item's and followed by its gold answer in the template's own answer format
+(the ``VERDICT`` line, ``SAFE``/``UNSAFE``, ``safe``/``unsafe`` + codes, ``Yes``/``No``,
+``Harmful request: yes/no``), about the categories the prompt asks about only. The
+few-shot blocks are part of the template source, hence of ``template_hash``; without
+examples the prompt is unchanged.
 """
 
 from __future__ import annotations
@@ -54,6 +63,7 @@ from audit.schema import TEXT_FIELDS, Item
 if TYPE_CHECKING:
     import jinja2
 
+    from audit.moderators.judge.fewshot import Example
     from audit.policy import Policy
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -75,7 +85,8 @@ ONE_POLICY_TEMPLATES = frozenset({"shieldgemma"})
 #: ``llama_guard_3`` mapping rather than platform categories.
 LLAMA_GUARD_TEMPLATES = frozenset({"llama_guard", "llama_guard_4"})
 
-#: Templates that take few-shot examples (the guard formats are used as trained).
+#: Templates that take the legacy ``few_shot=`` examples of :func:`render`.
+#: (``examples=``, from ``fewshot.FewShotSelector``, works with every template.)
 FEW_SHOT_TEMPLATES = frozenset({"platform"})
 
 #: Taxonomy key of the policy mapping the Llama Guard templates list.
@@ -119,6 +130,8 @@ _ROLE_WORDS: dict[str, tuple[str, ...]] = {
     "wildguard": ("Harmful request", "Response refusal", "Harmful response"),
 }
 _SAFE_TAG = re.compile(r"[^A-Za-z0-9._:-]")
+#: Few-shot example rationales are cut to this many characters.
+_RATIONALE_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -285,6 +298,10 @@ def _ordered(default: tuple[str, ...], section_order: Sequence[str] | None) -> l
     return list(section_order)
 
 
+#: policy detail levels a prompt can render (see :func:`render`)
+DETAILS = ("full", "definitions")
+
+
 def _tag(item: Item) -> str:
     h = item.content_hash or hashlib.sha256(item.text().encode("utf-8")).hexdigest()
     return _SAFE_TAG.sub("_", h)[:12] or "item"
@@ -307,9 +324,10 @@ def template_hash(
     *,
     categories: Sequence[str] | None = None,
     section_order: Sequence[str] | None = None,
+    detail: str = "full",
 ) -> str:
-    """sha256 of the template source + policy digest (+ category selection and
-    section order when given)."""
+    """sha256 of the template source + policy digest (+ category selection, section
+    order and a non-default policy detail when given)."""
     payload = {
         "template": template,
         "source": template_source(template),
@@ -317,6 +335,8 @@ def template_hash(
         "categories": None if categories is None else _selected(policy, categories),
         "section_order": None if section_order is None else list(section_order),
     }
+    if detail != "full":
+        payload["detail"] = detail
     return hashlib.sha256(
         json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
     ).hexdigest()
@@ -330,6 +350,8 @@ def render(
     categories: Sequence[str] | None = None,
     few_shot: Sequence[tuple[Item, dict[str, bool]]] = (),
     section_order: Sequence[str] | None = None,
+    examples: Sequence[Example] | None = None,
+    detail: str = "full",
 ) -> PromptParts:
     """Render the judge prompt for ``item``.
 
@@ -343,11 +365,27 @@ def render(
         few_shot: labelled examples ``(item, {category id: violates})`` rendered in
             the suffix (``platform`` template only).
         section_order: a permutation of :func:`sections` (robustness probe).
+        examples: few-shot examples (``fewshot.FewShotSelector.select``), any
+            template. Rendered in the suffix before the item, each delimited and
+            neutralised exactly like the item's content and followed by the answer in
+            the template's own format, about the selected categories only
+            (``shieldgemma``: the one category; Llama Guard: the listed codes, see
+            :func:`_example_codes`). ``None`` or empty renders today's prompt.
+        detail: ``full`` (each category's definition with its not-allowed and allowed
+            examples) or ``definitions`` (definitions only: a prompt about a quarter as
+            long, for small or slow judges); platform templates.
 
     Raises:
         ModeratorError: unknown template, categories, section order or example labels.
     """
     _check_template(template)
+    if detail not in DETAILS:
+        raise ModeratorError(
+            "unknown policy detail level",
+            field="policy_detail",
+            expected=" | ".join(DETAILS),
+            actual=repr(detail),
+        )
     selected = _selected(policy, categories)
     if template in ONE_POLICY_TEMPLATES and len(selected) != 1:
         raise ModeratorError(
@@ -362,6 +400,13 @@ def render(
             field="few_shot",
             expected=f"few-shot examples only with {', '.join(sorted(FEW_SHOT_TEMPLATES))}",
             actual=f"{len(few_shot)} examples",
+        )
+    if few_shot and examples:
+        raise ModeratorError(
+            "judge prompt: give few_shot or examples, not both",
+            field="examples",
+            expected="one source of few-shot examples",
+            actual=f"{len(few_shot)} few_shot and {len(examples)} examples",
         )
     order = _ordered(sections(policy, template, categories), section_order)
     if template in LLAMA_GUARD_TEMPLATES:
@@ -381,7 +426,7 @@ def render(
                     "allowed": list(c.allowed),
                 }
             )
-    examples = []
+    legacy = []
     for ex_item, labels in few_shot:
         bad = [k for k in labels if k not in policy.category_ids]
         if bad:
@@ -391,7 +436,7 @@ def render(
                 expected=f"category ids of {policy.ref}",
                 actual=", ".join(bad),
             )
-        examples.append(
+        legacy.append(
             {
                 "tag": _tag(ex_item),
                 "content": neutralise(ex_item.text(), template),
@@ -407,7 +452,11 @@ def render(
             sections=section_vars,
             ids=selected,
             item=_item_vars(item, template),
-            examples=examples,
+            examples=legacy,
+            shots=_shot_vars(
+                policy, examples or (), template, selected, sections(policy, template, categories)
+            ),
+            detail=detail,
             SPLIT=split,
         )
     )
@@ -418,14 +467,87 @@ def render(
         prefix=prefix,
         suffix=suffix,
         template_hash=template_hash(
-            policy, template, categories=categories, section_order=section_order
+            policy, template, categories=categories, section_order=section_order, detail=detail
         ),
     )
 
 
 def one_category(
-    policy: Policy, item: Item, category: str, template: str = "shieldgemma"
+    policy: Policy,
+    item: Item,
+    category: str,
+    template: str = "shieldgemma",
+    *,
+    examples: Sequence[Example] | None = None,
 ) -> PromptParts:
     """The prompt for one (item, category) pair, for one-policy-per-call formats
-    (ShieldGemma, Zeng et al. 2024, arXiv 2407.21772)."""
-    return render(policy, item, template=template, categories=[category])
+    (ShieldGemma, Zeng et al. 2024, arXiv 2407.21772). ``examples`` as in
+    :func:`render`; their answer is about ``category`` only."""
+    return render(policy, item, template=template, categories=[category], examples=examples)
+
+
+def _example_codes(policy: Policy, violations: set[str], order: Sequence[str]) -> list[str]:
+    """Llama Guard codes for an example violating ``violations``, among the prompt's
+    sections ``order`` (in that order).
+
+    A code is chosen when every platform category it maps to is violated, so that the
+    answer parses back (``parsers.parse``) to exactly the example's labels; a violated
+    category that no such code covers falls back to every listed code mapping to it
+    (e.g. ``illicit_fraud`` only has ``S2``, which also maps to other categories).
+    A violation with no listed code at all is outside the prompt's categories.
+    """
+    targets: dict[str, set[str]] = {}
+    for e in policy.mapping(LLAMA_GUARD_TAXONOMY).edges:
+        if e.target is not None:
+            targets.setdefault(e.source, set()).add(e.target)
+    chosen = {c for c in order if targets.get(c) and targets[c] <= violations}
+    covered = set().union(*(targets[c] for c in chosen))
+    for v in violations - covered:
+        chosen.update(c for c in order if v in targets.get(c, ()))
+    return [c for c in order if c in chosen]
+
+
+def _shot_vars(
+    policy: Policy,
+    examples: Sequence[Example],
+    template: str,
+    selected: Sequence[str],
+    order: Sequence[str],
+) -> list[dict[str, Any]]:
+    """Template variables of the few-shot examples: content neutralised like item
+    content, and the answer data, restricted to what the prompt asks about (the
+    selected categories; for Llama Guard the listed codes)."""
+    shots: list[dict[str, Any]] = []
+    for ex in examples:
+        bad = [c for c in ex.violations if c not in policy.category_ids]
+        if bad:
+            raise ModeratorError(
+                f"few-shot example {ex.id!r} names unknown categories",
+                field="examples",
+                expected=f"category ids of {policy.ref}",
+                actual=", ".join(bad),
+            )
+        violations = [c for c in selected if c in set(ex.violations)]
+        codes = (
+            _example_codes(policy, set(violations), order)
+            if template in LLAMA_GUARD_TEMPLATES
+            else []
+        )
+        rationale = None
+        if ex.rationale:
+            rationale = neutralise(" ".join(ex.rationale.split()), template)
+            if len(rationale) > _RATIONALE_CHARS:
+                rationale = rationale[: _RATIONALE_CHARS - 1].rstrip() + "…"
+        shots.append(
+            {
+                "tag": hashlib.sha256(ex.text.encode("utf-8")).hexdigest()[:12],
+                "content": neutralise(ex.text, template),
+                "violations": json.dumps(violations),
+                "rationale": None
+                if rationale is None
+                else json.dumps(rationale, ensure_ascii=False),
+                "codes": codes,
+                "unsafe": bool(codes) if template in LLAMA_GUARD_TEMPLATES else bool(violations),
+            }
+        )
+    return shots

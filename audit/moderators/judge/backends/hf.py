@@ -61,6 +61,9 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: user turn and the generation prompt live there)
 KEEP_TAIL = 32
 _SENTINEL = "\u2063AUDIT_SUFFIX_SENTINEL\u2063"
+#: tokens the shared prefix may give up at its end when the tokenizer merges across
+#: the prefix/suffix boundary
+BOUNDARY_BACKOFF = 8
 
 
 @dataclass
@@ -401,35 +404,27 @@ class HFBackend:
         With a chat template the text is one user turn plus the generation prompt. The
         first list is guaranteed to be a true prefix of the full sequence; when the
         template or tokenizer breaks that, it is empty and the second list holds the
-        whole sequence (the item is then scored without prefix reuse).
+        whole sequence (the item is then scored without prefix reuse). See
+        :meth:`encode_many` for how a token merge across the boundary is handled.
         """
-        tok = self._tokenizer()
-        if self.has_chat_template:
-            full_text = self._render(prefix + suffix)
-            head = self._prefix_part(prefix)
-            full = self._ids(full_text, special=False)
-            if head is None or not full_text.startswith(head):
-                return [], full
-            pre = self._ids(head, special=False)
-        else:
-            full = self._ids(prefix + suffix, special=True)
-            pre = self._ids(prefix, special=True)
-            specials = set(tok.all_special_ids)
-            while pre and pre[-1] in specials and len(pre) > 1:
-                pre.pop()  # trailing EOS/SEP added by a post-processor
-        if not pre or full[: len(pre)] != pre:
-            return [], full
-        return pre, full[len(pre) :]
+        return self.encode_many(prefix, [suffix])[0]
 
     def encode_many(
-        self, prefix: str, suffixes: Sequence[str]
+        self, prefix: str, suffixes: Sequence[str], tails: Sequence[str] | None = None
     ) -> list[tuple[list[int], list[int]]]:
-        """:meth:`encode` for many suffixes, tokenized in one batched tokenizer call."""
+        """:meth:`encode` for many suffixes, tokenized in one batched tokenizer call.
+
+        ``tails`` (optional, one per suffix) is text placed after the whole prompt —
+        after the chat template's generation prompt, i.e. the start of the model's own
+        answer (an assistant-turn prefill)."""
         if not suffixes:
             return []
+        tails = list(tails) if tails is not None else [""] * len(suffixes)
+        if len(tails) != len(suffixes):
+            raise ValueError("tails must have one entry per suffix")
         tok = self._tokenizer()
         if self.has_chat_template:
-            texts = [self._render(prefix + s) for s in suffixes]
+            texts = [self._render(prefix + s) + t for s, t in zip(suffixes, tails)]
             head = self._prefix_part(prefix)
             fulls = tok(texts, add_special_tokens=False)["input_ids"]
             if head is None:
@@ -437,17 +432,35 @@ class HFBackend:
             pre = self._ids(head, special=False)
             ok = [t.startswith(head) for t in texts]
         else:
-            fulls = tok([prefix + s for s in suffixes], add_special_tokens=True)["input_ids"]
+            fulls = tok([prefix + s + t for s, t in zip(suffixes, tails)], add_special_tokens=True)[
+                "input_ids"
+            ]
             pre = self._ids(prefix, special=True)
             specials = set(tok.all_special_ids)
             while pre and pre[-1] in specials and len(pre) > 1:
                 pre.pop()
             ok = [True] * len(suffixes)
+        # BPE merges across the prefix/suffix boundary ("\n" + "\n#" -> "\n\n", "#")
+        # make the prefix's own last tokens differ from the full sequence's: back off
+        # up to BOUNDARY_BACKOFF tokens to the longest true common prefix. All items
+        # share the shortest such prefix, so one KV cache serves them all and every
+        # token sequence is exactly the one scored without reuse.
+        rows = [list(f) for f in fulls]
+        keep: list[int | None] = []
+        for full, good in zip(rows, ok):
+            n = None
+            if good and pre:
+                for k in range(min(BOUNDARY_BACKOFF, len(pre) - 1) + 1):
+                    m = len(pre) - k
+                    if full[:m] == pre[:m]:
+                        n = m
+                        break
+            keep.append(n)
+        cut = min((n for n in keep if n is not None), default=0)
         out: list[tuple[list[int], list[int]]] = []
-        for full, good in zip(fulls, ok):
-            full = list(full)
-            if good and pre and full[: len(pre)] == pre:
-                out.append((pre, full[len(pre) :]))
+        for full, n in zip(rows, keep):
+            if n is not None and cut > 0:
+                out.append((pre[:cut], full[cut:]))
             else:
                 out.append(([], full))
         return out
@@ -469,13 +482,17 @@ class HFBackend:
         return rest[: room - KEEP_TAIL] + rest[-KEEP_TAIL:]
 
     def _split(
-        self, prefix: str, suffixes: Sequence[str], reuse: bool
+        self,
+        prefix: str,
+        suffixes: Sequence[str],
+        reuse: bool,
+        tails: Sequence[str] | None = None,
     ) -> tuple[list[int], list[list[int]], list[bool]]:
         """(shared prefix ids, per-item ids after it or full ids, per-item reuse flag)."""
         shared: list[int] = []
         rows: list[list[int]] = []
         flags: list[bool] = []
-        for pre, rest in self.encode_many(prefix, suffixes):
+        for pre, rest in self.encode_many(prefix, suffixes, tails):
             if reuse and pre and (not shared or pre == shared):
                 shared = shared or pre
                 rows.append(self._fit(pre, rest))
@@ -669,6 +686,7 @@ class HFBackend:
         seed: int = 0,
         batch_size: int = 4,
         stop: Sequence[str] = (),
+        continuations: Sequence[str] | None = None,
     ) -> list[list[GenOut]]:
         """Continuations per item: greedy when ``temperature == 0``, else seeded sampling.
 
@@ -676,7 +694,9 @@ class HFBackend:
         draws from its own generator seeded from ``seed``, the item's suffix and the
         sample index, so results do not depend on batch composition. ``batch_size``
         counts items (a batch holds ``batch_size * num_samples`` sequences). The shared
-        prefix's KV cache is reused as in :meth:`next_token_probs`.
+        prefix's KV cache is reused as in :meth:`next_token_probs`. ``continuations``
+        (one per suffix) prefill the start of the answer; the returned text is what
+        the model wrote after it.
         """
         import torch
 
@@ -685,7 +705,7 @@ class HFBackend:
         if temperature < 0 or not 0 < top_p <= 1:
             raise ValueError("temperature must be >= 0 and 0 < top_p <= 1")
         self.load()
-        shared, rows, flags = self._split(prefix, suffixes, True)
+        shared, rows, flags = self._split(prefix, suffixes, True, continuations)
         results: list[list[GenOut]] = [[] for _ in rows]
         with self._lock, torch.inference_mode():
             for use in (True, False):
