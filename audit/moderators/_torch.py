@@ -14,9 +14,11 @@ inside the function that needs it, so ``import audit.moderators`` stays cheap.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -266,12 +268,24 @@ def quiet_hf() -> Iterator[None]:
     level = hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+    # the GGUF loader uses plain tqdm, outside transformers' progress-bar switch
+    gguf = sys.modules.get("transformers.modeling_gguf_pytorch_utils")
+    if gguf is None:
+        try:
+            import transformers.modeling_gguf_pytorch_utils as gguf
+        except ImportError:  # pragma: no cover - older transformers
+            gguf = None
+    bar = getattr(gguf, "tqdm", None)
+    if bar is not None:
+        gguf.tqdm = functools.partial(bar, disable=True)  # type: ignore[union-attr]
     try:
         yield
     finally:
         hf_logging.set_verbosity(level)
         if bars:
             hf_logging.enable_progress_bar()
+        if bar is not None:
+            gguf.tqdm = bar  # type: ignore[union-attr]
 
 
 # --------------------------------------------------------------------------- batching

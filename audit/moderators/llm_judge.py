@@ -58,7 +58,9 @@ class LLMJudge:
         Attributes:
             model: local model dir, hub id or ``.gguf`` path (transformers), or the
                 served model name (``openai_compat``).
-            backend: ``transformers`` or ``openai_compat``.
+            backend: ``transformers`` (default), ``openai_compat`` (a served model),
+                ``vllm`` (vLLM's offline engine, GPU; ``pip install vllm``) or
+                ``llama_cpp`` (GGUF on CPU; ``pip install 'audit[llamacpp]'``).
             base_url: server URL for ``openai_compat`` (e.g. a vLLM or TGI endpoint).
             gguf_file: GGUF file name inside ``model`` (transformers).
             preset: judge format (``llama_guard_3``, ``llama_guard_4``, ``shieldgemma``,
@@ -74,7 +76,7 @@ class LLMJudge:
         """
 
         model: str = Field(min_length=1)
-        backend: Literal["transformers", "openai_compat"] = "transformers"
+        backend: Literal["transformers", "openai_compat", "vllm", "llama_cpp"] = "transformers"
         base_url: str | None = None
         gguf_file: str | None = None
         revision: str | None = None
@@ -172,6 +174,26 @@ class LLMJudge:
                 max_concurrency=p.max_concurrency,
                 chat=True,
             )
+        if p.backend == "vllm":
+            from audit.moderators.judge.backends.vllm import VLLMBackend
+
+            return VLLMBackend(
+                p.model,
+                revision=p.revision,
+                dtype=p.dtype,
+                max_length=p.max_length,
+                chat_template=self.preset.chat_template,
+                seed=p.seed,
+            )
+        if p.backend == "llama_cpp":
+            from pathlib import Path
+
+            from audit.moderators.judge.backends.llama_cpp import LlamaCppBackend
+
+            model = str(Path(p.model) / p.gguf_file) if p.gguf_file else p.model
+            return LlamaCppBackend(
+                model, n_ctx=p.max_length, seed=p.seed, chat_template=self.preset.chat_template
+            )
         from audit.moderators.judge import packaged
         from audit.moderators.judge.backends.hf import HFBackend
 
@@ -259,7 +281,7 @@ class LLMJudge:
 
     def _next_token(self, prefix: str, suffixes: list[str]) -> list[Any]:
         kwargs: dict[str, Any] = {}
-        if self.params.backend == "transformers":
+        if self.params.backend != "openai_compat":
             kwargs = {
                 "batch_size": self.params.micro_batch_size,
                 "reuse_prefix": self.params.reuse_prefix,
@@ -315,7 +337,7 @@ class LLMJudge:
             "num_samples": p.samples if sc else 1,
             "seed": p.seed,
         }
-        if p.backend == "transformers":
+        if p.backend != "openai_compat":
             kwargs["batch_size"] = p.micro_batch_size
         calls: list[tuple[str | None, list[Any]]] = []
         shots = self._examples(items)

@@ -231,11 +231,15 @@ class HFBackend:
                 from transformers import AutoTokenizer
 
                 kw: dict[str, Any] = {}
-                if self.gguf_file:
+                src: Path | str = self._resolve()
+                converted = self._converted_tokenizer_dir()
+                if converted is not None and (converted / "tokenizer_config.json").is_file():
+                    src = converted
+                elif self.gguf_file:
                     kw["gguf_file"] = self.gguf_file
                 with quiet_hf():
                     try:
-                        tok = AutoTokenizer.from_pretrained(self._resolve(), **kw)
+                        tok = AutoTokenizer.from_pretrained(src, **kw)
                     except (OSError, ValueError) as exc:
                         raise ModeratorError(
                             f"cannot load tokenizer: {exc}",
@@ -245,10 +249,39 @@ class HFBackend:
                             actual=str(self._dir),
                             fix="save model and tokenizer with save_pretrained() into one folder",
                         ) from exc
+                if converted is not None and src is not converted:
+                    self._save_converted(tok, converted)
                 if tok.pad_token_id is None:
                     tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
                 self._tok = tok
             return self._tok
+
+    def _converted_tokenizer_dir(self) -> Path | None:
+        """Where the tokenizer converted from this GGUF file is kept (keyed by the
+        file's sha256): converting a GGUF vocabulary takes ~15 s on a small CPU,
+        loading the converted one well under a second. ``None`` without GGUF."""
+        if not self.gguf_file:
+            return None
+        from audit.moderators.judge.packaged import cache_root
+
+        digest = sha256_file(self._resolve() / self.gguf_file)
+        return cache_root() / "tokenizers" / digest
+
+    @staticmethod
+    def _save_converted(tok: Any, target: Path) -> None:
+        import shutil
+        import tempfile
+
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+            tok.save_pretrained(tmp)
+            try:
+                tmp.rename(target)
+            except OSError:  # another process won the race; keep its copy
+                shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:  # a read-only cache only costs time
+            pass
 
     @property
     def has_chat_template(self) -> bool:

