@@ -5,9 +5,10 @@ Modes (METHODS.md §1, §5):
 
 * ``logprob`` — one forward pass per item (per item × category for one-policy-per-call
   presets such as ShieldGemma); the score is the renormalised probability of the
-  positive label tokens at the answer position. Llama Guard and WildGuard give the
-  any-violation probability (P(first token = unsafe)), reported as the item's
-  ``overall`` score, not spread over categories.
+  positive label tokens at the answer position. Llama Guard gives the any-violation
+  probability (P(first token = unsafe)) as the item's ``overall`` score and, from a
+  second pass with ``unsafe`` prefilled, per-category scores from the first hazard
+  code's probability (``category_scores``); WildGuard gives ``overall`` only.
 * ``generate`` — reasoning then a structured verdict, parsed strictly; a parse failure
   is an error of type ``parse_failure`` (never a label) and the rationale is kept.
 * ``self_consistency`` — ``samples`` sampled generations; the score is the vote share
@@ -73,6 +74,9 @@ class LLMJudge:
                 suite split (see :mod:`audit.moderators.judge.fewshot`).
             policy_detail: ``full`` or ``definitions`` (platform templates: category
                 definitions only, a much shorter prompt for small CPU judges).
+            category_scores: Llama Guard presets in ``logprob`` mode also score each
+                platform category from the hazard code that follows ``unsafe``
+                (a second forward pass per item; see ``_llama_guard_codes_scores``).
         """
 
         model: str = Field(min_length=1)
@@ -96,6 +100,7 @@ class LLMJudge:
         max_concurrency: int = Field(8, ge=1)
         few_shot: FewShotSpec | None = None
         policy_detail: Literal["full", "definitions"] = "full"
+        category_scores: bool = True
 
     def __init__(self, params: Params, policy: Policy) -> None:
         from audit.moderators.judge import presets
@@ -124,8 +129,13 @@ class LLMJudge:
                     actual=repr(bad),
                 )
             reach = tuple(c for c in reach if c in params.categories)
+        self.code_scores = (
+            params.mode == "logprob" and self.preset.fmt == "llama_guard" and params.category_scores
+        )
         overall_only = self.preset.name == "wildguard" or (
-            params.mode == "logprob" and not self.preset.one_policy_per_call
+            params.mode == "logprob"
+            and not self.preset.one_policy_per_call
+            and not self.code_scores
         )
         self.judged = reach
         self.categories: tuple[str, ...] = () if overall_only else reach
@@ -231,6 +241,7 @@ class LLMJudge:
             "policy_digest": self.policy.digest(),
             "categories": list(self.judged),
             "few_shot": self.fewshot.fingerprint() if self.fewshot is not None else None,
+            "code_scores": self.code_scores,
             "decoding": {
                 "max_new_tokens": self._max_new_tokens(),
                 "samples": p.samples if p.mode == "self_consistency" else 1,
@@ -324,7 +335,68 @@ class LLMJudge:
                 if fail is not None
                 else ModeratorOutput(scores={OVERALL_KEY: float(res["pos"])})
             )
+        if self.code_scores:
+            self._llama_guard_codes_scores(parts, outs)
         return outs
+
+    def _llama_guard_codes_scores(self, parts: list[Any], outs: list[ModeratorOutput]) -> None:
+        """Per-category scores for Llama Guard formats in ``logprob`` mode.
+
+        After ``unsafe`` the format lists hazard codes (``unsafe\nS1,S10``). With the
+        answer prefilled up to the code's first character, one more forward pass per
+        item gives the distribution of the first listed code over the codes in the
+        prompt (renormalised); a platform category's score is
+        ``P(unsafe) × Σ P(first code = c)`` over the codes the policy maps onto it.
+        Only the first listed code is read, so a second violation listed after it is
+        not scored (a lower bound on "the category is listed"). Needs a tokenizer that
+        gives each code's suffix after its shared first character a distinct first
+        token (true of Llama 3/4 tokenizers, which keep up to three digits together)."""
+        from audit.moderators.judge import prompts
+
+        codes = prompts._llama_guard_codes(self.policy, list(self.judged))
+        head = {c[0] for c in codes}
+        shared = head.pop() if len(head) == 1 and all(len(c) > 1 for c in codes) else ""
+        cands = {c: [c[len(shared) :]] for c in codes}
+        tail = "unsafe\n" + shared
+        edges = [
+            (e.source, e.target)
+            for e in self.policy.mapping(self.preset.taxonomy or "llama_guard_3").edges
+            if e.target in self.categories and e.source in cands
+        ]
+        live = [i for i, o in enumerate(outs) if o.error is None]
+        if not live:
+            return
+        kwargs: dict[str, Any] = {}
+        if self.params.backend != "openai_compat":
+            kwargs = {
+                "batch_size": self.params.micro_batch_size,
+                "reuse_prefix": self.params.reuse_prefix,
+            }
+        try:
+            res = self.backend.next_token_probs(
+                parts[0].prefix,
+                [parts[i].suffix + self.preset.answer_prefix + tail for i in live],
+                cands,
+                **kwargs,
+            )
+        except ValueError as exc:
+            raise ModeratorError(
+                f"cannot read Llama Guard hazard codes with this tokenizer: {exc}",
+                where=NAME,
+                field="params.category_scores",
+                expected="codes whose distinguishing part starts with distinct tokens",
+                actual=self.params.model,
+                fix="set category_scores: false (overall P(unsafe) only), or use mode: generate",
+            ) from None
+        for i, r in zip(live, res):
+            fail = self._failure(r)
+            if fail is not None:
+                outs[i] = fail
+                continue
+            p_unsafe = outs[i].scores[OVERALL_KEY]
+            for cat in self.categories:
+                mass = sum(float(r[c]) for c, t in edges if t == cat)
+                outs[i].scores[cat] = p_unsafe * min(1.0, mass)
 
     def _generate(self, items: Sequence[Item]) -> list[ModeratorOutput]:
         from audit.moderators.judge import parsers

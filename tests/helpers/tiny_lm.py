@@ -24,6 +24,7 @@ LM_SENTENCES: tuple[str, ...] = (
     "policy category definition allowed not allowed examples content verdict answer",
     "you are a content moderator classify the following content according to the policy",
     "S1 S2 S3 S4 json rationale label score reason because",
+    "S 1 2 3 4 5 6 7 8 9 10 11 12 13 14",
 )
 
 ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>")

@@ -53,7 +53,14 @@ def test_logprob_shieldgemma_scores_every_category(policy, tiny_lm: Path) -> Non
 
 
 def test_logprob_llama_guard_is_an_overall_score(policy, tiny_lm: Path) -> None:
-    j = _judge(policy, model=str(tiny_lm), preset="llama_guard_3", mode="logprob", device="cpu")
+    j = _judge(
+        policy,
+        model=str(tiny_lm),
+        preset="llama_guard_3",
+        mode="logprob",
+        device="cpu",
+        category_scores=False,
+    )
     assert j.categories == ()  # P(unsafe) is not spread over categories
     outs = j.predict(_items())
     assert all(set(o.scores) == {OVERALL_KEY} and 0 <= o.scores[OVERALL_KEY] <= 1 for o in outs)
@@ -182,3 +189,54 @@ def test_judge_rationale_in_mlflow_disagreement_table(
         if "mlflow.parentRunId" not in x.data.tags
     )
     assert "disagreements" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+
+def test_logprob_llama_guard_category_scores_from_the_first_code(policy, tiny_lm: Path) -> None:
+    from audit.moderators.judge import prompts
+
+    j = _judge(policy, model=str(tiny_lm), preset="llama_guard_3", mode="logprob", device="cpu")
+    assert j.code_scores and j.categories == j.judged and j.fingerprint()["code_scores"]
+    items = _items()
+    outs = j.predict(items)
+    codes = prompts._llama_guard_codes(policy, list(j.judged))
+    edges = [
+        (e.source, e.target)
+        for e in policy.mapping("llama_guard_3").edges
+        if e.target in j.categories and e.source in codes
+    ]
+    parts = [j._render(it) for it in items]
+    ref = j.backend.next_token_probs(
+        parts[0].prefix,
+        [p.suffix + "unsafe\nS" for p in parts],
+        {c: [c[1:]] for c in codes},
+        reuse_prefix=False,
+    )
+    for o, r in zip(outs, ref):
+        assert o.error is None
+        p_unsafe = o.scores[OVERALL_KEY]
+        assert abs(sum(r[c] for c in codes) - 1.0) < 1e-6
+        for cat in j.categories:
+            want = p_unsafe * min(1.0, sum(r[c] for c, t in edges if t == cat))
+            assert math.isclose(o.scores[cat], want, abs_tol=1e-4)
+            assert 0.0 <= o.scores[cat] <= p_unsafe + 1e-9
+
+
+def test_llama_guard_codes_the_tokenizer_cannot_separate_are_a_clear_error(
+    policy, tiny_lm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audit.errors import ModeratorError
+
+    j = _judge(policy, model=str(tiny_lm), preset="llama_guard_3", mode="logprob", device="cpu")
+    real = j.backend.next_token_probs
+
+    def picky(prefix, suffixes, candidates, **kw):
+        if "S1" in candidates:
+            raise ValueError("candidates 'S1' and 'S10' share the first token '1'")
+        return real(prefix, suffixes, candidates, **kw)
+
+    monkeypatch.setattr(j.backend, "next_token_probs", picky)
+    with pytest.raises(ModeratorError) as err:
+        j.predict(_items())
+    assert err.value.field == "params.category_scores" and "category_scores: false" in str(
+        err.value.render()
+    )
