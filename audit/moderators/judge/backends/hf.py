@@ -312,7 +312,12 @@ class HFBackend:
                         field="params.model",
                         expected="a causal-LM checkpoint (save_pretrained dir or GGUF)",
                         actual=str(self._dir),
-                        fix="check params.model / params.gguf_file / attn_implementation",
+                        fix=(
+                            "pip install 'audit[judge]' (GGUF loading needs accelerate and gguf)"
+                            if "pip install" in str(exc)
+                            and ("accelerate" in str(exc) or "gguf" in str(exc).lower())
+                            else "check params.model / params.gguf_file / attn_implementation"
+                        ),
                     ) from exc
             model.eval().to(device)
             self._adopt(model, tok, device)
