@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from audit.errors import ModeratorError
@@ -263,3 +265,36 @@ def test_from_loaded_scores_like_the_loaded_backend(backend, lm_dir):
     fp = mem.fingerprint()
     assert fp["model"] == "tiny" and fp["weights_sha256"] is None
     assert fp["dtype"] == "float32"
+
+
+def test_converted_checkpoint_cache_round_trip(lm_dir, tmp_path, monkeypatch):
+    # GGUF loads are dequantized once and kept as a plain checkpoint; exercised here on a
+    # plain checkpoint by pointing the cache location at a temp folder
+    target = tmp_path / "converted" / "tag"
+    monkeypatch.setattr(HFBackend, "_converted_weights_dir", lambda self: target)
+    first = HFBackend(str(lm_dir), device="cpu")
+    a = first.next_token_probs(PREFIX, SUFFIXES, CANDIDATES)
+    assert (target / "config.json").is_file() and list(target.glob("*.safetensors"))
+    second = HFBackend(str(lm_dir), device="cpu")
+    second.load()
+    assert Path(second._model.name_or_path) == target
+    assert second.next_token_probs(PREFIX, SUFFIXES, CANDIDATES) == a
+    assert first.fingerprint()["weights_sha256"] == second.fingerprint()["weights_sha256"]
+
+
+def test_no_converted_cache_without_gguf_or_when_disabled(lm_dir, monkeypatch):
+    assert HFBackend(str(lm_dir), device="cpu")._converted_weights_dir() is None
+    b = HFBackend(str(lm_dir), device="cpu")
+    b.gguf_file = "x.gguf"
+    monkeypatch.setenv("AUDIT_NO_CONVERTED_CACHE", "1")
+    assert b._converted_weights_dir() is None
+
+
+def test_fast_dtype_is_bf16_only_with_native_cpu_support(lm_dir, monkeypatch):
+    import audit.moderators.judge.backends.hf as hf
+
+    monkeypatch.setattr(hf, "_cpu_has_native_bf16", lambda: True)
+    assert HFBackend(str(lm_dir), device="cpu", dtype="fast")._resolved_dtype() == torch.bfloat16
+    assert HFBackend(str(lm_dir), device="cpu", dtype="auto")._resolved_dtype() == torch.float32
+    monkeypatch.setattr(hf, "_cpu_has_native_bf16", lambda: False)
+    assert HFBackend(str(lm_dir), device="cpu", dtype="fast")._resolved_dtype() == torch.float32

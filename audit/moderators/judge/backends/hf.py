@@ -56,7 +56,10 @@ from audit.moderators._torch import (
 )
 
 NAME = "judge.transformers"
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: ``auto``: bf16 on a bf16-capable GPU, else float32; ``fast``: also bf16 on CPUs
+#: with native bf16 matmul (AMX / AVX512-BF16), ~2x faster there, scores within bf16
+#: rounding of float32
+DTYPES = ("auto", "fast", "float32", "bfloat16", "float16")
 #: suffix tokens always kept at the end when an item is truncated (the end of the
 #: user turn and the generation prompt live there)
 KEEP_TAIL = 32
@@ -64,6 +67,20 @@ _SENTINEL = "\u2063AUDIT_SUFFIX_SENTINEL\u2063"
 #: tokens the shared prefix may give up at its end when the tokenizer merges across
 #: the prefix/suffix boundary
 BOUNDARY_BACKOFF = 8
+
+
+def _cpu_has_native_bf16() -> bool:
+    """True when this CPU multiplies bf16 natively (AMX tiles or AVX512-BF16), where
+    bf16 inference runs about twice as fast as float32 (measured on the packaged demo
+    judge); elsewhere bf16 is emulated and slower, so ``dtype: fast`` keeps float32."""
+    import torch
+
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    probe16 = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    try:
+        return bool((probe is not None and probe()) or (probe16 is not None and probe16()))
+    except Exception:  # pragma: no cover - exotic builds
+        return False
 
 
 @dataclass
@@ -119,7 +136,7 @@ class HFBackend:
                 field="params.dtype",
                 expected=" | ".join(DTYPES),
                 actual=repr(dtype),
-                fix="use dtype: auto (bfloat16 on a GPU that supports it, else float32)",
+                fix="use dtype: auto (bfloat16 on a GPU that supports it, else float32) or fast",
             )
         if max_length < KEEP_TAIL + 2:
             raise ModeratorError(
@@ -217,10 +234,12 @@ class HFBackend:
 
         if self._torch_dtype is None:
             device = resolve_device(self.device, where=NAME)
-            if self.dtype != "auto":
+            if self.dtype not in ("auto", "fast"):
                 self._torch_dtype = resolve_dtype(self.dtype)
             elif device.startswith("cuda") and torch.cuda.is_bf16_supported():
                 self._torch_dtype = torch.bfloat16
+            elif self.dtype == "fast" and device == "cpu" and _cpu_has_native_bf16():
+                self._torch_dtype = torch.bfloat16  # AMX / AVX512-BF16: ~2x float32
             else:
                 self._torch_dtype = torch.float32
         return self._torch_dtype
@@ -298,13 +317,17 @@ class HFBackend:
             tok = self._tokenizer()
             device = resolve_device(self.device, where=NAME)
             kw: dict[str, Any] = {"dtype": self._resolved_dtype()}
-            if self.gguf_file:
+            src: Path = self._resolve()
+            converted = self._converted_weights_dir()
+            if converted is not None and (converted / "config.json").is_file():
+                src = converted
+            elif self.gguf_file:
                 kw["gguf_file"] = self.gguf_file
             if self.attn_implementation:
                 kw["attn_implementation"] = self.attn_implementation
             with quiet_hf():
                 try:
-                    model = AutoModelForCausalLM.from_pretrained(self._resolve(), **kw)
+                    model = AutoModelForCausalLM.from_pretrained(src, **kw)
                 except (OSError, ValueError) as exc:
                     raise ModeratorError(
                         f"cannot load causal LM: {exc}",
@@ -319,8 +342,41 @@ class HFBackend:
                             else "check params.model / params.gguf_file / attn_implementation"
                         ),
                     ) from exc
+            if converted is not None and src != converted:
+                self._save_dequantized(model, converted)
             model.eval().to(device)
             self._adopt(model, tok, device)
+
+    def _save_dequantized(self, model: Any, target: Path) -> None:
+        """Save a model loaded from GGUF (already dequantized to plain tensors) as a
+        regular checkpoint: without its GGUF quantizer, which cannot serialise."""
+        quantizer = getattr(model, "hf_quantizer", None)
+        qcfg = model.config.__dict__.pop("quantization_config", None)
+        model.hf_quantizer = None
+        try:
+            with quiet_hf():
+                self._save_converted(model, target)
+        finally:
+            model.hf_quantizer = quantizer
+            if qcfg is not None:
+                model.config.quantization_config = qcfg
+
+    def _converted_weights_dir(self) -> Path | None:
+        """Where the weights dequantized from this GGUF file are kept as safetensors
+        (keyed by the file's sha256, the dtype and the transformers version). Parsing
+        and dequantizing a GGUF file takes ~40 s on a small CPU, loading the converted
+        checkpoint a few seconds; scores are identical (the same tensors). ``None``
+        without GGUF or with ``AUDIT_NO_CONVERTED_CACHE=1``."""
+        import os
+
+        if not self.gguf_file or os.environ.get("AUDIT_NO_CONVERTED_CACHE") == "1":
+            return None
+        from audit.moderators.judge.packaged import cache_root
+
+        digest = sha256_file(self._resolve() / self.gguf_file)
+        dtype = str(self._resolved_dtype()).removeprefix("torch.")
+        tag = f"{digest}-{dtype}-transformers{package_version('transformers')}"
+        return cache_root() / "converted" / tag
 
     def _adopt(self, model: Any, tok: Any, device: str) -> None:
         params = inspect.signature(model.forward).parameters
