@@ -38,9 +38,8 @@ import inspect
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from audit.errors import ModeratorError
 from audit.moderators._torch import (
@@ -54,19 +53,23 @@ from audit.moderators._torch import (
     resolve_model_dir,
     sha256_file,
 )
+from audit.moderators.judge.backends._common import (
+    _SENTINEL,
+    BOUNDARY_BACKOFF,
+    KEEP_TAIL,
+    GenOut,
+    _seed_for,
+    candidate_token_ids,
+    fit_middle,
+)
+
+__all__ = ["BOUNDARY_BACKOFF", "KEEP_TAIL", "GenOut", "HFBackend"]
 
 NAME = "judge.transformers"
 #: ``auto``: bf16 on a bf16-capable GPU, else float32; ``fast``: also bf16 on CPUs
 #: with native bf16 matmul (AMX / AVX512-BF16), ~2x faster there, scores within bf16
 #: rounding of float32
 DTYPES = ("auto", "fast", "float32", "bfloat16", "float16")
-#: suffix tokens always kept at the end when an item is truncated (the end of the
-#: user turn and the generation prompt live there)
-KEEP_TAIL = 32
-_SENTINEL = "\u2063AUDIT_SUFFIX_SENTINEL\u2063"
-#: tokens the shared prefix may give up at its end when the tokenizer merges across
-#: the prefix/suffix boundary
-BOUNDARY_BACKOFF = 8
 
 
 def _cpu_has_native_bf16() -> bool:
@@ -81,29 +84,6 @@ def _cpu_has_native_bf16() -> bool:
         return bool((probe is not None and probe()) or (probe16 is not None and probe16()))
     except Exception:  # pragma: no cover - exotic builds
         return False
-
-
-@dataclass
-class GenOut:
-    """One generated continuation.
-
-    Attributes:
-        text: decoded text (special tokens skipped), cut before a stop string.
-        n_tokens: generated tokens, not counting a final EOS.
-        finish_reason: ``"stop"`` (EOS or a stop string) or ``"length"``.
-        token_logprobs: model log-probability (temperature 1) of each counted token.
-    """
-
-    text: str
-    n_tokens: int
-    finish_reason: Literal["stop", "length"]
-    token_logprobs: list[float] | None = None
-
-
-def _seed_for(seed: int, suffix: str, sample: int) -> int:
-    """Per (item content, sample) seed: reproducible and independent of batching."""
-    h = hashlib.sha256(f"{seed}\0{sample}\0{suffix}".encode()).digest()
-    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
 
 
 def _cache_of(out: Any) -> Any:
@@ -561,19 +541,7 @@ class HFBackend:
 
     def _fit(self, pre: list[int], rest: list[int]) -> list[int]:
         """Truncate the middle of ``rest`` so prefix + rest fits ``max_length``."""
-        room = self.max_length - len(pre)
-        if room < KEEP_TAIL + 1:
-            raise ModeratorError(
-                "the shared prompt prefix is longer than max_length allows",
-                where=NAME,
-                field="params.max_length",
-                expected=f"> {len(pre) + KEEP_TAIL} tokens",
-                actual=f"{self.max_length} (prefix {len(pre)} tokens)",
-                fix="raise max_length or shorten the policy prompt",
-            )
-        if len(rest) <= room:
-            return rest
-        return rest[: room - KEEP_TAIL] + rest[-KEEP_TAIL:]
+        return fit_middle(pre, rest, self.max_length, NAME)
 
     def _split(
         self,
@@ -681,30 +649,10 @@ class HFBackend:
     # ------------------------------------------------------------------ label probabilities
 
     def _candidate_ids(self, candidates: dict[str, Sequence[str]]) -> dict[str, list[int]]:
-        if not candidates:
-            raise ValueError("candidates is empty")
-        owner: dict[int, str] = {}
-        out: dict[str, list[int]] = {}
-        for label, strings in candidates.items():
-            if label.startswith("_"):
-                raise ValueError(f"candidate label {label!r} may not start with '_'")
-            ids: list[int] = []
-            for s in strings:
-                toks = self._ids(s, special=False)
-                if not toks:
-                    raise ValueError(f"candidate string {s!r} of {label!r} encodes to no tokens")
-                if toks[0] in owner and owner[toks[0]] != label:
-                    raise ValueError(
-                        f"candidates {label!r} and {owner[toks[0]]!r} share the first token "
-                        f"{self._tokenizer().convert_ids_to_tokens(toks[0])!r}"
-                    )
-                owner[toks[0]] = label
-                if toks[0] not in ids:
-                    ids.append(toks[0])
-            if not ids:
-                raise ValueError(f"candidate {label!r} has no token strings")
-            out[label] = ids
-        return out
+        tok = self._tokenizer()
+        return candidate_token_ids(
+            candidates, lambda t: self._ids(t, special=False), tok.convert_ids_to_tokens
+        )
 
     def next_token_probs(
         self,

@@ -52,9 +52,11 @@ from pathlib import Path
 from typing import Any
 
 from audit.errors import ModeratorError
-from audit.moderators.judge.backends.hf import KEEP_TAIL, GenOut, _seed_for
-from audit.moderators.judge.backends.vllm import (
+from audit.moderators.judge.backends._common import (
+    KEEP_TAIL,
+    GenOut,
     ItemError,
+    _seed_for,
     candidate_token_ids,
     fit_middle,
     label_probs,

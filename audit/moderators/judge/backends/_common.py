@@ -1,0 +1,175 @@
+"""Pieces every judge backend shares: generation results, per-item failures, seeds,
+candidate label tokens, label renormalisation, middle truncation and the
+prefix/suffix token split (with the boundary back-off)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from audit.errors import ModeratorError
+
+#: suffix tokens always kept at the end when an item is truncated (the end of the
+#: user turn and the generation prompt live there)
+KEEP_TAIL = 32
+_SENTINEL = "\u2063AUDIT_SUFFIX_SENTINEL\u2063"
+#: tokens the shared prefix may give up at its end when the tokenizer merges across
+#: the prefix/suffix boundary
+BOUNDARY_BACKOFF = 8
+
+
+@dataclass
+class GenOut:
+    """One generated continuation.
+
+    Attributes:
+        text: decoded text (special tokens skipped), cut before a stop string.
+        n_tokens: generated tokens, not counting a final EOS.
+        finish_reason: ``"stop"`` (EOS or a stop string) or ``"length"``.
+        token_logprobs: model log-probability (temperature 1) of each counted token.
+    """
+
+    text: str
+    n_tokens: int
+    finish_reason: Literal["stop", "length"]
+    token_logprobs: list[float] | None = None
+
+
+def _seed_for(seed: int, suffix: str, sample: int) -> int:
+    """Per (item content, sample) seed: reproducible and independent of batching."""
+    h = hashlib.sha256(f"{seed}\0{sample}\0{suffix}".encode()).digest()
+    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """A per-item failure: returned in place of a result, never raised."""
+
+    kind: Literal["engine_error", "bad_response", "prompt_too_long"]
+    message: str
+    attempts: int = 1
+
+
+def candidate_token_ids(
+    candidates: dict[str, Sequence[str]],
+    encode: Callable[[str], list[int]],
+    show: Callable[[int], str] = str,
+) -> dict[str, list[int]]:
+    """Label → distinct first tokens of its candidate strings (as ``HFBackend``)."""
+    if not candidates:
+        raise ValueError("candidates is empty")
+    owner: dict[int, str] = {}
+    out: dict[str, list[int]] = {}
+    for label, strings in candidates.items():
+        if label.startswith("_"):
+            raise ValueError(f"candidate label {label!r} may not start with '_'")
+        if isinstance(strings, str):
+            strings = [strings]
+        ids: list[int] = []
+        for s in strings:
+            toks = encode(s)
+            if not toks:
+                raise ValueError(f"candidate string {s!r} of {label!r} encodes to no tokens")
+            if toks[0] in owner and owner[toks[0]] != label:
+                raise ValueError(
+                    f"candidates {label!r} and {owner[toks[0]]!r} share the first token "
+                    f"{show(toks[0])!r}"
+                )
+            owner[toks[0]] = label
+            if toks[0] not in ids:
+                ids.append(toks[0])
+        if not ids:
+            raise ValueError(f"candidate {label!r} has no token strings")
+        out[label] = ids
+    return out
+
+
+def _logsumexp(xs: Sequence[float]) -> float:
+    m = max(xs)
+    if m == -math.inf:
+        return -math.inf
+    return m + math.log(sum(math.exp(x - m) for x in xs))
+
+
+def label_probs(cand: dict[str, list[int]], logprob: Callable[[int], float]) -> dict[str, float]:
+    """Renormalised label probabilities plus ``_raw_total`` from exact token log-probs."""
+    per = {lab: _logsumexp([logprob(t) for t in ids]) for lab, ids in cand.items()}
+    total = _logsumexp(list(per.values()))
+    if total == -math.inf:
+        out = {lab: 1.0 / len(per) for lab in per}
+        out["_raw_total"] = 0.0
+        return out
+    out = {lab: math.exp(v - total) for lab, v in per.items()}
+    out["_raw_total"] = min(1.0, math.exp(total))
+    return out
+
+
+def fit_middle(
+    pre: list[int],
+    rest: list[int],
+    max_length: int,
+    where: str,
+    field: str = "params.max_length",
+) -> list[int]:
+    """Cut the middle of ``rest`` so ``pre + rest`` fits ``max_length`` (as ``HFBackend``)."""
+    room = max_length - len(pre)
+    if room < KEEP_TAIL + 1:
+        raise ModeratorError(
+            f"the shared prompt prefix is longer than {field.split('.')[-1]} allows",
+            where=where,
+            field=field,
+            expected=f"> {len(pre) + KEEP_TAIL} tokens",
+            actual=f"{max_length} (prefix {len(pre)} tokens)",
+            fix=f"raise {field.split('.')[-1]} or shorten the policy prompt",
+        )
+    if len(rest) <= room:
+        return rest
+    return rest[: room - KEEP_TAIL] + rest[-KEEP_TAIL:]
+
+
+def split_encode(
+    prefix: str,
+    suffix: str,
+    *,
+    render: Callable[[str], str] | None,
+    ids: Callable[..., list[int]],
+    specials: set[int],
+    heads: dict[str, str | None],
+) -> tuple[list[int], list[int]]:
+    """Token ids of ``prefix + suffix`` split into (shared prefix, rest), as ``HFBackend``.
+
+    ``render`` is the chat-template renderer (``None``: plain text with the tokenizer's
+    special tokens); ``ids(text, special=...)`` tokenises; ``heads`` memoises the
+    rendered text before the prefix's end. The first list is a true prefix of the full
+    sequence, or empty when the template or tokenizer breaks that.
+    """
+    if render is not None:
+        full_text = render(prefix + suffix)
+        if prefix not in heads:
+            rendered = render(prefix + _SENTINEL)
+            idx = rendered.find(_SENTINEL)
+            heads[prefix] = rendered[:idx] if idx >= 0 else None
+        head = heads[prefix]
+        full = ids(full_text, special=False)
+        if head is None or not full_text.startswith(head):
+            return [], full
+        pre = ids(head, special=False)
+    else:
+        full = ids(prefix + suffix, special=True)
+        pre = ids(prefix, special=True)
+        while pre and pre[-1] in specials and len(pre) > 1:
+            pre.pop()  # trailing EOS/SEP added by a post-processor
+    # a BPE merge across the boundary changes the prefix's last tokens: back off to
+    # the longest true common prefix (as HFBackend.encode_many)
+    for k in range(min(BOUNDARY_BACKOFF, max(len(pre) - 1, 0)) + 1):
+        m = len(pre) - k
+        if m > 0 and full[:m] == pre[:m]:
+            return pre[:m], full[m:]
+    return [], full
+
+
+def template_sha256(template: str | None) -> str | None:
+    return hashlib.sha256(template.encode()).hexdigest() if template else None
