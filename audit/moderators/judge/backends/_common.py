@@ -173,3 +173,27 @@ def split_encode(
 
 def template_sha256(template: str | None) -> str | None:
     return hashlib.sha256(template.encode()).hexdigest() if template else None
+
+
+def check_settings(
+    where: str, dtype: str, dtypes: Sequence[str], dtype_fix: str, max_length: int
+) -> None:
+    """The constructor checks every backend makes: a known dtype, room for the tail."""
+    if dtype not in dtypes:
+        raise ModeratorError(
+            "unknown dtype",
+            where=where,
+            field="params.dtype",
+            expected=" | ".join(dtypes),
+            actual=repr(dtype),
+            fix=dtype_fix,
+        )
+    if max_length < KEEP_TAIL + 2:
+        raise ModeratorError(
+            "max_length is too small",
+            where=where,
+            field="params.max_length",
+            expected=f">= {KEEP_TAIL + 2}",
+            actual=str(max_length),
+            fix="use the model's context length",
+        )

@@ -60,6 +60,7 @@ from audit.moderators.judge.backends._common import (
     GenOut,
     _seed_for,
     candidate_token_ids,
+    check_settings,
     fit_middle,
 )
 
@@ -109,24 +110,13 @@ class HFBackend:
         max_length: int = 4096,
         chat_template: bool = True,
     ) -> None:
-        if dtype not in DTYPES:
-            raise ModeratorError(
-                "unknown dtype",
-                where=NAME,
-                field="params.dtype",
-                expected=" | ".join(DTYPES),
-                actual=repr(dtype),
-                fix="use dtype: auto (bfloat16 on a GPU that supports it, else float32) or fast",
-            )
-        if max_length < KEEP_TAIL + 2:
-            raise ModeratorError(
-                "max_length is too small",
-                where=NAME,
-                field="params.max_length",
-                expected=f">= {KEEP_TAIL + 2}",
-                actual=str(max_length),
-                fix="use the model's context length",
-            )
+        check_settings(
+            NAME,
+            dtype,
+            DTYPES,
+            "use dtype: auto (bfloat16 on a GPU that supports it, else float32) or fast",
+            max_length,
+        )
         if gguf_file is None and model.endswith(".gguf"):
             model_path = Path(model).expanduser()
             if model_path.is_file():

@@ -66,6 +66,7 @@ from audit.moderators.judge.backends._common import (
     ItemError,
     _seed_for,
     candidate_token_ids,
+    check_settings,
     fit_middle,
     label_probs,
     split_encode,
@@ -105,24 +106,13 @@ class VLLMBackend:
         tensor_parallel_size: int = 1,
         max_model_len: int | None = None,
     ) -> None:
-        if dtype not in DTYPES:
-            raise ModeratorError(
-                "unknown dtype",
-                where=NAME,
-                field="params.dtype",
-                expected=" | ".join(DTYPES),
-                actual=repr(dtype),
-                fix="use dtype: auto (the checkpoint's dtype, float16 for float32 weights)",
-            )
-        if max_length < KEEP_TAIL + 2:
-            raise ModeratorError(
-                "max_length is too small",
-                where=NAME,
-                field="params.max_length",
-                expected=f">= {KEEP_TAIL + 2}",
-                actual=str(max_length),
-                fix="use the model's context length",
-            )
+        check_settings(
+            NAME,
+            dtype,
+            DTYPES,
+            "use dtype: auto (the checkpoint's dtype, float16 for float32 weights)",
+            max_length,
+        )
         if not 0 < gpu_memory_utilization <= 1:
             raise ModeratorError(
                 "gpu_memory_utilization must be in (0, 1]",
