@@ -353,6 +353,7 @@ def judge_disagreement_frame(
             if rationale is not None:
                 kind = POST_HOC if (res.spec.name, ids[i]) in explained else "chain_of_thought"
             for who in against:
+                red_row = bool(red[i])
                 if who == "gold":
                     other_dec = {1: "positive", 0: "negative"}.get(int(res.suite.overall[i]))
                     other_score = None
@@ -361,9 +362,7 @@ def judge_disagreement_frame(
                     k = pos[who][ids[i]]
                     other_dec = "flag" if o.overall_pred[k] == 1 else "pass"
                     other_score = float(o.overall_score[k])
-                    red_i = bool(red[i]) or bool(
-                        o.restricted_mask is not None and o.restricted_mask[k]
-                    )
+                    red_row |= o.restricted_mask is not None and bool(o.restricted_mask[k])
                 rows.append(
                     {
                         "judge": res.spec.name,
@@ -377,9 +376,7 @@ def judge_disagreement_frame(
                         "gold_overall": int(res.suite.overall[i]),
                         "rationale": REDACTED if (red[i] and rationale) else rationale,
                         "rationale_kind": kind,
-                        "text": REDACTED
-                        if (red[i] if who == "gold" else red_i)
-                        else texts.get(ids[i], "")[:500],
+                        "text": REDACTED if red_row else texts.get(ids[i], "")[:500],
                     }
                 )
     frame = pd.DataFrame(rows)

@@ -290,16 +290,27 @@ class LLMJudge:
         assert lt is not None
         return {"pos": lt.positive, "neg": lt.negative}
 
-    def _next_token(self, prefix: str, suffixes: list[str]) -> list[Any]:
+    def _next_token(
+        self,
+        prefix: str,
+        suffixes: list[str],
+        candidates: dict[str, Sequence[str]] | None = None,
+        tail: str = "",
+    ) -> list[Any]:
+        """Label probabilities after each prompt + the preset's answer prefix + ``tail``
+        (default candidates: the preset's positive / negative label tokens)."""
         kwargs: dict[str, Any] = {}
         if self.params.backend != "openai_compat":
             kwargs = {
                 "batch_size": self.params.micro_batch_size,
                 "reuse_prefix": self.params.reuse_prefix,
             }
-        answer = self.preset.answer_prefix
+        answer = self.preset.answer_prefix + tail
         return self.backend.next_token_probs(
-            prefix, [s + answer for s in suffixes], self._label_candidates(), **kwargs
+            prefix,
+            [s + answer for s in suffixes],
+            candidates or self._label_candidates(),
+            **kwargs,
         )
 
     @staticmethod
@@ -366,19 +377,8 @@ class LLMJudge:
         live = [i for i, o in enumerate(outs) if o.error is None]
         if not live:
             return
-        kwargs: dict[str, Any] = {}
-        if self.params.backend != "openai_compat":
-            kwargs = {
-                "batch_size": self.params.micro_batch_size,
-                "reuse_prefix": self.params.reuse_prefix,
-            }
         try:
-            res = self.backend.next_token_probs(
-                parts[0].prefix,
-                [parts[i].suffix + self.preset.answer_prefix + tail for i in live],
-                cands,
-                **kwargs,
-            )
+            res = self._next_token(parts[0].prefix, [parts[i].suffix for i in live], cands, tail)
         except ValueError as exc:
             raise ModeratorError(
                 f"cannot read Llama Guard hazard codes with this tokenizer: {exc}",

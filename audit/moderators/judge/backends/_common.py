@@ -8,7 +8,7 @@ import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from audit.errors import ModeratorError
 
@@ -197,3 +197,20 @@ def check_settings(
             actual=str(max_length),
             fix="use the model's context length",
         )
+
+
+def import_optional(module: str, where: str, what: str, expected: str, fix: str) -> Any:
+    """Import an optional backend package, or a ModeratorError naming the fix."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ModeratorError(
+            f"{what} ({exc})",
+            where=where,
+            field="params.backend",
+            expected=expected,
+            actual="not installed",
+            fix=fix,
+        ) from exc

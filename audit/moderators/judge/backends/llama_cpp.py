@@ -59,6 +59,7 @@ from audit.moderators.judge.backends._common import (
     _seed_for,
     candidate_token_ids,
     fit_middle,
+    import_optional,
     label_probs,
     split_encode,
     template_sha256,
@@ -139,18 +140,13 @@ class LlamaCppBackend:
 
     def _import(self) -> Any:
         if self._lc is None:
-            try:
-                import llama_cpp
-            except ImportError as exc:
-                raise ModeratorError(
-                    f"the llama_cpp backend needs llama-cpp-python ({exc})",
-                    where=NAME,
-                    field="params.backend",
-                    expected="llama-cpp-python installed",
-                    actual="not installed",
-                    fix=INSTALL_FIX,
-                ) from exc
-            self._lc = llama_cpp
+            self._lc = import_optional(
+                "llama_cpp",
+                NAME,
+                "the llama_cpp backend needs llama-cpp-python",
+                "llama-cpp-python installed",
+                INSTALL_FIX,
+            )
         return self._lc
 
     def load(self) -> None:

@@ -68,6 +68,7 @@ from audit.moderators.judge.backends._common import (
     candidate_token_ids,
     check_settings,
     fit_middle,
+    import_optional,
     label_probs,
     split_encode,
     template_sha256,
@@ -149,18 +150,13 @@ class VLLMBackend:
 
     def _import(self) -> Any:
         if self._vllm is None:
-            try:
-                import vllm
-            except ImportError as exc:
-                raise ModeratorError(
-                    f"the vllm backend needs the vllm package ({exc})",
-                    where=NAME,
-                    field="params.backend",
-                    expected="vllm installed (CUDA machine)",
-                    actual="not installed",
-                    fix=INSTALL_FIX,
-                ) from exc
-            self._vllm = vllm
+            self._vllm = import_optional(
+                "vllm",
+                NAME,
+                "the vllm backend needs the vllm package",
+                "vllm installed (CUDA machine)",
+                INSTALL_FIX,
+            )
         return self._vllm
 
     def load(self) -> None:
