@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from audit._validation import parse_model, read_yaml, validation_error
+from audit._util.validation import parse_model, read_yaml, validation_error
 from audit.errors import ConfigError, ModeratorError, UsageError
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")

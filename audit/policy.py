@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from audit._validation import load_model
+from audit._util.validation import load_model
 from audit.errors import ConfigError
 
 Severity = Literal["critical", "high", "medium", "low"]
@@ -148,7 +148,7 @@ class Policy(_Strict):
 
 
 def policies_dir(root: Path | None = None) -> Path:
-    from audit.settings import repo_root
+    from audit._util.settings import repo_root
 
     return (root or repo_root()) / "configs" / "policies"
 

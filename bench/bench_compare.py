@@ -1,8 +1,8 @@
 """Benchmark of ``audit compare``'s core: paired comparison at 100,000 items × 10 categories.
 
 Run: ``.venv/bin/python bench/bench_compare.py`` (seeded; writes
-``bench/results/compare.json``). Times :func:`audit.compare.align` plus
-:func:`audit.compare.paired_compare` (every registered metric, 1,000 paired resamples, 95%
+``bench/results/compare.json``). Times :func:`audit.release.compare.align` plus
+:func:`audit.release.compare.paired_compare` (every registered metric, 1,000 paired resamples, 95%
 intervals, McNemar and negative flips; ``n × K`` above ``ROW_BOOTSTRAP_MAX_CELLS`` so the
 joint cell bootstrap runs, METHODS.md §3) on two synthetic correlated models, with the
 thread pool limited to 2 workers (goal: under 15 s on 2 cores). For reference it also
@@ -40,7 +40,7 @@ def frames(n: int, k: int, seed: int) -> tuple[Any, Any]:
 
 
 def main() -> None:
-    from audit.compare import align, paired_compare
+    from audit.release.compare import align, paired_compare
 
     fa, fb = frames(N, K, SEED)
 

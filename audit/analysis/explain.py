@@ -12,7 +12,7 @@ the judge's stated reason, so after every moderator has scored a suite:
    first, then those with more moderators, then the judge's distance from its
    threshold (most confident first), then item id;
 3. the judge writes a one-line reason after its own decision
-   (:meth:`audit.moderators.llm_judge.LLMJudge.explain`) — a post-hoc rationale,
+   (:meth:`audit.moderators.judge.llm_judge.LLMJudge.explain`) — a post-hoc rationale,
    marked as such in the record and the MLflow table.
 
 Rationales are cached under the judge's fingerprint plus the explain settings and the
@@ -27,7 +27,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from audit.config import ExplainSpec
-    from audit.results import SuiteResult
+    from audit.engine.results import SuiteResult
 
 #: how rationales written by :func:`explain_disagreements` are labelled
 POST_HOC = "post_hoc"
@@ -72,7 +72,7 @@ def explain_disagreements(
 ) -> dict[str, Any]:
     """Write post-hoc rationales into ``res.rationales`` for the judge's strongest
     disagreements; returns the summary stored in the run record."""
-    from audit.cache import fingerprint_hash
+    from audit.engine.cache import fingerprint_hash
     from audit.suites.loader import suite_items
 
     found = disagreements(res, others)

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audit.analysis import analysable_categories, bh_qvalues, category_arrays, wilson, z_value
+from audit.analysis._data import analysable_categories, category_arrays
+from audit.metrics.stats import bh_qvalues, wilson, z_value
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,7 +65,7 @@ def slice_table(
     """Per category × slice column × slice value metrics, ranked by error contribution.
 
     Args:
-        df: a prediction table (see :mod:`audit.record`).
+        df: a prediction table (see :mod:`audit.engine.record`).
         categories: categories to analyse (default: every category with scores and known
             gold, plus ``overall``).
         slices: slice names without the ``slice.`` prefix (default: all).
@@ -187,7 +188,7 @@ def rca(
         ``[{"suite", "moderator", "table": DataFrame}]``; q-values are adjusted within
         each result's table.
     """
-    from audit.analysis import load_predictions, select_results
+    from audit.analysis._data import load_predictions, select_results
 
     seed = int(record.data.get("config", {}).get("metrics", {}).get("seed", 0) or 0)
     out = []

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from audit.analysis import wilson, z_value
+from audit.metrics.stats import wilson, z_value
 
 
 def reproject_precision(tpr: float, fpr: float, prevalence: float) -> float:
@@ -158,7 +158,7 @@ def fit_thresholds(
     Only policy categories (not ``overall``): a moderator config has no threshold for
     the overall decision, which is the maximum over categories.
     """
-    from audit.analysis import analysable_categories, category_arrays
+    from audit.analysis._data import analysable_categories, category_arrays
 
     prevalence = prevalence or {}
     out = []

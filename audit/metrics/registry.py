@@ -13,7 +13,7 @@ no predicted positives...) is ``NaN`` with a reason string and an
 :class:`UndefinedMetricWarning`, never ``0``.
 
 Each metric is described by a :class:`MetricSpec` registered in :data:`METRICS`, a
-:class:`audit.registry.Registry` that raises :class:`audit.errors.ConfigError` (with a
+:class:`audit._util.registry.Registry` that raises :class:`audit.errors.ConfigError` (with a
 did-you-mean hint) on unknown names. ``direction`` says which way is better: ``"higher"``,
 ``"lower"``, or ``"none"`` for the descriptive counts (``support``, ``n_pos``,
 ``prevalence``), which are reported next to every metric but are not quality measures and
@@ -29,8 +29,8 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from audit._util.registry import Registry
 from audit.errors import ConfigError
-from audit.registry import Registry
 
 Direction = Literal["higher", "lower", "none"]
 Needs = Literal["pred", "score"]

@@ -13,11 +13,16 @@ scikit-learn: every adapter loads its heavy libraries inside its methods.
 """
 
 from audit.moderators.base import MODERATORS, Moderator, ModeratorParams, register
-from audit.moderators.embedding_head import EmbeddingHead, FitSpec, HeadSummary, fit_head
+from audit.moderators.classifiers.embedding_head import (
+    EmbeddingHead,
+    FitSpec,
+    HeadSummary,
+    fit_head,
+)
+from audit.moderators.classifiers.hf_classifier import HFClassifier
+from audit.moderators.classifiers.profanity import ProfanityBaseline
 from audit.moderators.fake import FakeModerator, ScriptedBatchFailure
-from audit.moderators.hf_classifier import HFClassifier
-from audit.moderators.llm_judge import LLMJudge
-from audit.moderators.profanity import ProfanityBaseline
+from audit.moderators.judge.llm_judge import LLMJudge
 
 __all__ = [
     "MODERATORS",

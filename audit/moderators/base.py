@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from audit._util.registry import Registry
 from audit.errors import ModeratorError
-from audit.registry import Registry
 from audit.schema import Item, ModeratorOutput
 
 if TYPE_CHECKING:

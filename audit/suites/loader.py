@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audit._validation import load_model
+from audit._util.settings import data_root, repo_root
+from audit._util.validation import load_model
 from audit.errors import SuiteError
 from audit.schema import (
     LABEL_NAMES,
@@ -31,7 +32,6 @@ from audit.schema import (
     Item,
     content_hash,
 )
-from audit.settings import data_root, repo_root
 from audit.suites.card import LabelRule, SuiteCard, card_path
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ SECRET = "RESTRICTED-SECRET"
 
 
 def _run(tmp: Path, name: str, moderators: list[dict]) -> Path:
-    from audit.pipeline import run_audit
+    from audit.engine.pipeline import run_audit
 
     cfg = base_config(write_suite(tmp), tmp / "runs", name=name, moderators=moderators)
     cfg["tracking"] = {"enabled": False}
@@ -39,9 +39,9 @@ def two_mod_run(tmp_path: Path) -> Path:
 
 def test_matrix_counts_and_restricted_mask(two_mod_run: Path) -> None:
     from audit.analysis import disagreements as d
-    from audit.analysis import load_run
+    from audit.analysis import load_record
 
-    rec = load_run(two_mod_run)
+    rec = load_record(two_mod_run)
     a, b, m = d.pair(rec)
     assert (a["moderator"], b["moderator"]) == ("judge", "clf") and len(m) == 40
     cats = d.common_categories(m)
@@ -63,10 +63,10 @@ def test_matrix_counts_and_restricted_mask(two_mod_run: Path) -> None:
 
 def test_error_table_redacts_restricted(two_mod_run: Path) -> None:
     from audit.analysis import disagreements as d
-    from audit.analysis import load_run
-    from audit.results import REDACTED
+    from audit.analysis import load_record
+    from audit.engine.results import REDACTED
 
-    rec = load_run(two_mod_run)
+    rec = load_record(two_mod_run)
     _, _, m = d.pair(rec)
     mask = d.restricted_mask(m, frozenset({"minor_sexual"}))
     texts = {r["id"]: r["caption"] for r in mini_rows()}

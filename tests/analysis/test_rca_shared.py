@@ -22,7 +22,7 @@ from tests.helpers.suites import write_config
 def shared_run(tmp_path_factory: pytest.TempPathFactory):
     require_shared("hatecheck")
     require_shared("xstest")
-    from audit.pipeline import run_audit
+    from audit.engine.pipeline import run_audit
 
     tmp = tmp_path_factory.mktemp("shared_run")
     cfg = {

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import yaml
 
-from audit.analysis import bh_qvalues, wilson, z_value
 from audit.analysis.thresholds import (
     operating_point,
     reproject_precision,
     thresholds_yaml,
 )
+from audit.metrics.stats import bh_qvalues, wilson, z_value
 
 
 def test_wilson_known_values() -> None:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from audit.cache import PredictionCache, fingerprint_hash
+from audit.engine.cache import PredictionCache, fingerprint_hash
+from audit.engine.runner import score_items
 from audit.errors import RunError
-from audit.runner import score_items
 from audit.schema import Item, ModeratorOutput, content_hash
 
 

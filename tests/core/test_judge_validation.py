@@ -1,4 +1,4 @@
-"""Per-slice error accounting (``audit.results.error_breakdown``): counts by error type,
+"""Per-slice error accounting (``audit.engine.results.error_breakdown``): counts by error type,
 error and parse-failure rates with Wilson intervals, overall and per slice value."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from audit.results import error_breakdown, error_breakdown_frame, error_breakdown_table
+from audit.engine.results import error_breakdown, error_breakdown_frame, error_breakdown_table
 from tests.helpers.suites import base_config, write_config, write_suite
 
 Z95 = 1.959963984540054
@@ -82,8 +82,8 @@ def test_length_mismatch_raises() -> None:
 def test_filled_by_pipeline_and_equal_from_parquet(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from audit.engine.pipeline import run_audit
     from audit.moderators.fake import FakeModerator
-    from audit.pipeline import run_audit
     from audit.schema import ModeratorOutput
 
     orig = FakeModerator.predict

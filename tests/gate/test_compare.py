@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from audit.compare import align, mcnemar, paired_compare
+from audit.release.compare import align, mcnemar, paired_compare
 from tests.helpers.cli import run_cli
 
 

@@ -189,7 +189,7 @@ def test_baseline_from_mlflow_by_id_and_tag(
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    from audit.gate import resolve_side
+    from audit.release.gate import resolve_side
 
     uri = f"sqlite:///{tmp_path / 'ml.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

@@ -10,8 +10,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from audit.compare import CategoryComparison, Delta, align, paired_compare
-from audit.gate import Check, Rule, evaluate_rule, verdict
+from audit.release.compare import CategoryComparison, Delta, align, paired_compare
+from audit.release.gate import Check, Rule, evaluate_rule, verdict
 from tests.gate.test_compare import make_frame
 
 RANK = {"pass": 0, "uninformative": 1, "unverifiable": 1, "fail": 2}

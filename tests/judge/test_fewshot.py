@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from audit.errors import ModeratorError
-from audit.moderators.embedding_head import Encoder
+from audit.moderators.classifiers.embedding_head import Encoder
 from audit.moderators.judge import parsers, presets, prompts
 from audit.moderators.judge.fewshot import Example, FewShotSelector, FewShotSpec
 from audit.schema import Item, content_hash

@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from audit.probe import INJECTIONS, PAD_AFTER, PAD_BEFORE, move_item, pad_item, split_sentences
+from audit.moderators.judge.probe import (
+    INJECTIONS,
+    PAD_AFTER,
+    PAD_BEFORE,
+    move_item,
+    pad_item,
+    split_sentences,
+)
 from audit.schema import Item, content_hash
 from tests.helpers.cli import run_cli
 from tests.helpers.stub_openai_server import StubOpenAIServer, ok
@@ -116,7 +123,7 @@ def test_inject_succeeds_and_shuffle_never_flips_on_a_content_scripted_server(
 
 
 def test_errors_are_counted_apart_never_as_flips(tmp_path: Path) -> None:
-    from audit.probe import load_target, run_probes
+    from audit.moderators.judge.probe import load_target, run_probes
 
     def flaky(user: str) -> str:
         if any(text in user for _, text in INJECTIONS) and "number 0." in user:

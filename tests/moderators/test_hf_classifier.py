@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from audit.errors import ModeratorError
 from audit.moderators import MODERATORS
-from audit.moderators.hf_classifier import HFClassifier
+from audit.moderators.classifiers.hf_classifier import HFClassifier
 
 LABEL_MAP = {"hate": "hate", "violence": "violence", "insult": "harassment"}
 

@@ -10,7 +10,7 @@ import pytest
 
 from audit.errors import ModeratorError
 from audit.moderators import MODERATORS
-from audit.moderators.profanity import ProfanityBaseline
+from audit.moderators.classifiers.profanity import ProfanityBaseline
 
 _HAVE = importlib.util.find_spec("profanity_check") is not None
 if not _HAVE and os.environ.get("AUDIT_REQUIRE_SHARED_DATA") == "1":

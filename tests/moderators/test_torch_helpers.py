@@ -15,7 +15,7 @@ from audit.moderators._torch import (
     resolve_device,
     sha256_file,
 )
-from audit.moderators.hf_classifier import HFClassifier
+from audit.moderators.classifiers.hf_classifier import HFClassifier
 
 
 @given(

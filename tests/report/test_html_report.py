@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from audit import html_report
-from audit.html_report import confusion, pr_curve, reliability, write_html_report
+from audit.report import html as html_report
+from audit.report.html import confusion, pr_curve, reliability, write_html_report
 from tests.helpers.cli import run_cli
 from tests.helpers.suites import base_config, write_config, write_suite
 
@@ -24,7 +24,7 @@ SECTIONS = ("metrics", "pr-curves", "reliability", "confusion", "slices", "disag
 
 def _run(tmp_path: Path, *, tracking: bool = False) -> Path:
     """A real two-moderator run of the mini suite; returns the run directory."""
-    from audit.pipeline import run_audit
+    from audit.engine.pipeline import run_audit
 
     runs = tmp_path / "runs"
     cfg = base_config(write_suite(tmp_path), runs)

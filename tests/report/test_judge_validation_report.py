@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from audit.html_report import render_html
-from audit.record import RunRecord
-from audit.report import fmt_defined, fmt_value, markdown, print_summary, top_parse_slices
+from audit.engine.record import RunRecord
+from audit.report.html import render_html
+from audit.report.markdown import fmt_defined, fmt_value, markdown, print_summary, top_parse_slices
 from tests.helpers.suites import base_config, write_config, write_suite
 
 Z95 = 1.959963984540054
@@ -41,8 +41,8 @@ def _run(
 ) -> tuple[RunRecord, list[Any]]:
     """A real run of the mini suite with the fake moderator; ``llm`` makes it report
     ``kind="llm"`` and turns ``parse:`` failures into ``error_type="parse_failure"``."""
+    from audit.engine.pipeline import run_audit
     from audit.moderators.fake import FakeModerator
-    from audit.pipeline import run_audit
     from audit.schema import ModeratorOutput
 
     if llm:

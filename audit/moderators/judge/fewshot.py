@@ -42,7 +42,7 @@ from audit.schema import POSITIVE, UNKNOWN, Item, content_hash
 if TYPE_CHECKING:
     import numpy as np
 
-    from audit.moderators.embedding_head import Encoder
+    from audit.moderators.classifiers.embedding_head import Encoder
     from audit.policy import Policy
 
 #: Where errors point (the judge's parameters); the judge can re-anchor them with
@@ -249,7 +249,7 @@ class FewShotSelector:
     def _get_encoder(self) -> Encoder:
         with self._lock:
             if self._encoder is None:
-                from audit.moderators.embedding_head import Encoder
+                from audit.moderators.classifiers.embedding_head import Encoder
 
                 self._encoder = Encoder(self.spec.encoder, normalize=True)
             return self._encoder

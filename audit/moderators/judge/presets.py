@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from audit._util.registry import Registry
 from audit.errors import ModeratorError
-from audit.registry import Registry
 
 
 @dataclass(frozen=True)

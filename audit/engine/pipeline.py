@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from audit.config import ModeratorSpec, RunConfig
+    from audit.engine.record import RunRecord
+    from audit.engine.results import SuiteResult
     from audit.policy import Policy
-    from audit.record import RunRecord
-    from audit.results import SuiteResult
     from audit.suites import LoadedSuite
 
 
@@ -50,10 +50,10 @@ def prepare(
     With ``fit_heads=False`` (``audit validate``) an ``embedding_head`` whose head is
     missing but has ``fit:`` is validated without training it and not built.
     """
+    from audit._util.settings import offline_env
     from audit.config import check_against_policy, load_config
     from audit.moderators import MODERATORS
     from audit.policy import load_policy
-    from audit.settings import offline_env
     from audit.suites.loader import SuiteDataMissing, load_suite
 
     offline_env()
@@ -133,7 +133,7 @@ def _needs_fit(params: Any) -> bool:
 
 def _fit_missing_head(params: Any, policy: Policy, console: Console | None) -> None:
     """An ``embedding_head`` with ``fit:`` and no head on disk is trained first."""
-    from audit.heads import train_head_on_suite
+    from audit.moderators.classifiers.heads import train_head_on_suite
 
     fit, head = params.fit, params.head
 
@@ -160,13 +160,13 @@ def run_audit(
     runs_dir: Path | None = None,
 ) -> tuple[RunRecord, list[SuiteResult]]:
     """Run an audit end to end; returns the closed record and the results."""
-    from audit.cache import PredictionCache, fingerprint_hash
-    from audit.record import RunRecord, make_run_id, provenance, reap_interrupted
-    from audit.report import write_report
-    from audit.results import build_result, compute_result_metrics, predictions_frame
-    from audit.runner import score_items
-    from audit.settings import repo_root
-    from audit.settings import runs_dir as default_runs_dir
+    from audit._util.settings import repo_root
+    from audit._util.settings import runs_dir as default_runs_dir
+    from audit.engine.cache import PredictionCache, fingerprint_hash
+    from audit.engine.record import RunRecord, make_run_id, provenance, reap_interrupted
+    from audit.engine.results import build_result, compute_result_metrics, predictions_frame
+    from audit.engine.runner import score_items
+    from audit.report.markdown import write_report
     from audit.suites.loader import suite_items
 
     prep = prepare(config_path, overrides, console=console)
@@ -276,11 +276,11 @@ def run_audit(
             cache.close()
     record.finish("finished")
     write_report(record, results)
-    from audit.html_report import write_html_report
+    from audit.report.html import write_html_report
 
     write_html_report(record.dir, mlflow=False)
     if mlflow and cfg.tracking.enabled:
-        from audit.tracking import default_tracking_uri, mirror
+        from audit.tracking.mirror import default_tracking_uri, mirror
 
         uri = cfg.tracking.uri or default_tracking_uri(rdir)
         record.data["mlflow"] = mirror(
@@ -312,7 +312,7 @@ def _explain_pass(
     """Rationales for the judge's disagreements with gold and with the other moderators
     (``explain:``); written into its results, prediction files and record entries."""
     from audit.analysis.explain import explain_disagreements
-    from audit.results import predictions_frame
+    from audit.engine.results import predictions_frame
 
     assert spec.explain is not None
     for res in [r for r in results if r.spec.name == spec.name]:

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 from audit.errors import TrackingError
 
 if TYPE_CHECKING:
-    from audit.record import RunRecord
-    from audit.results import SuiteResult
+    from audit.engine.record import RunRecord
+    from audit.engine.results import SuiteResult
 
 _KEY_BAD = re.compile(r"[^a-z0-9_/.\-]+")
 
@@ -74,7 +74,7 @@ def _setup(uri: str, experiment: str, runs_dir: Path) -> tuple[Any, str]:
 
 def reap_orphans(client: Any, exp_id: str) -> int:
     """Terminate (KILLED) runs left RUNNING by a dead audit process on this host."""
-    from audit.record import _pid_alive
+    from audit.engine.record import _pid_alive
 
     host = socket.gethostname()
     n = 0
@@ -161,7 +161,7 @@ def mirror(
     max_table_rows: int,
 ) -> dict[str, Any]:
     """Write the parent and child runs; returns ids for the record."""
-    from audit.results import fp_fn_frame
+    from audit.engine.results import fp_fn_frame
 
     try:
         client, exp_id = _setup(uri, experiment, runs_dir)
@@ -183,7 +183,7 @@ def mirror(
         "audit.policy_digest": d["policy"]["digest"],
         "audit.host": socket.gethostname(),
         "audit.pid": str(os.getpid()),
-        "audit.record": str(record.path),
+        "audit.engine.record": str(record.path),
         "mlflow.source.git.commit": git.get("commit") or "",
         "audit.git_dirty": str(git.get("dirty")),
         **{f"user.{k}": v for k, v in d["config"].get("tags", {}).items()},
@@ -321,7 +321,7 @@ def judge_disagreement_frame(
     import pandas as pd
 
     from audit.analysis.explain import POST_HOC, disagreements
-    from audit.results import REDACTED
+    from audit.engine.results import REDACTED
     from audit.suites.loader import suite_items
 
     kinds = {k: v.get("kind") for k, v in (record.data.get("moderators") or {}).items()}

@@ -4,7 +4,7 @@ Each rule × suite × category is one check with one status:
 
 ``pass`` / ``fail``
     Margin rules are one-sided non-inferiority tests at level ``alpha``: with the paired
-    bootstrap delta ``Δ = candidate − baseline`` (:mod:`audit.compare`) and allowed loss
+    bootstrap delta ``Δ = candidate − baseline`` (:mod:`audit.release.compare`) and allowed loss
     ``δ`` (``margin``, or ``margin × |baseline|`` when ``relative``), a higher-is-better
     metric passes when the α-quantile of ``Δ`` is above ``−δ`` (lower-is-better: the
     (1 − α)-quantile below ``+δ``). Floors compare the candidate's point estimate.
@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from audit.compare import Side, compare_sides, load_side
+from audit.release.compare import Side, compare_sides, load_side
 
 Severity = Literal["block", "warn"]
 
@@ -104,7 +104,7 @@ class GateRules(BaseModel):
 
 def load_rules(path: Path) -> GateRules:
     """Strict YAML → :class:`GateRules` (ConfigError, exit 2, on any problem)."""
-    from audit._validation import load_model
+    from audit._util.validation import load_model
 
     return load_model(GateRules, path)
 
@@ -139,7 +139,7 @@ def _nan(v: Any) -> bool:
 def evaluate_rule(
     rule: Rule, cmp: Any, direction: str, alpha: float
 ) -> tuple[str, float, float, float, str]:
-    """Status of one rule on one :class:`~audit.compare.CategoryComparison`.
+    """Status of one rule on one :class:`~audit.release.compare.CategoryComparison`.
 
     Returns ``(status, value, bound, threshold, detail)``; ``value`` is the delta for
     margin rules (else the candidate's estimate) and ``bound`` the one-sided bound.
@@ -183,7 +183,7 @@ def evaluate_rule(
 
 def _slice_side(side: Side, name: str, value: str) -> Side | None:
     """The same side restricted to one slice value (None when the column is missing)."""
-    from audit.compare import ResultView
+    from audit.release.compare import ResultView
 
     views = []
     for r in side.results:
@@ -414,8 +414,8 @@ def write_snapshot(run: str | Path, name: str, out_dir: Path) -> Path:
     import base64
     import io
 
-    from audit.compare import load_side
-    from audit.record import utcnow, write_json_atomic
+    from audit.engine.record import utcnow, write_json_atomic
+    from audit.release.compare import load_side
 
     side = load_side(run)
     d = side.data
@@ -465,9 +465,9 @@ def resolve_side(ref: str, workdir: Path) -> Side:
     """
     if not ref.startswith(("mlflow:", "mlflow-tag:")):
         return load_side(ref)
+    from audit._util.settings import runs_dir
     from audit.errors import TrackingError
-    from audit.settings import runs_dir
-    from audit.tracking import default_tracking_uri
+    from audit.tracking.mirror import default_tracking_uri
 
     uri = default_tracking_uri(runs_dir())
     try:

@@ -22,7 +22,7 @@ Method (``../shared/METHODS.md`` §3):
 * **Negative flip rate:** among items A decides correctly, the share B decides wrongly.
 
 Loading (:func:`load_side`) accepts a run directory, a ``record.json`` path, a run id
-under ``runs/`` or a baseline snapshot JSON (:mod:`audit.gate`).
+under ``runs/`` or a baseline snapshot JSON (:mod:`audit.release.gate`).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class Side:
 
 
 def _runs_dir() -> Path:
-    from audit.settings import runs_dir
+    from audit._util.settings import runs_dir
 
     return runs_dir()
 
@@ -108,7 +108,7 @@ def load_side(ref: str | Path) -> Side:
         raise ConfigError(f"cannot read run record: {exc}", where=str(rec)) from None
     snapshot = "snapshot_version" in data
     if not snapshot:
-        from audit.record import RunRecord
+        from audit.engine.record import RunRecord
 
         RunRecord.load(rec)  # version check
     results = []

@@ -22,9 +22,9 @@ def train_head_on_suite(
     The head records which suite, split and digest it was trained on, so a run
     that evaluates it on the same items can be flagged.
     """
-    from audit.moderators.embedding_head import fit_head
+    from audit._util.settings import offline_env
+    from audit.moderators.classifiers.embedding_head import fit_head
     from audit.policy import load_policy
-    from audit.settings import offline_env
     from audit.suites import load_suite, suite_items
 
     offline_env()

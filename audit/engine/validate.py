@@ -17,7 +17,7 @@ def _kind(path: Path) -> str:
 
 
 def discover() -> list[Path]:
-    from audit.settings import repo_root
+    from audit._util.settings import repo_root
 
     root = repo_root()
     out = sorted((root / "configs" / "policies").glob("*.yaml"))
@@ -44,7 +44,7 @@ def validate_one(path: Path) -> str:
             s = load_suite(str(cpath), policy, split=split)
             parts.append(f"{split}={len(s)}")
         return f"suite {card.name} v{card.version}: " + ", ".join(parts)
-    from audit.pipeline import prepare
+    from audit.engine.pipeline import prepare
 
     prep = prepare(path, fit_heads=False)
     pending = len(prep.config.moderators) - len(prep.moderators)

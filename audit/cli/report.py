@@ -47,7 +47,7 @@ def open_in_browser(path: Path) -> bool:
 @click.option("--no-mlflow", is_flag=True, help="Do not log the report to MLflow.")
 def report(run: str, out: Path | None, open_: bool, no_mlflow: bool) -> None:
     """Write the self-contained HTML report of RUN (run dir, record.json or run id)."""
-    from audit.html_report import write_html_report
+    from audit.report.html import write_html_report
 
     path = write_html_report(run, out, mlflow=not no_mlflow)
     click.echo(f"report: {path}")

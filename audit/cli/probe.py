@@ -1,6 +1,6 @@
 """CLI: ``audit probe CONFIG --moderator NAME``, the ``llm_judge`` robustness probe.
 
-Only click is imported at module level; the work lives in :mod:`audit.probe`.
+Only click is imported at module level; the work lives in :mod:`audit.moderators.judge.probe`.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def probe(
 ) -> None:
     """Re-score N items of a suite with shuffled policy sections, benign padding, a
     moved violating span and injected instructions; report decision flip rates."""
-    from audit.cli import _console
-    from audit.probe import PROBES, load_target, print_report, run_probes
+    from audit.cli._console import console as _console
+    from audit.moderators.judge.probe import PROBES, load_target, print_report, run_probes
 
     names = [p.strip() for p in probes.split(",") if p.strip()]
     bad = [p for p in names if p not in PROBES]

@@ -12,11 +12,7 @@ from typing import Any
 
 import click
 
-
-def _console() -> Any:
-    from audit.cli import _console as c
-
-    return c()
+from audit.cli._console import console as _console
 
 
 def _fmt(v: Any, lo: Any = None, hi: Any = None) -> str:
@@ -49,10 +45,11 @@ def rca(
     with Benjamini–Hochberg q-values for "error rate worse than outside the slice"."""
     from rich.table import Table
 
-    from audit.analysis import jsonable, load_run
+    from audit._util.jsonutil import jsonable
+    from audit.analysis import load_record
     from audit.analysis.slices import rca as run_rca
 
-    record = load_run(run)
+    record = load_record(run)
     results = run_rca(record, suite=suite, moderator=moderator, conf=conf, n_boot=bootstrap)
     out = _console()
     for r in results:
@@ -139,12 +136,12 @@ def thresholds(
     re-projected to production prevalence; --out writes a moderator `thresholds:` map."""
     from rich.table import Table
 
-    from audit.analysis import load_predictions, load_run, select_results
+    from audit.analysis import load_predictions, load_record, select_results
     from audit.analysis.thresholds import fit_thresholds, thresholds_yaml
     from audit.errors import ConfigError
 
     prev = _prevalences(prevalence)
-    record = load_run(run)
+    record = load_record(run)
     res = select_results(record, suite=suite, moderator=moderator)
     if len(res) != 1:
         raise ConfigError(
@@ -221,11 +218,11 @@ def disagreements(
     from rich.table import Table
 
     from audit.analysis import disagreements as d
-    from audit.analysis import load_run
+    from audit.analysis import load_record
     from audit.policy import load_policy
 
-    record = load_run(run)
-    rb = load_run(with_run) if with_run else None
+    record = load_record(run)
+    rb = load_record(with_run) if with_run else None
     a, b, m = d.pair(record, other=rb, suite=suite, moderators=(moderator, other))
     names = (a["moderator"], b["moderator"])
     if names[0] == names[1]:

@@ -458,7 +458,7 @@ class FitSpec(ModeratorParams):
     """Where a missing head should be trained from (``params.fit``).
 
     The adapter never loads suites: the pipeline reads this, trains the head into
-    ``params.head`` (``audit.heads.train_head_on_suite``) when it is missing, then
+    ``params.head`` (``audit.moderators.classifiers.heads.train_head_on_suite``) when it is missing, then
     builds the moderator. Not part of the fingerprint (the head digest is).
     """
 

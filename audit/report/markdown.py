@@ -8,7 +8,7 @@ Besides the per-result metric tables, two views of failures:
   n, Cohen's κ, positive- and negative-specific agreement and ECE with their intervals,
   plus the parse-failure rate (Wilson interval) overall and the slices where it is
   highest. Absent when the run has no LLM judge.
-* **Errors by slice** for every result with a failed item (:func:`audit.results.
+* **Errors by slice** for every result with a failed item (:func:`audit.engine.results.
   error_breakdown`).
 
 Undefined values read ``n/a (reason)``, never 0.
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from audit.record import RunRecord
-    from audit.results import SuiteResult
+    from audit.engine.record import RunRecord
+    from audit.engine.results import SuiteResult
 
 #: columns of the summary table: (metric, header)
 SUMMARY_METRICS = (
@@ -81,7 +81,7 @@ def result_error_slices(
     ci: float = 0.95,
     df: Any = None,
 ) -> list[dict[str, Any]] | None:
-    """Error rows (:func:`audit.results.error_breakdown`) of one record entry: from the
+    """Error rows (:func:`audit.engine.results.error_breakdown`) of one record entry: from the
     entry (``error_slices``), a matching in-memory result, or the predictions Parquet
     (``df`` when already read). ``None`` when none of them is available."""
     if r.get("error_slices") is not None:
@@ -90,7 +90,7 @@ def result_error_slices(
         if res.key == r.get("key") and res.error_slices:
             return res.error_slices
     try:
-        from audit.results import error_breakdown_frame
+        from audit.engine.results import error_breakdown_frame
 
         if df is None:
             if run_dir is None or not r.get("predictions"):

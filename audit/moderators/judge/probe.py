@@ -218,7 +218,7 @@ def decisions(
 
 
 def _rate(k: int, n: int) -> dict[str, Any]:
-    from audit.analysis import wilson
+    from audit.metrics.stats import wilson
 
     if n == 0:
         return {"rate": None, "ci95": [None, None]}
@@ -392,11 +392,11 @@ def load_target(
 ) -> Target:
     """Validate the run config and build only the named ``llm_judge`` and the first
     ``limit`` items of the chosen suite (default the config's first suite)."""
+    from audit._util.settings import offline_env
     from audit.config import check_against_policy, load_config
     from audit.moderators import MODERATORS
-    from audit.moderators.llm_judge import NAME
+    from audit.moderators.judge.llm_judge import NAME
     from audit.policy import load_policy
-    from audit.settings import offline_env
     from audit.suites.loader import load_card, load_suite, suite_items
 
     offline_env()

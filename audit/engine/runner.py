@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from audit.cache import PredictionCache, fingerprint_hash
+from audit.engine.cache import PredictionCache, fingerprint_hash
 from audit.errors import RunError
 from audit.moderators.base import Moderator
 from audit.schema import Item, ModeratorOutput

@@ -25,7 +25,7 @@ def repo_root() -> Path:
     env = os.environ.get("AUDIT_HOME")
     if env:
         return Path(env).resolve()
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parent.parent.parent
     return here
 
 

@@ -1,7 +1,7 @@
 """CLI: ``audit compare A B``, ``audit gate``, ``audit baseline update``.
 
 Only click is imported at module level (``audit --help`` stays instant); statistics live
-in :mod:`audit.compare` and :mod:`audit.gate` (METHODS.md §3).
+in :mod:`audit.release.compare` and :mod:`audit.release.gate` (METHODS.md §3).
 """
 
 from __future__ import annotations
@@ -13,13 +13,9 @@ from typing import Any
 
 import click
 
+from audit.cli._console import console as _console
+
 DEFAULT_SHOW = "f1,recall,fpr,auprc"
-
-
-def _console() -> Any:
-    from audit.cli import _console as c
-
-    return c()
 
 
 def _cell(d: Any, direction: str) -> str:
@@ -78,7 +74,7 @@ def _print_compare(entries: list[dict[str, Any]], show: list[str], title: str) -
 
 
 def _tracking_uri() -> str | None:
-    from audit.settings import runs_dir
+    from audit._util.settings import runs_dir
 
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
@@ -94,9 +90,9 @@ def _log_compare(a: Any, b: Any, payload: dict[str, Any]) -> str | None:
         return None
     import tempfile
 
+    from audit._util.settings import runs_dir
     from audit.errors import TrackingError
-    from audit.settings import runs_dir
-    from audit.tracking import _metrics, _setup, slug
+    from audit.tracking.mirror import _metrics, _setup, slug
 
     try:
         client, exp_id = _setup(uri, "audit-compare", runs_dir())
@@ -159,7 +155,7 @@ def compare(
     no_mlflow: bool,
 ) -> None:
     """Paired comparison of RUN_B against RUN_A (run dirs, record.json paths or run ids)."""
-    from audit.compare import compare_sides, comparison_json, load_side
+    from audit.release.compare import compare_sides, comparison_json, load_side
 
     a, b = load_side(run_a), load_side(run_b)
     mlist = [m.strip() for m in metrics.split(",")] if metrics else None
@@ -204,7 +200,14 @@ def gate(
 
     from rich.table import Table
 
-    from audit.gate import junit_xml, load_rules, markdown_summary, resolve_side, run_gate, verdict
+    from audit.release.gate import (
+        junit_xml,
+        load_rules,
+        markdown_summary,
+        resolve_side,
+        run_gate,
+        verdict,
+    )
 
     rules = load_rules(rules_path)
     with tempfile.TemporaryDirectory() as td:
@@ -266,8 +269,8 @@ def baseline() -> None:
 @click.option("--out-dir", default=None, type=click.Path(file_okay=False, path_type=Path))
 def baseline_update(run: str, name: str, out_dir: Path | None) -> None:
     """Write a baseline snapshot of RUN (metrics, digests, per-item decisions)."""
-    from audit.gate import write_snapshot
-    from audit.settings import repo_root
+    from audit._util.settings import repo_root
+    from audit.release.gate import write_snapshot
 
     path = write_snapshot(run, name, out_dir or repo_root() / "configs" / "baselines")
     _console().print(f"snapshot: {path} ({path.stat().st_size / 1e6:.2f} MB)")

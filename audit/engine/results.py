@@ -185,7 +185,7 @@ def compute_result_metrics(
 
 def _rate(k: int, n: int, z: float) -> dict[str, Any]:
     """``k / n`` with its Wilson score interval, JSON-ready (NaN → ``None`` + reason)."""
-    from audit.analysis import wilson
+    from audit.metrics.stats import wilson
 
     if n == 0:
         return {
@@ -243,7 +243,7 @@ def error_breakdown_table(
         and ``error_rate`` / ``parse_failure_rate`` as ``{value, ci_low, ci_high, n,
         reason, method="wilson"}`` (value ``None`` with a reason when ``n == 0``).
     """
-    from audit.analysis import z_value
+    from audit.metrics.stats import z_value
 
     z = z_value(ci)
     n = len(errors)

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from audit.report import (
+from audit.engine.results import REDACTED
+from audit.report.markdown import (
     JUDGE_METRICS,
     SUMMARY_METRICS,
     TOP_PARSE_SLICES,
@@ -29,7 +30,6 @@ from audit.report import (
     judge_validation,
     result_error_slices,
 )
-from audit.results import REDACTED
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 TOP_K = 12  # disagreements shown per suite × moderator
@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 
 def resolve_record(run: str | Path) -> Path:
     """Path of ``record.json`` for a run directory, a record path or a run id under runs/."""
+    from audit._util.settings import runs_dir
     from audit.errors import UsageError
-    from audit.settings import runs_dir
 
     p = Path(run)
     for cand in (p / "record.json", p, runs_dir() / str(run) / "record.json"):
@@ -302,7 +302,7 @@ def _cell(v: dict[str, Any] | None) -> dict[str, Any]:
 def judge_item(
     d: dict[str, Any], r: dict[str, Any], rows: list[dict[str, Any]] | None
 ) -> dict[str, Any]:
-    """Template view of :func:`audit.report.judge_validation` for one LLM-judge result."""
+    """Template view of :func:`audit.report.markdown.judge_validation` for one LLM-judge result."""
     jv = judge_validation(d, r, rows)
     return {
         **jv,
@@ -393,7 +393,7 @@ def build_context(record: Any) -> dict[str, Any]:
 
 
 def render_html(record: Any) -> str:
-    """Render the report of a loaded :class:`audit.record.RunRecord` to one HTML string."""
+    """Render the report of a loaded :class:`audit.engine.record.RunRecord` to one HTML string."""
     import jinja2
 
     env = jinja2.Environment(
@@ -452,7 +452,7 @@ def write_html_report(
     Returns:
         Path of the written HTML file.
     """
-    from audit.record import RunRecord
+    from audit.engine.record import RunRecord
 
     record = RunRecord.load(resolve_record(record_path_or_dir))
     path = Path(out) if out is not None else record.dir / "report.html"
