@@ -15,10 +15,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from audit._util.validation import parse_model, read_yaml, validation_error
-from audit.errors import ConfigError, ModeratorError, UsageError
+from audit._util.validation import parse_model, read_yaml
+from audit.errors import ConfigError, UsageError
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
@@ -232,7 +232,12 @@ def _list_index(node: list[Any], part: str, path: str) -> int:
 
 
 def load_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> RunConfig:
-    """Read, override and validate a run config (moderator params included)."""
+    """Read, override and validate a run config.
+
+    Moderator ``params`` are checked against their adapters one layer up, by
+    :func:`audit.moderators.check_moderator_params` (the pipeline calls both), so this
+    module never imports the moderators.
+    """
     p = Path(path)
     raw = read_yaml(p)
     if not isinstance(raw, dict):
@@ -241,22 +246,7 @@ def load_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -
     for o in overrides:
         apply_override(data, o)
     where = str(p) + (" (with --set overrides)" if overrides else "")
-    cfg = parse_model(RunConfig, data, where)
-    validate_moderator_params(cfg, where)
-    return cfg
-
-
-def validate_moderator_params(cfg: RunConfig, where: str) -> None:
-    """Validate each moderator's type (did-you-mean) and params against its adapter."""
-    from audit.moderators import MODERATORS
-
-    for i, spec in enumerate(cfg.moderators):
-        cls = MODERATORS.get(spec.type, where=where, field=f"moderators[{i}].type")
-        try:
-            cls.Params.model_validate(spec.params)
-        except ValidationError as exc:
-            err = validation_error(exc, where, error=ModeratorError)
-            raise err.relocated(where, f"moderators[{i}].params") from None
+    return parse_model(RunConfig, data, where)
 
 
 def check_against_policy(cfg: RunConfig, category_ids: tuple[str, ...], where: str) -> None:

@@ -4,7 +4,7 @@ Run: ``.venv/bin/python bench/bench_compare.py`` (seeded; writes
 ``bench/results/compare.json``). Times :func:`audit.release.compare.align` plus
 :func:`audit.release.compare.paired_compare` (every registered metric, 1,000 paired resamples, 95%
 intervals, McNemar and negative flips; ``n × K`` above ``ROW_BOOTSTRAP_MAX_CELLS`` so the
-joint cell bootstrap runs, METHODS.md §3) on two synthetic correlated models, with the
+joint cell bootstrap runs, docs/methods.md §3) on two synthetic correlated models, with the
 thread pool limited to 2 workers (goal: under 15 s on 2 cores). For reference it also
 times the exact paired row bootstrap on 5,000 items × 10 categories.
 """

@@ -5,7 +5,7 @@ Run: ``.venv/bin/python bench/bench_metrics.py`` (seeded, writes
 
 1. wall time of :func:`audit.metrics.compute_metrics` (all registered metrics, 1,000
    bootstrap resamples, 95% intervals) on 1,000,000 items × 10 categories — above
-   ``ROW_BOOTSTRAP_MAX_CELLS``, so the cell bootstrap runs (METHODS.md §2);
+   ``ROW_BOOTSTRAP_MAX_CELLS``, so the cell bootstrap runs (docs/methods.md §2);
 2. a naive baseline: for each resample and category, scikit-learn's precision / recall /
    F1 / average precision / ROC AUC on the resampled rows, timed on 20 resamples of 10,000
    items × 10 categories and extrapolated **linearly** in items and in resamples to

@@ -7,10 +7,10 @@ classifier, or the same suite in two runs) are joined on item id and content has
   (decision A, decision B, gold), decisions ``flag`` / ``pass`` / ``none`` (not scored),
   gold ``positive`` / ``negative`` / ``unknown``;
 * :func:`error_table` — false positives and false negatives of each moderator with scores,
-  the other moderator's decision, rationale and slice values (METHODS.md §5, §8);
+  the other moderator's decision, rationale and slice values (docs/methods.md §5, §8);
 * :func:`review_queue` / :func:`export_review_queue` — items where the two disagree or
   either is wrong, as Label Studio tasks (JSONL, ``{"id", "data"}``) and CSV, for
-  re-adjudication (METHODS.md §8: confirmed root causes become new cases).
+  re-adjudication (docs/methods.md §8: confirmed root causes become new cases).
 
 Restricted items — gold or either decision positive for a policy category with
 ``restricted: true``, or the ``restricted`` flag of either prediction table — carry

@@ -5,14 +5,14 @@ prediction table: language, surface, source, HateCheck ``functionality``, XSTest
 ``type``...) and every value of it, :func:`slice_table` reports
 
 * support ``n``, gold positives ``n_pos``, the confusion cells;
-* precision, recall and FPR with Wilson intervals (Wilson 1927; METHODS.md §2) and F1
+* precision, recall and FPR with Wilson intervals (Wilson 1927; docs/methods.md §2) and F1
   with a percentile-bootstrap interval from :func:`audit.metrics.compute_metrics`;
   undefined metrics are NaN with a reason (e.g. no gold positives in the slice);
 * ``error_contribution``: the share of the result's errors (FP + FN, per category and
   for ``overall``) that fall in this slice value — the ranking key;
 * ``p_value``: one-sided Fisher exact test that the error rate inside the slice value is
   higher than outside it, and ``q_value``: Benjamini–Hochberg adjusted across every slice
-  value tested in the table (Benjamini & Hochberg 1995; METHODS.md §3, screening).
+  value tested in the table (Benjamini & Hochberg 1995; docs/methods.md §3, screening).
 
 Missing slice values are grouped as ``(missing)``; a slice column with a single value
 (e.g. ``source`` on a one-source suite) has no "outside" and is skipped.

@@ -1,6 +1,6 @@
 """Operating points under a precision target, and production-prevalence re-projection.
 
-Threshold choice (METHODS.md §1): candidate thresholds are the distinct scores, scanned
+Threshold choice (docs/methods.md §1): candidate thresholds are the distinct scores, scanned
 from high to low; at each the one-sided ``1 − alpha`` Wilson lower bound on precision
 (Wilson 1927) is compared with the target, and the scan **stops at the first failure**.
 The chosen threshold is the lowest one before that failure. Testing the hypotheses in
@@ -13,7 +13,7 @@ thresholds are skipped depends on the scores only, never on the labels, so the o
 the hypotheses is still fixed before the labels are looked at.
 
 Benchmark precision does not transfer to production prevalence ``π``; the precision the
-operating point would have there is ``TPR·π / (TPR·π + FPR·(1−π))`` (METHODS.md §1). A
+operating point would have there is ``TPR·π / (TPR·π + FPR·(1−π))`` (docs/methods.md §1). A
 conservative version uses the Wilson lower bound on TPR and upper bound on FPR.
 
 Thresholds fit on a test split are optimistic for that split: validate them on another.
@@ -197,7 +197,7 @@ def thresholds_yaml(
         f"moderator {moderator}",
         f"# target precision {p0.target if p0 else 'n/a'} at the one-sided "
         f"{1 - p0.alpha if p0 else 0.95:.0%} Wilson lower bound (alpha {p0.alpha if p0 else 'n/a'}),"
-        " fixed-sequence scan high to low (METHODS.md §1)",
+        " fixed-sequence scan high to low (docs/methods.md §1)",
         "# WARNING: thresholds fit on a test split are optimistic; validate them on another split",
         "thresholds:",
         f"  default: {default}",

@@ -1,7 +1,7 @@
 """CLI: ``audit compare A B``, ``audit gate``, ``audit baseline update``.
 
 Only click is imported at module level (``audit --help`` stays instant); statistics live
-in :mod:`audit.release.compare` and :mod:`audit.release.gate` (METHODS.md §3).
+in :mod:`audit.release.compare` and :mod:`audit.release.gate` (docs/methods.md §3).
 """
 
 from __future__ import annotations

@@ -53,12 +53,14 @@ def prepare(
     from audit._util.settings import offline_env
     from audit.config import check_against_policy, load_config
     from audit.moderators import MODERATORS
+    from audit.moderators.checks import check_moderator_params
     from audit.policy import load_policy
     from audit.suites.loader import SuiteDataMissing, load_suite
 
     offline_env()
     path = Path(config_path)
     cfg = load_config(path, overrides)
+    check_moderator_params(cfg, str(path) + (" (with --set overrides)" if overrides else ""))
     policy = load_policy(cfg.policy, base=path.parent)
     check_against_policy(cfg, policy.category_ids, str(path))
     suites: list[LoadedSuite] = []

@@ -198,7 +198,7 @@ class RunRecord:
         self.save()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -221,7 +221,7 @@ def reap_interrupted(runs_dir: Path) -> list[str]:
         if data.get("status") != "running" or prov.get("host") != host:
             continue
         pid = prov.get("pid")
-        if isinstance(pid, int) and pid != os.getpid() and not _pid_alive(pid):
+        if isinstance(pid, int) and pid != os.getpid() and not pid_alive(pid):
             data["status"] = "interrupted"
             data["finished_at"] = utcnow()
             data["error"] = "process ended before the run finished (killed or crashed)"

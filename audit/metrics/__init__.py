@@ -1,6 +1,6 @@
 """Metrics layer of ``audit``: pure numpy metrics, a registry, and bootstrap intervals.
 
-Inputs everywhere (METHODS.md §1–§2, §4):
+Inputs everywhere (docs/methods.md §1–§2, §4):
 
 * ``y``: int8 labels, ``1`` positive, ``0`` negative, ``-1`` unknown;
 * ``score``: float in ``[0, 1]``, ``NaN`` = not scored (not applicable / error);

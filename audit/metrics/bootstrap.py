@@ -2,7 +2,7 @@
 
 Point estimates are always exact (computed on the items themselves). Intervals are
 95% (``ci``) **percentile bootstrap** intervals over items (Efron, 1979, "Bootstrap methods:
-another look at the jackknife"; Efron & Tibshirani 1993, ch. 13), as METHODS.md §2 asks for
+another look at the jackknife"; Efron & Tibshirani 1993, ch. 13), as docs/methods.md §2 asks for
 non-decomposable metrics, computed one of two ways:
 
 ``row-bootstrap`` (exact; used when ``n × K ≤ ROW_BOOTSTRAP_MAX_CELLS``)
@@ -123,7 +123,7 @@ def percentile_interval(boot: np.ndarray, point: float, ci: float) -> tuple[floa
     return float(min(lo, point)), float(max(hi, point))
 
 
-def _prepare_column(
+def prepare_column(
     name: str,
     y: np.ndarray,
     score: np.ndarray,
@@ -170,7 +170,7 @@ def _prepare_column(
     return col
 
 
-def _parallel_map(fn: Callable[..., _T], args: Sequence[tuple[Any, ...]], threads: int) -> list[_T]:
+def parallel_map(fn: Callable[..., _T], args: Sequence[tuple[Any, ...]], threads: int) -> list[_T]:
     """``[fn(*a) for a in args]``, on a thread pool when ``threads > 1``.
 
     numpy releases the GIL in sorting, ufunc loops and each Generator's multinomial draws,
@@ -192,7 +192,7 @@ def _batch_all(
     }
 
 
-def _row_chunk(col: _Column, weights: np.ndarray, specs: list[MetricSpec]) -> dict[str, np.ndarray]:
+def row_chunk(col: _Column, weights: np.ndarray, specs: list[MetricSpec]) -> dict[str, np.ndarray]:
     """All metrics of one column on ``b`` row resamples given as ``(b, n)`` weights."""
     if col.n == 0 or col.plan is None:
         return {spec.name: np.full(weights.shape[0], np.nan) for spec in specs}
@@ -225,7 +225,7 @@ def _row_bootstrap(
         weights = weights.astype(np.float64)
         del idx
         args = [(c, weights, specs) for c in cols]
-        for acc, res in zip(out, _parallel_map(_row_chunk, args, threads), strict=True):
+        for acc, res in zip(out, parallel_map(row_chunk, args, threads), strict=True):
             for name, vals in res.items():
                 acc[name].append(vals)
         done += b
@@ -333,7 +333,7 @@ def compute_metrics(
     prep = [
         (nm, yy[:, k], ss[:, k], pp[:, k], specs, method, hist_bins) for k, nm in enumerate(names)
     ]
-    cols = _parallel_map(_prepare_column, prep, n_threads)
+    cols = parallel_map(prepare_column, prep, n_threads)
     boot_specs = [s for s in specs if s.family != "count"]
     boots: list[dict[str, np.ndarray]] | None = None
     if n_boot > 0 and boot_specs and n_rows > 0:
@@ -341,7 +341,7 @@ def compute_metrics(
             boots = _row_bootstrap(cols, boot_specs, n_rows, n_boot, seed, n_threads)
         else:
             args = [(k, col, boot_specs, n_boot, seed) for k, col in enumerate(cols)]
-            boots = _parallel_map(_cell_column, args, n_threads)
+            boots = parallel_map(_cell_column, args, n_threads)
     label = "row-bootstrap" if method == "row" else "cell-bootstrap"
     out: dict[str, dict[str, MetricValue]] = {}
     for k, col in enumerate(cols):

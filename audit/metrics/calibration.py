@@ -1,4 +1,4 @@
-"""Calibration metrics: expected calibration error and Brier score (METHODS.md §4).
+"""Calibration metrics: expected calibration error and Brier score (docs/methods.md §4).
 
 Both are computed from the same :class:`~audit.metrics.ranking.ScoreBins` as the ranking
 metrics, so the bootstrap resamples them together.
@@ -15,7 +15,7 @@ make others larger), and the result does not depend on the input order. Then::
 
     ECE = Σ_m (n_m / N) · |mean(y in m) − mean(score in m)| = Σ_m |Σ_{i∈m} (y_i − s_i)| / N
 
-Undefined (NaN) only without items. The actionable-region variant of METHODS.md §4 is
+Undefined (NaN) only without items. The actionable-region variant of docs/methods.md §4 is
 :func:`ece` on the items whose score lies in that region.
 
 **Brier score** ``mean((s − y)²)`` (Brier 1950), as ``sklearn.metrics.brier_score_loss``.
@@ -98,7 +98,7 @@ def ece(
         score: scores in [0, 1]; NaN → excluded.
         n_bins: number of equal-mass bins (default 10).
         score_range: optional ``(lo, hi)``: restrict to items with ``lo <= score <= hi``
-            (the actionable region, METHODS.md §4); items outside are not counted as
+            (the actionable region, docs/methods.md §4); items outside are not counted as
             excluded.
 
     Returns:

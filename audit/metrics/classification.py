@@ -1,4 +1,4 @@
-"""Operating-point metrics from the 2×2 confusion table (METHODS.md §1).
+"""Operating-point metrics from the 2×2 confusion table (docs/methods.md §1).
 
 Precision, recall, F1 and FPR at the configured threshold, plus the descriptive counts
 (``support``, ``n_pos``, ``prevalence``). Everything is computed from a
@@ -108,7 +108,7 @@ def fpr_batch(c: Confusion) -> np.ndarray:
 def cohen_kappa_batch(c: Confusion) -> np.ndarray:
     """Cohen's κ between decisions and gold, ``(p_o − p_e) / (1 − p_e)``.
 
-    Chance-corrected agreement for judge validation (METHODS.md §5; Cohen 1960): with
+    Chance-corrected agreement for judge validation (docs/methods.md §5; Cohen 1960): with
     rare violations raw agreement can be 0.97 beside κ 0.39. NaN when ``p_e = 1``
     (both raters constant). Positive-specific agreement ``2a / (2a + b + c)`` with
     gold as one rater is exactly ``f1``.

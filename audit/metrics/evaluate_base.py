@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-_CITATION = "audit metrics layer; see METHODS.md (sections 1, 2 and 4) in the audit repository."
+_CITATION = (
+    "audit metrics layer; see docs/methods.md (sections 1, 2 and 4) in the audit repository."
+)
 
 
 def metric_module(name: str) -> type:

@@ -1,4 +1,4 @@
-"""Threshold-free ranking metrics over continuous scores (METHODS.md §1).
+"""Threshold-free ranking metrics over continuous scores (docs/methods.md §1).
 
 AUPRC (average precision), AUROC, recall at a precision target (R@P0.9 by default) and
 TPR at an FPR target (1% by default), all computed from a :class:`ScoreBins`: per-class
@@ -109,7 +109,7 @@ def sort_desc(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return order, y[order], score[order]
 
 
-def _bins_from_sorted(y_desc: np.ndarray, s_desc: np.ndarray, starts: np.ndarray) -> ScoreBins:
+def bins_from_sorted(y_desc: np.ndarray, s_desc: np.ndarray, starts: np.ndarray) -> ScoreBins:
     """Aggregate sorted items into bins starting at positions ``starts``."""
     yf = y_desc.astype(np.float64)
     total = np.diff(np.append(starts, y_desc.size)).astype(np.float64)
@@ -141,7 +141,7 @@ def exact_bins(y_desc: np.ndarray, s_desc: np.ndarray) -> ScoreBins:
         y_desc: labels in {0, 1}, sorted by descending score.
         s_desc: the scores, descending.
     """
-    return _bins_from_sorted(y_desc, s_desc, tie_starts(s_desc))
+    return bins_from_sorted(y_desc, s_desc, tie_starts(s_desc))
 
 
 def quantile_bins(y_desc: np.ndarray, s_desc: np.ndarray, n_bins: int) -> ScoreBins:
@@ -152,7 +152,7 @@ def quantile_bins(y_desc: np.ndarray, s_desc: np.ndarray, n_bins: int) -> ScoreB
     histogram of all scores would put most positives in a few bins). Cuts are moved to
     the start of their tie run, so equal scores never straddle two bins.
     """
-    return _bins_from_sorted(y_desc, s_desc, quantile_starts(y_desc, s_desc, n_bins))
+    return bins_from_sorted(y_desc, s_desc, quantile_starts(y_desc, s_desc, n_bins))
 
 
 def quantile_starts(y_desc: np.ndarray, s_desc: np.ndarray, n_bins: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Paired comparison of two runs: metric deltas, McNemar, negative flip rate.
 
-Method (``../shared/METHODS.md`` §3):
+Method (docs/methods.md §3):
 
 * **Pairing.** Items are aligned by id within one suite; an item enters a category's
   comparison only when its gold label is known and *both* runs scored it (an error on
@@ -324,7 +324,7 @@ def _flip_stats(
 def _joint_bins(y: np.ndarray, s: np.ndarray, n_bins: int) -> tuple[Any, np.ndarray]:
     """Per-class quantile bins (as :func:`audit.metrics.ranking.quantile_bins`) and each
     item's bin index in the original order."""
-    from audit.metrics.ranking import _bins_from_sorted, quantile_starts
+    from audit.metrics.ranking import bins_from_sorted, quantile_starts
 
     order = np.argsort(-s, kind="stable")
     y_desc, s_desc = y[order], s[order]
@@ -332,7 +332,7 @@ def _joint_bins(y: np.ndarray, s: np.ndarray, n_bins: int) -> tuple[Any, np.ndar
     starts = quantile_starts(y_desc, s_desc, n_bins)
     ids = np.empty(n, dtype=np.intp)
     ids[order] = np.searchsorted(starts, np.arange(n), side="right") - 1
-    return _bins_from_sorted(y_desc, s_desc, starts), ids
+    return bins_from_sorted(y_desc, s_desc, starts), ids
 
 
 def _cell_pair(
@@ -398,7 +398,7 @@ def _row_pairs(
     threads: int,
 ) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
     """Exact paired row bootstrap: one index draw per chunk, both runs evaluated on it."""
-    from audit.metrics.bootstrap import CHUNK_ELEMS, _parallel_map, _row_chunk
+    from audit.metrics.bootstrap import CHUNK_ELEMS, parallel_map, row_chunk
 
     rng = np.random.default_rng(seed)
     acc: list[list[dict[str, list[np.ndarray]]]] = [
@@ -411,7 +411,7 @@ def _row_pairs(
         idx += (np.arange(b, dtype=idx.dtype) * n_rows)[:, None]
         w = np.bincount(idx.ravel(), minlength=b * n_rows).reshape(b, n_rows).astype(float)
         args = [(c, w, specs) for c in [*cols_a, *cols_b]]
-        res = _parallel_map(_row_chunk, args, threads)
+        res = parallel_map(row_chunk, args, threads)
         for k in range(len(cols_a)):
             for side, r in enumerate((res[k], res[k + len(cols_a)])):
                 for name, v in r.items():
@@ -451,7 +451,7 @@ def paired_compare(
     import os
 
     from audit.metrics import get_metric, metric_names, percentile_interval
-    from audit.metrics.bootstrap import ROW_BOOTSTRAP_MAX_CELLS, _parallel_map, _prepare_column
+    from audit.metrics.bootstrap import ROW_BOOTSTRAP_MAX_CELLS, parallel_map, prepare_column
 
     specs = [get_metric(m) for m in (metrics or metric_names())]
     specs = [s for s in specs if s.family != "count"]
@@ -463,16 +463,16 @@ def paired_compare(
     sa = np.where(both, al.score_a, np.nan)
     sb = np.where(both, al.score_b, np.nan)
     prep = "row" if method == "row" else "exact"
-    cols_a = _parallel_map(
-        _prepare_column,
+    cols_a = parallel_map(
+        prepare_column,
         [
             (c, al.y[:, k], sa[:, k], al.pred_a[:, k], specs, prep, 0)
             for k, c in enumerate(al.categories)
         ],
         nt,
     )
-    cols_b = _parallel_map(
-        _prepare_column,
+    cols_b = parallel_map(
+        prepare_column,
         [
             (c, al.y[:, k], sb[:, k], al.pred_b[:, k], specs, prep, 0)
             for k, c in enumerate(al.categories)
@@ -497,7 +497,7 @@ def paired_compare(
                 )
                 for k, m in enumerate(masks)
             ]
-            boots = _parallel_map(_cell_pair, args, nt)
+            boots = parallel_map(_cell_pair, args, nt)
     out: dict[str, CategoryComparison] = {}
     for k, cat in enumerate(al.categories):
         m = masks[k]

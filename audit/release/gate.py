@@ -1,4 +1,4 @@
-"""Release gate: non-inferiority rules over a paired comparison (METHODS.md §3).
+"""Release gate: non-inferiority rules over a paired comparison (docs/methods.md §3).
 
 Each rule × suite × category is one check with one status:
 

@@ -22,12 +22,12 @@ from audit.report.markdown import (
     JUDGE_METRICS,
     SUMMARY_METRICS,
     TOP_PARSE_SLICES,
-    _ordered,
     error_table_rows,
     fmt_defined,
     fmt_value,
     is_llm,
     judge_validation,
+    ordered_categories,
     result_error_slices,
 )
 
@@ -278,7 +278,7 @@ def disagreements(
 
 def _metrics_rows(metrics: dict[str, Any], notes: list[str]) -> list[dict[str, Any]]:
     rows = []
-    for cat in _ordered(metrics):
+    for cat in ordered_categories(metrics):
         per = metrics[cat]
         n = (per.get("support") or {}).get("value")
         cells = []
@@ -346,7 +346,7 @@ def build_context(record: Any) -> dict[str, Any]:
     ci = float(((d.get("config") or {}).get("metrics") or {}).get("ci", 0.95))
     for r in d.get("results", []):
         notes: list[str] = []
-        cats = [c for c in _ordered(r["metrics"]) if c != "overall"] + ["overall"]
+        cats = [c for c in ordered_categories(r["metrics"]) if c != "overall"] + ["overall"]
         item: dict[str, Any] = {"r": r, "metrics": _metrics_rows(r["metrics"], notes)}
         item["notes"], item["anchor"] = notes, f"r-{r['key']}"
         pq = record.dir / r["predictions"]

@@ -126,7 +126,7 @@ def judge_validation(
     """Judge-validation view of one LLM-judge result: per category n, κ, specific
     agreements, ECE (JSON-ready metric dicts), overall parse-failure rate, top slices."""
     rows = []
-    for cat in _ordered(r["metrics"]):
+    for cat in ordered_categories(r["metrics"]):
         per = r["metrics"][cat]
         n = (per.get("support") or {}).get("value")
         rows.append(
@@ -236,14 +236,14 @@ def _error_markdown(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _ordered(metrics: dict[str, Any]) -> list[str]:
+def ordered_categories(metrics: dict[str, Any]) -> list[str]:
     cats = [c for c in metrics if c != "overall"]
     return (["overall"] if "overall" in metrics else []) + cats
 
 
 def _reasons(metrics: dict[str, Any]) -> list[str]:
     out = []
-    for cat in _ordered(metrics):
+    for cat in ordered_categories(metrics):
         for m, v in metrics[cat].items():
             if v.get("value") is None and v.get("reason"):
                 out.append(f"{cat}/{m}: {v['reason']}")
@@ -282,7 +282,7 @@ def markdown(record: RunRecord, results: list[SuiteResult] | None = None) -> str
             "| category | n | " + " | ".join(h for _, h in SUMMARY_METRICS) + " |",
             "|---|---:|" + "---|" * len(SUMMARY_METRICS),
         ]
-        for cat in _ordered(r["metrics"]):
+        for cat in ordered_categories(r["metrics"]):
             per = r["metrics"][cat]
             n = per.get("support", {}).get("value")
             row = [cat, "—" if n is None else str(int(n))]
@@ -321,7 +321,7 @@ def print_summary(console: Console, record: RunRecord) -> None:
         t.add_column("n", justify="right")
         for _, h in SUMMARY_METRICS:
             t.add_column(h, justify="right", no_wrap=True)
-        for cat in _ordered(r["metrics"]):
+        for cat in ordered_categories(r["metrics"]):
             per = r["metrics"][cat]
             n = per.get("support", {}).get("value")
             t.add_row(

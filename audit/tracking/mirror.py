@@ -74,7 +74,7 @@ def _setup(uri: str, experiment: str, runs_dir: Path) -> tuple[Any, str]:
 
 def reap_orphans(client: Any, exp_id: str) -> int:
     """Terminate (KILLED) runs left RUNNING by a dead audit process on this host."""
-    from audit.engine.record import _pid_alive
+    from audit.engine.record import pid_alive
 
     host = socket.gethostname()
     n = 0
@@ -85,7 +85,7 @@ def reap_orphans(client: Any, exp_id: str) -> int:
         tags = r.data.tags
         pid = tags.get("audit.pid")
         ours = tags.get("audit.host") == host and pid is not None and pid.isdigit()
-        if ours and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if ours and int(pid) != os.getpid() and not pid_alive(int(pid)):
             client.set_terminated(r.info.run_id, status="KILLED")
             n += 1
     return n

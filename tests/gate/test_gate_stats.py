@@ -1,5 +1,5 @@
 """Statistical properties of the gate: monotone verdicts (Hypothesis), power and false
-alarms of the paired one-sided test by simulation (METHODS.md §3)."""
+alarms of the paired one-sided test by simulation (docs/methods.md §3)."""
 
 from __future__ import annotations
 

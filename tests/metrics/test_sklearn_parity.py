@@ -1,5 +1,5 @@
 """Every point metric equals scikit-learn's (to 1e-9) on random inputs, and is NaN exactly
-where scikit-learn warns / falls back to 0 (METHODS.md §2: undefined → NaN, never 0)."""
+where scikit-learn warns / falls back to 0 (docs/methods.md §2: undefined → NaN, never 0)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """``llm_judge``: a prompted causal LM as a moderator (at-scale LLM moderation or a
 SOTA reference judge), scored the way its owners run it.
 
-Modes (METHODS.md §1, §5):
+Modes (docs/methods.md §1, §5):
 
 * ``logprob`` — one forward pass per item (per item × category for one-policy-per-call
   presets such as ShieldGemma); the score is the renormalised probability of the

@@ -395,6 +395,7 @@ def load_target(
     from audit._util.settings import offline_env
     from audit.config import check_against_policy, load_config
     from audit.moderators import MODERATORS
+    from audit.moderators.checks import check_moderator_params
     from audit.moderators.judge.llm_judge import NAME
     from audit.policy import load_policy
     from audit.suites.loader import load_card, load_suite, suite_items
@@ -402,6 +403,7 @@ def load_target(
     offline_env()
     path = Path(config_path)
     cfg = load_config(path, overrides)
+    check_moderator_params(cfg, str(path) + (" (with --set overrides)" if overrides else ""))
     names = [m.name for m in cfg.moderators]
     if moderator not in names:
         raise UsageError(
