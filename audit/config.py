@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator, model_validator
 
 from audit._util.validation import parse_model, read_yaml
 from audit.errors import ConfigError, UsageError
@@ -32,8 +32,8 @@ class SuiteRef(_Strict):
 
     name: str
     split: str | None = None
-    limit: int | None = Field(default=None, ge=1)
-    optional: bool = False
+    limit: int | None = Field(strict=True, default=None, ge=1)
+    optional: bool = Field(default=False, strict=True)
     """Skip (with a notice) instead of failing when the suite's local data is absent."""
 
 
@@ -45,9 +45,9 @@ class SampleSpec(_Strict):
     keep their shares (largest-remainder allocation). Metrics are then over the
     subset, and the record names it (ids digest, n of N, seed)."""
 
-    n: int = Field(ge=1)
-    seed: int = 0
-    stratify: bool = True
+    n: int = Field(strict=True, ge=1)
+    seed: int = Field(strict=True, default=0, ge=0)
+    stratify: bool = Field(default=True, strict=True)
 
 
 class ExplainSpec(_Strict):
@@ -58,8 +58,8 @@ class ExplainSpec(_Strict):
     one conditioned on its own decision (see ``LLMJudge.explain``); at most
     ``max_items`` per suite, strongest disagreements first."""
 
-    max_items: int = Field(default=8, ge=1, le=10_000)
-    max_new_tokens: int = Field(default=48, ge=4, le=1024)
+    max_items: int = Field(strict=True, default=8, ge=1, le=10_000)
+    max_new_tokens: int = Field(strict=True, default=48, ge=4, le=1024)
 
 
 class ModeratorSpec(_Strict):
@@ -68,8 +68,8 @@ class ModeratorSpec(_Strict):
     name: str
     type: str
     params: dict[str, Any] = Field(default_factory=dict)
-    thresholds: dict[str, float] = Field(default_factory=lambda: {"default": 0.5})
-    batch_size: int = Field(default=32, ge=1, le=100_000)
+    thresholds: dict[str, StrictFloat] = Field(default_factory=lambda: {"default": 0.5})
+    batch_size: int = Field(strict=True, default=32, ge=1, le=100_000)
     suites: tuple[str, ...] | None = None
     """Names of the config's suites this moderator scores (default: all of them)."""
     sample: SampleSpec | None = None
@@ -97,29 +97,31 @@ class ModeratorSpec(_Strict):
 class MetricsSpec(_Strict):
     names: tuple[str, ...] | None = None
     """Metric names to compute (default: all registered)."""
-    bootstrap: int = Field(default=1000, ge=0, le=100_000)
-    ci: float = Field(default=0.95, gt=0.5, lt=1.0)
-    seed: int = 0
+    bootstrap: int = Field(strict=True, default=1000, ge=0, le=100_000)
+    ci: float = Field(strict=True, default=0.95, gt=0.5, lt=1.0)
+    seed: int = Field(strict=True, default=0, ge=0)
 
 
 class RunnerSpec(_Strict):
-    error_budget: float = Field(default=0.05, ge=0.0, le=1.0)
+    error_budget: float = Field(strict=True, default=0.05, ge=0.0, le=1.0)
     """Largest tolerated share of items that fail to score; above it the run fails (exit 3)."""
-    cache: bool = True
+    cache: bool = Field(default=True, strict=True)
     cache_dir: str | None = None
-    progress: bool = True
+    progress: bool = Field(default=True, strict=True)
 
 
 class TrackingSpec(_Strict):
-    enabled: bool = True
+    enabled: bool = Field(default=True, strict=True)
     uri: str | None = None
     """MLflow tracking URI; default ``MLFLOW_TRACKING_URI`` or ``sqlite:///<runs>/mlflow.db``."""
     experiment: str = "audit"
-    max_table_rows: int = Field(default=2000, ge=0)
+    max_table_rows: int = Field(strict=True, default=2000, ge=0)
 
 
 class RunConfig(_Strict):
-    name: str
+    # the name is part of the run id and so of a directory name: bounded well below
+    # the 255-byte file-name limit of common file systems
+    name: str = Field(max_length=80)
     description: str = ""
     policy: str = "platform-v1"
     suites: tuple[SuiteRef, ...] = Field(min_length=1)
@@ -128,7 +130,7 @@ class RunConfig(_Strict):
     runner: RunnerSpec = RunnerSpec()
     tracking: TrackingSpec = TrackingSpec()
     output_dir: str | None = None
-    seed: int = 0
+    seed: int = Field(strict=True, default=0, ge=0)
     tags: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("name")

@@ -27,8 +27,98 @@ _EXPECTED_BY_TYPE = {
 }
 
 
+# Limits on YAML documents the harness reads (configs, policies, cards, gate rules). The
+# largest shipped file is ~35 KB; the limits sit far above real files and far below what
+# hurts: a 1 KB "billion laughs" alias document otherwise expands to gigabytes.
+MAX_YAML_BYTES = 5_000_000
+MAX_YAML_NODES = 500_000  # scalars + collections after alias expansion
+MAX_YAML_DEPTH = 64
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, first: int, second: int) -> None:
+        self.key, self.first, self.second = key, first, second
+
+
+def _strict_loader() -> type[Any]:
+    import yaml
+    from yaml.constructor import SafeConstructor
+
+    class StrictLoader(yaml.SafeLoader):
+        """SafeLoader that rejects duplicate mapping keys (PyYAML keeps the last one)."""
+
+    def construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` overrides are explicit, not duplicates
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                line = seen.get(key)
+            except TypeError:  # unhashable key: the safe constructor reports it
+                continue
+            if line is not None:
+                raise _DuplicateKey(key, line, key_node.start_mark.line + 1)
+            seen[key] = key_node.start_mark.line + 1
+        return SafeConstructor.construct_mapping(loader, node, deep=deep)
+
+    StrictLoader.add_constructor("tag:yaml.org,2002:map", construct_mapping)
+    return StrictLoader
+
+
+def _node_budget(root: Any) -> str | None:
+    """Why the composed document is too big once aliases are expanded (None if fine).
+
+    Sizes are memoised per node, so the check is linear in the *unexpanded* document
+    even when aliases would multiply it; a recursive alias has no finite expansion.
+    """
+    from yaml.nodes import MappingNode, SequenceNode
+
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def children(n: Any) -> list[Any]:
+        if isinstance(n, SequenceNode):
+            return list(n.value)
+        if isinstance(n, MappingNode):
+            return [x for kv in n.value for x in kv]
+        return []
+
+    # iterative post-order walk: deep documents must not hit Python's recursion limit
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            kids = children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            on_path.discard(key)
+            if size[key] > MAX_YAML_NODES:
+                return f"more than {MAX_YAML_NODES:,} values once aliases are expanded"
+            if depth[key] > MAX_YAML_DEPTH:
+                return f"nested deeper than {MAX_YAML_DEPTH} levels"
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            return "a recursive alias (an anchor used inside itself)"
+        on_path.add(key)
+        stack.append((node, True))
+        for k in children(node):
+            if id(k) not in size:
+                stack.append((k, False))
+    return None
+
+
 def read_yaml(path: Path, *, error: type[AuditError] = ConfigError) -> Any:
-    """Parse a YAML file, turning I/O and syntax problems into ``error``."""
+    """Parse a YAML file strictly, turning every problem into a one-line ``error``.
+
+    Strict means: duplicate keys are an error naming both lines; documents above
+    :data:`MAX_YAML_BYTES`, or whose alias expansion exceeds :data:`MAX_YAML_NODES`
+    values or :data:`MAX_YAML_DEPTH` levels, are refused before they are built.
+    """
     import yaml
 
     if not path.exists():
@@ -39,21 +129,70 @@ def read_yaml(path: Path, *, error: type[AuditError] = ConfigError) -> Any:
             actual="no such file",
             fix="check the path (relative paths resolve from the current directory)",
         )
+    if not path.is_file():
+        raise error(
+            "not a regular file",
+            where=str(path),
+            expected="a YAML file",
+            actual="a directory" if path.is_dir() else "a special file",
+            fix="pass the path of the YAML file itself",
+        )
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise error(
+            "file too large",
+            where=str(path),
+            expected=f"at most {MAX_YAML_BYTES:,} bytes",
+            actual=f"{size:,} bytes",
+            fix="configs, policies and cards are small; keep data in data files",
+        )
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"cannot read file: {exc}", where=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise error(
+            f"not UTF-8 text (byte {exc.start})",
+            where=str(path),
+            expected="a UTF-8 encoded YAML file",
+            actual=f"undecodable byte 0x{exc.object[exc.start]:02x}",
+            fix="save the file as UTF-8",
+        ) from None
+    except OSError as exc:
+        raise error(f"cannot read file: {exc.strerror or exc}", where=str(path)) from None
+    loader = _strict_loader()(text)
     try:
-        return yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        too_big = _node_budget(node)
+        if too_big:
+            raise error(
+                f"YAML document refused: {too_big}",
+                where=str(path),
+                expected=f"at most {MAX_YAML_NODES:,} values and {MAX_YAML_DEPTH} levels",
+                actual=too_big,
+                fix="write the values out instead of expanding anchors/aliases",
+            )
+        return loader.construct_document(node)
+    except _DuplicateKey as dup:
+        raise error(
+            f"duplicate key {_clip(dup.key)} on lines {dup.first} and {dup.second}",
+            where=f"{path}:{dup.second}",
+            field=str(dup.key)[:60],
+            expected="each key once per mapping",
+            actual=f"defined on lines {dup.first} and {dup.second}",
+            fix="remove one of the two (YAML would silently keep the last)",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise error(
             f"invalid YAML at {loc}: {problem}",
             where=str(path),
             fix="fix the YAML syntax (indentation, quotes, colons)",
-        ) from exc
+        ) from None
+    finally:
+        loader.dispose()
 
 
 def field_path(loc: tuple[Any, ...]) -> str:
@@ -68,7 +207,13 @@ def field_path(loc: tuple[Any, ...]) -> str:
 
 
 def _clip(value: Any, n: int = 60) -> str:
-    s = repr(value)
+    """A bounded repr: never renders more than a few hundred characters of ``value``,
+    however large it is (a huge value must not be formatted into an error message)."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring, r.maxother, r.maxlist, r.maxdict, r.maxlevel = n, n, 6, 6, 3
+    s = r.repr(value)
     return s if len(s) <= n else s[: n - 3] + "..."
 
 

@@ -226,6 +226,81 @@ def c_unknown_flag(t: Path):
     return ["run", str(p), "--bogus"], "--bogus", ""
 
 
+# --- YAML and strict types (issue 9 item 5) ---------------------------------------------
+
+
+def c_duplicate_key(t: Path):
+    p = _cfg(t)
+    text = p.read_text()
+    p.write_text(text + "name: second-name\n")
+    first = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith("name:"))
+    return ["run", str(p)], str(p), f"lines {first} and"
+
+
+def c_threshold_string(t: Path):
+    p = _cfg(t, lambda c: c["moderators"][0].update(thresholds={"default": "0.5"}))
+    return ["run", str(p)], str(p), "moderators[0].thresholds.default"
+
+
+def c_threshold_bool(t: Path):
+    p = _cfg(t, lambda c: c["moderators"][0].update(thresholds={"default": True}))
+    return ["run", str(p)], str(p), "moderators[0].thresholds.default"
+
+
+def c_batch_size_bool(t: Path):
+    p = _cfg(t, lambda c: c["moderators"][0].update(batch_size=True))
+    return ["run", str(p)], str(p), "moderators[0].batch_size"
+
+
+def c_batch_size_float(t: Path):
+    p = _cfg(t, lambda c: c["moderators"][0].update(batch_size=8.0))
+    return ["run", str(p)], str(p), "moderators[0].batch_size"
+
+
+def c_negative_seed(t: Path):
+    p = _cfg(t, lambda c: c.update(seed=-1))
+    return ["run", str(p)], str(p), "seed"
+
+
+def c_alias_bomb(t: Path):
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]']
+    for i in range(1, 9):
+        prev = f"*a{i - 1}"
+        lines.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
+    p = t / "bomb.yaml"
+    p.write_text("\n".join(lines) + "\nname: bomb\n")
+    return ["run", str(p)], str(p), ""
+
+
+def c_recursive_alias(t: Path):
+    p = t / "loop.yaml"
+    p.write_text("name: loop\nx: &x [1, *x]\n")
+    return ["run", str(p)], str(p), ""
+
+
+def c_too_deep(t: Path):
+    p = t / "deep.yaml"
+    p.write_text("name: deep\nx: " + "[" * 200 + "]" * 200 + "\n")
+    return ["run", str(p)], str(p), ""
+
+
+def c_config_is_directory(t: Path):
+    d = t / "a_dir.yaml"
+    d.mkdir()
+    return ["run", str(d)], str(d), ""
+
+
+def c_not_utf8(t: Path):
+    p = t / "latin1.yaml"
+    p.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    return ["run", str(p)], str(p), ""
+
+
+def c_huge_value_in_error(t: Path):
+    p = _cfg(t, lambda c: c.update(name="x" * 200_000))
+    return ["run", str(p)], str(p), "name"
+
+
 CASES: list[Case] = [
     c_unknown_key,
     c_wrong_type,
@@ -258,6 +333,18 @@ CASES: list[Case] = [
     c_hf_model_missing,
     c_unknown_split,
     c_unknown_flag,
+    c_duplicate_key,
+    c_threshold_string,
+    c_threshold_bool,
+    c_batch_size_bool,
+    c_batch_size_float,
+    c_negative_seed,
+    c_alias_bomb,
+    c_recursive_alias,
+    c_too_deep,
+    c_config_is_directory,
+    c_not_utf8,
+    c_huge_value_in_error,
 ]
 
 
@@ -271,6 +358,7 @@ def test_bad_input_exits_2_with_one_line(
     lines = [ln for ln in r.err.strip().splitlines() if ln.strip()]
     assert len(lines) == 1, r.err
     line = lines[0]
+    assert len(line) < 1000, f"error message of {len(line)} characters"
     assert "Traceback" not in r.err
     assert where in line, line
     assert field in line, line
