@@ -46,15 +46,21 @@ def run(config: Path, overrides: tuple[str, ...], no_mlflow: bool, quiet: bool) 
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-def validate(paths: tuple[Path, ...]) -> None:
+@click.option(
+    "--allow-hub",
+    is_flag=True,
+    help="Let suites without local data load from the Hugging Face hub (default: offline).",
+)
+def validate(paths: tuple[Path, ...], allow_hub: bool) -> None:
     """Validate configs, suite cards (with their data) and policies.
 
-    With no PATHS: every policy, suite and run config in the repository.
+    With no PATHS: every policy, suite and run config in the repository. Offline by
+    default: optional suites without local data are reported as "no data" (exit 0).
     """
     from audit.engine.validate import validate_paths
 
     out = _console()
-    problems = validate_paths(list(paths), out)
+    problems = validate_paths(list(paths), out, allow_hub=allow_hub)
     if problems:
         raise SystemExit(EXIT_USAGE)
 

@@ -33,7 +33,9 @@ def test_upward_import_breaks_the_contract(tmp_path: Path) -> None:
     shutil.copytree(REPO / "audit", root / "audit", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
     policy = root / "audit" / "policy.py"
-    policy.write_text(policy.read_text() + "\n\ndef _upward() -> None:\n    import audit.release.gate\n")
+    policy.write_text(
+        policy.read_text() + "\n\ndef _upward() -> None:\n    import audit.release.gate\n"
+    )
     r = _lint(root)
     assert r.returncode != 0
     assert "audit.policy is not allowed to import audit.release" in r.stdout
