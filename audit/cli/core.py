@@ -111,7 +111,7 @@ def ui(host: str, port: int, tracking_uri: str | None) -> None:
     import subprocess
 
     from audit._util.settings import runs_dir
-    from audit.tracking.mirror import default_tracking_uri
+    from audit.tracking.store import default_tracking_uri
 
     rdir = runs_dir()
     uri = tracking_uri or default_tracking_uri(rdir)

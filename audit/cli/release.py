@@ -73,58 +73,18 @@ def _print_compare(entries: list[dict[str, Any]], show: list[str], title: str) -
     )
 
 
-def _tracking_uri() -> str | None:
-    from audit._util.settings import runs_dir
-
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
-    db = runs_dir() / "mlflow.db"
-    return f"sqlite:///{db}" if db.exists() else None
-
-
 def _log_compare(a: Any, b: Any, payload: dict[str, Any]) -> str | None:
-    """Log the comparison to MLflow experiment ``audit-compare`` when a store exists."""
-    uri = _tracking_uri()
-    if uri is None:
-        return None
-    import tempfile
-
     from audit._util.settings import runs_dir
-    from audit.errors import TrackingError
-    from audit.tracking.mirror import _metrics, _setup, slug
+    from audit.tracking.artifacts import log_comparison
 
-    try:
-        client, exp_id = _setup(uri, "audit-compare", runs_dir())
-        tags = {"audit.run_a": a.run_id, "audit.run_b": b.run_id}
-        for k, s in (("a", a), ("b", b)):
-            if s.mlflow_parent:
-                tags[f"audit.mlflow_parent_{k}"] = s.mlflow_parent
-        run = client.create_run(exp_id, run_name=f"{a.run_id} vs {b.run_id}", tags=tags)
-        rid = run.info.run_id
-        flat: dict[str, float] = {}
-        for s in payload["suites"]:
-            for cat, c in s["categories"].items():
-                for m, d in c["metrics"].items():
-                    if d["delta"] is None:
-                        continue
-                    key = slug(f"delta/{s['suite']}/{cat}/{m}")
-                    flat[key] = d["delta"]
-                    if d["lo"] is not None:
-                        flat[key + "_ci_low"], flat[key + "_ci_high"] = d["lo"], d["hi"]
-        _metrics(client, rid, flat)
-        with tempfile.TemporaryDirectory() as td:
-            p = Path(td) / "comparison.json"
-            p.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-            client.log_artifact(rid, str(p))
-        client.set_terminated(rid, status="FINISHED")
-        return str(rid)
-    except Exception as exc:
-        raise TrackingError(
-            f"logging the comparison failed: {type(exc).__name__}: {exc}",
-            where=uri,
-            fix="pass --no-mlflow",
-        ) from None
+    return log_comparison(
+        payload,
+        runs_dir(),
+        run_a=a.run_id,
+        run_b=b.run_id,
+        parent_a=a.mlflow_parent,
+        parent_b=b.mlflow_parent,
+    )
 
 
 @click.command()

@@ -175,6 +175,14 @@ def run_audit(
     cfg, policy = prep.config, prep.policy
     rdir = Path(cfg.output_dir).resolve() if cfg.output_dir else (runs_dir or default_runs_dir())
     rdir.mkdir(parents=True, exist_ok=True)
+    tracking_uri = None
+    if mlflow and cfg.tracking.enabled:
+        # Fail fast, before anything is scored: an unreachable server, a half-migrated
+        # store or a lock held too long is a one-line error in seconds (store.py).
+        from audit.tracking.store import default_tracking_uri, open_experiment
+
+        tracking_uri = cfg.tracking.uri or default_tracking_uri(rdir)
+        open_experiment(tracking_uri, cfg.tracking.experiment, rdir)
     reaped = reap_interrupted(rdir)
     if reaped and console is not None:
         console.print(f"[yellow]marked {len(reaped)} interrupted run(s)[/]: {', '.join(reaped)}")
@@ -281,18 +289,36 @@ def run_audit(
     from audit.report.html import write_html_report
 
     write_html_report(record.dir, mlflow=False)
-    if mlflow and cfg.tracking.enabled:
-        from audit.tracking.mirror import default_tracking_uri, mirror
+    if tracking_uri is not None:
+        from audit.errors import TrackingError
+        from audit.tracking.mirroring import mirror
 
-        uri = cfg.tracking.uri or default_tracking_uri(rdir)
-        record.data["mlflow"] = mirror(
-            record,
-            results,
-            uri=uri,
-            experiment=cfg.tracking.experiment,
-            runs_dir=rdir,
-            max_table_rows=cfg.tracking.max_table_rows,
-        )
+        try:
+            record.data["mlflow"] = mirror(
+                record,
+                results,
+                uri=tracking_uri,
+                experiment=cfg.tracking.experiment,
+                runs_dir=rdir,
+                max_table_rows=cfg.tracking.max_table_rows,
+            )
+        except TrackingError as exc:
+            # The scores and metrics are complete and stay "finished"; the record says
+            # the mirror failed (README: "When MLflow is unreachable").
+            record.data["mlflow"] = {
+                "status": "failed",
+                "tracking_uri": tracking_uri,
+                "error": exc.render(),
+            }
+            record.save()
+            raise TrackingError(
+                f"the run finished but was not mirrored to MLflow: {exc.message}",
+                where=tracking_uri,
+                expected="a reachable tracking store",
+                actual="mirror failed",
+                fix=f"the record is complete at {record.path}; rerun the same config once the "
+                "store is back (every prediction is cached) or pass --no-mlflow",
+            ) from None
         record.save()
     return record, results
 

@@ -467,7 +467,7 @@ def resolve_side(ref: str, workdir: Path) -> Side:
         return load_side(ref)
     from audit._util.settings import runs_dir
     from audit.errors import TrackingError
-    from audit.tracking.mirror import default_tracking_uri
+    from audit.tracking.store import default_tracking_uri
 
     uri = default_tracking_uri(runs_dir())
     try:

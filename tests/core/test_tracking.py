@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from audit.tracking.mirror import _setup, metric_key, reap_orphans, slug
+from audit.tracking.mirroring import _setup, metric_key, reap_orphans, slug
 
 
 def test_metric_keys_are_slugs() -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audit.errors import TrackingError
+from audit.tracking.store import log_metrics, log_params, open_experiment
 
 if TYPE_CHECKING:
     from audit.engine.record import RunRecord
@@ -45,30 +46,12 @@ def metric_key(suite: str, category: str, metric: str) -> str:
     return slug(f"{suite}/{category}/{metric}")
 
 
-def default_tracking_uri(runs_dir: Path) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs_dir / 'mlflow.db'}"
-
-
 def _setup(uri: str, experiment: str, runs_dir: Path) -> tuple[Any, str]:
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-    import logging
-
-    for name in ("alembic", "mlflow"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     import mlflow
-    from mlflow.tracking import MlflowClient
 
+    client, exp_id = open_experiment(uri, experiment, runs_dir)
+    # the fluent calls below (log_table, log_input) go through the global tracking URI
     mlflow.set_tracking_uri(uri)
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        kwargs = {}
-        if uri.startswith("sqlite:"):
-            kwargs["artifact_location"] = (runs_dir / "mlartifacts").resolve().as_uri()
-        exp_id = client.create_experiment(experiment, **kwargs)
-    else:
-        exp_id = exp.experiment_id
     return client, exp_id
 
 
@@ -183,7 +166,7 @@ def mirror(
         "audit.policy_digest": d["policy"]["digest"],
         "audit.host": socket.gethostname(),
         "audit.pid": str(os.getpid()),
-        "audit.engine.record": str(record.path),
+        "audit.record": str(record.path),
         "mlflow.source.git.commit": git.get("commit") or "",
         "audit.git_dirty": str(git.get("dirty")),
         **{f"user.{k}": v for k, v in d["config"].get("tags", {}).items()},
@@ -405,19 +388,8 @@ def _log_judge_disagreements(
 
 
 def _params(client: Any, run_id: str, params: dict[str, Any]) -> None:
-    from mlflow.entities import Param
-
-    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
-    for i in range(0, len(items), 100):
-        client.log_batch(run_id, params=items[i : i + 100])
+    log_params(client, run_id, params)
 
 
 def _metrics(client: Any, run_id: str, metrics: dict[str, float]) -> None:
-    import time
-
-    from mlflow.entities import Metric
-
-    ts = int(time.time() * 1000)
-    items = [Metric(k, v, ts, 0) for k, v in metrics.items()]
-    for i in range(0, len(items), 1000):
-        client.log_batch(run_id, metrics=items[i : i + 1000])
+    log_metrics(client, run_id, metrics)
