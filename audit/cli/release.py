@@ -152,8 +152,20 @@ def compare(
 )
 @click.option("--junit", default=None, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--markdown",
+    "md_out",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the markdown summary here (e.g. for a pull-request comment).",
+)
 def gate(
-    candidate: str, baseline: str, rules_path: Path, junit: Path | None, json_out: Path | None
+    candidate: str,
+    baseline: str,
+    rules_path: Path,
+    junit: Path | None,
+    json_out: Path | None,
+    md_out: Path | None,
 ) -> None:
     """Release gate: exit 0 pass, 1 failed, 2 config error, 3 unverifiable."""
     import tempfile
@@ -204,6 +216,8 @@ def gate(
     if summary:
         with open(summary, "a", encoding="utf-8") as fh:
             fh.write(md)
+    if md_out:
+        md_out.write_text(md, encoding="utf-8")
     if junit:
         junit.write_text(junit_xml(checks), encoding="utf-8")
     if json_out:

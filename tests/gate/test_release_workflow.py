@@ -54,3 +54,37 @@ def test_workflow_passes_unchanged_and_fails_on_planted_regression(tmp_path: Pat
     r = _sh(gate, work)
     assert r.returncode == 1, r.stdout[-3000:]
     assert "FAIL" in r.stdout
+
+
+def test_workflow_shape() -> None:
+    """What the workflow promises besides the gate itself: one run per PR (concurrency),
+    the CPU torch wheel, no extras, the summary as a PR comment, the HTML report kept."""
+    wf = yaml.safe_load((REPO / ".github" / "workflows" / "release-gate.yml").read_text())
+    assert wf["concurrency"]["cancel-in-progress"] is True
+    assert "pull_request.number" in wf["concurrency"]["group"]
+    assert wf["permissions"]["pull-requests"] == "write"
+    job = wf["jobs"]["gate"]
+    assert job["env"]["AUDIT_TORCH_INDEX_URL"].endswith("/whl/cpu")
+    steps = {s.get("name"): s for s in job["steps"]}
+    assert steps["Set up audit"]["run"].strip() == "bash scripts/bootstrap.sh --core"
+    assert "--markdown gate-summary.md" in steps["Gate against the baseline"]["run"]
+    comment = steps["Comment the gate summary on the pull request"]["run"]
+    assert "gh pr comment" in comment and "gate-summary.md" in comment
+    kept = steps["Keep the gate results"]["with"]["path"]
+    assert "report.html" in kept and "gate-junit.xml" in kept
+
+
+def test_gate_writes_markdown_summary(tmp_path: Path) -> None:
+    """`audit gate --markdown PATH` writes the same summary the step summary gets."""
+    snap = REPO / "configs" / "baselines" / "release.json"
+    out = tmp_path / "summary.md"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "AUDIT_HOME": str(REPO)}
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    r = subprocess.run(
+        [sys.executable, "-m", "audit", "gate", "--candidate", str(snap), "--baseline", str(snap),
+         "--rules", str(REPO / "configs" / "gates" / "release.yaml"), "--markdown", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    text = out.read_text()
+    assert "PASS" in text and "|" in text
