@@ -48,7 +48,9 @@ class HubSource(_Strict):
     """A Hugging Face dataset: used when the local copy is absent (needs network)."""
 
     id: str
-    revision: str = Field(min_length=1)
+    # A commit hash, never a branch: `main` moves, and a golden set that changes under
+    # a fixed card makes two runs with the same card incomparable.
+    revision: str = Field(pattern=r"^[0-9a-f]{40}$")
     config: str | None = None
     splits: dict[str, str] = Field(default_factory=dict)
     """canonical split → hub split name (default: same name)."""

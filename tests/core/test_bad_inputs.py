@@ -301,6 +301,13 @@ def c_huge_value_in_error(t: Path):
     return ["run", str(p)], str(p), "name"
 
 
+def c_hub_revision_branch(t: Path):
+    card = _card()
+    card["source"] = {**card["source"], "hub": {"id": "org/set", "revision": "main"}}
+    p = _cfg(t, card=card)
+    return ["run", str(p)], "suite.yaml", "source.hub.revision"
+
+
 CASES: list[Case] = [
     c_unknown_key,
     c_wrong_type,
@@ -345,6 +352,7 @@ CASES: list[Case] = [
     c_config_is_directory,
     c_not_utf8,
     c_huge_value_in_error,
+    c_hub_revision_branch,
 ]
 
 
