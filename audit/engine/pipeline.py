@@ -55,7 +55,7 @@ def prepare(
     from audit.moderators import MODERATORS
     from audit.moderators.checks import check_moderator_params
     from audit.policy import load_policy
-    from audit.suites.loader import SuiteDataMissing, load_suite
+    from audit.suites import SuiteDataMissing, load_suite
 
     offline_env()
     path = Path(config_path)
@@ -65,9 +65,24 @@ def prepare(
     check_against_policy(cfg, policy.category_ids, str(path))
     suites: list[LoadedSuite] = []
     skipped: list[dict[str, str]] = []
-    for ref in cfg.suites:
+    seen_cards: dict[tuple[Path, str], int] = {}
+    for i, ref in enumerate(cfg.suites):
         try:
             suites.append(load_suite(ref.name, policy, split=ref.split, limit=ref.limit))
+            key = (suites[-1].card_path.resolve(), suites[-1].split)
+            if key in seen_cards:
+                raise ConfigError(
+                    "the same suite split is listed twice",
+                    where=str(path),
+                    field=f"suites[{i}]",
+                    expected="each suite card and split once",
+                    actual=f"{ref.name!r} is suites[{seen_cards[key]}] again ({key[0]})",
+                    fix="remove one of the two entries",
+                )
+            seen_cards[key] = i
+            if console is not None:
+                for w in suites[-1].warnings:
+                    console.print(f"[yellow]warning[/] suite {ref.name}:{ref.split}: {w}")
         except SuiteDataMissing as exc:
             if not ref.optional:
                 raise

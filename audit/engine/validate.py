@@ -55,32 +55,41 @@ def discover() -> list[Path]:
 
 def validate_one(path: Path) -> str:
     """Validate one file; returns a short description; raises AuditError."""
+    desc, _ = validate_one_with_warnings(path)
+    return desc
+
+
+def validate_one_with_warnings(path: Path) -> tuple[str, list[str]]:
+    """Validate one file; returns a short description and the card-rule warnings."""
     from audit.policy import load_policy
 
     kind = _kind(path)
     if kind == "policy":
         p = load_policy(path)
-        return f"policy {p.ref}: {len(p.categories)} categories, mappings {sorted(p.mappings)}"
+        return f"policy {p.ref}: {len(p.categories)} categories, mappings {sorted(p.mappings)}", []
     if kind == "suite":
         from audit.suites.loader import load_card, load_suite
 
         card, cpath = load_card(str(path))
         policy = load_policy(card.policy)
         parts = []
+        warnings: list[str] = []
         for split in card.splits():
             s = load_suite(str(cpath), policy, split=split)
             parts.append(f"{split}={len(s)}")
-        return f"suite {card.name} v{card.version}: " + ", ".join(parts)
+            warnings += [f"split {split}: {w}" for w in s.warnings]
+        return f"suite {card.name} v{card.version}: " + ", ".join(parts), warnings
     from audit.engine.pipeline import prepare
 
     prep = prepare(path, fit_heads=False)
     pending = len(prep.config.moderators) - len(prep.moderators)
+    suite_warnings = [f"suite {s.name}:{s.split}: {w}" for s in prep.suites for w in s.warnings]
     return (
         f"config {prep.config.name}: {len(prep.suites)} suite(s), "
         f"{len(prep.config.moderators)} moderator(s)"
         + (f" ({pending} head(s) to be fitted on first run)" if pending else "")
         + (f", {len(prep.skipped)} optional suite(s) without data" if prep.skipped else "")
-    )
+    ), suite_warnings
 
 
 def validate_paths(paths: list[Path], console: Any, *, allow_hub: bool = False) -> int:
@@ -89,15 +98,17 @@ def validate_paths(paths: list[Path], console: Any, *, allow_hub: bool = False) 
     Offline unless ``allow_hub``: a suite whose data is neither local nor allowed to come
     from the hub is reported as "no data", not as invalid.
     """
-    from audit.suites.loader import SuiteDataMissing
+    from audit.suites import SuiteDataMissing
 
     targets = paths or discover()
     problems = 0
     for p in targets:
         try:
             with _hub_access(allow_hub):
-                desc = validate_one(p)
+                desc, warnings = validate_one_with_warnings(p)
             console.print(f"[green]ok[/]      {p}: {desc}")
+            for w in warnings:
+                console.print(f"[yellow]warning[/] {p}: {w}")
         except SuiteDataMissing as exc:
             console.print(f"[yellow]no data[/] {p}: {exc.render()}")
         except AuditError as exc:

@@ -186,13 +186,18 @@ def _nan_where(values: np.ndarray, bad: np.ndarray) -> np.ndarray:
 
 
 def average_precision_batch(b: ScoreBins) -> np.ndarray:
-    """Average precision per row, ``Σ (ΔR) · precision``; NaN without positives."""
+    """Average precision per row, ``Σ (ΔR) · precision``; NaN unless both classes.
+
+    Without gold negatives every threshold has precision 1, so the "area" is 1 whatever
+    the scores: it says nothing about ranking. scikit-learn returns 1.0 there; this
+    harness reports NaN with a reason (one-class data, docs/methods.md §2).
+    """
     if b.pos.shape[1] == 0:
         return np.full(b.pos.shape[0], np.nan)
-    _, _, p_tot, _ = _curve(b)
+    _, _, p_tot, n_tot = _curve(b)
     num = np.einsum("ij,ij->i", b.pos, b.precision_curve)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return _nan_where(num / p_tot, p_tot <= 0)
+        return _nan_where(num / p_tot, (p_tot <= 0) | (n_tot <= 0))
 
 
 def auroc_batch(b: ScoreBins) -> np.ndarray:
@@ -207,16 +212,17 @@ def auroc_batch(b: ScoreBins) -> np.ndarray:
 
 
 def recall_at_precision_batch(b: ScoreBins, target: float = 0.9) -> np.ndarray:
-    """Max recall over thresholds with precision ≥ ``target``; NaN without positives."""
+    """Max recall over thresholds with precision ≥ ``target``; NaN unless both classes
+    (without negatives precision is 1 at every threshold and the value is trivially 1)."""
     if b.pos.shape[1] == 0:
         return np.full(b.pos.shape[0], np.nan)
-    tps, _, p_tot, _ = _curve(b)
+    tps, _, p_tot, n_tot = _curve(b)
     ok = b.precision_curve >= target
     if target <= 0:
         ok &= b.flagged > 0
     best = (tps * ok).max(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return _nan_where(best / p_tot, p_tot <= 0)
+        return _nan_where(best / p_tot, (p_tot <= 0) | (n_tot <= 0))
 
 
 def tpr_at_fpr_batch(b: ScoreBins, target: float = 0.01) -> np.ndarray:
@@ -287,7 +293,7 @@ for _spec in (
         auprc,
         "ranking",
         average_precision_batch,
-        requires=("items", "pos"),
+        requires=("items", "pos", "neg"),
     ),
     MetricSpec(
         "auroc",
@@ -307,7 +313,7 @@ for _spec in (
         recall_at_precision,
         "ranking",
         recall_at_precision_batch,
-        requires=("items", "pos"),
+        requires=("items", "pos", "neg"),
         params={"target": 0.9},
     ),
     MetricSpec(

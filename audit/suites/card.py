@@ -58,12 +58,37 @@ class HubSource(_Strict):
 
 class LocalSource(_Strict):
     """Files on disk. ``root`` may use ``${data_root}`` (setting ``AUDIT_DATA_ROOT``);
-    a relative root resolves from the card's folder."""
+    a relative root resolves from the card's folder.
+
+    ``json`` is a whole-file document: a list of records, or an object holding the
+    list under ``records_path`` (dotted, e.g. ``data.instances``). Nested fields of
+    JSON, JSONL and Parquet records are addressed with dotted paths everywhere in the
+    card (``annotations.toxicity.majority_human``).
+    """
 
     root: str = "."
-    format: Literal["csv", "jsonl", "parquet"]
+    format: Literal["csv", "jsonl", "json", "parquet"]
     splits: dict[str, str | tuple[str, ...]] = Field(min_length=1)
     encoding: str = "utf-8"
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    """CSV field separator (``;`` for many European exports, ``\t`` for TSV)."""
+    quotechar: str = Field(default='"', min_length=1, max_length=1)
+    records_path: str | None = None
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str) -> str:
+        from audit.suites.reading import check_encoding
+
+        return check_encoding(v)
+
+    @model_validator(mode="after")
+    def _format_options(self) -> LocalSource:
+        if self.records_path is not None and self.format != "json":
+            raise ValueError("records_path applies to format: json only")
+        if self.format != "csv" and (self.delimiter != "," or self.quotechar != '"'):
+            raise ValueError("delimiter and quotechar apply to format: csv only")
+        return self
 
 
 class Source(_Strict):
@@ -92,23 +117,59 @@ class IdSpec(_Strict):
 
 
 class LabelRule(_Strict):
-    """Maps source column value(s) onto one gold label.
+    """Maps source column value(s) onto one gold label (see :mod:`audit.suites.rules`).
 
-    With several ``columns`` the label is positive if any is positive, negative if
-    all are known and negative, unknown otherwise. Values in neither list follow
-    ``other``; a missing/null value is always unknown.
+    Exactly one of: value lists (``positive`` and optional ``negative``), a numeric
+    condition (``positive_if: ">= 0.5"``, optional ``negative_if``), or a ``constant``
+    label for one-class sets (no column then). With several ``columns`` the label is
+    positive if any is positive, negative if all are known and negative, unknown
+    otherwise. Values in neither list follow ``other``; a missing value is unknown.
     """
 
     category: str | None = None
-    column: str | tuple[str, ...]
-    positive: tuple[Scalar, ...] = Field(min_length=1)
+    column: str | tuple[str, ...] | None = None
+    positive: tuple[Scalar, ...] = ()
     negative: tuple[Scalar, ...] = ()
+    positive_if: str | None = None
+    negative_if: str | None = None
+    constant: Literal["positive", "negative"] | None = None
     other: Literal["error", "unknown", "negative"] = "error"
     missing_column: Literal["error", "unknown"] = "error"
 
     @property
     def columns(self) -> tuple[str, ...]:
+        if self.column is None:
+            return ()
         return (self.column,) if isinstance(self.column, str) else self.column
+
+    @model_validator(mode="after")
+    def _one_way(self) -> LabelRule:
+        from audit.suites.rules import parse_condition, same
+
+        ways = [bool(self.positive), self.positive_if is not None, self.constant is not None]
+        if sum(ways) != 1:
+            raise ValueError(
+                "give exactly one of 'positive' (value list), 'positive_if' (numeric "
+                "condition) or 'constant'"
+            )
+        if self.constant is not None:
+            if self.column is not None or self.negative or self.negative_if:
+                raise ValueError("a 'constant' rule takes no column, values or conditions")
+            return self
+        if self.column is None:
+            raise ValueError("a rule needs a 'column' (or 'constant' for one-class sets)")
+        if self.positive_if is not None:
+            parse_condition(self.positive_if)
+            if self.negative:
+                raise ValueError("with 'positive_if' use 'negative_if', not a value list")
+        if self.negative_if is not None:
+            if self.positive_if is None:
+                raise ValueError("'negative_if' needs 'positive_if'")
+            parse_condition(self.negative_if)
+        both = [p for p in self.positive if any(same(p, n) or same(n, p) for n in self.negative)]
+        if both:
+            raise ValueError(f"value(s) {both} listed as both positive and negative")
+        return self
 
 
 class LabelSpec(_Strict):

@@ -8,19 +8,15 @@ with no text, and empty suites.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audit._util.settings import data_root, repo_root
+from audit._util.settings import repo_root
 from audit._util.validation import load_model
 from audit.errors import SuiteError
 from audit.schema import (
@@ -32,16 +28,14 @@ from audit.schema import (
     Item,
     content_hash,
 )
-from audit.suites.card import LabelRule, SuiteCard, card_path
+from audit.suites.card import SuiteCard, card_path
+from audit.suites.reading import read_rows, resolve_root
+from audit.suites.rules import RuleStats, apply_rule, is_missing, rule_warnings
 
 if TYPE_CHECKING:
     import datasets
 
     from audit.policy import Policy
-
-
-class SuiteDataMissing(SuiteError):
-    """The suite's local files are absent (an ``optional`` suite is then skipped)."""
 
 
 @dataclass
@@ -66,6 +60,9 @@ class LoadedSuite:
     digest: str
     source: dict[str, Any]
     slice_names: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """Card rules that look wrong on this data (a class no row received, a value
+    matching nothing, a pattern-like literal); shown by validate and in the run."""
 
     @property
     def name(self) -> str:
@@ -151,6 +148,7 @@ class LoadedSuite:
                 c: int((self.labels[:, k] == UNKNOWN).sum()) for k, c in enumerate(self.categories)
             },
             "overall_positives": int((self.overall == POSITIVE).sum()),
+            "warnings": list(self.warnings),
         }
 
 
@@ -190,187 +188,7 @@ def load_card(name_or_path: str) -> tuple[SuiteCard, Path]:
     return card, path
 
 
-# --------------------------------------------------------------------------- reading
-
-
-def _resolve_root(card: SuiteCard, cpath: Path) -> Path:
-    assert card.source.local is not None
-    root = card.source.local.root.replace("${data_root}", str(data_root()))
-    p = Path(os.path.expandvars(root)).expanduser()
-    return p if p.is_absolute() else (cpath.parent / p).resolve()
-
-
-def _read_file(path: Path, fmt: str, encoding: str, where: str) -> list[dict[str, Any]]:
-    try:
-        if fmt == "csv":
-            raw = path.read_bytes()
-            if path.suffix == ".gz":
-                raw = gzip.decompress(raw)
-            text = raw.decode(encoding)
-            return [dict(r) for r in csv.DictReader(io.StringIO(text))]
-        if fmt == "jsonl":
-            opener = gzip.open if path.suffix == ".gz" else open
-            rows = []
-            with opener(path, "rt", encoding=encoding) as fh:  # type: ignore[operator]
-                for lineno, line in enumerate(fh, 1):
-                    if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except json.JSONDecodeError as exc:
-                            raise SuiteError(
-                                f"invalid JSON on line {lineno}: {exc.msg}",
-                                where=str(path),
-                                expected="one JSON object per line",
-                                actual=line[:60].strip(),
-                                fix="fix or remove the line",
-                            ) from None
-            return rows
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    except SuiteError:
-        raise
-    except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
-        raise SuiteError(
-            f"cannot read {fmt} file: {exc}",
-            where=where,
-            field="source.local",
-            expected=f"a readable {fmt} file",
-            actual=str(path),
-        ) from None
-
-
-def _read_rows(card: SuiteCard, cpath: Path, split: str) -> tuple[list[dict[str, Any]], dict]:
-    local = card.source.local
-    if local is not None:
-        root = _resolve_root(card, cpath)
-        if split not in local.splits:
-            raise SuiteError(
-                "unknown split",
-                where=str(cpath),
-                field="source.local.splits",
-                expected=f"one of {sorted(local.splits)}",
-                actual=repr(split),
-                fix="choose an existing split in the run config",
-            )
-        names = local.splits[split]
-        files = [root / n for n in ((names,) if isinstance(names, str) else names)]
-        missing = [f for f in files if not f.exists()]
-        if not missing:
-            rows: list[dict[str, Any]] = []
-            described = []
-            for f in files:
-                rows.extend(_read_file(f, local.format, local.encoding, str(cpath)))
-                described.append({"path": str(f), "sha256": _sha256_file(f)})
-            return rows, {"kind": "local", "files": described}
-        if card.source.hub is None or os.environ.get("HF_DATASETS_OFFLINE") == "1":
-            raise SuiteDataMissing(
-                "local data not found",
-                where=str(cpath),
-                field="source.local.root",
-                expected="existing file(s) " + ", ".join(str(m) for m in missing),
-                actual="missing",
-                fix=(
-                    "set AUDIT_DATA_ROOT to the folder holding the public sets "
-                    f"(now {data_root()})"
-                    + (
-                        ", or allow hub access to use " + card.source.hub.id
-                        if card.source.hub
-                        else ""
-                    )
-                ),
-            )
-    assert card.source.hub is not None
-    return _read_hub(card, cpath, split)
-
-
-def _read_hub(card: SuiteCard, cpath: Path, split: str) -> tuple[list[dict[str, Any]], dict]:
-    import datasets
-
-    hub = card.source.hub
-    assert hub is not None
-    hub_split = hub.splits.get(split, split)
-    try:
-        ds = datasets.load_dataset(hub.id, hub.config, split=hub_split, revision=hub.revision)
-    except Exception as exc:  # network, auth, unknown repo: one line
-        raise SuiteError(
-            f"cannot load hub dataset: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}",
-            where=str(cpath),
-            field="source.hub",
-            expected=f"{hub.id}@{hub.revision} split {hub_split}",
-            actual="load failed",
-            fix="check network access and the id/revision, or provide local files",
-        ) from None
-    return ds.to_list(), {"kind": "hub", "id": hub.id, "revision": hub.revision, "split": hub_split}
-
-
-_SHA_CACHE: dict[tuple[str, int, float], str] = {}
-
-
-def _sha256_file(path: Path) -> str:
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime)
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
-
-
 # --------------------------------------------------------------------------- mapping
-
-
-def _is_missing(v: Any) -> bool:
-    return (
-        v is None
-        or (isinstance(v, float) and np.isnan(v))
-        or (isinstance(v, str) and not v.strip())
-    )
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b or str(a).lower() == str(b).lower()
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return float(a) == float(b)
-    return str(a).strip() == str(b).strip()
-
-
-def _apply_rule(rule: LabelRule, row: dict[str, Any], row_id: str, where: str, field: str) -> int:
-    values = []
-    for col in rule.columns:
-        if col not in row:
-            values.append(None)
-            continue
-        values.append(row[col])
-    out: list[int] = []
-    for col, v in zip(rule.columns, values):
-        if _is_missing(v):
-            out.append(UNKNOWN)
-        elif any(_same(v, p) for p in rule.positive):
-            out.append(POSITIVE)
-        elif any(_same(v, n) for n in rule.negative):
-            out.append(NEGATIVE)
-        elif rule.other == "unknown":
-            out.append(UNKNOWN)
-        elif rule.other == "negative":
-            out.append(NEGATIVE)
-        else:
-            raise SuiteError(
-                f"label value not mapped (item {row_id!r}, column {col!r})",
-                where=where,
-                field=field,
-                expected=f"one of {list(rule.positive) + list(rule.negative)}",
-                actual=repr(v),
-                fix="add the value to positive/negative, or set other: unknown",
-            )
-    if POSITIVE in out:
-        return POSITIVE
-    if out and all(o == NEGATIVE for o in out):
-        return NEGATIVE
-    return UNKNOWN
 
 
 def _check_columns(card: SuiteCard, cols: set[str], where: str) -> None:
@@ -385,7 +203,7 @@ def _check_columns(card: SuiteCard, cols: set[str], where: str) -> None:
                 fix="correct the column name in the suite card",
             )
 
-    if card.id.column:
+    if card.id.column is not None:
         need(card.id.column, "id.column")
     for fname, col in card.fields.items():
         need(col, f"fields.{fname}")
@@ -459,7 +277,7 @@ def load_suite(
         )
     split = split or card.default_split
     covers = _covers(card, policy, where)
-    rows, source = _read_rows(card, cpath, split)
+    rows, source = read_rows(card, cpath, split)
     if not rows:
         raise SuiteError(
             "suite split is empty",
@@ -498,10 +316,12 @@ def _canonicalise(
     out_rows: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     slice_names = card.slice_names()
+    rule_stats = [RuleStats() for _ in card.labels.rules]
+    overall_stats = RuleStats()
     for i, row in enumerate(rows):
-        if card.id.column:
+        if card.id.column is not None:
             raw_id = row.get(card.id.column)
-            if _is_missing(raw_id):
+            if is_missing(raw_id):
                 raise SuiteError(
                     f"empty id in row {i}",
                     where=where,
@@ -528,7 +348,18 @@ def _canonicalise(
         for fname in TEXT_FIELDS:
             col = card.fields.get(fname)
             v = row.get(col) if col else None
-            texts[fname] = None if _is_missing(v) else str(v)
+            if v is None and col and any(k.startswith(col + ".") for k in row):
+                v = {}  # the source holds a mapping here (flattened into dotted keys)
+            if isinstance(v, (dict, list, bytes)):
+                raise SuiteError(
+                    f"text field holds a {type(v).__name__} (item {iid!r})",
+                    where=where,
+                    field=f"fields.{fname}",
+                    expected="a string",
+                    actual=type(v).__name__,
+                    fix="map a nested string with a dotted path (e.g. meta.text)",
+                )
+            texts[fname] = None if is_missing(v) else str(v)
         image = _image_bytes(card, cpath, row, iid) if card.image_column else None
         if not any(texts.values()) and image is None:
             raise SuiteError(
@@ -540,8 +371,9 @@ def _canonicalise(
                 fix="remove the row or map another column",
             )
         for j, rule in enumerate(card.labels.rules):
-            labels[i, kidx[rule.category]] = _apply_rule(  # type: ignore[index]
-                rule, row, iid, where, f"labels.rules[{j}]"
+            assert rule.category is not None  # LabelSpec guarantees it
+            labels[i, kidx[rule.category]] = apply_rule(
+                rule, row, iid, where, f"labels.rules[{j}]", rule_stats[j]
             )
         if card.labels.list_column:
             lst = row.get(card.labels.list_column)
@@ -572,7 +404,9 @@ def _canonicalise(
                 if labels[i, kidx[c]] == UNKNOWN or c in listed:
                     labels[i, kidx[c]] = POSITIVE if c in listed else NEGATIVE
         if card.labels.overall is not None:
-            overall[i] = _apply_rule(card.labels.overall, row, iid, where, "labels.overall")
+            overall[i] = apply_rule(
+                card.labels.overall, row, iid, where, "labels.overall", overall_stats
+            )
         else:
             sub = labels[i, cover_idx]
             overall[i] = (
@@ -585,13 +419,13 @@ def _canonicalise(
         rec: dict[str, Any] = {"id": iid, **texts}
         rec["rationale"] = (
             str(row.get(card.rationale_column))
-            if card.rationale_column and not _is_missing(row.get(card.rationale_column))
+            if card.rationale_column and not is_missing(row.get(card.rationale_column))
             else None
         )
         for s in slice_names:
             if s in card.slices:
                 v = row.get(card.slices[s])
-                rec[s] = None if _is_missing(v) else str(v)
+                rec[s] = None if is_missing(v) else str(v)
             else:
                 rec[s] = card.constants[s]
         if card.image_column:
@@ -599,6 +433,13 @@ def _canonicalise(
         rec["content_hash"] = content_hash(texts, image)
         out_rows.append(rec)
 
+    warnings = [
+        w
+        for j, rule in enumerate(card.labels.rules)
+        for w in rule_warnings(rule, rule_stats[j], f"labels.rules[{j}]")
+    ]
+    if card.labels.overall is not None:
+        warnings += rule_warnings(card.labels.overall, overall_stats, "labels.overall")
     ds, digest = _to_dataset(
         out_rows, labels, overall, cats, slice_names, with_image=card.image_column is not None
     )
@@ -614,18 +455,19 @@ def _canonicalise(
         digest=digest,
         source=source,
         slice_names=slice_names,
+        warnings=warnings,
     )
 
 
 def _image_bytes(card: SuiteCard, cpath: Path, row: dict[str, Any], iid: str) -> bytes | None:
     v = row.get(card.image_column or "")
-    if _is_missing(v):
+    if is_missing(v):
         return None
     if isinstance(v, (bytes, bytearray)):
         return bytes(v)
     if isinstance(v, dict) and v.get("bytes"):
         return bytes(v["bytes"])
-    root = _resolve_root(card, cpath) if card.source.local else cpath.parent
+    root = resolve_root(card, cpath) if card.source.local else cpath.parent
     p = Path(str(v))
     p = p if p.is_absolute() else root / p
     if not p.is_file():

@@ -308,6 +308,123 @@ def c_hub_revision_branch(t: Path):
     return ["run", str(p)], "suite.yaml", "source.hub.revision"
 
 
+# --- suite data that lies (issue 9 item 7) ---------------------------------------------
+
+
+def _csv_suite(t: Path, text: str, **local: Any) -> Path:
+    card = _card(
+        source={
+            "local": {"root": "data", "format": "csv", "splits": {"test": "test.csv"}, **local}
+        },
+        labels={
+            "covers": ["hate"],
+            "rules": [
+                {"category": "hate", "column": "label", "positive": ["1"], "negative": ["0"]}
+            ],
+        },
+        slices={},
+        fields={"caption": "text"},
+    )
+    card.pop("rationale_column", None)
+    suite = write_suite(t, card=card)
+    (suite.parent / "data" / "test.csv").write_text(text, encoding="utf-8")
+    cfg = base_config(suite, t / "runs")
+    return write_config(t / "run.yaml", cfg)
+
+
+def c_csv_too_few_cells(t: Path):
+    p = _csv_suite(t, "id,text,label\na,hello,0\nb,world\n")
+    return ["run", str(p)], "test.csv:3", "source.local"
+
+
+def c_csv_too_many_cells(t: Path):
+    p = _csv_suite(t, "id,text,label\na,hello,0\nb,wor,ld,1\n")
+    return ["run", str(p)], "test.csv:3", "source.local"
+
+
+def c_csv_wrong_delimiter(t: Path):
+    p = _csv_suite(t, "id;text;label\na;hello, there;0\nb;world;1\n")
+    return ["run", str(p)], "test.csv", "source.local"
+
+
+def c_unknown_encoding(t: Path):
+    p = _csv_suite(t, "id,text,label\na,hello,0\n", encoding="utf-9")
+    return ["run", str(p)], "suite.yaml", "source.local.encoding"
+
+
+def c_jsonl_line_not_object(t: Path):
+    p = _cfg(t, raw_lines='{"id": "a", "caption": "x", "labels": []}\n[1, 2]\n')
+    return ["run", str(p)], "test.jsonl:2", "source.local"
+
+
+def c_text_field_is_mapping(t: Path):
+    rows = mini_rows()
+    rows[3]["caption"] = {"en": "hello", "fr": "bonjour"}
+    rows[3]["comment"] = None
+    p = _cfg(t, rows=rows)
+    return ["run", str(p)], "suite.yaml", "fields.caption"
+
+
+def c_value_positive_and_negative(t: Path):
+    card = _card(
+        labels={
+            "covers": ["hate"],
+            "rules": [
+                {"category": "hate", "column": "x", "positive": [1, "yes"], "negative": ["1"]}
+            ],
+        }
+    )
+    p = _cfg(t, card=card)
+    return ["run", str(p)], "suite.yaml", "labels.rules[0]"
+
+
+def c_positive_if_not_a_condition(t: Path):
+    card = _card(
+        labels={
+            "covers": ["hate"],
+            "rules": [{"category": "hate", "column": "x", "positive_if": "big"}],
+        }
+    )
+    p = _cfg(t, card=card)
+    return ["run", str(p)], "suite.yaml", "labels.rules[0]"
+
+
+def c_positive_if_on_text(t: Path):
+    p = _csv_suite(t, "id,text,label\na,hello,0.7\nb,world,lots\n")
+    card_p = t / "suites" / "mini" / "suite.yaml"
+    card = yaml.safe_load(card_p.read_text())
+    card["labels"]["rules"][0] = {"category": "hate", "column": "label", "positive_if": ">= 0.5"}
+    card_p.write_text(yaml.safe_dump(card))
+    return ["run", str(p)], "suite.yaml", "labels.rules[0].positive_if"
+
+
+def c_json_records_path_missing(t: Path):
+    card = _card(
+        source={"local": {"root": "data", "format": "json", "splits": {"test": "t.json"},
+                          "records_path": "instances"}},
+    )  # fmt: skip
+    suite = write_suite(t, card=card)
+    (suite.parent / "data" / "t.json").write_text('{"data": []}', encoding="utf-8")
+    p = write_config(t / "run.yaml", base_config(suite, t / "runs"))
+    return ["run", str(p)], "t.json", "source.local.records_path"
+
+
+def c_constant_rule_with_column(t: Path):
+    card = _card(
+        labels={"covers": ["hate"], "overall": {"constant": "positive", "column": "x"}, "rules": []}
+    )
+    p = _cfg(t, card=card)
+    return ["run", str(p)], "suite.yaml", "labels.overall"
+
+
+def c_same_suite_twice_via_two_paths(t: Path):
+    suite = write_suite(t)
+    cfg = base_config(suite, t / "runs")
+    cfg["suites"] = [{"name": str(suite)}, {"name": str(suite.parent)}]
+    p = write_config(t / "run.yaml", cfg)
+    return ["run", str(p)], str(p), "suites[1]"
+
+
 CASES: list[Case] = [
     c_unknown_key,
     c_wrong_type,
@@ -353,6 +470,18 @@ CASES: list[Case] = [
     c_not_utf8,
     c_huge_value_in_error,
     c_hub_revision_branch,
+    c_csv_too_few_cells,
+    c_csv_too_many_cells,
+    c_csv_wrong_delimiter,
+    c_unknown_encoding,
+    c_jsonl_line_not_object,
+    c_text_field_is_mapping,
+    c_value_positive_and_negative,
+    c_positive_if_not_a_condition,
+    c_positive_if_on_text,
+    c_json_records_path_missing,
+    c_constant_rule_with_column,
+    c_same_suite_twice_via_two_paths,
 ]
 
 

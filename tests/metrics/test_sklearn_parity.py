@@ -109,8 +109,10 @@ def test_fpr_matches_confusion_matrix(p: tuple) -> None:
 def test_auprc_matches_average_precision(p: tuple) -> None:
     y, s, _ = p
     got = _quiet(M.auprc, y, s)
-    if y.sum() == 0:
-        assert math.isnan(got.value)  # scikit-learn warns and returns 0
+    if y.sum() == 0 or y.sum() == y.size:
+        # one class: scikit-learn warns and returns 0 (no positives) or 1 (no negatives);
+        # neither says anything about ranking, so the harness reports NaN with a reason
+        assert math.isnan(got.value) and got.reason
     else:
         assert _close(got.value, average_precision_score(y, s))
 
@@ -140,8 +142,8 @@ def test_brier_matches_sklearn(p: tuple) -> None:
 def test_recall_at_precision_matches_pr_curve(p: tuple, target: float) -> None:
     y, s, _ = p
     got = _quiet(M.recall_at_precision, y, s, target=target)
-    if y.sum() == 0:
-        assert math.isnan(got.value)
+    if y.sum() == 0 or y.sum() == y.size:
+        assert math.isnan(got.value) and got.reason  # one class: trivially 0 or 1
         return
     prec, rec, _ = precision_recall_curve(y, s)
     assert _close(got.value, float(rec[prec >= target].max()))

@@ -126,7 +126,7 @@ def test_xstest_separates_safe_lookalikes(policy) -> None:
 def test_missing_shared_root_says_so(
     policy, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from audit.suites.loader import SuiteDataMissing
+    from audit.suites import SuiteDataMissing
 
     monkeypatch.setenv("AUDIT_DATA_ROOT", str(tmp_path / "nowhere"))
     with pytest.raises(SuiteDataMissing) as exc:
