@@ -37,6 +37,7 @@ from audit.suites.card import LabelRule, SuiteCard, card_path
 if TYPE_CHECKING:
     import datasets
 
+    from audit.labels.annotations import AnnotatorLabels
     from audit.policy import Policy
 
 
@@ -66,6 +67,8 @@ class LoadedSuite:
     digest: str
     source: dict[str, Any]
     slice_names: list[str] = field(default_factory=list)
+    annotations: AnnotatorLabels | None = None
+    """Per-annotator labels of a multi-annotator card (``annotations:``), row-aligned."""
 
     @property
     def name(self) -> str:
@@ -117,6 +120,7 @@ class LoadedSuite:
             dataset=self.dataset.select(chosen),
             labels=self.labels[chosen],
             overall=self.overall[chosen],
+            annotations=None if self.annotations is None else self.annotations.subset(chosen),
             digest=digest,
             source={
                 **self.source,
@@ -200,14 +204,16 @@ def _resolve_root(card: SuiteCard, cpath: Path) -> Path:
     return p if p.is_absolute() else (cpath.parent / p).resolve()
 
 
-def _read_file(path: Path, fmt: str, encoding: str, where: str) -> list[dict[str, Any]]:
+def _read_file(
+    path: Path, fmt: str, encoding: str, where: str, header_overrides: dict[int, str] | None = None
+) -> list[dict[str, Any]]:
     try:
         if fmt == "csv":
             raw = path.read_bytes()
             if path.suffix == ".gz":
                 raw = gzip.decompress(raw)
             text = raw.decode(encoding)
-            return [dict(r) for r in csv.DictReader(io.StringIO(text))]
+            return _csv_rows(text, path, where, header_overrides or {})
         if fmt == "jsonl":
             opener = gzip.open if path.suffix == ".gz" else open
             rows = []
@@ -240,6 +246,50 @@ def _read_file(path: Path, fmt: str, encoding: str, where: str) -> list[dict[str
         ) from None
 
 
+def _csv_rows(
+    text: str, path: Path, where: str, overrides: dict[int, str]
+) -> list[dict[str, Any]]:
+    """CSV rows as dicts. A repeated header name would make ``csv.DictReader`` keep
+    only the last column of that name, silently, so it is an error unless the card
+    renames the column by position (``source.local.header_overrides``)."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None:
+        return []
+    for pos, name in overrides.items():
+        if not 0 <= pos < len(header):
+            raise SuiteError(
+                "header override outside the header",
+                where=where,
+                field=f"source.local.header_overrides.{pos}",
+                expected=f"a 0-based position below {len(header)} in {path.name}",
+                actual=str(pos),
+                fix="correct the position",
+            )
+        header[pos] = name
+    seen: dict[str, int] = {}
+    for pos, name in enumerate(header):
+        if name in seen:
+            raise SuiteError(
+                f"repeated column name in the header of {path.name}",
+                where=where,
+                field="source.local.header_overrides",
+                expected="unique header names",
+                actual=f"{name!r} at positions {seen[name]} and {pos}",
+                fix=f"rename one by position, e.g. header_overrides: {{{pos}: <name>}}",
+            )
+        seen[name] = pos
+    out: list[dict[str, Any]] = []
+    for r in reader:
+        if not r:  # blank line: csv.DictReader skips these too
+            continue
+        row: dict[Any, Any] = {h: (r[i] if i < len(r) else None) for i, h in enumerate(header)}
+        if len(r) > len(header):  # same convention as csv.DictReader (restkey None)
+            row[None] = r[len(header) :]
+        out.append(row)
+    return out
+
+
 def _read_rows(card: SuiteCard, cpath: Path, split: str) -> tuple[list[dict[str, Any]], dict]:
     local = card.source.local
     if local is not None:
@@ -260,7 +310,11 @@ def _read_rows(card: SuiteCard, cpath: Path, split: str) -> tuple[list[dict[str,
             rows: list[dict[str, Any]] = []
             described = []
             for f in files:
-                rows.extend(_read_file(f, local.format, local.encoding, str(cpath)))
+                rows.extend(
+                    _read_file(
+                        f, local.format, local.encoding, str(cpath), local.header_overrides
+                    )
+                )
                 described.append({"path": str(f), "sha256": _sha256_file(f)})
             return rows, {"kind": "local", "files": described}
         if card.source.hub is None or os.environ.get("HF_DATASETS_OFFLINE") == "1":
@@ -390,8 +444,12 @@ def _check_columns(card: SuiteCard, cols: set[str], where: str) -> None:
     for fname, col in card.fields.items():
         need(col, f"fields.{fname}")
     for i, r in enumerate(card.labels.rules):
-        for c in r.columns:
-            need(c, f"labels.rules[{i}].column", optional=r.missing_column == "unknown")
+        for c in r.columns:  # multi-annotator rules are checked per annotator on collapse
+            need(
+                c,
+                f"labels.rules[{i}].column",
+                optional=r.missing_column == "unknown" or card.annotations is not None,
+            )
     if card.labels.overall:
         for c in card.labels.overall.columns:
             need(
@@ -469,13 +527,36 @@ def load_suite(
             actual="0 rows",
             fix="check the data file",
         )
+    annotations = None
+    if card.annotations is not None:
+        from audit.labels.annotations import collapse_annotations
+
+        rows, annotations = collapse_annotations(card, cpath, rows, covers, policy)
     cols: set[str] = set()
     for r in rows[: min(len(rows), 2000)]:
         cols |= set(r)
     _check_columns(card, cols, where)
     if limit is not None:
         rows = rows[:limit]
-    return _canonicalise(card, cpath, split, rows, source, covers, policy)
+        annotations = None if annotations is None else annotations.subset(range(len(rows)))
+    suite = _canonicalise(
+        card,
+        cpath,
+        split,
+        rows,
+        source,
+        covers,
+        policy,
+        gold=None if annotations is None else annotations.gold,
+    )
+    if annotations is not None:
+        import dataclasses
+
+        # per-annotator labels are part of the suite's content: a changed judgement
+        # must change the digest even when the majority gold does not move
+        digest = hashlib.sha256(f"{suite.digest}\0{annotations.digest()}".encode()).hexdigest()
+        suite = dataclasses.replace(suite, annotations=annotations, digest=digest)
+    return suite
 
 
 def _canonicalise(
@@ -486,7 +567,11 @@ def _canonicalise(
     source: dict[str, Any],
     covers: tuple[str, ...],
     policy: Policy,
+    *,
+    gold: np.ndarray | None = None,
 ) -> LoadedSuite:
+    """``gold``: (n, K) labels derived elsewhere (multi-annotator majority); when
+    given it replaces the card's label rules."""
     where = str(cpath)
     cats = policy.category_ids
     kidx = {c: i for i, c in enumerate(cats)}
@@ -539,10 +624,12 @@ def _canonicalise(
                 actual="all empty",
                 fix="remove the row or map another column",
             )
-        for j, rule in enumerate(card.labels.rules):
+        for j, rule in enumerate(card.labels.rules if gold is None else ()):
             labels[i, kidx[rule.category]] = _apply_rule(  # type: ignore[index]
                 rule, row, iid, where, f"labels.rules[{j}]"
             )
+        if gold is not None:
+            labels[i] = gold[i]
         if card.labels.list_column:
             lst = row.get(card.labels.list_column)
             if lst is None:
