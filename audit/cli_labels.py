@@ -1,0 +1,116 @@
+"""Label-quality commands: ``audit agreement``, ``audit suspects RUN``,
+``audit adjudicate export|import`` (logic in :mod:`audit.labels`).
+
+Only click is imported at top level so ``audit --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _console(stderr: bool = False) -> Any:
+    from audit.cli import _console as c
+
+    return c(stderr)
+
+
+def _fmt(d: dict[str, Any] | None) -> str:
+    """``0.652 [0.626, 0.678]`` or ``NaN (reason)``."""
+    if d is None:
+        return "–"
+    v = d.get("value")
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return f"NaN ({d.get('reason') or 'undefined'})"
+    lo, hi = d.get("low"), d.get("high")
+    if lo is None or hi is None:
+        return f"{v:.3f}"
+    return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+_ROWS = (
+    ("krippendorff_alpha_nominal", "Krippendorff α nominal"),
+    ("krippendorff_alpha_ordinal", "Krippendorff α ordinal"),
+    ("fleiss_kappa", "Fleiss κ"),
+    ("cohen_kappa_mean", "Cohen κ, mean of pairs"),
+    ("positive_specific_agreement", "positive specific agreement"),
+    ("negative_specific_agreement", "negative specific agreement"),
+    ("percent_agreement", "pairwise % agreement"),
+)
+
+
+@click.command()
+@click.argument("suite")
+@click.option("--split", default=None, help="Split (default: the card's default split).")
+@click.option("--policy", "policy_ref", default=None, help="Policy (default: the card's).")
+@click.option(
+    "--threshold",
+    default=0.667,
+    show_default=True,
+    help="Krippendorff's α (nominal) below this marks the category 'unreliable gold'.",
+)
+@click.option("--bootstrap", default=1000, show_default=True, help="Bootstrap resamples.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--conf", default=0.95, show_default=True, help="Interval confidence level.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Agreement record JSON (default: agreement.json in the current folder).",
+)
+def agreement(
+    suite: str,
+    split: str | None,
+    policy_ref: str | None,
+    threshold: float,
+    bootstrap: int,
+    seed: int,
+    conf: float,
+    out: Path | None,
+) -> None:
+    """Inter-annotator agreement of a multi-annotator SUITE (name or card path), per
+    category and ordinal scale, with bootstrap intervals over items."""
+    from rich.table import Table
+
+    from audit.labels.agreement import suite_agreement
+    from audit.labels.io import load_labelled_suite, write_json
+
+    loaded = load_labelled_suite(suite, policy_ref, split)
+    rec = suite_agreement(loaded, threshold=threshold, n_boot=bootstrap, seed=seed, conf=conf)
+    con = _console()
+    for title, block in [*rec["categories"].items(), *rec["scales"].items()]:
+        head = f"{loaded.name}:{loaded.split} · {title}"
+        if "reliability" in block:
+            head += f" · {block['reliability']}"
+        tab = Table(title=head + f" (n = {block['n_items']} items, conf {conf})")
+        tab.add_column("statistic")
+        tab.add_column("estimate [interval]")
+        tab.add_column("n")
+        for key, label in _ROWS:
+            if key in block["stats"]:
+                d = block["stats"][key]
+                n = f"{d['n']} pairs" if key == "cohen_kappa_mean" else str(d["n"])
+                if key == "fleiss_kappa":
+                    n += f" (items with {block['fleiss_raters']} raters)"
+                tab.add_row(label, _fmt(d), n)
+        con.print(tab)
+        if block["n_single"] or block["n_unrated"]:
+            con.print(
+                f"  {block['n_single']} one-annotator and {block['n_unrated']} unrated items "
+                "do not enter the agreement statistics"
+            )
+    path = out or Path("agreement.json")
+    write_json(path, rec)
+    flagged = rec["unreliable_gold"]
+    con.print(
+        f"unreliable gold (α < {threshold}): {', '.join(flagged) if flagged else 'none'}"
+    )
+    con.print(f"agreement record: {path}")
+
+
+COMMANDS = [agreement]

@@ -1,0 +1,44 @@
+"""Small shared helpers of the label-quality commands: loading a suite with its own
+policy, writing JSON records, content hashes for restricted exports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from audit.errors import UsageError
+from audit.suites.loader import LoadedSuite
+
+
+def load_labelled_suite(
+    suite: str, policy_ref: str | None = None, split: str | None = None
+) -> LoadedSuite:
+    """Load ``suite`` (name or card path) under ``policy_ref`` or the card's policy."""
+    from audit.policy import load_policy
+    from audit.suites import load_card, load_suite
+
+    card, _ = load_card(suite)
+    policy = load_policy(policy_ref or card.policy)
+    return load_suite(suite, policy, split=split)
+
+
+def write_json(path: Path, payload: Any) -> Path:
+    """Write ``payload`` as JSON (NaN → null); parent folders are created."""
+    from audit.analysis import jsonable
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            json.dumps(jsonable(payload), indent=2, ensure_ascii=False, allow_nan=False) + "\n",
+            encoding="utf-8",
+        )
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {path.name}: {exc.strerror}",
+            where=str(path),
+            field="--out",
+            expected="a writable path",
+            actual=str(path),
+        ) from None
+    return path
