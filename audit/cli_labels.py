@@ -113,4 +113,63 @@ def agreement(
     con.print(f"agreement record: {path}")
 
 
-COMMANDS = [agreement]
+
+@click.command()
+@click.argument("run")
+@click.option("--suite", default=None, help="Only this suite.")
+@click.option("--moderator", default=None, help="Only this moderator.")
+@click.option("--top", default=20, show_default=True, help="Rows shown.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for suspects.jsonl and suspects.csv (default: <run dir>/suspects).",
+)
+def suspects(
+    run: str, suite: str | None, moderator: str | None, top: int, out_dir: Path | None
+) -> None:
+    """Rank likely gold-label errors in RUN's suites (cleanlab; CROWDLAB for
+    multi-annotator suites) with judge-vs-gold disagreement, for re-adjudication.
+    Labels are never changed; restricted items export id + content hash only."""
+    from rich.table import Table
+
+    from audit.analysis import load_run
+    from audit.labels.suspects import export_rows, load_run_suites, run_suspects, suite_texts
+    from audit.labels.io import write_rows
+
+    record = load_run(run)
+    loaded = load_run_suites(record, suite=suite, moderator=moderator)
+    table, notes = run_suspects(record, suite=suite, moderator=moderator, loaded=loaded)
+    err = _console(stderr=True)
+    for n in notes:
+        err.print(f"note: {n}")
+    con = _console()
+    tab = Table(title=f"label-error suspects (top {top} of {len(table)}; lower = more suspect)")
+    for h in ("rank", "category", "item", "gold", "score", "judge≠gold", "cleanlab", "quality"):
+        tab.add_column(h)
+    for r in table.head(top).itertuples():
+        dis = r.judge_disagrees
+        tab.add_row(
+            str(r.rank),
+            r.category,
+            str(r.item_id),
+            str(r.gold),
+            f"{r.score:.3f}",
+            "–" if dis != dis else ("yes" if dis else "no"),
+            "–" if r.cleanlab_issue != r.cleanlab_issue else ("issue" if r.cleanlab_issue else ""),
+            f"{r.suspicion:.3f}",
+        )
+    con.print(tab)
+    rows = export_rows(table, suite_texts(loaded))
+    out = out_dir or record.dir / "suspects"
+    jl, cv = write_rows(out / "suspects.jsonl", out / "suspects.csv", rows)
+    flagged = int((table["cleanlab_issue"] == 1).sum())
+    con.print(
+        f"{len(table)} (item, category) rows, {flagged} flagged by cleanlab, "
+        f"{int(table['restricted'].sum())} restricted (id + hash only)"
+    )
+    con.print(f"suspects: {jl}\n          {cv}")
+
+
+COMMANDS = [agreement, suspects]

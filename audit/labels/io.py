@@ -42,3 +42,38 @@ def write_json(path: Path, payload: Any) -> Path:
             actual=str(path),
         ) from None
     return path
+
+
+def write_rows(jsonl: Path, csv_path: Path, rows: list[dict[str, Any]]) -> tuple[Path, Path]:
+    """Write rows as JSONL and CSV (nested values JSON-encoded in the CSV)."""
+    import csv
+
+    from audit.analysis import jsonable
+
+    try:
+        jsonl.parent.mkdir(parents=True, exist_ok=True)
+        with open(jsonl, "w", encoding="utf-8") as fh:
+            for r in rows:
+                fh.write(json.dumps(jsonable(r), ensure_ascii=False, allow_nan=False) + "\n")
+        keys: list[str] = []
+        for r in rows:
+            keys += [k for k in r if k not in keys]
+        with open(csv_path, "w", encoding="utf-8", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            for r in rows:
+                w.writerow(
+                    {
+                        k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
+                        for k, v in jsonable(r).items()
+                    }
+                )
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {jsonl.name}: {exc.strerror}",
+            where=str(jsonl.parent),
+            field="--out",
+            expected="a writable folder",
+            actual=str(jsonl.parent),
+        ) from None
+    return jsonl, csv_path
