@@ -6,7 +6,6 @@ Only click is imported at top level so ``audit --help`` stays instant.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -107,11 +106,8 @@ def agreement(
     path = out or Path("agreement.json")
     write_json(path, rec)
     flagged = rec["unreliable_gold"]
-    con.print(
-        f"unreliable gold (α < {threshold}): {', '.join(flagged) if flagged else 'none'}"
-    )
+    con.print(f"unreliable gold (α < {threshold}): {', '.join(flagged) if flagged else 'none'}")
     con.print(f"agreement record: {path}")
-
 
 
 @click.command()
@@ -135,8 +131,8 @@ def suspects(
     from rich.table import Table
 
     from audit.analysis import load_run
-    from audit.labels.suspects import export_rows, load_run_suites, run_suspects, suite_texts
     from audit.labels.io import write_rows
+    from audit.labels.suspects import export_rows, load_run_suites, run_suspects, suite_texts
 
     record = load_run(run)
     loaded = load_run_suites(record, suite=suite, moderator=moderator)
@@ -172,4 +168,115 @@ def suspects(
     con.print(f"suspects: {jl}\n          {cv}")
 
 
-COMMANDS = [agreement, suspects]
+@click.group()
+def adjudicate() -> None:
+    """Adjudication round trip: export a queue to Label Studio / Argilla, import the
+    answers back as a new suite version."""
+
+
+@adjudicate.command(name="export")
+@click.argument("suite")
+@click.option(
+    "--queue",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="suspects.jsonl/.csv or review_queue.jsonl (default: every item).",
+)
+@click.option("--run", "run_ref", default=None, help="Run whose decisions pre-annotate tasks.")
+@click.option("--moderator", default=None, help="Moderator of --run (default: the first).")
+@click.option("--split", default=None)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+def adjudicate_export(
+    suite: str,
+    queue: Path | None,
+    run_ref: str | None,
+    moderator: str | None,
+    split: str | None,
+    out_dir: Path,
+) -> None:
+    """Write Label Studio tasks + labelling config and Argilla records + settings for
+    SUITE's queued items (restricted items: id + content hash only)."""
+    from audit.labels.exchange import build_queue, export_all, read_queue
+    from audit.labels.io import load_labelled_suite
+    from audit.policy import load_policy
+
+    loaded = load_labelled_suite(suite, None, split)
+    policy = load_policy(loaded.card.policy)
+    preds = None
+    if run_ref is not None:
+        from audit.analysis import load_predictions, load_run, select_results
+
+        record = load_run(run_ref)
+        entry = select_results(record, suite=loaded.name, moderator=moderator)[0]
+        moderator = entry["moderator"]
+        preds = load_predictions(record, entry)
+    ids = read_queue(queue) if queue is not None else None
+    items = build_queue(loaded, policy, ids, preds)
+    paths = export_all(items, loaded, policy, out_dir, moderator)
+    con = _console()
+    n_r = sum(q.restricted for q in items)
+    con.print(f"{len(items)} tasks ({n_r} restricted: id + hash only)")
+    for k, p in paths.items():
+        con.print(f"{k:20s} {p}")
+
+
+@adjudicate.command(name="import")
+@click.argument("suite")
+@click.argument("annotations", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "json", "csv"]),
+    default="auto",
+    show_default=True,
+    help="json = Label Studio export or Argilla records.",
+)
+@click.option("--split", default=None)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="New suite folder (its name becomes the suite name).",
+)
+@click.option(
+    "--version", "version", default=None, help="New version string (default: <old version>+adj)."
+)
+@click.option(
+    "--conflicts",
+    type=click.Choice(["error", "unsure"]),
+    default="error",
+    show_default=True,
+    help="Reviewers disagreeing: fail, or set gold unknown.",
+)
+def adjudicate_import(
+    suite: str,
+    annotations: Path,
+    fmt: str,
+    split: str | None,
+    out_dir: Path,
+    version: str | None,
+    conflicts: str,
+) -> None:
+    """Check ANNOTATIONS against SUITE and write a new suite version (card, data,
+    datasheet entry, changes.csv); the old version is never modified."""
+    from audit.labels.exchange import check_answers, read_annotations, write_new_version
+    from audit.labels.io import load_labelled_suite
+    from audit.policy import load_policy
+
+    loaded = load_labelled_suite(suite, None, split)
+    policy = load_policy(loaded.card.policy)
+    answers = check_answers(
+        read_annotations(annotations, fmt), loaded, annotations, conflicts=conflicts
+    )
+    summary = write_new_version(
+        loaded, policy, answers, annotations, out_dir, version or f"{loaded.card.version}+adj"
+    )
+    con = _console()
+    for c, cnt in summary["per_category"].items():
+        moves = ", ".join(f"{k} {v}" for k, v in sorted(cnt.items()) if k != "reviewed")
+        con.print(f"{c}: {cnt.get('reviewed', 0)} reviewed; {moves or 'no change'}")
+    con.print(f"new suite version: {summary['to']['card']} ({summary['changes']} changes)")
+
+
+COMMANDS = [agreement, suspects, adjudicate]

@@ -312,7 +312,9 @@ def _wide(
         for col, fld in needed:
             name = spec.column_template.format(annotator=a, column=col)
             if name not in have:
-                if not any(spec.column_template.format(annotator=a, column=c) in have for c, _ in needed):
+                if not any(
+                    spec.column_template.format(annotator=a, column=c) in have for c, _ in needed
+                ):
                     absent.append(a)
                     break
                 raise _missing_column(where, fld, name, have)

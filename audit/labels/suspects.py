@@ -236,9 +236,9 @@ def run_suspects(
     table = pd.concat(frames, ignore_index=True)
     # most suspect first; ties broken by judge disagreement, then a stable id order
     table["_dis"] = -table["judge_disagrees"].fillna(0)
-    table = table.sort_values(
-        ["suspicion", "_dis", "item_id", "category"], kind="mergesort"
-    ).drop(columns="_dis")
+    table = table.sort_values(["suspicion", "_dis", "item_id", "category"], kind="mergesort").drop(
+        columns="_dis"
+    )
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     for c in COLUMNS:
         if c not in table.columns:
@@ -305,4 +305,3 @@ def export_rows(table: pd.DataFrame, texts: dict[str, dict[str, str]]) -> list[d
         row["text"] = texts.get(str(rec["item_id"]), {})
         out.append(row)
     return out
-

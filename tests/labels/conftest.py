@@ -29,10 +29,18 @@ def card(**over: Any) -> dict[str, Any]:
         "labels": {
             "covers": ["harassment", "minor_sexual"],
             "rules": [
-                {"category": "harassment", "column": "harassment", "positive": ["yes"],
-                 "negative": ["no"]},
-                {"category": "minor_sexual", "column": "minor", "positive": ["yes"],
-                 "negative": ["no"]},
+                {
+                    "category": "harassment",
+                    "column": "harassment",
+                    "positive": ["yes"],
+                    "negative": ["no"],
+                },
+                {
+                    "category": "minor_sexual",
+                    "column": "minor",
+                    "positive": ["yes"],
+                    "negative": ["no"],
+                },
             ],
         },
         "annotations": {
@@ -106,7 +114,6 @@ def synth_run(tmp_path: Path, synth_card: Path) -> Path:
     from audit.pipeline import run_audit
     from audit.policy import load_policy
     from audit.suites import load_suite
-
     from tests.helpers.suites import base_config, write_config
 
     s = load_suite(str(synth_card), load_policy("platform-v1"))

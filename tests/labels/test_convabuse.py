@@ -115,6 +115,7 @@ def test_agreement_cli_writes_record(capsys: pytest.CaptureFixture[str], tmp_pat
     rec = json.loads(out.read_text())
     assert rec["kind"] == "agreement" and rec["settings"]["threshold"] == 0.667
     assert rec["categories"]["harassment"]["unreliable_gold"] is True
-    res = run_cli(capsys, "agreement", LONG, "--bootstrap", "0", "--threshold", "0.5",
-                  "--out", str(out))
+    res = run_cli(
+        capsys, "agreement", LONG, "--bootstrap", "0", "--threshold", "0.5", "--out", str(out)
+    )
     assert res.code == 0 and json.loads(out.read_text())["unreliable_gold"] == []

@@ -17,7 +17,7 @@ def test_planted_errors_rank_first(synth_run: Path) -> None:
     from audit.analysis import load_run
     from audit.labels.suspects import run_suspects
 
-    table, notes = run_suspects(load_run(synth_run))
+    table, _notes = run_suspects(load_run(synth_run))
     har = table[table["category"] == "harassment"]
     assert len(har) > 100 and har["crowdlab_quality"].notna().all()
     assert (har["n_annotations"] == 3).all()
@@ -28,7 +28,9 @@ def test_planted_errors_rank_first(synth_run: Path) -> None:
     rec = json.loads((synth_run / "record.json").read_text())
     card = rec["suites"]["synth:test"]["card"]
     s = load_suite(card, load_policy("platform-v1"))
-    id_to_item = {i: f"s{int(t.split()[2]):03d}" for i, t in zip(s.dataset["id"], s.dataset["prompt"])}
+    id_to_item = {
+        i: f"s{int(t.split()[2]):03d}" for i, t in zip(s.dataset["id"], s.dataset["prompt"])
+    }
     top = [id_to_item[i] for i in har["item_id"].head(len(planted))]
     # 8 planted among 120: a random ranking would put ~0.5 of them in the top 8
     assert len(planted & set(top)) >= 6, top
@@ -54,8 +56,8 @@ def test_cli_exports_restricted_as_id_and_hash(
     assert SECRET not in (out / "suspects.csv").read_text()
     restricted = [x for x in lines if x["restricted"]]
     assert restricted and all(
-        set(x) == {"rank", "suite", "moderator", "category", "item_id", "content_hash",
-                   "restricted"}
+        set(x)
+        == {"rank", "suite", "moderator", "category", "item_id", "content_hash", "restricted"}
         for x in restricted
     )
     assert any(x["text"].get("prompt") for x in lines if not x["restricted"])
