@@ -115,7 +115,57 @@ def test_agreement_cli_writes_record(capsys: pytest.CaptureFixture[str], tmp_pat
     rec = json.loads(out.read_text())
     assert rec["kind"] == "agreement" and rec["settings"]["threshold"] == 0.667
     assert rec["categories"]["harassment"]["unreliable_gold"] is True
+
+
+@pytest.mark.slow
+def test_suspects_and_round_trip_on_convabuse(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audit.pipeline import run_audit
+
+    from tests.helpers.suites import base_config, write_config
+
+    root = require_shared("convabuse").parent
+    monkeypatch.setenv("AUDIT_DATA_ROOT", str(root))
+    cfg = base_config(Path(LONG), tmp_path / "runs", name="ca-run")
+    cfg["suites"] = [{"name": LONG, "limit": 300}]
+    cfg["tracking"] = {"enabled": False}
+    record, _ = run_audit(write_config(tmp_path / "run.yaml", cfg), mlflow=False)
+    sus = tmp_path / "sus"
+    res = run_cli(capsys, "suspects", str(record.dir), "--out", str(sus))
+    assert res.code == 0, res.err
+    rows = [json.loads(x) for x in (sus / "suspects.jsonl").read_text().splitlines()]
+    har = [r for r in rows if r["category"] == "harassment" and not r["restricted"]]
+    assert har and all(r["crowdlab_quality"] is not None for r in har)
+    assert all(r["n_annotations"] >= 2 for r in har)
+    exp = tmp_path / "exp"
     res = run_cli(
-        capsys, "agreement", LONG, "--bootstrap", "0", "--threshold", "0.5", "--out", str(out)
+        capsys,
+        "adjudicate",
+        "export",
+        LONG,
+        "--queue",
+        str(sus / "suspects.jsonl"),
+        "--run",
+        str(record.dir),
+        "--out",
+        str(exp),
     )
-    assert res.code == 0 and json.loads(out.read_text())["unreliable_gold"] == []
+    assert res.code == 0, res.err
+    tasks = json.loads((exp / "tasks.json").read_text())
+    assert len(tasks) == len({r["item_id"] for r in rows})
+    iid = tasks[0]["data"]["item_id"]
+    ans = tmp_path / "answers.csv"
+    ans.write_text(
+        f"item_id,category,label\n{iid},harassment,unsure\n{iid},hate,does_not_violate\n"
+    )
+    out = tmp_path / "new" / "convabuse_adj"
+    res = run_cli(capsys, "adjudicate", "import", LONG, str(ans), "--out", str(out))
+    assert res.code == 0, res.err
+    from audit.policy import load_policy
+    from audit.suites import load_suite
+
+    new = load_suite(str(out / "suite.yaml"), load_policy("platform-v1"))
+    assert len(new) == 4185
+    k = new.categories.index("harassment")
+    assert new.labels[new.dataset["id"].index(iid), k] == -1
