@@ -626,8 +626,8 @@ def _read_csv(path: Path) -> list[Answer]:
             "CSV header lacks required columns",
             where=str(path),
             field="header",
-            expected=sorted(need),
-            actual=sorted(have)[:10],
+            expected=", ".join(sorted(need)),
+            actual=", ".join(sorted(str(h) for h in have)[:10]),
         )
     out = []
     for i, r in enumerate(rows, start=2):
@@ -800,20 +800,20 @@ def write_new_version(
         for f in fields:
             row[f] = d[f][i]
         for c in cats:
-            old = int(suite.labels[i, suite.categories.index(c)])
+            prev = int(suite.labels[i, suite.categories.index(c)])
             a = answers.get((iid, c))
-            new = old if a is None else CHOICE_LABEL[a.label]
+            new = prev if a is None else CHOICE_LABEL[a.label]
             row[f"gold_{c}"] = None if new == UNKNOWN else new
             if a is not None:
                 counts[c]["reviewed"] += 1
-                if new != old:
-                    counts[c][f"{gold_name[old]}->{gold_name[new]}"] += 1
+                if new != prev:
+                    counts[c][f"{gold_name[prev]}->{gold_name[new]}"] += 1
                     changes.append(
                         {
                             "item_id": iid,
                             "content_hash": d["content_hash"][i],
                             "category": c,
-                            "old": gold_name[old],
+                            "old": gold_name[prev],
                             "new": gold_name[new],
                             "annotator": a.annotator,
                             "reason": a.reason,
