@@ -122,7 +122,6 @@ def test_suspects_and_round_trip_on_convabuse(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from audit.pipeline import run_audit
-
     from tests.helpers.suites import base_config, write_config
 
     root = require_shared("convabuse").parent
