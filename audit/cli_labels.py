@@ -185,6 +185,12 @@ def adjudicate() -> None:
 @click.option("--run", "run_ref", default=None, help="Run whose decisions pre-annotate tasks.")
 @click.option("--moderator", default=None, help="Moderator of --run (default: the first).")
 @click.option("--split", default=None)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Only the first N distinct items of the queue (it is ranked).",
+)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 def adjudicate_export(
     suite: str,
@@ -192,6 +198,7 @@ def adjudicate_export(
     run_ref: str | None,
     moderator: str | None,
     split: str | None,
+    limit: int | None,
     out_dir: Path,
 ) -> None:
     """Write Label Studio tasks + labelling config and Argilla records + settings for
@@ -211,6 +218,8 @@ def adjudicate_export(
         moderator = entry["moderator"]
         preds = load_predictions(record, entry)
     ids = read_queue(queue) if queue is not None else None
+    if limit is not None:
+        ids = (ids if ids is not None else list(loaded.dataset["id"]))[:limit]
     items = build_queue(loaded, policy, ids, preds)
     paths = export_all(items, loaded, policy, out_dir, moderator)
     con = _console()
