@@ -57,6 +57,12 @@ _ROWS = (
 @click.option("--seed", default=0, show_default=True)
 @click.option("--conf", default=0.95, show_default=True, help="Interval confidence level.")
 @click.option(
+    "--gold",
+    "gold_card",
+    default=None,
+    help="Card of an adjudicated version of SUITE: annotators are also compared with it.",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -70,6 +76,7 @@ def agreement(
     bootstrap: int,
     seed: int,
     conf: float,
+    gold_card: str | None,
     out: Path | None,
 ) -> None:
     """Inter-annotator agreement of a multi-annotator SUITE (name or card path), per
@@ -80,7 +87,17 @@ def agreement(
     from audit.labels.io import load_labelled_suite, write_json
 
     loaded = load_labelled_suite(suite, policy_ref, split)
-    rec = suite_agreement(loaded, threshold=threshold, n_boot=bootstrap, seed=seed, conf=conf)
+    adjudicated = None
+    if gold_card is not None:
+        adjudicated = load_labelled_suite(gold_card, loaded.card.policy, loaded.split)
+    rec = suite_agreement(
+        loaded,
+        threshold=threshold,
+        n_boot=bootstrap,
+        seed=seed,
+        conf=conf,
+        adjudicated=adjudicated,
+    )
     con = _console()
     for title, block in [*rec["categories"].items(), *rec["scales"].items()]:
         head = f"{loaded.name}:{loaded.split} · {title}"

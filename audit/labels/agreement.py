@@ -413,6 +413,43 @@ def check_pairable(ratings: np.ndarray, where: str, field: str) -> None:
         )
 
 
+def _adjudicated_gold(suite: Any, adjudicated: Any) -> np.ndarray:
+    """(n, K) float gold of ``adjudicated`` aligned to ``suite``'s rows (NaN unknown).
+
+    Raises:
+        SuiteError: another policy, or an item missing / changed in the adjudicated suite.
+    """
+    where = str(adjudicated.card_path)
+    if tuple(adjudicated.categories) != tuple(suite.categories):
+        raise SuiteError(
+            "adjudicated suite uses another policy's categories",
+            where=where,
+            field="policy",
+            expected=repr(suite.card.policy),
+            actual=repr(adjudicated.card.policy),
+        )
+    pos = {iid: i for i, iid in enumerate(adjudicated.dataset["id"])}
+    hashes = adjudicated.dataset["content_hash"]
+    rows = []
+    for iid, h in zip(suite.dataset["id"], suite.dataset["content_hash"]):
+        j = pos.get(iid)
+        if j is None or hashes[j] != h:
+            raise SuiteError(
+                f"item {iid!r} {'missing from' if j is None else 'changed in'} the "
+                "adjudicated suite",
+                where=where,
+                field="id",
+                expected="the same items (ids and content hashes)",
+                actual=repr(iid),
+                fix="pass the version adjudicated from this suite",
+            )
+        rows.append(j)
+    lab = adjudicated.labels[rows]
+    out = lab.astype(float)
+    out[lab == -1] = np.nan
+    return np.asarray(out)
+
+
 #: Version of the agreement record layout (``agreement.json``).
 RECORD_SCHEMA = 1
 
@@ -424,8 +461,13 @@ def suite_agreement(
     n_boot: int = 1000,
     seed: int = 0,
     conf: float = 0.95,
+    adjudicated: Any = None,
 ) -> dict[str, Any]:
     """The agreement record of a loaded multi-annotator suite (docs/methods/labels.md §2).
+
+    ``adjudicated``: a loaded suite with adjudicated gold for the same items (matched by
+    id and content hash, e.g. a version written by ``audit adjudicate import``); each
+    annotator is then also compared with it (``vs_gold``, ``gold_source``).
 
     Per covered category (binary ratings) and per ordinal scale: every statistic of
     :func:`category_agreement`. A category whose nominal alpha is below ``threshold``
@@ -458,14 +500,19 @@ def suite_agreement(
             actual=str(threshold),
         )
     weights = bootstrap_weights(len(ann), n_boot, seed)
+    gold_all = ann.gold.astype(float)
+    gold_all[ann.gold == -1] = np.nan
+    gold_source = "suite (majority of annotators, includes the annotator)"
+    if adjudicated is not None:
+        gold_all = _adjudicated_gold(suite, adjudicated)
+        gold_source = f"adjudicated: {adjudicated.card_path}"
     cats: dict[str, Any] = {}
     unreliable: list[str] = []
     for cat in ann.covers:
         ratings = ann.category(cat)
         check_pairable(ratings, where, f"labels ({cat})")
         k = ann.categories.index(cat)
-        gold = ann.gold[:, k].astype(float)
-        gold[ann.gold[:, k] == -1] = np.nan
+        gold = gold_all[:, k]
         res = category_agreement(
             ratings, ann.annotators, gold=gold, binary=True, conf=conf, weights=weights
         )
@@ -497,6 +544,7 @@ def suite_agreement(
             "annotators": list(ann.annotators),
             "gold_method": ann.gold_method,
             "collapse": dict(ann.stats),
+            "gold_source": gold_source,
         },
         "settings": {
             "threshold": threshold,

@@ -56,7 +56,10 @@ class AnnotationError(UsageError):
 
 
 def _decision(v: Any) -> str | None:
-    if v is None or (isinstance(v, float) and np.isnan(v)):
+    """A 1/0/True/False decision as a choice; None, NaN and pandas NA as no decision."""
+    import pandas as pd
+
+    if v is None or bool(pd.isna(v)):
         return None
     return VIOLATES if bool(v) else OK
 
@@ -177,11 +180,12 @@ def build_queue(
         gold = {c: int(suite.labels[i, suite.categories.index(c)]) for c in cats}
         p = preds.get(iid, {})
         dec = {c: (_decision(p.get(f"pred.{c}")), _score(p.get(f"score.{c}"))) for c in cats}
+        # restricted: gold or the model's decision in a restricted category, or the
+        # run's own flag (which also covers errors on restricted items)
         restricted = (
-            any(gold.get(c) == POSITIVE for c in rcats if c in gold)
-            or any(bool(p.get(f"pred.{c}")) for c in rcats if p.get(f"pred.{c}") is not None)
-            or bool(p.get("restricted", False))
-            or any(int(suite.labels[i, suite.categories.index(c)]) == POSITIVE for c in rcats)
+            any(int(suite.labels[i, suite.categories.index(c)]) == POSITIVE for c in rcats)
+            or any(_decision(p.get(f"pred.{c}")) == VIOLATES for c in rcats)
+            or _decision(p.get("restricted")) == VIOLATES
         )
         fields = {f: d[f][i] for f in TEXT_FIELDS if f in d and d[f][i]}
         out.append(
@@ -198,7 +202,9 @@ def build_queue(
 
 
 def _score(v: Any) -> float | None:
-    if v is None or (isinstance(v, float) and np.isnan(v)):
+    import pandas as pd
+
+    if v is None or bool(pd.isna(v)):
         return None
     return float(min(max(float(v), 0.0), 1.0))
 
@@ -268,13 +274,10 @@ def label_studio_tasks(
             if sc is not None:
                 scores.append(sc if dec == VIOLATES else 1 - sc)
         if result and moderator:
-            task["predictions"] = [
-                {
-                    "model_version": moderator,
-                    "score": float(np.mean(scores)) if scores else None,
-                    "result": result,
-                }
-            ]
+            pred: dict[str, Any] = {"model_version": moderator, "result": result}
+            if scores:  # Label Studio wants a score in [0, 1] or none at all
+                pred["score"] = float(np.mean(scores))
+            task["predictions"] = [pred]
         tasks.append(task)
     return tasks
 

@@ -170,6 +170,11 @@ def run_suspects(
         s = (loaded or {}).get(key)
         if s is None and loaded is None:
             s = _load_run_suite(record, entry, policy)
+        if s is None:
+            notes.append(
+                f"{key}: suite not loadable from the run's card; ranking from the model "
+                "scores only (no CROWDLAB, no text in the export)"
+            )
         ann = s.annotations if s is not None else None
         pos = {iid: i for i, iid in enumerate(s.dataset["id"])} if s is not None else {}
         if s is not None:

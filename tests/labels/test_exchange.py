@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.helpers.cli import run_cli
@@ -206,3 +207,61 @@ def test_import_argilla_and_csv(
     )
     assert res.code == 0, res.err
     assert "harassment: 1 reviewed" in res.out
+
+
+def test_agreement_against_adjudicated_gold(
+    capsys: pytest.CaptureFixture[str], exported: Path, synth_card: Path, tmp_path: Path
+) -> None:
+    ann = tmp_path / "ls_export.json"
+    ann.write_text(json.dumps(_ls_export(exported, {})))
+    new = tmp_path / "suites" / "synth_adj"
+    assert (
+        run_cli(capsys, "adjudicate", "import", str(synth_card), str(ann), "--out", str(new)).code
+        == 0
+    )
+    out = tmp_path / "agr.json"
+    res = run_cli(
+        capsys,
+        "agreement",
+        str(synth_card),
+        "--gold",
+        str(new / "suite.yaml"),
+        "--bootstrap",
+        "20",
+        "--out",
+        str(out),
+    )
+    assert res.code == 0, res.err
+    rec = json.loads(out.read_text())
+    assert rec["suite"]["gold_source"].startswith("adjudicated:")
+    a1 = rec["categories"]["harassment"]["annotators"][0]
+    assert a1["vs_gold"]["agreement"]["n"] > 0
+    # the adjudicated gold is the model's decisions here: recompute one annotator's rate
+    from audit.policy import load_policy
+    from audit.suites import load_suite
+
+    p = load_policy("platform-v1")
+    s, g = load_suite(str(synth_card), p), load_suite(str(new / "suite.yaml"), p)
+    k = p.category_ids.index("harassment")
+    r = s.annotations.category("harassment")[:, 0]
+    gold = g.labels[:, k].astype(float)
+    both = ~np.isnan(r) & (gold != -1)
+    assert a1["vs_gold"]["agreement"]["value"] == pytest.approx(
+        float((r[both] == gold[both]).mean()), abs=1e-12
+    )
+    # a gold version of other items is refused
+    other = tmp_path / "other"
+    from tests.labels.conftest import rows, write_suite
+
+    write_suite(other, data=[dict(x, text=x["text"] + " changed") for x in rows()])
+    res = run_cli(
+        capsys,
+        "agreement",
+        str(synth_card),
+        "--gold",
+        str(other / "suites" / "synth" / "suite.yaml"),
+        "--out",
+        str(out),
+    )
+    assert res.code == 2 and "changed in the adjudicated suite" in res.err
+    assert "other/suites/synth/suite.yaml: id:" in res.err
