@@ -115,6 +115,20 @@ def agreement(
                     n += f" (items with {block['fleiss_raters']} raters)"
                 tab.add_row(label, _fmt(d), n)
         con.print(tab)
+        if "reliability" in block:  # per annotator (categories only)
+            per = Table(title=f"{title}: per annotator (κ vs leave-one-out majority / gold)")
+            for h in ("annotator", "items", "% agree (majority)", "κ majority", "κ gold"):
+                per.add_column(h)
+            for a in block["annotators"]:
+                vm, vg = a["vs_majority"], a.get("vs_gold", {})
+                per.add_row(
+                    a["annotator"],
+                    str(a["n_items"]),
+                    _fmt(vm["agreement"]),
+                    _fmt(vm["kappa"]),
+                    _fmt(vg.get("kappa")),
+                )
+            con.print(per)
         if block["n_single"] or block["n_unrated"]:
             con.print(
                 f"  {block['n_single']} one-annotator and {block['n_unrated']} unrated items "
@@ -208,6 +222,11 @@ def adjudicate() -> None:
     default=None,
     help="Only the first N distinct items of the queue (it is ranked).",
 )
+@click.option(
+    "--unknown-gold",
+    is_flag=True,
+    help="Also queue items whose gold is unknown in a covered category (majority ties).",
+)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 def adjudicate_export(
     suite: str,
@@ -216,6 +235,7 @@ def adjudicate_export(
     moderator: str | None,
     split: str | None,
     limit: int | None,
+    unknown_gold: bool,
     out_dir: Path,
 ) -> None:
     """Write Label Studio tasks + labelling config and Argilla records + settings for
@@ -237,6 +257,21 @@ def adjudicate_export(
     ids = read_queue(queue) if queue is not None else None
     if limit is not None:
         ids = (ids if ids is not None else list(loaded.dataset["id"]))[:limit]
+    if unknown_gold:
+        from audit.labels.exchange import unknown_gold_ids
+
+        ids = list(dict.fromkeys([*(ids or []), *unknown_gold_ids(loaded)]))
+    if ids is not None and not ids:
+        from audit.errors import UsageError
+
+        raise UsageError(
+            "nothing to export",
+            where=str(queue or loaded.card_path),
+            field="--unknown-gold" if unknown_gold else "--queue",
+            expected="at least one queued item",
+            actual="0 items",
+            fix="drop --unknown-gold or pass a non-empty --queue",
+        )
     items = build_queue(loaded, policy, ids, preds)
     paths = export_all(items, loaded, policy, out_dir, moderator)
     con = _console()

@@ -201,6 +201,23 @@ def build_queue(
     return out
 
 
+def unknown_gold_ids(suite: LoadedSuite) -> list[str]:
+    """Items whose gold is unknown in a covered category although someone judged them
+    (majority ties of a multi-annotator suite; any unknown gold otherwise)."""
+    ids = suite.dataset["id"]
+    out = []
+    for i, iid in enumerate(ids):
+        for c in suite.covers:
+            k = suite.categories.index(c)
+            if suite.labels[i, k] != UNKNOWN:
+                continue
+            ann = suite.annotations
+            if ann is None or (ann.labels[i, :, k] != UNKNOWN).any():
+                out.append(iid)
+                break
+    return out
+
+
 def _score(v: Any) -> float | None:
     import pandas as pd
 

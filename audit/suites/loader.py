@@ -246,9 +246,7 @@ def _read_file(
         ) from None
 
 
-def _csv_rows(
-    text: str, path: Path, where: str, overrides: dict[int, str]
-) -> list[dict[str, Any]]:
+def _csv_rows(text: str, path: Path, where: str, overrides: dict[int, str]) -> list[dict[str, Any]]:
     """CSV rows as dicts. A repeated header name would make ``csv.DictReader`` keep
     only the last column of that name, silently, so it is an error unless the card
     renames the column by position (``source.local.header_overrides``)."""
@@ -311,9 +309,7 @@ def _read_rows(card: SuiteCard, cpath: Path, split: str) -> tuple[list[dict[str,
             described = []
             for f in files:
                 rows.extend(
-                    _read_file(
-                        f, local.format, local.encoding, str(cpath), local.header_overrides
-                    )
+                    _read_file(f, local.format, local.encoding, str(cpath), local.header_overrides)
                 )
                 described.append({"path": str(f), "sha256": _sha256_file(f)})
             return rows, {"kind": "local", "files": described}

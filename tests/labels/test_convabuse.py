@@ -168,3 +168,20 @@ def test_suspects_and_round_trip_on_convabuse(
     assert len(new) == 4185
     k = new.categories.index("harassment")
     assert new.labels[new.dataset["id"].index(iid), k] == -1
+
+
+def test_export_majority_ties(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    suites: dict[str, Any],
+) -> None:
+    monkeypatch.setenv("AUDIT_DATA_ROOT", str(require_shared("convabuse").parent))
+    out = tmp_path / "ties"
+    res = run_cli(capsys, "adjudicate", "export", LONG, "--unknown-gold", "--out", str(out))
+    assert res.code == 0, res.err
+    s = suites["long"]
+    ks = [s.categories.index(c) for c in ("harassment", "hate")]
+    want = {iid for iid, lab in zip(s.dataset["id"], s.labels) if (lab[ks] == -1).any()}
+    tasks = json.loads((out / "tasks.json").read_text())
+    assert {t["data"]["item_id"] for t in tasks} == want and len(want) == 152

@@ -280,3 +280,29 @@ def test_queue_with_unknown_id(capsys: Any, synth_card: Path, tmp_path: Path) ->
         str(tmp_path / "x"),
     )
     one_line(res, 2, "q.jsonl", "line 2", "invalid JSON")
+
+
+def test_export_nothing_to_export(capsys: Any, synth_card: Path, tmp_path: Path) -> None:
+    # three annotators per item and consistent minor labels: no majority tie
+    res = run_cli(
+        capsys,
+        "adjudicate",
+        "export",
+        str(synth_card),
+        "--unknown-gold",
+        "--limit",
+        "1",
+        "--out",
+        str(tmp_path / "x"),
+    )
+    assert res.code == 0, res.err  # the one limited item is still queued
+    res = run_cli(
+        capsys,
+        "adjudicate",
+        "export",
+        str(synth_card),
+        "--unknown-gold",
+        "--out",
+        str(tmp_path / "y"),
+    )
+    one_line(res, 2, "suite.yaml", "--unknown-gold", "nothing to export")
