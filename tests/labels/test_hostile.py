@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.cli import Result, run_cli
-from tests.labels.conftest import card, rows, write_suite
+from tests.labels.synth import card, rows, write_suite
 
 
 def one_line(res: Result, code: int, *needles: str) -> str:
@@ -26,7 +26,7 @@ def one_line(res: Result, code: int, *needles: str) -> str:
 def tasks(capsys: pytest.CaptureFixture[str], synth_card: Path, tmp_path: Path) -> list[Any]:
     out = tmp_path / "exp"
     assert run_cli(capsys, "adjudicate", "export", str(synth_card), "--out", str(out)).code == 0
-    t = json.loads((out / "tasks.json").read_text())
+    t: list[Any] = json.loads((out / "tasks.json").read_text())
     for task in t[:3]:  # three answered tasks, both categories
         task["annotations"] = [
             {
@@ -67,25 +67,27 @@ def _import(
     )
 
 
-def test_unknown_item_id(capsys: Any, synth_card: Path, tmp_path: Path, tasks: list) -> None:
+def test_unknown_item_id(capsys: Any, synth_card: Path, tmp_path: Path, tasks: list[Any]) -> None:
     tasks[1]["data"]["item_id"] = "syn-nope"
     res = _import(capsys, synth_card, tmp_path, tasks)
     one_line(res, 2, "a.json", "[1].annotations[0].result[0]", "unknown item id 'syn-nope'")
 
 
-def test_unknown_label(capsys: Any, synth_card: Path, tmp_path: Path, tasks: list) -> None:
+def test_unknown_label(capsys: Any, synth_card: Path, tmp_path: Path, tasks: list[Any]) -> None:
     tasks[0]["annotations"][0]["result"][0]["value"]["choices"] = ["maybe"]
     res = _import(capsys, synth_card, tmp_path, tasks)
     one_line(res, 2, "a.json", "[0].annotations[0].result[0]", "unknown label 'maybe'")
 
 
-def test_unknown_category(capsys: Any, synth_card: Path, tmp_path: Path, tasks: list) -> None:
+def test_unknown_category(capsys: Any, synth_card: Path, tmp_path: Path, tasks: list[Any]) -> None:
     tasks[2]["annotations"][0]["result"][1]["from_name"] = "spam"
     res = _import(capsys, synth_card, tmp_path, tasks)
     one_line(res, 2, "a.json", "[2].annotations[0].result[1]", "unknown category 'spam'")
 
 
-def test_conflicting_answers(capsys: Any, synth_card: Path, tmp_path: Path, tasks: list) -> None:
+def test_conflicting_answers(
+    capsys: Any, synth_card: Path, tmp_path: Path, tasks: list[Any]
+) -> None:
     second = json.loads(json.dumps(tasks[0]["annotations"][0]))
     second["completed_by"] = 2
     second["result"][0]["value"]["choices"] = ["violates"]
@@ -108,7 +110,7 @@ def test_conflicting_answers(capsys: Any, synth_card: Path, tmp_path: Path, task
     assert ok.code == 0, ok.err
 
 
-def test_missing_category(capsys: Any, synth_card: Path, tmp_path: Path, tasks: list) -> None:
+def test_missing_category(capsys: Any, synth_card: Path, tmp_path: Path, tasks: list[Any]) -> None:
     del tasks[1]["annotations"][0]["result"][1]
     res = _import(capsys, synth_card, tmp_path, tasks)
     one_line(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cli import run_cli
-from tests.labels.conftest import PLANTED
+from tests.labels.synth import PLANTED
 
 SECRET = "MINOR-SECRET"
 
