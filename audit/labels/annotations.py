@@ -352,7 +352,7 @@ def _wide(
             for col, fld in needed:
                 name = spec.column_template.format(annotator=a, column=col)
                 v = row.get(name)
-                if isinstance(v, str) and "," in v:
+                if isinstance(v, str) and (spec.multi_value_separator or ",") in v:
                     if spec.multi_value_separator is None or spec.repeats == "error":
                         raise SuiteError(
                             f"multi-valued cell (row {r}, column {name!r})",
@@ -362,7 +362,7 @@ def _wide(
                             actual=repr(v),
                             fix="set annotations.multi_value_separator and repeats: first",
                         )
-                    v = v.split(spec.multi_value_separator)[0].strip()
+                    v = v.split(spec.multi_value_separator)[0].strip()  # first judgement
                     multi += 1
                 values[col] = v
             if any(not _is_missing(v) for v in values.values()):
