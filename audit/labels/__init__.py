@@ -12,17 +12,37 @@ from audit.labels.agreement import (
     suite_agreement,
 )
 from audit.labels.annotations import AnnotatorLabels, collapse_annotations, majority_gold
+from audit.labels.exchange import (
+    AnnotationError,
+    build_queue,
+    check_answers,
+    export_all,
+    read_annotations,
+    read_queue,
+    unknown_gold_ids,
+    write_new_version,
+)
+from audit.labels.suspects import run_suspects
 
 __all__ = [
     "DEFAULT_THRESHOLD",
+    "AnnotationError",
     "AnnotatorLabels",
     "Estimate",
+    "build_queue",
     "category_agreement",
+    "check_answers",
     "cohen_kappa",
     "collapse_annotations",
+    "export_all",
     "fleiss_kappa",
     "krippendorff_alpha",
     "majority_gold",
+    "read_annotations",
+    "read_queue",
+    "run_suspects",
     "specific_agreement",
     "suite_agreement",
+    "unknown_gold_ids",
+    "write_new_version",
 ]
