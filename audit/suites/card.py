@@ -90,6 +90,10 @@ class LocalSource(_Strict):
             raise ValueError("delimiter and quotechar apply to format: csv only")
         return self
 
+    header_overrides: dict[int, str] = Field(default_factory=dict)
+    """CSV only: 0-based column position → name, for files whose header repeats a
+    name (ConvAbuse's wide files). Any header name still repeated is an error."""
+
 
 class Source(_Strict):
     hub: HubSource | None = None
@@ -199,6 +203,53 @@ class LabelSpec(_Strict):
         return self
 
 
+class OrdinalScale(_Strict):
+    """An ordered per-annotator rating (e.g. severity) read from one-hot columns, used
+    for Krippendorff's ordinal alpha; ``onehot`` maps column → numeric level."""
+
+    name: str
+    onehot: dict[str, float] = Field(min_length=2)
+
+
+class AnnotationSpec(_Strict):
+    """Per-annotator labels (docs/methods/labels.md).
+
+    ``long``: one row per (item, annotator); rows sharing ``item_key`` form an item,
+    ``annotator_column`` names the annotator. ``wide``: one row per item, one
+    column per (annotator, source column) named by ``column_template``. Label rules
+    are applied to each annotator's judgement; gold is the majority over annotators
+    (tie → unknown) or the adjudicated ``gold_column`` rule set when the set has one.
+    """
+
+    format: Literal["long", "wide"]
+    annotators: tuple[str, ...] = Field(min_length=2)
+    item_key: tuple[str, ...] = Field(min_length=1)
+    """Columns whose values identify an item; the item id is a hash of them."""
+    key_column: str = "item_key"
+    """Name of the synthesised key column (refer to it in ``id.column``)."""
+    annotator_column: str | None = None
+    order_column: str | None = None
+    repeats: Literal["first", "error"] = "error"
+    """An annotator judging an item twice: keep the first (by ``order_column``, or the
+    first value of a multi-valued wide cell) or fail."""
+    column_template: str = "{annotator}_{column}"
+    multi_value_separator: str | None = None
+    gold: Literal["majority"] = "majority"
+    scales: tuple[OrdinalScale, ...] = ()
+
+    @model_validator(mode="after")
+    def _format_fields(self) -> AnnotationSpec:
+        if self.format == "long" and self.annotator_column is None:
+            raise ValueError("a long-format annotation spec needs 'annotator_column'")
+        if self.format == "wide" and self.annotator_column is not None:
+            raise ValueError("'annotator_column' is for the long format only")
+        if len(set(self.annotators)) != len(self.annotators):
+            raise ValueError("annotator names must be unique")
+        if self.format == "wide" and "{annotator}" not in self.column_template:
+            raise ValueError("column_template must contain '{annotator}' and '{column}'")
+        return self
+
+
 class SuiteCard(_Strict):
     card_version: Literal[1] = 1
     name: str
@@ -218,6 +269,8 @@ class SuiteCard(_Strict):
     """Column with an image file path (relative to the local root) or raw bytes; the
     image bytes enter the content hash and the canonical ``image`` feature."""
     default_split: str = "test"
+    annotations: AnnotationSpec | None = None
+    """Multi-annotator sets: per-annotator labels and how gold is derived."""
 
     @field_validator("name")
     @classmethod

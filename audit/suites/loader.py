@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import datasets
 
     from audit.policy import Policy
+    from audit.suites.annotations import AnnotatorLabels
 
 
 @dataclass
@@ -63,6 +64,8 @@ class LoadedSuite:
     warnings: list[str] = field(default_factory=list)
     """Card rules that look wrong on this data (a class no row received, a value
     matching nothing, a pattern-like literal); shown by validate and in the run."""
+    annotations: AnnotatorLabels | None = None
+    """Per-annotator labels of a multi-annotator card (``annotations:``), row-aligned."""
 
     @property
     def name(self) -> str:
@@ -114,6 +117,7 @@ class LoadedSuite:
             dataset=self.dataset.select(chosen),
             labels=self.labels[chosen],
             overall=self.overall[chosen],
+            annotations=None if self.annotations is None else self.annotations.subset(chosen),
             digest=digest,
             source={
                 **self.source,
@@ -208,8 +212,12 @@ def _check_columns(card: SuiteCard, cols: set[str], where: str) -> None:
     for fname, col in card.fields.items():
         need(col, f"fields.{fname}")
     for i, r in enumerate(card.labels.rules):
-        for c in r.columns:
-            need(c, f"labels.rules[{i}].column", optional=r.missing_column == "unknown")
+        for c in r.columns:  # multi-annotator rules are checked per annotator on collapse
+            need(
+                c,
+                f"labels.rules[{i}].column",
+                optional=r.missing_column == "unknown" or card.annotations is not None,
+            )
     if card.labels.overall:
         for c in card.labels.overall.columns:
             need(
@@ -287,13 +295,36 @@ def load_suite(
             actual="0 rows",
             fix="check the data file",
         )
+    annotations = None
+    if card.annotations is not None:
+        from audit.suites.annotations import collapse_annotations
+
+        rows, annotations = collapse_annotations(card, cpath, rows, covers, policy)
     cols: set[str] = set()
     for r in rows[: min(len(rows), 2000)]:
         cols |= set(r)
     _check_columns(card, cols, where)
     if limit is not None:
         rows = rows[:limit]
-    return _canonicalise(card, cpath, split, rows, source, covers, policy)
+        annotations = None if annotations is None else annotations.subset(range(len(rows)))
+    suite = _canonicalise(
+        card,
+        cpath,
+        split,
+        rows,
+        source,
+        covers,
+        policy,
+        gold=None if annotations is None else annotations.gold,
+    )
+    if annotations is not None:
+        import dataclasses
+
+        # per-annotator labels are part of the suite's content: a changed judgement
+        # must change the digest even when the majority gold does not move
+        digest = hashlib.sha256(f"{suite.digest}\0{annotations.digest()}".encode()).hexdigest()
+        suite = dataclasses.replace(suite, annotations=annotations, digest=digest)
+    return suite
 
 
 def _canonicalise(
@@ -304,7 +335,11 @@ def _canonicalise(
     source: dict[str, Any],
     covers: tuple[str, ...],
     policy: Policy,
+    *,
+    gold: np.ndarray | None = None,
 ) -> LoadedSuite:
+    """``gold``: (n, K) labels derived elsewhere (multi-annotator majority); when
+    given it replaces the card's label rules."""
     where = str(cpath)
     cats = policy.category_ids
     kidx = {c: i for i, c in enumerate(cats)}
@@ -370,11 +405,13 @@ def _canonicalise(
                 actual="all empty",
                 fix="remove the row or map another column",
             )
-        for j, rule in enumerate(card.labels.rules):
+        for j, rule in enumerate(card.labels.rules if gold is None else ()):
             assert rule.category is not None  # LabelSpec guarantees it
             labels[i, kidx[rule.category]] = apply_rule(
                 rule, row, iid, where, f"labels.rules[{j}]", rule_stats[j]
             )
+        if gold is not None:
+            labels[i] = gold[i]
         if card.labels.list_column:
             lst = row.get(card.labels.list_column)
             if lst is None:

@@ -79,7 +79,7 @@ def _raw(path: Path) -> bytes:
     return gzip.decompress(raw) if path.suffix == ".gz" else raw
 
 
-def _read_csv(path: Path, local: LocalSource) -> list[Row]:
+def _read_csv(path: Path, local: LocalSource, where: str) -> list[Row]:
     text = _decode(_raw(path), local.encoding, path)
     reader = csv.reader(
         io.StringIO(text, newline=""),
@@ -91,6 +91,7 @@ def _read_csv(path: Path, local: LocalSource) -> list[Row]:
         header = next(reader)
     except StopIteration:
         return []
+    header = _checked_header(header, path, local.header_overrides, where)
     width = len(header)
     rows: list[Row] = []
     for cells in reader:
@@ -108,6 +109,38 @@ def _read_csv(path: Path, local: LocalSource) -> list[Row]:
             )
         rows.append(dict(zip(header, cells, strict=True)))
     return rows
+
+
+def _checked_header(
+    header: list[str], path: Path, overrides: dict[int, str], where: str
+) -> list[str]:
+    """The header with positional renames applied; a repeated name is an error (a dict
+    row would silently keep only the last column of that name)."""
+    header = list(header)
+    for pos, name in overrides.items():
+        if not 0 <= pos < len(header):
+            raise SuiteError(
+                "header override outside the header",
+                where=where,
+                field=f"source.local.header_overrides.{pos}",
+                expected=f"a 0-based position below {len(header)} in {path.name}",
+                actual=str(pos),
+                fix="correct the position",
+            )
+        header[pos] = name
+    seen: dict[str, int] = {}
+    for pos, name in enumerate(header):
+        if name in seen:
+            raise SuiteError(
+                f"repeated column name in the header of {path.name}",
+                where=where,
+                field="source.local.header_overrides",
+                expected="unique header names",
+                actual=f"{name!r} at positions {seen[name]} and {pos}",
+                fix=f"rename one by position, e.g. header_overrides: {{{pos}: <name>}}",
+            )
+        seen[name] = pos
+    return header
 
 
 def _read_jsonl(path: Path, local: LocalSource) -> list[Row]:
@@ -204,7 +237,7 @@ def read_file(path: Path, local: LocalSource, where: str) -> list[Row]:
     """All rows of one local file in the card's format."""
     try:
         if local.format == "csv":
-            return _read_csv(path, local)
+            return _read_csv(path, local, where)
         if local.format == "jsonl":
             return _read_jsonl(path, local)
         if local.format == "json":
