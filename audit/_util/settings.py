@@ -126,9 +126,13 @@ def check_writable(path: Path, what: str) -> Path:
 
 
 def offline_env() -> None:
-    """Make HF libraries fail fast instead of retrying hub calls for ~45 s."""
+    """Make HF libraries fail fast instead of retrying hub calls for ~45 s, and keep
+    MLflow's usage telemetry off: it is a network call in an offline harness and writes
+    ``~/.config/mlflow/telemetry.json``, outside the project (``MLFLOW_DISABLE_TELEMETRY=false``
+    turns it back on)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
