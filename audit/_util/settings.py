@@ -98,13 +98,17 @@ def data_root() -> Path:
 
 
 def runs_dir() -> Path:
+    """Run records, prediction cache and the embedded MLflow store: ``AUDIT_RUNS_DIR``,
+    else the project's ``runs/`` (never inside an installed package, even when the
+    current directory is one)."""
     env = os.environ.get("AUDIT_RUNS_DIR")
-    return Path(env).expanduser().resolve() if env else (project_root() / "runs").resolve()
+    rdir = Path(env).expanduser().resolve() if env else (project_root() / "runs").resolve()
+    return check_writable(rdir, "runs directory")
 
 
 def baselines_dir() -> Path:
     """Where ``audit baseline update`` writes snapshots: the project's configs/baselines."""
-    return project_root() / LAYOUT["baselines"]
+    return check_writable(project_root() / LAYOUT["baselines"], "baseline snapshot")
 
 
 def check_writable(path: Path, what: str) -> Path:

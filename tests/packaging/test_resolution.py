@@ -131,3 +131,16 @@ def test_model_cache_is_a_user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert cache_root() == (tmp_path / "home" / ".cache" / "audit" / "models").resolve()
+
+
+def test_runs_dir_never_inside_an_installed_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pkg = tmp_path / "site-packages" / "audit"
+    (pkg / "_defaults").mkdir(parents=True)
+    monkeypatch.setattr(settings, "_PACKAGE", pkg)
+    monkeypatch.delenv("AUDIT_RUNS_DIR", raising=False)
+    monkeypatch.delenv("AUDIT_HOME", raising=False)
+    monkeypatch.chdir(pkg)  # a user who runs `audit` from inside site-packages/audit
+    with pytest.raises(ConfigError, match="runs directory inside the installed package"):
+        settings.runs_dir()
