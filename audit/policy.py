@@ -148,16 +148,54 @@ class Policy(_Strict):
 
 
 def policies_dir(root: Path | None = None) -> Path:
-    from audit._util.settings import repo_root
+    """The policies folder of ``root``, or the first existing one on the search path
+    (the project's configs/policies, then the packaged defaults)."""
+    from audit._util.settings import LAYOUT, search_dirs
 
-    return (root or repo_root()) / "configs" / "policies"
+    if root is not None:
+        return root / LAYOUT["policies"]
+    dirs = search_dirs("policies")
+    return next((d for d in dirs if d.is_dir()), dirs[0])
+
+
+def available_policies() -> list[str]:
+    """Policy references found on the search path (project first, then packaged)."""
+    from audit._util.settings import search_dirs
+
+    return sorted({p.stem for d in search_dirs("policies") for p in d.glob("*.yaml")})
+
+
+def _find_policy(ref: str) -> Path:
+    from audit._util.settings import find_file
+
+    found, tried = find_file("policies", f"{ref}.yaml")
+    if found is not None:
+        return found
+    import difflib
+
+    known = available_policies()
+    close = difflib.get_close_matches(ref, known, n=1)
+    raise ConfigError(
+        f"policy {ref!r} not found (searched {', '.join(str(t) for t in tried)})",
+        field="policy",
+        expected=f"a policy reference among {known} or a path to a policy .yaml",
+        actual=repr(ref),
+        fix=(
+            f"did you mean {close[0]!r}?"
+            if close
+            else "add configs/policies/<id>-v<N>.yaml to the project folder "
+            "(the current directory or AUDIT_HOME; `audit init` scaffolds one) "
+            "or give a path to the policy file"
+        ),
+    )
 
 
 def load_policy(ref_or_path: str | Path, *, base: Path | None = None) -> Policy:
-    """Load a policy by path or by reference (``platform-v1`` → configs/policies/platform-v1.yaml)."""
+    """Load a policy by path or by reference (``platform-v1`` → ``platform-v1.yaml`` in the
+    project's configs/policies, else in the packaged defaults)."""
     p = Path(ref_or_path)
     if p.suffix not in (".yaml", ".yml"):
-        p = policies_dir() / f"{ref_or_path}.yaml"
+        p = _find_policy(str(ref_or_path))
     elif not p.is_absolute() and base is not None and not p.exists():
         p = base / p
     policy = load_model(Policy, p)

@@ -243,10 +243,10 @@ def baseline() -> None:
 @click.option("--out-dir", default=None, type=click.Path(file_okay=False, path_type=Path))
 def baseline_update(run: str, name: str, out_dir: Path | None) -> None:
     """Write a baseline snapshot of RUN (metrics, digests, per-item decisions)."""
-    from audit._util.settings import repo_root
+    from audit._util.settings import baselines_dir
     from audit.release.gate import write_snapshot
 
-    path = write_snapshot(run, name, out_dir or repo_root() / "configs" / "baselines")
+    path = write_snapshot(run, name, out_dir or baselines_dir())
     _console().print(f"snapshot: {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 

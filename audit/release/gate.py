@@ -103,9 +103,26 @@ class GateRules(BaseModel):
 
 
 def load_rules(path: Path) -> GateRules:
-    """Strict YAML → :class:`GateRules` (ConfigError, exit 2, on any problem)."""
-    from audit._util.validation import load_model
+    """Strict YAML → :class:`GateRules` (ConfigError, exit 2, on any problem).
 
+    A bare name (``release``) that is not a file is looked up as ``<name>.yaml`` in the
+    project's configs/gates, then in the packaged defaults.
+    """
+    from audit._util.settings import find_file
+    from audit._util.validation import load_model
+    from audit.errors import ConfigError
+
+    if not path.exists() and path.parent == Path() and path.suffix not in (".yaml", ".yml"):
+        found, tried = find_file("gates", f"{path.name}.yaml")
+        if found is None:
+            raise ConfigError(
+                f"gate rules {path.name!r} not found (searched {', '.join(map(str, tried))})",
+                field="--rules",
+                expected="a rules file path or the name of a configs/gates/<name>.yaml",
+                actual=repr(str(path)),
+                fix="give the path to a rules file, or add configs/gates/<name>.yaml to the project",
+            )
+        path = found
     return load_model(GateRules, path)
 
 
@@ -414,9 +431,11 @@ def write_snapshot(run: str | Path, name: str, out_dir: Path) -> Path:
     import base64
     import io
 
+    from audit._util.settings import check_writable
     from audit.engine.record import utcnow, write_json_atomic
     from audit.release.compare import load_side
 
+    check_writable(out_dir, "baseline snapshot")  # before the work, not after
     side = load_side(run)
     d = side.data
     results = []

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audit._util.settings import repo_root
+from audit._util.settings import find_file, search_dirs
 from audit._util.validation import load_model
 from audit.errors import SuiteError
 from audit.schema import (
@@ -157,23 +157,32 @@ class LoadedSuite:
 
 
 def suites_root() -> Path:
-    return repo_root() / "suites"
+    """The first existing suites folder on the search path (project, then packaged)."""
+    dirs = search_dirs("suites")
+    return next((d for d in dirs if d.is_dir()), dirs[0])
 
 
 def available_suites() -> list[str]:
-    root = suites_root()
-    return sorted(p.parent.name for p in root.glob("*/suite.yaml"))
+    """Suite names found on the search path (a project suite shadows a packaged one)."""
+    return sorted({p.parent.name for d in search_dirs("suites") for p in d.glob("*/suite.yaml")})
 
 
 def load_card(name_or_path: str) -> tuple[SuiteCard, Path]:
-    path = card_path(name_or_path, suites_root())
+    # a bare name is looked up on the search path; a file or folder path is taken as is
+    p = Path(name_or_path)
+    tried: list[Path] = []
+    if p.suffix not in (".yaml", ".yml") and not p.is_dir():
+        found, tried = find_file("suites", p / "suite.yaml")
+        path = found or tried[0]
+    else:
+        path = card_path(name_or_path, suites_root())
     if not path.exists():
         import difflib
 
         known = available_suites()
         close = difflib.get_close_matches(name_or_path, known, n=1)
         raise SuiteError(
-            "suite not found",
+            "suite not found" + (f" (searched {', '.join(map(str, tried))})" if tried else ""),
             where=str(path),
             expected=f"a suite name among {known} or a path to a suite.yaml",
             actual=repr(name_or_path),

@@ -49,10 +49,22 @@ PACKAGED: dict[str, PackagedModel] = {
 
 
 def cache_root() -> Path:
+    """Where assembled GGUF files and converted tokenizers are cached: ``AUDIT_MODEL_CACHE``,
+    else ``$XDG_CACHE_HOME/audit/models`` (``~/.cache/audit/models``).
+
+    A user cache, shared by every project on the machine (the files are large and
+    content-addressed), and never inside the installed package: the part packages live
+    in site-packages, which may be read-only and is wiped by a reinstall.
+    """
+    from audit._util.settings import check_writable
+
     env = os.environ.get("AUDIT_MODEL_CACHE")
     if env:
-        return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "audit" / "models"
+        root = Path(env).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "audit" / "models"
+    return check_writable(root.resolve(), "model cache")
 
 
 def _part_path(pkg: str, rel: str, model: PackagedModel) -> Path:
