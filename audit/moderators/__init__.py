@@ -9,13 +9,17 @@ scikit-learn: every adapter loads its heavy libraries inside its methods.
 | ``hf_classifier`` | :class:`HFClassifier` | transformers sequence classifier |
 | ``embedding_head`` | :class:`EmbeddingHead` | encoder + logistic head (:func:`fit_head`) |
 | ``profanity_baseline`` | :class:`ProfanityBaseline` | packaged alt-profanity-check (lexical) |
+| ``image_classifier`` | :class:`ImageClassifier` | packaged ONNX image-safety models |
+| ``fusion`` | :class:`FusionModerator` | text + image members fused by a recorded rule |
 | ``fake`` | :class:`FakeModerator` | scripted scores and failures |
 """
 
 from audit.moderators.base import MODERATORS, Moderator, ModeratorParams, register
 from audit.moderators.embedding_head import EmbeddingHead, FitSpec, HeadSummary, fit_head
 from audit.moderators.fake import FakeModerator, ScriptedBatchFailure
+from audit.moderators.fusion import FusionModerator
 from audit.moderators.hf_classifier import HFClassifier
+from audit.moderators.image_classifier import ImageClassifier
 from audit.moderators.llm_judge import LLMJudge
 from audit.moderators.profanity import ProfanityBaseline
 
@@ -24,8 +28,10 @@ __all__ = [
     "EmbeddingHead",
     "FakeModerator",
     "FitSpec",
+    "FusionModerator",
     "HFClassifier",
     "HeadSummary",
+    "ImageClassifier",
     "LLMJudge",
     "Moderator",
     "ModeratorParams",
