@@ -65,8 +65,11 @@ def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str =
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             im = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError as exc:
-            raise MediaItemError("image_too_many_pixels", f"{name}: {exc}") from None
+        except Image.DecompressionBombError as exc:  # Pillow's own guard fires first
+            raise MediaItemError(
+                "image_too_many_pixels",
+                f"{name} is refused before decoding: {exc} (limit here: {max_pixels} pixels)",
+            ) from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             if looks_like_video(data):
                 raise MediaItemError(

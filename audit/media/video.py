@@ -66,17 +66,16 @@ def _open(path: Path, name: str) -> Any:
     import av
 
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise MediaItemError("media_missing", f"{name} cannot be read ({exc})") from None
+    # FFmpeg happily opens a still image as a one-frame "video": refuse it by its magic
+    if _is_image(head) and not looks_like_video(head):
+        raise MediaItemError("media_wrong_type", f"{name} is an image file, expected a video")
+    try:
         return av.open(str(path), mode="r")
     except (av.FFmpegError, OSError, ValueError) as exc:
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(16)
-        except OSError:
-            raise MediaItemError("media_missing", f"{name} cannot be read ({exc})") from None
-        if not looks_like_video(head) and _is_image(head):
-            raise MediaItemError(
-                "media_wrong_type", f"{name} is an image file, expected a video"
-            ) from None
         raise MediaItemError(
             "media_decode", f"{name} cannot be opened as a video ({type(exc).__name__}: {exc})"
         ) from None
