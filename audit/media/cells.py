@@ -86,7 +86,9 @@ def _locate(value: Any, root: Path, column: str, max_bytes: int) -> tuple[Path, 
     return path, name
 
 
-def load_image_cell(value: Any, root: Path, column: str, *, max_bytes: int, max_pixels: int) -> bytes:
+def load_image_cell(
+    value: Any, root: Path, column: str, *, max_bytes: int, max_pixels: int
+) -> bytes:
     """Bytes of a valid image (decoded once here to validate it), or MediaItemError."""
     path, name = _locate(value, root, column, max_bytes)
     data = path.read_bytes()

@@ -44,7 +44,9 @@ def looks_like_video(data: bytes) -> bool:
     return head.startswith(_VIDEO_MAGIC[1:])
 
 
-def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "image") -> PILImage.Image:
+def open_image(
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "image"
+) -> PILImage.Image:
     """Decode image bytes into an RGB Pillow image, or raise :class:`MediaItemError`.
 
     The size check happens on the header, before decoding. The image is fully

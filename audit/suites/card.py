@@ -140,11 +140,11 @@ class LabelSpec(_Strict):
 class VideoFramesSpec(_Strict):
     """How ``video_frames`` are sampled, once, at load time (see audit/media/video.py)."""
 
-    k: int = Field(8, ge=1, le=256)
+    k: int = Field(default=8, ge=1, le=256)
     method: Literal["uniform", "scene"] = "uniform"
-    scene_threshold: float = Field(0.25, gt=0.0, le=1.0)
+    scene_threshold: float = Field(default=0.25, gt=0.0, le=1.0)
     """mean absolute RGB thumbnail difference (0–1) that counts as a cut (``scene``)"""
-    max_side: int = Field(512, ge=16, le=8192)
+    max_side: int = Field(default=512, ge=16, le=8192)
     """frames are scaled down so their longer side is at most this (pixels)"""
 
 
@@ -159,11 +159,11 @@ class MediaSpec(_Strict):
     root: str = "."
     image: str | None = None
     video: str | None = None
-    frames: VideoFramesSpec | None = Field(default_factory=VideoFramesSpec)
+    frames: VideoFramesSpec | None = Field(default_factory=lambda: VideoFramesSpec())
     """frame sampling for ``video`` (``null``: keep the reference only)"""
-    max_file_bytes: int = Field(200_000_000, ge=1)
-    max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
-    max_decoded_frames: int = Field(20_000, ge=1)
+    max_file_bytes: int = Field(default=200_000_000, ge=1)
+    max_image_pixels: int = Field(default=DEFAULT_MAX_PIXELS, ge=1)
+    max_decoded_frames: int = Field(default=20_000, ge=1)
 
     @model_validator(mode="after")
     def _some_column(self) -> MediaSpec:

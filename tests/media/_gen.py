@@ -68,7 +68,9 @@ def audio_only(path: Path) -> Path:
 
     with av.open(str(path), "w", format="mp4") as out:
         s = out.add_stream("aac", rate=8000)
-        fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        fr = av.AudioFrame.from_ndarray(
+            np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+        )
         fr.sample_rate = 8000
         for pk in s.encode(fr):
             out.mux(pk)

@@ -53,10 +53,22 @@ def _fusion(policy, rule="max", on_member_error="error", image_fail=None):  # ty
             rule=rule,
             on_member_error=on_member_error,
             members={
-                "text": {"type": "fake", "params": {"categories": ["harassment"], "default": 0.2,
-                                                     "scores": {"a": {"harassment": 0.9}}}},
-                "image": {"type": "fake", "params": {"categories": ["harassment", "adult_sexual"],
-                                                      "default": 0.3, "fail": image_fail or {}}},
+                "text": {
+                    "type": "fake",
+                    "params": {
+                        "categories": ["harassment"],
+                        "default": 0.2,
+                        "scores": {"a": {"harassment": 0.9}},
+                    },
+                },
+                "image": {
+                    "type": "fake",
+                    "params": {
+                        "categories": ["harassment", "adult_sexual"],
+                        "default": 0.3,
+                        "fail": image_fail or {},
+                    },
+                },
             },
         ),
         policy,

