@@ -16,8 +16,6 @@ import io
 import warnings
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from audit.media.errors import MediaItemError
 
 if TYPE_CHECKING:
@@ -117,6 +115,8 @@ def luminance_std(im: PILImage.Image, *, side: int = 64) -> float:
     fade; tens for any frame with visible content. Downscaling first keeps the
     cost independent of resolution and ignores pixel-level compression noise.
     """
+    import numpy as np
+
     small = im.convert("L").resize((side, side))
     return float(np.asarray(small, dtype=np.float64).std())
 

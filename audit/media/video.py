@@ -23,12 +23,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Literal
 
 from audit.media.errors import MediaItemError
 from audit.media.image import encode_png, looks_like_video
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SamplingMethod = Literal["uniform", "scene"]
 
@@ -110,6 +111,7 @@ def probe_video(path: Path, *, max_decoded_frames: int, name: str = "video") -> 
             no frames, breaks mid-stream, or has more than ``max_decoded_frames``.
     """
     import av
+    import numpy as np
 
     container = _open(path, name)
     try:
@@ -232,6 +234,7 @@ def write_test_clip(
     is a hard cut. ``mpeg4`` ships in every PyAV wheel.
     """
     import av
+    import numpy as np
 
     w, h = size
     with av.open(str(path), mode="w") as out:

@@ -25,9 +25,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import numpy as np
 from pydantic import Field
 
 from audit.errors import ModeratorError
@@ -39,6 +38,9 @@ from audit.moderators.base import ModeratorParams, register
 from audit.policy import Policy
 from audit.schema import Item, ModeratorOutput
 
+if TYPE_CHECKING:
+    import numpy as np
+
 NAME = "image_classifier"
 
 
@@ -49,6 +51,8 @@ def aggregate(values: np.ndarray, rule: str, top_k: int) -> tuple[float, int]:
     ``topk_mean``: mean of the ``top_k`` highest, which damps a single spurious
     frame at the price of missing a violation shown in fewer than ``top_k`` frames.
     """
+    import numpy as np
+
     order = np.argsort(-values, kind="stable")
     if rule == "max":
         return float(values[order[0]]), int(order[0])
@@ -178,12 +182,16 @@ class ImageClassifier:
 
     def run_batch(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities ``(N, C)`` for a preprocessed batch."""
+        import numpy as np
+
         sess = self.session()
         out = sess.run(None, {self._input: batch})[0]
         return np.asarray(out, dtype=np.float64)
 
     def predict(self, items: Sequence[Item]) -> list[ModeratorOutput]:
         """Scores per item (max / top-k mean over its kept images), with evidence."""
+        import numpy as np
+
         p = self.params
         outputs: list[ModeratorOutput | None] = [None] * len(items)
         tensors: list[np.ndarray] = []
