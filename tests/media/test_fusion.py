@@ -126,3 +126,14 @@ def test_bad_fusion_params(policy) -> None:  # type: ignore[no-untyped-def]
         )
     with pytest.raises(ValueError):
         FusionModerator.Params(members={"a": {"type": "fake"}})  # one member is no fusion
+
+
+def test_evidence_survives_the_cache_round_trip() -> None:
+    from audit.schema import ModeratorOutput
+
+    ev = {"decided_by": {"adult_sexual": {"frame_index": 5, "timestamp_s": 0.5}}}
+    o = ModeratorOutput(scores={"adult_sexual": 0.2}, evidence=ev)
+    assert ModeratorOutput.from_json(o.to_json()).evidence == ev
+    plain = ModeratorOutput(scores={"adult_sexual": 0.2}).to_json()
+    assert "evidence" not in plain  # outputs without evidence serialise as before
+    assert ModeratorOutput.from_json(plain).evidence is None

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from audit.media import MediaItemError, choose_frames, probe_video, sample_frames
@@ -97,3 +99,21 @@ def test_too_long(tmp_path: Path) -> None:
 def _write(p: Path, data: bytes) -> Path:
     p.write_bytes(data)
     return p
+
+
+@given(
+    n=st.integers(1, 200),
+    k=st.integers(1, 16),
+    method=st.sampled_from(["uniform", "scene"]),
+    seed=st.integers(0, 1000),
+)
+def test_choose_frames_invariants(n: int, k: int, method: str, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    cuts = np.concatenate([[np.inf], rng.random(n - 1) * 0.5])
+    probe = VideoProbe(n, [i / 25 for i in range(n)], cuts, 1, 1)
+    idx = choose_frames(probe, k, method, 0.3)  # type: ignore[arg-type]
+    assert idx == sorted(set(idx)) and len(idx) == min(n, k)
+    assert all(0 <= i < n for i in idx)
+    if method == "scene":  # the first frame, then every strong cut that fits in k
+        strong = sorted((i for i in range(1, n) if cuts[i] >= 0.3), key=lambda i: -cuts[i])
+        assert 0 in idx and set(strong[: k - 1]) <= set(idx)
