@@ -81,6 +81,7 @@ HOSTILE: dict[str, str] = {
     "h16": "media_decode",  # random bytes named .mp4
     "h17": "video_too_long",
     "h18": "media_url",  # data: URL
+    "h19": "media_outside_root",  # a symlink inside the root pointing outside it
 }
 
 
@@ -109,6 +110,7 @@ def hostile_suite(tmp_path: Path) -> Path:
     (m / "noise.mp4").write_bytes(np.random.default_rng(1).bytes(3000))
     (m / "sub").mkdir()
     (tmp_path / "secret.png").write_bytes(png_bytes(solid((1, 2, 3))))
+    (m / "link.png").symlink_to(tmp_path / "secret.png")
     rows = [
         _row("g1", image="m/ok.png"),
         _row("g2", video="m/ok.mp4"),
@@ -132,6 +134,7 @@ def hostile_suite(tmp_path: Path) -> Path:
         _row("h16", video="m/noise.mp4"),
         _row("h17", video="m/long.mp4"),
         _row("h18", image="data:image/png;base64,iVBORw0KGgo="),
+        _row("h19", image="m/link.png"),
     ]
     return _write(
         tmp_path, rows, _card(max_file_bytes=50_000, max_decoded_frames=40, frames={"k": 3})
@@ -140,7 +143,7 @@ def hostile_suite(tmp_path: Path) -> Path:
 
 def test_hostile_media_are_per_item_errors(hostile_suite: Path, policy) -> None:  # type: ignore[no-untyped-def]
     suite = load_suite(str(hostile_suite), policy)
-    assert len(suite) == 22
+    assert len(suite) == 23
     items = {it.id: it for it in suite_items(suite)}
     got = {i: it.media_error_type for i, it in items.items() if it.media_error_type}
     assert got == HOSTILE
