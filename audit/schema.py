@@ -5,6 +5,10 @@ The canonical item schema (what every suite is loaded into):
 * ``id`` (string, unique within a split)
 * text fields, each a nullable string: see :data:`TEXT_FIELDS`
 * optional ``image`` (``datasets.Image``)
+* optional ``video`` (``{path, sha256}``: a file reference, never decoded by a moderator)
+  and ``video_frames`` (a list of ``{image, index, timestamp_s}``: k frames sampled once
+  at load time), with ``media_error`` / ``media_error_type`` (strings) for an item whose
+  media could not be used (see :mod:`audit.media`)
 * ``labels``: a struct with one ``ClassLabel(names=["negative", "positive"])`` per
   policy category; ``-1`` means **unknown** (the set does not cover the category,
   or the source row has no label for it). Unknown is never counted as negative.
@@ -42,7 +46,33 @@ LABEL_NAMES = ["negative", "positive"]
 OVERALL_KEY = "_overall"
 
 #: Columns every canonical dataset has besides text fields and slices.
-RESERVED_COLUMNS = ("id", "image", "labels", "label_overall", "rationale", "content_hash")
+RESERVED_COLUMNS = (
+    "id",
+    "image",
+    "video",
+    "video_frames",
+    "media_error",
+    "media_error_type",
+    "labels",
+    "label_overall",
+    "rationale",
+    "content_hash",
+)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame sampled from an item's video.
+
+    Attributes:
+        index: decode-order index in the clip (0-based).
+        timestamp_s: presentation time in seconds.
+        image: PNG bytes.
+    """
+
+    index: int
+    timestamp_s: float
+    image: bytes
 
 
 @dataclass(frozen=True)
@@ -55,6 +85,12 @@ class Item:
         fields: present text fields only (canonical names → text).
         image: raw image bytes, if the item has one.
         context: slice values (language, surface...) a moderator may use for prompts.
+        video: path of the item's video file (a reference; moderators use ``video_frames``).
+        video_frames: frames sampled from the video at load time, in time order.
+        media_error: why the item's media could not be used (then ``image`` and
+            ``video_frames`` are empty); a moderator that needs media returns it as
+            the item's error.
+        media_error_type: machine-readable class of ``media_error``.
     """
 
     id: str
@@ -62,6 +98,10 @@ class Item:
     fields: dict[str, str]
     image: bytes | None = None
     context: dict[str, str] = field(default_factory=dict)
+    video: str | None = None
+    video_frames: tuple[Frame, ...] = ()
+    media_error: str | None = None
+    media_error_type: str | None = None
 
     def text(self) -> str:
         """All present text fields joined into one string.
@@ -74,13 +114,23 @@ class Item:
         return "\n".join(f"{TEXT_FIELDS.get(k, k)}: {v}" for k, v in present)
 
 
-def content_hash(fields: dict[str, str | None], image: bytes | None = None) -> str:
-    """Canonical content hash of an item (labels and ids excluded)."""
+def content_hash(
+    fields: dict[str, str | None], image: bytes | None = None, media: tuple[str, ...] = ()
+) -> str:
+    """Canonical content hash of an item (labels and ids excluded).
+
+    ``media`` holds further media parts (video digest, sampled frames with their
+    index and timestamp, a media error) as strings; an item without them hashes
+    exactly as before they existed.
+    """
     payload = {k: fields.get(k) for k in TEXT_FIELDS if fields.get(k)}
     h = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8"))
     if image is not None:
         h.update(b"\x00image\x00")
         h.update(hashlib.sha256(image).digest())
+    for part in media:
+        h.update(b"\x00media\x00")
+        h.update(part.encode("utf-8"))
     return h.hexdigest()
 
 
@@ -96,6 +146,8 @@ class ModeratorOutput:
             ``timeout``, ``parse_failure``...).
         rationale: free-text reasoning (LLM judges), if any.
         raw_output: raw model output (LLM judges), if any.
+        evidence: JSON-ready details behind the scores (an image moderator's
+            per-frame scores and the frame that decided each category), if any.
     """
 
     scores: dict[str, float] = field(default_factory=dict)
@@ -103,15 +155,19 @@ class ModeratorOutput:
     error_type: str | None = None
     rationale: str | None = None
     raw_output: str | None = None
+    evidence: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "scores": {k: (None if math.isnan(v) else float(v)) for k, v in self.scores.items()},
             "error": self.error,
             "error_type": self.error_type,
             "rationale": self.rationale,
             "raw_output": self.raw_output,
         }
+        if self.evidence is not None:  # absent key: outputs without evidence serialise as before
+            out["evidence"] = self.evidence
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ModeratorOutput:
@@ -121,4 +177,5 @@ class ModeratorOutput:
             error_type=d.get("error_type"),
             rationale=d.get("rationale"),
             raw_output=d.get("raw_output"),
+            evidence=d.get("evidence"),
         )

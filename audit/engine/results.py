@@ -52,6 +52,8 @@ class SuiteResult:
     error_slices: list[dict[str, Any]] = field(default_factory=list)
     """:func:`error_breakdown` rows (overall + every slice value), JSON-ready; filled by
     :func:`compute_result_metrics`"""
+    evidence: list[dict[str, Any] | None] = field(default_factory=list)
+    """per-item ``ModeratorOutput.evidence`` (image moderators: per-frame scores)"""
 
     @property
     def n(self) -> int:
@@ -134,6 +136,7 @@ def build_result(
         errors=[o.error for o in outputs],
         error_types=[o.error_type for o in outputs],
         rationales=[o.rationale for o in outputs],
+        evidence=[o.evidence for o in outputs],
         cached=cached,
         timings=timings,
         restricted_mask=rmask,
@@ -365,6 +368,7 @@ def fp_fn_frame(res: SuiteResult, max_rows: int) -> pd.DataFrame:
                 (c, res.suite.labels[:, k], res.scores[:, k], res.preds[:, k], res.thresholds[c])
             )
     pairs.append(("overall", res.suite.overall, res.overall_score, res.overall_pred, math.nan))
+    with_frames = any(e and e.get("decided_by") for e in res.evidence)
     for c, y, s, p, t in pairs:
         ok = (y != UNKNOWN) & ~np.isnan(s)
         fp = np.where(ok & (y == 0) & (p == 1))[0]
@@ -387,6 +391,7 @@ def fp_fn_frame(res: SuiteResult, max_rows: int) -> pd.DataFrame:
                         if (redact and res.rationales[i])
                         else res.rationales[i],
                         **{f"slice.{sl}": v[i] for sl, v in slices.items()},
+                        **(_frame_evidence(res, i, c) if with_frames else {}),
                     }
                 )
     df = pd.DataFrame(rows)
@@ -395,3 +400,27 @@ def fp_fn_frame(res: SuiteResult, max_rows: int) -> pd.DataFrame:
     df["confidence"] = np.where(df["error"] == "FP", df["score"], 1 - df["score"])
     df = df.sort_values(["confidence"], ascending=False).head(max_rows).reset_index(drop=True)
     return df
+
+
+def _frame_evidence(res: SuiteResult, i: int, category: str) -> dict[str, Any]:
+    """``frame_index`` / ``frame_timestamp_s`` of the frame that decided item ``i``'s
+    score for ``category`` (``overall``: its highest-scoring covered category), from an
+    image moderator's evidence (directly or through a fusion member); ``None`` when
+    the score came from a still image, a text member, or a moderator without evidence."""
+    ev = res.evidence[i] if i < len(res.evidence) else None
+    decided = (ev or {}).get("decided_by") or {}
+    cat = category
+    if category == "overall":
+        cats = list(res.suite.categories)
+        best = -math.inf
+        for c in res.suite.covers:
+            if c in res.categories and c in decided:
+                v = res.scores[i, cats.index(c)]
+                if not math.isnan(v) and v > best:
+                    best, cat = v, c
+    d = decided.get(cat) or {}
+    return {
+        "frame_index": d.get("frame_index"),
+        "frame_timestamp_s": d.get("timestamp_s"),
+        "decided_by": d.get("member"),
+    }

@@ -9,6 +9,8 @@ scikit-learn: every adapter loads its heavy libraries inside its methods.
 | ``hf_classifier`` | :class:`HFClassifier` | transformers sequence classifier |
 | ``embedding_head`` | :class:`EmbeddingHead` | encoder + logistic head (:func:`fit_head`) |
 | ``profanity_baseline`` | :class:`ProfanityBaseline` | packaged alt-profanity-check (lexical) |
+| ``image_classifier`` | :class:`ImageClassifier` | packaged ONNX image-safety models |
+| ``fusion`` | :class:`FusionModerator` | text + image members fused by a recorded rule |
 | ``fake`` | :class:`FakeModerator` | scripted scores and failures |
 """
 
@@ -20,8 +22,10 @@ from audit.moderators.classifiers.embedding_head import (
     fit_head,
 )
 from audit.moderators.classifiers.hf_classifier import HFClassifier
+from audit.moderators.classifiers.image_classifier import ImageClassifier
 from audit.moderators.classifiers.profanity import ProfanityBaseline
 from audit.moderators.fake import FakeModerator, ScriptedBatchFailure
+from audit.moderators.fusion import FusionModerator
 from audit.moderators.judge.llm_judge import LLMJudge
 
 __all__ = [
@@ -29,8 +33,10 @@ __all__ = [
     "EmbeddingHead",
     "FakeModerator",
     "FitSpec",
+    "FusionModerator",
     "HFClassifier",
     "HeadSummary",
+    "ImageClassifier",
     "LLMJudge",
     "Moderator",
     "ModeratorParams",

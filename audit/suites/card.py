@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from audit.media.image import DEFAULT_MAX_PIXELS
 from audit.schema import RESERVED_COLUMNS, TEXT_FIELDS
 
 Scalar = str | int | float | bool
@@ -250,6 +251,41 @@ class AnnotationSpec(_Strict):
         return self
 
 
+class VideoFramesSpec(_Strict):
+    """How ``video_frames`` are sampled, once, at load time (see audit/media/video.py)."""
+
+    k: int = Field(default=8, ge=1, le=256)
+    method: Literal["uniform", "scene"] = "uniform"
+    scene_threshold: float = Field(default=0.25, gt=0.0, le=1.0)
+    """mean absolute RGB thumbnail difference (0–1) that counts as a cut (``scene``)"""
+    max_side: int = Field(default=512, ge=16, le=8192)
+    """frames are scaled down so their longer side is at most this (pixels)"""
+
+
+class MediaSpec(_Strict):
+    """Media columns: each cell a file path relative to ``root`` (URL-free).
+
+    ``root`` resolves from the card's folder (``${data_root}`` allowed); a path that
+    escapes it, a URL, or an unreadable / undecodable / oversized file is a
+    per-item error kept on the item (``media_error``), not a load failure.
+    """
+
+    root: str = "."
+    image: str | None = None
+    video: str | None = None
+    frames: VideoFramesSpec | None = Field(default_factory=lambda: VideoFramesSpec())
+    """frame sampling for ``video`` (``null``: keep the reference only)"""
+    max_file_bytes: int = Field(default=200_000_000, ge=1)
+    max_image_pixels: int = Field(default=DEFAULT_MAX_PIXELS, ge=1)
+    max_decoded_frames: int = Field(default=20_000, ge=1)
+
+    @model_validator(mode="after")
+    def _some_column(self) -> MediaSpec:
+        if self.image is None and self.video is None:
+            raise ValueError("media: name an 'image' column, a 'video' column, or both")
+        return self
+
+
 class SuiteCard(_Strict):
     card_version: Literal[1] = 1
     name: str
@@ -268,6 +304,8 @@ class SuiteCard(_Strict):
     image_column: str | None = None
     """Column with an image file path (relative to the local root) or raw bytes; the
     image bytes enter the content hash and the canonical ``image`` feature."""
+    media: MediaSpec | None = None
+    """Image / video columns with per-item error handling (see :class:`MediaSpec`)."""
     default_split: str = "test"
     annotations: AnnotationSpec | None = None
     """Multi-annotator sets: per-annotator labels and how gold is derived."""
@@ -296,7 +334,14 @@ class SuiteCard(_Strict):
                 raise ValueError(f"slice name {name!r} clashes with a canonical column")
             if not _NAME.match(name):
                 raise ValueError(f"slice name {name!r} must match {_NAME.pattern}")
+        if self.media is not None and self.media.image is not None and self.image_column:
+            raise ValueError("set either image_column or media.image, not both")
         return self
+
+    @property
+    def has_image(self) -> bool:
+        """Whether the canonical dataset has an ``image`` column."""
+        return bool(self.image_column) or (self.media is not None and self.media.image is not None)
 
     def splits(self) -> list[str]:
         names: set[str] = set()

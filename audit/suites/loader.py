@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audit._util.settings import find_file, search_dirs
+from audit._util.settings import data_root, find_file, search_dirs
 from audit._util.validation import load_model
 from audit.errors import SuiteError
 from audit.schema import (
@@ -25,6 +26,7 @@ from audit.schema import (
     POSITIVE,
     TEXT_FIELDS,
     UNKNOWN,
+    Frame,
     Item,
     content_hash,
 )
@@ -35,6 +37,7 @@ from audit.suites.rules import RuleStats, apply_rule, is_missing, rule_warnings
 if TYPE_CHECKING:
     import datasets
 
+    from audit.media.cells import MediaCell
     from audit.policy import Policy
     from audit.suites.annotations import AnnotatorLabels
 
@@ -240,6 +243,11 @@ def _check_columns(card: SuiteCard, cols: set[str], where: str) -> None:
         need(card.rationale_column, "rationale_column")
     if card.image_column:
         need(card.image_column, "image_column")
+    if card.media is not None:
+        if card.media.image:
+            need(card.media.image, "media.image")
+        if card.media.video:
+            need(card.media.video, "media.video")
 
 
 def _covers(card: SuiteCard, policy: Policy, where: str) -> tuple[str, ...]:
@@ -313,6 +321,8 @@ def load_suite(
     for r in rows[: min(len(rows), 2000)]:
         cols |= set(r)
     _check_columns(card, cols, where)
+    if card.media is not None:
+        _media_root(card, cpath)  # a missing root is a card-level error, raised once
     if limit is not None:
         rows = rows[:limit]
         annotations = None if annotations is None else annotations.subset(range(len(rows)))
@@ -405,7 +415,13 @@ def _canonicalise(
                 )
             texts[fname] = None if is_missing(v) else str(v)
         image = _image_bytes(card, cpath, row, iid) if card.image_column else None
-        if not any(texts.values()) and image is None:
+        media = _media_cell(card, cpath, row) if card.media is not None else None
+        if media is not None:
+            image = media.image if card.media and card.media.image else image
+        has_media = media is not None and (
+            media.image is not None or media.video is not None or media.error is not None
+        )
+        if not any(texts.values()) and image is None and not has_media:
             raise SuiteError(
                 f"item {iid!r} has no text in any field",
                 where=where,
@@ -474,9 +490,24 @@ def _canonicalise(
                 rec[s] = None if is_missing(v) else str(v)
             else:
                 rec[s] = card.constants[s]
-        if card.image_column:
+        if card.has_image:
             rec["image"] = {"bytes": image, "path": None} if image is not None else None
-        rec["content_hash"] = content_hash(texts, image)
+        if card.media is not None and media is not None:
+            if card.media.video:
+                rec["video"] = media.video
+                rec["video_frames"] = [
+                    {
+                        "image": {"bytes": f.png, "path": None},
+                        "index": f.index,
+                        "timestamp_s": f.timestamp_s,
+                    }
+                    for f in media.frames
+                ]
+            rec["media_error"] = media.error
+            rec["media_error_type"] = media.error_type
+        rec["content_hash"] = content_hash(
+            texts, image, tuple(media.hash_parts()) if media is not None else ()
+        )
         out_rows.append(rec)
 
     warnings = [
@@ -487,7 +518,14 @@ def _canonicalise(
     if card.labels.overall is not None:
         warnings += rule_warnings(card.labels.overall, overall_stats, "labels.overall")
     ds, digest = _to_dataset(
-        out_rows, labels, overall, cats, slice_names, with_image=card.image_column is not None
+        out_rows,
+        labels,
+        overall,
+        cats,
+        slice_names,
+        with_image=card.has_image,
+        with_video=card.media is not None and card.media.video is not None,
+        with_media_errors=card.media is not None,
     )
     return LoadedSuite(
         card=card,
@@ -502,6 +540,41 @@ def _canonicalise(
         source=source,
         slice_names=slice_names,
         warnings=warnings,
+    )
+
+
+def _media_root(card: SuiteCard, cpath: Path) -> Path:
+    """The folder media paths resolve from; SuiteError when it does not exist."""
+    assert card.media is not None
+    raw = card.media.root.replace("${data_root}", str(data_root()))
+    p = Path(os.path.expandvars(raw)).expanduser()
+    root = (p if p.is_absolute() else cpath.parent / p).resolve()
+    if not root.is_dir():
+        raise SuiteError(
+            "media root folder not found",
+            where=str(cpath),
+            field="media.root",
+            expected="an existing folder (relative to the card's folder, ${data_root} allowed)",
+            actual=str(root),
+            fix="create the folder or correct media.root",
+        )
+    return root
+
+
+def _media_cell(card: SuiteCard, cpath: Path, row: dict[str, Any]) -> MediaCell:
+    from audit.media.cells import load_cell
+
+    m = card.media
+    assert m is not None
+    return load_cell(
+        row,
+        root=_media_root(card, cpath),
+        image_column=m.image,
+        video_column=m.video,
+        frames=m.frames.model_dump() if m.frames is not None else None,
+        max_bytes=m.max_file_bytes,
+        max_pixels=m.max_image_pixels,
+        max_decoded_frames=m.max_decoded_frames,
     )
 
 
@@ -529,7 +602,12 @@ def _image_bytes(card: SuiteCard, cpath: Path, row: dict[str, Any], iid: str) ->
 
 
 def canonical_features(
-    categories: tuple[str, ...], slice_names: list[str], *, with_image: bool = False
+    categories: tuple[str, ...],
+    slice_names: list[str],
+    *,
+    with_image: bool = False,
+    with_video: bool = False,
+    with_media_errors: bool = False,
 ) -> datasets.Features:
     import datasets
 
@@ -538,6 +616,18 @@ def canonical_features(
         feats[f] = datasets.Value("string")
     if with_image:
         feats["image"] = datasets.Image()
+    if with_video:
+        feats["video"] = {"path": datasets.Value("string"), "sha256": datasets.Value("string")}
+        feats["video_frames"] = datasets.List(
+            {
+                "image": datasets.Image(),
+                "index": datasets.Value("int32"),
+                "timestamp_s": datasets.Value("float64"),
+            }
+        )
+    if with_media_errors:
+        feats["media_error"] = datasets.Value("string")
+        feats["media_error_type"] = datasets.Value("string")
     feats["labels"] = {c: datasets.ClassLabel(names=LABEL_NAMES) for c in categories}
     feats["label_overall"] = datasets.ClassLabel(names=LABEL_NAMES)
     feats["rationale"] = datasets.Value("string")
@@ -555,10 +645,18 @@ def _to_dataset(
     slice_names: list[str],
     *,
     with_image: bool = False,
+    with_video: bool = False,
+    with_media_errors: bool = False,
 ) -> tuple[datasets.Dataset, str]:
     import datasets
 
-    feats = canonical_features(cats, slice_names, with_image=with_image)
+    feats = canonical_features(
+        cats,
+        slice_names,
+        with_image=with_image,
+        with_video=with_video,
+        with_media_errors=with_media_errors,
+    )
     cols: dict[str, list[Any]] = {k: [r[k] for r in rows] for k in rows[0]}
     cols["labels"] = [dict(zip(cats, map(int, lab))) for lab in labels]
     cols["label_overall"] = [int(v) for v in overall]
@@ -569,6 +667,18 @@ def _to_dataset(
         hashed["image"] = [
             None if im is None else hashlib.sha256(im["bytes"]).hexdigest()
             for im in ordered["image"]
+        ]
+    if with_video:  # frames by hash too, with their index and timestamp
+        hashed["video_frames"] = [
+            [
+                {
+                    "sha256": hashlib.sha256(f["image"]["bytes"]).hexdigest(),
+                    "index": f["index"],
+                    "timestamp_s": f["timestamp_s"],
+                }
+                for f in frames
+            ]
+            for frames in ordered["video_frames"]
         ]
     return ds, content_digest(hashed, feats)
 
@@ -601,6 +711,7 @@ def suite_items(suite: LoadedSuite) -> list[Item]:
 
         raw = suite.dataset.cast_column("image", datasets.Image(decode=False))["image"]
         images = [None if im is None else im["bytes"] for im in raw]
+    videos, frames, errors, error_types = _media_columns(suite)
     out: list[Item] = []
     for i, iid in enumerate(cols["id"]):
         fields = {f: cols[f][i] for f in TEXT_FIELDS if cols[f][i]}
@@ -612,6 +723,44 @@ def suite_items(suite: LoadedSuite) -> list[Item]:
                 fields=fields,
                 image=images[i] if has_image else None,
                 context=ctx,
+                video=videos[i],
+                video_frames=frames[i],
+                media_error=errors[i],
+                media_error_type=error_types[i],
             )
         )
     return out
+
+
+def _media_columns(
+    suite: LoadedSuite,
+) -> tuple[list[str | None], list[tuple[Frame, ...]], list[str | None], list[str | None]]:
+    """Per item: resolved video path, sampled frames, media error and its type."""
+    ds, n = suite.dataset, len(suite.dataset)
+    cols = set(ds.column_names)
+    videos: list[str | None] = [None] * n
+    frames: list[tuple[Frame, ...]] = [()] * n
+    if "video" in cols and suite.card.media is not None:
+        import datasets
+
+        root = _media_root(suite.card, suite.card_path)
+        videos = [None if v is None else str(root / v["path"]) for v in ds["video"]]
+        raw = ds.cast_column(
+            "video_frames",
+            datasets.List(
+                {
+                    "image": datasets.Image(decode=False),
+                    "index": datasets.Value("int32"),
+                    "timestamp_s": datasets.Value("float64"),
+                }
+            ),
+        )["video_frames"]
+        frames = [
+            tuple(Frame(f["index"], f["timestamp_s"], f["image"]["bytes"]) for f in fl or [])
+            for fl in raw
+        ]
+    errors: list[str | None] = list(ds["media_error"]) if "media_error" in cols else [None] * n
+    types: list[str | None] = (
+        list(ds["media_error_type"]) if "media_error_type" in cols else [None] * n
+    )
+    return videos, frames, errors, types
