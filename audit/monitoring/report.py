@@ -630,7 +630,8 @@ def drift_series(
                             role="reference", policy_break=False, report=None))
     for i, (label, inputs) in enumerate(periods[1:], start=1):
         version = _policy_version(inputs, label)
-        if version != ref_version:
+        # an empty period (no data at all) has no version: it is a gap, not a boundary
+        if inputs and version != ref_version:
             ref_label, ref_inputs, ref_version = label, inputs, version
             history = {}
             out.append(PeriodResult(index=i, label=label, policy_version=version,

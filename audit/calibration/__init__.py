@@ -1,0 +1,46 @@
+"""Recalibration of moderator scores (METHODS.md §4, ``docs/methods/calibration.md``).
+
+* :func:`calibrate_run` fits per-category Platt / isotonic / temperature maps on one
+  split of a run and reports ECE/Brier before and after on another;
+* :func:`save_artifact` / :func:`load_artifact` write and read the versioned
+  JSON + safetensors artifact that a moderator applies with ``calibration: <path>``;
+* :func:`apply_calibration` maps a score matrix through an artifact (used by the run
+  after the prediction cache, before thresholds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from audit.calibration.artifact import file_digest, load_artifact, save_artifact
+from audit.calibration.calibrators import METHODS, Calibrator, Method, fit
+from audit.calibration.fit import CalibrationFit, CategoryFit, calibrate_run, half_split
+
+
+def apply_calibration(
+    scores: np.ndarray, categories: Sequence[str], calibrators: dict[str, Calibrator]
+) -> np.ndarray:
+    """Columns of ``scores`` (one per category) mapped by their calibrator, others as is."""
+    out = np.array(scores, dtype=np.float64, copy=True)
+    for k, c in enumerate(categories):
+        if c in calibrators:
+            out[:, k] = calibrators[c].apply(out[:, k])
+    return out
+
+
+__all__ = [
+    "METHODS",
+    "CalibrationFit",
+    "Calibrator",
+    "CategoryFit",
+    "Method",
+    "apply_calibration",
+    "calibrate_run",
+    "file_digest",
+    "fit",
+    "half_split",
+    "load_artifact",
+    "save_artifact",
+]
