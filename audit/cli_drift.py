@@ -117,6 +117,26 @@ def drift(
         series_items: list[Any] = []
     else:
         series, notes = runs_drift(records, cfg, suite=suite, moderator=moderator)
+        for s in series:
+            for p in s.series.periods:
+                if p.policy_break:
+                    if len(records) == 2:
+                        from audit.monitoring import PolicyBoundaryError
+
+                        raise PolicyBoundaryError(
+                            "the two runs were scored under different policy versions",
+                            where=f"{records[0].run_id} → {records[1].run_id}",
+                            field="policy",
+                            expected=s.series.periods[0].policy_version,
+                            actual=p.policy_version,
+                            fix="compare runs under one policy version, or pass "
+                            "--allow-policy-change to compare with the break marked",
+                        )
+                    notes.append(
+                        f"{s.suite}:{s.split} × {s.moderator}: policy version changed at "
+                        f"{p.label} ({p.policy_version}); a new reference starts there and "
+                        "nothing is compared across the break"
+                    )
         results = [((s.suite, s.split, s.moderator),
                     [p.report for p in s.series.periods if p.report is not None])
                    for s in series]
@@ -127,7 +147,7 @@ def drift(
     for (su, sp, mo), reps in results:
         for rep in reps:
             alert |= rep.any_alert
-            brk = " [policy break]" if rep.policy_break else ""
+            brk = " (policy break: compared across versions)" if rep.policy_break else ""
             tab = Table(title=f"{su}:{sp} × {mo}: {rep.reference_label} → {rep.current_label}{brk}")
             for h in ("category", "n ref/cur", "PSI", "KS D", "JS", "decision Δ [CI]", "q", "state"):
                 tab.add_column(h)

@@ -16,7 +16,7 @@ import numpy as np
 
 from audit.calibration.artifact import file_digest, load_artifact, save_artifact
 from audit.calibration.calibrators import METHODS, Calibrator, Method, fit
-from audit.calibration.fit import CalibrationFit, CategoryFit, calibrate_run, half_split
+from audit.calibration.fitting import CalibrationFit, CategoryFit, calibrate_run, half_split
 
 
 def apply_calibration(
