@@ -86,8 +86,10 @@ class ModeratorSpec(_Strict):
     def _calibration_digest(cls, data: Any) -> Any:
         # Hash at load so the record names the exact calibration and its config hash
         # changes with it; the run checks the file again before applying it.
-        if isinstance(data, dict) and data.get("calibration") and not data.get(
-            "calibration_digest"
+        if (
+            isinstance(data, dict)
+            and data.get("calibration")
+            and not data.get("calibration_digest")
         ):
             p = Path(str(data["calibration"]))
             if not p.is_file():

@@ -104,7 +104,9 @@ def load_artifact(path: str | Path) -> tuple[dict[str, Calibrator], dict[str, An
     except json.JSONDecodeError as exc:
         raise _bad(where, "(file)", "JSON", f"invalid JSON: {exc.msg}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise _bad(where, "format", repr(FORMAT), repr(doc.get("format") if isinstance(doc, dict) else doc))
+        raise _bad(
+            where, "format", repr(FORMAT), repr(doc.get("format") if isinstance(doc, dict) else doc)
+        )
     if doc.get("version") != FORMAT_VERSION:
         raise _bad(where, "version", str(FORMAT_VERSION), repr(doc.get("version")))
     tensors = doc.get("tensors") or {}
@@ -135,8 +137,12 @@ def load_artifact(path: str | Path) -> tuple[dict[str, Calibrator], dict[str, An
         )
         for part in ("params", "knots_x", "knots_y"):
             arr = arrays.get(f"{cat}.{part}")
-            if arr is None or not np.array_equal(arr, np.asarray(getattr(c, part), dtype=np.float64)):
-                raise _bad(where, f"categories.{cat}.{part}", "equal in JSON and tensors", "different")
+            if arr is None or not np.array_equal(
+                arr, np.asarray(getattr(c, part), dtype=np.float64)
+            ):
+                raise _bad(
+                    where, f"categories.{cat}.{part}", "equal in JSON and tensors", "different"
+                )
         expected_n = {"platt": 2, "temperature": 1, "isotonic": 0}[method]
         if len(c.params) != expected_n or (method == "isotonic" and len(c.knots_x) == 0):
             raise _bad(where, f"categories.{cat}", f"parameters of a {method} map", repr(spec))

@@ -71,7 +71,9 @@ class Calibrator:
         return res
 
 
-def _newton_logistic(x: FloatArray, t: FloatArray, with_slope: bool, iters: int = 100) -> FloatArray:
+def _newton_logistic(
+    x: FloatArray, t: FloatArray, with_slope: bool, iters: int = 100
+) -> FloatArray:
     """Maximum-likelihood ``w`` of ``σ(w₀·x + w₁)`` (or ``σ(w₀·x)``) for soft targets ``t``.
 
     Newton–Raphson with step halving on the log-loss; converges in a few steps here.

@@ -66,7 +66,9 @@ def half_split(ids: list[str], seed: int) -> np.ndarray:
     )
 
 
-def _figures(y: np.ndarray, s: np.ndarray, n_boot: int, seed: int, conf: float) -> dict[str, Figure]:
+def _figures(
+    y: np.ndarray, s: np.ndarray, n_boot: int, seed: int, conf: float
+) -> dict[str, Figure]:
     from audit.metrics import brier, ece
 
     out = {}
@@ -119,7 +121,8 @@ def calibrate_run(
             "calibration is fit on one suite × moderator",
             where=str(record.path),
             field="--suite/--moderator",
-            expected="filters that pick one of: " + ", ".join(f"{s} × {m}" for s, m in sorted(pairs)),
+            expected="filters that pick one of: "
+            + ", ".join(f"{s} × {m}" for s, m in sorted(pairs)),
             actual=f"{len(pairs)} pairs",
         )
     if (fit_split is None) != (eval_split is None) or (fit_split and fit_split == eval_split):
@@ -169,12 +172,12 @@ def calibrate_run(
         "suite": entry["suite"],
         "suite_digest": sdesc.get("digest"),
         "moderator": entry["moderator"],
-        "moderator_fingerprint": (record.data.get("moderators", {}).get(entry["moderator"]) or {}).get(
-            "fingerprint_hash"
-        ),
+        "moderator_fingerprint": (
+            record.data.get("moderators", {}).get(entry["moderator"]) or {}
+        ).get("fingerprint_hash"),
         "seed": seed,
-        "n_fit": int(len(fit_df)),
-        "n_eval": int(len(eval_df)),
+        "n_fit": len(fit_df),
+        "n_eval": len(eval_df),
         **scheme,
     }
     out: list[CategoryFit] = []

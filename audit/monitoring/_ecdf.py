@@ -34,7 +34,12 @@ class SampleIndex:
         cum: ``cum[k]`` = number of elements in cells ``0..k``.
     """
 
-    def __init__(self, x: FloatArray, grid: int = GRID) -> None:
+    def __init__(
+        self, x: FloatArray, grid: int = GRID, buffer: NDArray[np.int64] | None = None
+    ) -> None:
+        """Index ``x``; ``buffer`` (int64, at least ``x.size`` long) is used for the cell
+        numbers when given, so a caller indexing many samples in turn pays the page
+        faults of one large allocation once instead of once per sample."""
         self.x = x
         self.n = int(x.size)
         self.grid = grid
@@ -42,7 +47,10 @@ class SampleIndex:
         # float temporary, and bincount takes int64 without a conversion pass. A score of
         # exactly 1.0 lands in the extra cell G, folded into cell G - 1 below (and in
         # :meth:`subset`), which saves a clipping pass over the sample.
-        self.cell = np.empty(x.shape, dtype=np.int64)
+        if buffer is not None and buffer.size >= self.n:
+            self.cell = buffer[: self.n]
+        else:
+            self.cell = np.empty(x.shape, dtype=np.int64)
         np.multiply(x, grid, out=self.cell, casting="unsafe")
         counts = np.bincount(self.cell, minlength=grid + 1)
         counts[grid - 1] += counts[grid]
@@ -147,7 +155,9 @@ def _need_cells(a: SampleIndex, b: SampleIndex) -> tuple[float, NDArray[np.int64
     return lower, np.flatnonzero(upper > lower).astype(np.int64)
 
 
-def _quantile_cells(a: SampleIndex, probs: FloatArray) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+def _quantile_cells(
+    a: SampleIndex, probs: FloatArray
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Ranks (1-based, numpy's inverted-CDF rule) and their cells."""
     p = np.asarray(probs, dtype=np.float64)
     np_ = a.n * p
@@ -183,8 +193,9 @@ def compare_samples(
     cc = np.diff(np.concatenate(([0], le_c, [cur.n]))).astype(np.int64)
     d = lower
     if need.size:
-        pts = np.concatenate((sub_r[np.isin(ref.cell_of(sub_r), need)],
-                              sub_c[np.isin(cur.cell_of(sub_c), need)]))
+        pts = np.concatenate(
+            (sub_r[np.isin(ref.cell_of(sub_r), need)], sub_c[np.isin(cur.cell_of(sub_c), need)])
+        )
         if pts.size:
             da = ref.count_le(pts, sub_r, oth_r) / ref.n
             db = cur.count_le(pts, sub_c, oth_c) / cur.n

@@ -253,7 +253,7 @@ def _f(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
 
 
-def _prepare(inp: DriftInput, where: str) -> _Prepared:
+def _prepare(inp: DriftInput, where: str, buffer: NDArray[np.int64] | None = None) -> _Prepared:
     """Validate one input; NaN scores are counted and left out, anything else is an error."""
     s = np.asarray(inp.scores)
     if s.ndim != 1:
@@ -293,7 +293,7 @@ def _prepare(inp: DriftInput, where: str) -> _Prepared:
             fix="pass probabilities, not logits or margins",
         )
     return _Prepared(
-        SampleIndex(np.ascontiguousarray(x)),
+        SampleIndex(np.ascontiguousarray(x), buffer=buffer),
         n_missing,
         _decisions(inp.decisions, s.size, where),
         _labels(inp.labels, s.size, where),
@@ -457,12 +457,12 @@ def _compare(cat: str, ref: _Prepared, cur: _Prepared, cfg: DriftConfig) -> _Cat
     enabled = set(cfg.metrics)
     fams: dict[str, list[Family]] = {}
     if enabled & {"psi", "js"}:
-        fams["binned"] = [f for f in ("psi", "js") if f in enabled]  # type: ignore[misc]
+        fams["binned"] = [f for f in ("psi", "js") if f in enabled]
     if "ks" in enabled:
         fams["ks"] = ["ks"]
     for r in ("decision_rate", "label_rate"):
         if r in enabled and rates[r] is not None:
-            fams[r] = [r]  # type: ignore[list-item]
+            fams[r] = [r]
     candidates: dict[Family, float] = {}
     for members in fams.values():
         for f in members:
@@ -578,11 +578,17 @@ def drift_report(
             "(--allow-policy-change) to compare anyway with the break marked",
         )
     common = [c for c in reference if c in current]
+    # categories are compared one at a time: two cell buffers, reused, keep the memory
+    # (and the page faults of fresh 8-byte-per-score allocations) to one pair
+    size = max(
+        (np.size(side[c].scores) for c in common for side in (reference, current)), default=0
+    )
+    bufs = (np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64))
     cats = [
         _compare(
             c,
-            _prepare(reference[c], f"{reference_label}:{c}"),
-            _prepare(current[c], f"{current_label}:{c}"),
+            _prepare(reference[c], f"{reference_label}:{c}", bufs[0]),
+            _prepare(current[c], f"{current_label}:{c}", bufs[1]),
             cfg,
         )
         for c in common
@@ -626,16 +632,32 @@ def drift_series(
     ref_label, ref_inputs = periods[0]
     ref_version = _policy_version(ref_inputs, ref_label)
     history: dict[str, list[bool | None]] = {}
-    out.append(PeriodResult(index=0, label=ref_label, policy_version=ref_version,
-                            role="reference", policy_break=False, report=None))
+    out.append(
+        PeriodResult(
+            index=0,
+            label=ref_label,
+            policy_version=ref_version,
+            role="reference",
+            policy_break=False,
+            report=None,
+        )
+    )
     for i, (label, inputs) in enumerate(periods[1:], start=1):
         version = _policy_version(inputs, label)
         # an empty period (no data at all) has no version: it is a gap, not a boundary
         if inputs and version != ref_version:
             ref_label, ref_inputs, ref_version = label, inputs, version
             history = {}
-            out.append(PeriodResult(index=i, label=label, policy_version=version,
-                                    role="reference", policy_break=True, report=None))
+            out.append(
+                PeriodResult(
+                    index=i,
+                    label=label,
+                    policy_version=version,
+                    role="reference",
+                    policy_break=True,
+                    report=None,
+                )
+            )
             continue
         rep = drift_report(
             ref_inputs,
@@ -651,6 +673,14 @@ def drift_series(
         for name, h in history.items():
             if name not in seen:  # absent this period: no evidence, keeps its window slot
                 h.append(None)
-        out.append(PeriodResult(index=i, label=label, policy_version=version,
-                                role="compared", policy_break=False, report=rep))
+        out.append(
+            PeriodResult(
+                index=i,
+                label=label,
+                policy_version=version,
+                role="compared",
+                policy_break=False,
+                report=rep,
+            )
+        )
     return DriftSeries(config=cfg, periods=tuple(out))

@@ -58,6 +58,4 @@ def persistence_states(
 def nominal_alert_rate(alpha: float, n: int, m: int) -> float:
     """``P(Binomial(M, α) ≥ N)``: the ALERT rate under no drift for independent periods."""
     check_rule(n, m)
-    return float(
-        sum(math.comb(m, k) * alpha**k * (1 - alpha) ** (m - k) for k in range(n, m + 1))
-    )
+    return float(sum(math.comb(m, k) * alpha**k * (1 - alpha) ** (m - k) for k in range(n, m + 1)))

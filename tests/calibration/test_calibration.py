@@ -8,9 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audit.calibration import Calibrator, apply_calibration, fit, half_split, load_artifact, save_artifact
+from audit.calibration import (
+    Calibrator,
+    apply_calibration,
+    fit,
+    half_split,
+    load_artifact,
+    save_artifact,
+)
 from audit.errors import ConfigError
-from tests.drift.conftest import MakeRun, make_run  # noqa: F401  (fixture)
+from tests.drift.conftest import MakeRun
 from tests.helpers.cli import run_cli
 
 
@@ -73,7 +80,9 @@ def test_apply_keeps_nan_and_range() -> None:
 def test_artifact_roundtrip_and_tamper(tmp_path: Path) -> None:
     s, y = _miscalibrated(500, 5)
     cals = {"hate": fit("platt", s, y), "spam": fit("isotonic", s, y)}
-    jp, tp, digest = save_artifact(tmp_path / "cal.json", cals, provenance={"run_id": "r"}, figures={})
+    jp, tp, digest = save_artifact(
+        tmp_path / "cal.json", cals, provenance={"run_id": "r"}, figures={}
+    )
     assert tp.read_bytes()[:8] != b"\x80\x04\x95"  # not a pickle
     back, doc, d2 = load_artifact(jp)
     assert back == cals and d2 == digest and doc["provenance"]["run_id"] == "r"
@@ -100,39 +109,83 @@ def test_half_split_stable() -> None:
     assert not np.array_equal(m, half_split(ids, 1))
 
 
-def test_cli_calibrate_half_split(make_run: MakeRun, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_cli_calibrate_half_split(
+    make_run: MakeRun, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     s, y = _miscalibrated(1200, 6)
     run = make_run("A", {"hate": s}, gold={"hate": y.astype(np.int8)})
     out = tmp_path / "cal.json"
-    r = run_cli(capsys, "calibrate", str(run), "--method", "platt", "--out", str(out), "--bootstrap", "20")
+    r = run_cli(
+        capsys, "calibrate", str(run), "--method", "platt", "--out", str(out), "--bootstrap", "20"
+    )
     assert r.code == 0, r.err
     doc = json.loads(out.read_text())
     fig = doc["categories"]["hate"]
     assert fig["after"]["ece"]["value"] < fig["before"]["ece"]["value"]
     assert fig["n_eval"] + fig["n_fit"] == 1200
-    assert doc["provenance"]["suite_digest"] == "s" * 64 and "hash half" in doc["provenance"]["fit_split"]
+    assert (
+        doc["provenance"]["suite_digest"] == "s" * 64
+        and "hash half" in doc["provenance"]["fit_split"]
+    )
 
 
-def test_cli_calibrate_named_splits(make_run: MakeRun, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_cli_calibrate_named_splits(
+    make_run: MakeRun, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     s, y = _miscalibrated(600, 7)
     s2, y2 = _miscalibrated(600, 8)
-    run = make_run("A", {"hate": s}, gold={"hate": y.astype(np.int8)}, split="test",
-                   extra_splits={"validation": ({"hate": s2}, {"hate": y2.astype(np.int8)})})
+    run = make_run(
+        "A",
+        {"hate": s},
+        gold={"hate": y.astype(np.int8)},
+        split="test",
+        extra_splits={"validation": ({"hate": s2}, {"hate": y2.astype(np.int8)})},
+    )
     out = tmp_path / "cal.json"
-    r = run_cli(capsys, "calibrate", str(run), "--method", "isotonic", "--fit-split", "validation",
-                "--eval-split", "test", "--out", str(out), "--bootstrap", "0")
+    r = run_cli(
+        capsys,
+        "calibrate",
+        str(run),
+        "--method",
+        "isotonic",
+        "--fit-split",
+        "validation",
+        "--eval-split",
+        "test",
+        "--out",
+        str(out),
+        "--bootstrap",
+        "0",
+    )
     assert r.code == 0, r.err
     assert json.loads(out.read_text())["provenance"]["n_fit"] == 600
     r = run_cli(capsys, "calibrate", str(run), "--method", "platt", "--out", str(out))
     assert r.code == 2 and "several splits" in r.err
-    r = run_cli(capsys, "calibrate", str(run), "--method", "platt", "--fit-split", "train",
-                "--eval-split", "test", "--out", str(out))
+    r = run_cli(
+        capsys,
+        "calibrate",
+        str(run),
+        "--method",
+        "platt",
+        "--fit-split",
+        "train",
+        "--eval-split",
+        "test",
+        "--out",
+        str(out),
+    )
     assert r.code == 2 and "not scored" in r.err
 
 
-def test_cli_calibrate_no_positives(make_run: MakeRun, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    run = make_run("A", {"hate": np.linspace(0, 1, 100)}, gold={"hate": np.zeros(100, dtype=np.int8)})
-    r = run_cli(capsys, "calibrate", str(run), "--method", "platt", "--out", str(tmp_path / "c.json"))
+def test_cli_calibrate_no_positives(
+    make_run: MakeRun, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run = make_run(
+        "A", {"hate": np.linspace(0, 1, 100)}, gold={"hate": np.zeros(100, dtype=np.int8)}
+    )
+    r = run_cli(
+        capsys, "calibrate", str(run), "--method", "platt", "--out", str(tmp_path / "c.json")
+    )
     assert r.code == 3 and "both labels" in r.err
 
 
@@ -142,7 +195,9 @@ def test_moderator_spec_digest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     from audit.config import ModeratorSpec
 
     s, y = _miscalibrated(300, 9)
-    jp, _, digest = save_artifact(tmp_path / "c.json", {"hate": fit("platt", s, y)}, provenance={}, figures={})
+    jp, _, digest = save_artifact(
+        tmp_path / "c.json", {"hate": fit("platt", s, y)}, provenance={}, figures={}
+    )
     spec = ModeratorSpec(name="m", type="fake", calibration=str(jp))
     assert spec.calibration_digest == digest
     assert "calibration_digest" in spec.model_dump()
@@ -153,5 +208,5 @@ def test_moderator_spec_digest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
     with pytest.raises(ConfigError, match="changed"):
         _calibrate(np.array([[0.5]]), ("hate",), pinned, {"type": "fake"})
-    scores, fp, fph = _calibrate(np.array([[0.5], [np.nan]]), ("hate",), spec, {"type": "fake"})
+    scores, fp, _fph = _calibrate(np.array([[0.5], [np.nan]]), ("hate",), spec, {"type": "fake"})
     assert fp["calibration"]["digest"] == digest and np.isnan(scores[1, 0]) and scores[0, 0] != 0.5

@@ -33,7 +33,9 @@ def make_run(runs_dir: Path) -> MakeRun:
         header = {
             "policy": {"ref": "platform-v1", "digest": policy_digest},
             "suites": {},
-            "moderators": {moderator: {"fingerprint_hash": "f" * 64, "thresholds": {"default": threshold}}},
+            "moderators": {
+                moderator: {"fingerprint_hash": "f" * 64, "thresholds": {"default": threshold}}
+            },
         }
         rec = RunRecord.create(runs_dir, name, header)
         todo = {split: (scores, gold)}
@@ -55,8 +57,13 @@ def make_run(runs_dir: Path) -> MakeRun:
             pd.DataFrame(cols).to_parquet(pq, index=False)
             rec.data["suites"][f"{suite}:{sp}"] = {"digest": "s" * 64}
             rec.data["results"].append(
-                {"suite": suite, "split": sp, "moderator": moderator,
-                 "predictions": str(pq.relative_to(rec.dir)), "n": n}
+                {
+                    "suite": suite,
+                    "split": sp,
+                    "moderator": moderator,
+                    "predictions": str(pq.relative_to(rec.dir)),
+                    "n": n,
+                }
             )
         rec.finish("finished")
         return rec.dir

@@ -17,7 +17,9 @@ def _scores(seed: int, a: float = 0.5, n: int = 3000) -> dict[str, np.ndarray]:
     return {"hate": rng.beta(0.5, 3, n), "spam": rng.beta(a, 3, n)}
 
 
-def test_no_drift_exit_0_and_json(make_run: MakeRun, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_no_drift_exit_0_and_json(
+    make_run: MakeRun, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     a = make_run("A", _scores(0))
     b = make_run("B", _scores(1))
     out = tmp_path / "d.json"
@@ -27,10 +29,14 @@ def test_no_drift_exit_0_and_json(make_run: MakeRun, capsys: pytest.CaptureFixtu
     doc = json.loads(out.read_text())
     cats = {c["category"]: c for c in doc["results"][0]["report"]["categories"]}
     assert set(cats) == {"hate", "spam", "overall"} and not doc["alert"]
-    assert cats["hate"]["bins"]["edges"] and cats["hate"]["decision_rate"]["method"].startswith("newcombe")
+    assert cats["hate"]["bins"]["edges"] and cats["hate"]["decision_rate"]["method"].startswith(
+        "newcombe"
+    )
 
 
-def test_alert_exit_1_only_when_asked(make_run: MakeRun, capsys: pytest.CaptureFixture[str]) -> None:
+def test_alert_exit_1_only_when_asked(
+    make_run: MakeRun, capsys: pytest.CaptureFixture[str]
+) -> None:
     a = make_run("A", _scores(0))
     b = make_run("B", _scores(1, a=1.5))
     r = run_cli(capsys, "drift", str(a), str(b), "--persistence", "1/1", "--fail-on", "alert")
@@ -39,8 +45,14 @@ def test_alert_exit_1_only_when_asked(make_run: MakeRun, capsys: pytest.CaptureF
     assert r.code == 0
 
 
-def test_series_three_runs_pending_then_alert(make_run: MakeRun, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    runs = [make_run("A", _scores(0)), make_run("B", _scores(1, a=1.5)), make_run("C", _scores(2, a=1.5))]
+def test_series_three_runs_pending_then_alert(
+    make_run: MakeRun, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    runs = [
+        make_run("A", _scores(0)),
+        make_run("B", _scores(1, a=1.5)),
+        make_run("C", _scores(2, a=1.5)),
+    ]
     out = tmp_path / "d.json"
     r = run_cli(capsys, "drift", *map(str, runs), "--persistence", "2/2", "--json", str(out))
     assert r.code == 0
@@ -49,7 +61,9 @@ def test_series_three_runs_pending_then_alert(make_run: MakeRun, capsys: pytest.
     assert states == ["PENDING", "ALERT"]
 
 
-def test_policy_change_is_an_error_unless_allowed(make_run: MakeRun, capsys: pytest.CaptureFixture[str]) -> None:
+def test_policy_change_is_an_error_unless_allowed(
+    make_run: MakeRun, capsys: pytest.CaptureFixture[str]
+) -> None:
     a = make_run("A", _scores(0))
     b = make_run("B", _scores(1), policy_digest="e" * 64)
     r = run_cli(capsys, "drift", str(a), str(b))
@@ -79,7 +93,9 @@ def test_bad_scores_exit_3(make_run: MakeRun, capsys: pytest.CaptureFixture[str]
     assert r.code == 3 and "outside [0, 1]" in r.err
 
 
-def test_mlflow_series(make_run: MakeRun, capsys: pytest.CaptureFixture[str], runs_dir: Path) -> None:
+def test_mlflow_series(
+    make_run: MakeRun, capsys: pytest.CaptureFixture[str], runs_dir: Path
+) -> None:
     runs = [make_run("A", _scores(0)), make_run("B", _scores(1)), make_run("C", _scores(2, a=1.0))]
     r = run_cli(capsys, "drift", *map(str, runs), "--mlflow")
     assert r.code == 0, r.err

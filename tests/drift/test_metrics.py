@@ -86,11 +86,11 @@ def test_js_matches_scipy() -> None:
 def test_invariances() -> None:
     a = RNG.beta(0.5, 3, 20000)
     A = SampleIndex(a)
-    edges, rc, cc, d = compare_samples(A, SampleIndex(a.copy()), 10)
+    _, rc, cc, d = compare_samples(A, SampleIndex(a.copy()), 10)
     assert d == 0 and dm.psi(rc, cc)[0] == pytest.approx(0, abs=1e-12)
     assert dm.js_distance(rc, cc) == pytest.approx(0, abs=1e-7)
     b = np.clip(a + 0.2, 0, 1)
-    edges, rc, cc, d = compare_samples(A, SampleIndex(b), 10)
+    _edges, rc, cc, d = compare_samples(A, SampleIndex(b), 10)
     assert d > 0.5 and dm.psi(rc, cc)[0] > 1 and dm.js_distance(rc, cc) > 0.5
 
 

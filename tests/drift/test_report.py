@@ -59,7 +59,9 @@ def test_nominal_rate() -> None:
 
 def _inp(rng: np.random.Generator, n: int, a: float = 0.5, pv: str = "v1") -> DriftInput:
     s = rng.beta(a, 3, n)
-    return DriftInput(s, decisions=s >= 0.5, labels=(rng.random(n) < s).astype(int), policy_version=pv)
+    return DriftInput(
+        s, decisions=s >= 0.5, labels=(rng.random(n) < s).astype(int), policy_version=pv
+    )
 
 
 def test_report_shift_detected_and_json_roundtrip() -> None:
@@ -101,7 +103,12 @@ def test_series_break_never_compares_across() -> None:
     ]
     s = drift_series(periods, DriftConfig(persistence_n=1, persistence_m=2))
     roles = [(p.role, p.policy_break) for p in s.periods]
-    assert roles == [("reference", False), ("compared", False), ("reference", True), ("compared", False)]
+    assert roles == [
+        ("reference", False),
+        ("compared", False),
+        ("reference", True),
+        ("compared", False),
+    ]
     assert s.periods[1].report is not None and s.periods[1].report.category("hate").state == "ALERT"
     last = s.periods[3].report
     assert last is not None and last.reference_label == "d2" and last.category("hate").state == "OK"
@@ -118,7 +125,9 @@ def test_one_period_only() -> None:
 
 def test_mismatched_categories_reported() -> None:
     rng = np.random.default_rng(4)
-    rep = drift_report({"a": _inp(rng, 100), "b": _inp(rng, 100)}, {"b": _inp(rng, 100), "c": _inp(rng, 100)})
+    rep = drift_report(
+        {"a": _inp(rng, 100), "b": _inp(rng, 100)}, {"b": _inp(rng, 100), "c": _inp(rng, 100)}
+    )
     assert [c.category for c in rep.categories] == ["b"]
     assert rep.only_in_reference == ("a",) and rep.only_in_current == ("c",)
 
@@ -126,17 +135,29 @@ def test_mismatched_categories_reported() -> None:
 def test_hostile_scores() -> None:
     rng = np.random.default_rng(5)
     ok = {"a": _inp(rng, 100)}
-    for bad in (np.array([0.1, 1.5]), np.array([0.1, -0.1]), np.array([0.2, np.inf]), np.ones((2, 2)),
-                np.array(["x", "y"])):
+    for bad in (
+        np.array([0.1, 1.5]),
+        np.array([0.1, -0.1]),
+        np.array([0.2, np.inf]),
+        np.ones((2, 2)),
+        np.array(["x", "y"]),
+    ):
         with pytest.raises(DriftInputError) as ei:
             drift_report(ok, {"a": DriftInput(bad, policy_version="v1")})
         assert isinstance(ei.value, RunError) and ei.value.field == "scores"
     with pytest.raises(DriftInputError, match="align"):
-        drift_report(ok, {"a": DriftInput(np.array([0.1, 0.2]), decisions=np.array([1.0]), policy_version="v1")})
+        drift_report(
+            ok,
+            {"a": DriftInput(np.array([0.1, 0.2]), decisions=np.array([1.0]), policy_version="v1")},
+        )
     with pytest.raises(DriftInputError, match="1 or 0"):
-        drift_report(ok, {"a": DriftInput(np.array([0.1]), decisions=np.array([2.0]), policy_version="v1")})
+        drift_report(
+            ok, {"a": DriftInput(np.array([0.1]), decisions=np.array([2.0]), policy_version="v1")}
+        )
     with pytest.raises(DriftInputError, match="labels"):
-        drift_report(ok, {"a": DriftInput(np.array([0.1]), labels=np.array([3]), policy_version="v1")})
+        drift_report(
+            ok, {"a": DriftInput(np.array([0.1]), labels=np.array([3]), policy_version="v1")}
+        )
 
 
 def test_nan_scores_counted_and_empty_not_evaluable() -> None:
@@ -158,13 +179,18 @@ def test_all_tied_scores() -> None:
     ref = {"a": DriftInput(np.zeros(500), policy_version="v1")}
     rep = drift_report(ref, {"a": DriftInput(np.zeros(400), policy_version="v1")})
     assert rep.category("a").ks.value == 0 and rep.category("a").breach is False
-    rep = drift_report(ref, {"a": DriftInput(np.ones(400), policy_version="v1")},
-                       DriftConfig(persistence_n=1, persistence_m=1))
+    rep = drift_report(
+        ref,
+        {"a": DriftInput(np.ones(400), policy_version="v1")},
+        DriftConfig(persistence_n=1, persistence_m=1),
+    )
     c = rep.category("a")
     assert c.ks.value == 1 and c.state == "ALERT"
 
 
-def _alert_rate(reps: int, n_ref: int, n_cur: int, cfg: DriftConfig, seed: int, shift: float = 0.0) -> tuple[float, float]:
+def _alert_rate(
+    reps: int, n_ref: int, n_cur: int, cfg: DriftConfig, seed: int, shift: float = 0.0
+) -> tuple[float, float]:
     """Share of replicates ending in ALERT and share of single periods that breached."""
     rng = np.random.default_rng(seed)
     m = cfg.persistence_m
@@ -172,7 +198,14 @@ def _alert_rate(reps: int, n_ref: int, n_cur: int, cfg: DriftConfig, seed: int, 
     for _ in range(reps):
         ref = {"a": DriftInput(rng.beta(0.5, 3, n_ref), policy_version="v")}
         periods = [("ref", ref)] + [
-            (f"p{i}", {"a": DriftInput(np.clip(rng.beta(0.5, 3, n_cur) + shift, 0, 1), policy_version="v")})
+            (
+                f"p{i}",
+                {
+                    "a": DriftInput(
+                        np.clip(rng.beta(0.5, 3, n_cur) + shift, 0, 1), policy_version="v"
+                    )
+                },
+            )
             for i in range(m)
         ]
         s = drift_series(periods, cfg)
@@ -186,8 +219,12 @@ def _alert_rate(reps: int, n_ref: int, n_cur: int, cfg: DriftConfig, seed: int, 
 def _null_cfg() -> DriftConfig:
     # effect thresholds at 0: the rule rests on the tests alone, the strictest case
     return DriftConfig(
-        thresholds=Thresholds(psi=0, js=0, ks=0), metrics=("psi", "ks"), alpha=0.1,
-        persistence_n=2, persistence_m=4, correction="none",
+        thresholds=Thresholds(psi=0, js=0, ks=0),
+        metrics=("psi", "ks"),
+        alpha=0.1,
+        persistence_n=2,
+        persistence_m=4,
+        correction="none",
     )
 
 
