@@ -41,10 +41,10 @@ def _fmt(v: float | None, digits: int = 3) -> str:
 )
 @click.option(
     "--persistence",
-    default="2/3",
-    show_default=True,
+    default=None,
     metavar="N/M",
-    help="ALERT when N of the last M periods breach.",
+    help="ALERT when N of the last M periods breach [default: 1/1 for two runs (one "
+    "comparison), 2/3 for a longer series].",
 )
 @click.option("--correction", type=click.Choice(["bh", "none"]), default="bh", show_default=True)
 @click.option(
@@ -77,7 +77,7 @@ def drift(
     t_ks: float,
     t_js: float,
     t_rate: float,
-    persistence: str,
+    persistence: str | None,
     correction: str,
     allow_policy_change: bool,
     fail_on: str,
@@ -109,6 +109,8 @@ def drift(
             expected="RUN_A RUN_B [...]",
             actual=f"{len(runs)} run(s)",
         )
+    if persistence is None:
+        persistence = "1/1" if len(runs) == 2 else "2/3"
     n_s, _, m_s = persistence.partition("/")
     try:
         cfg = DriftConfig(

@@ -107,3 +107,15 @@ def test_mlflow_series(
     hist = client.get_metric_history(run.info.run_id, "drift/spam/psi")
     assert [m.step for m in hist] == [1, 2]
     assert hist[1].value > hist[0].value
+
+
+def test_two_runs_default_rule_is_one_of_one(
+    make_run: MakeRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = make_run("A", _scores(0))
+    b = make_run("B", _scores(1, a=1.5))
+    assert run_cli(capsys, "drift", str(a), str(b), "--fail-on", "alert").code == 1
+    c = make_run("C", _scores(2))
+    # three runs: 2-of-3 by default, one breaching period is only PENDING
+    r = run_cli(capsys, "drift", str(a), str(b), str(c), "--fail-on", "alert")
+    assert r.code == 0 and "PENDING" in r.out

@@ -230,10 +230,10 @@ def _null_cfg() -> DriftConfig:
 
 def test_false_alarm_fast() -> None:
     cfg = _null_cfg()
-    rate, per = _alert_rate(300, 4000, 800, cfg, seed=11)
+    rate, per = _alert_rate(200, 2000, 500, cfg, seed=11)
     nominal = cfg.nominal_alert_rate()
-    se = (nominal * (1 - nominal) / 300) ** 0.5
-    assert per <= cfg.alpha + 3 * (cfg.alpha / 1200) ** 0.5
+    se = (nominal * (1 - nominal) / 200) ** 0.5
+    assert per <= cfg.alpha + 3 * (cfg.alpha / 800) ** 0.5
     assert rate <= nominal + 3 * se
 
 
