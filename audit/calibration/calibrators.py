@@ -6,7 +6,8 @@ applied to any moderator's scores without pickles:
 
 * **Platt** (Platt 1999): ``σ(a · logit(s) + b)`` fitted by maximum likelihood with
   Platt's smoothed targets ``(N₊ + 1)/(N₊ + 2)`` and ``1/(N₋ + 2)`` (guards against
-  separable data); two parameters, for little data.
+  separable data), constrained to ``a ≥ 0`` so the map never reverses the ranking; two
+  parameters, for little data.
 * **Temperature** (Guo et al., ICML 2017, "On calibration of modern neural networks"):
   ``σ(logit(s) / T)``, one parameter: for logit-based judges whose ranking is right but
   whose confidence is not.
@@ -113,6 +114,11 @@ def fit_platt(s: FloatArray, y: NDArray[np.int64]) -> Calibrator:
     npos, nneg = int((y == 1).sum()), int((y == 0).sum())
     t = np.where(y == 1, (npos + 1) / (npos + 2), 1 / (nneg + 2))
     a, b = _newton_logistic(_logit(s), t, with_slope=True)
+    if a < 0:
+        # Scores anti-correlated with the labels: a negative slope would reverse the
+        # ranking. The maximum likelihood under a >= 0 is then at a = 0, the (smoothed)
+        # base rate for every item: calibration never inverts a model.
+        a, b = 0.0, float(np.log(t.mean()) - np.log1p(-t.mean()))
     return Calibrator("platt", (float(a), float(b)))
 
 

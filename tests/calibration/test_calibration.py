@@ -210,3 +210,13 @@ def test_moderator_spec_digest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         _calibrate(np.array([[0.5]]), ("hate",), pinned, {"type": "fake"})
     scores, fp, _fph = _calibrate(np.array([[0.5], [np.nan]]), ("hate",), spec, {"type": "fake"})
     assert fp["calibration"]["digest"] == digest and np.isnan(scores[1, 0]) and scores[0, 0] != 0.5
+
+
+def test_platt_never_inverts() -> None:
+    rng = np.random.default_rng(10)
+    s = rng.random(2000)
+    y = (rng.random(2000) < 1 - s).astype(np.int64)  # anti-correlated
+    c = fit("platt", s, y)
+    assert c.params[0] == 0.0
+    out = c.apply(s)
+    assert np.allclose(out, out[0]) and abs(out[0] - y.mean()) < 0.01
