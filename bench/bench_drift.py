@@ -14,20 +14,22 @@ Run: ``python bench/bench_drift.py`` → ``bench/results/drift.json``.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
-from _common import write  # type: ignore[import-not-found]
+from _common import write
+
+Data = dict[str, tuple[np.ndarray, np.ndarray]]
 
 N = 5_000_000
 K = 10
 SEED = 0
 
 
-def data() -> tuple[
-    dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple[np.ndarray, np.ndarray]]
-]:
+def data() -> tuple[Data, Data]:
     rng = np.random.default_rng(SEED)
-    ref, cur = {}, {}
+    ref: Data = {}
+    cur: Data = {}
     for k in range(K):
         a = rng.beta(0.5, 3, N)
         # half the categories drift a little (mixture shift), half not at all
@@ -37,7 +39,7 @@ def data() -> tuple[
     return ref, cur
 
 
-def ours(ref, cur):  # type: ignore[no-untyped-def]
+def ours(ref: Data, cur: Data) -> Any:
     from audit.monitoring import DriftInput, drift_report
 
     return drift_report(
@@ -46,7 +48,7 @@ def ours(ref, cur):  # type: ignore[no-untyped-def]
     )
 
 
-def baseline(ref, cur):  # type: ignore[no-untyped-def]
+def baseline(ref: Data, cur: Data) -> dict[str, dict[str, float]]:
     import pandas as pd
     from scipy.spatial.distance import jensenshannon
     from scipy.stats import ks_2samp

@@ -103,6 +103,7 @@ def test_mlflow_series(
 
     client = MlflowClient(tracking_uri=f"sqlite:///{runs_dir / 'mlflow.db'}")
     exp = client.get_experiment_by_name("audit-drift")
+    assert exp is not None
     (run,) = client.search_runs([exp.experiment_id])
     hist = client.get_metric_history(run.info.run_id, "drift/spam/psi")
     assert [m.step for m in hist] == [1, 2]
