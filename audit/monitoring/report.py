@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from audit.errors import ConfigError, RunError
 from audit.monitoring import metrics as dm
-from audit.monitoring._ecdf import SampleIndex, compare_samples
+from audit.monitoring._ecdf import GRID, SampleIndex, compare_samples
 from audit.monitoring.state import State, check_rule, nominal_alert_rate, persistence_states
 
 SCHEMA_VERSION = 1
@@ -253,7 +253,19 @@ def _f(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
 
 
-def _prepare(inp: DriftInput, where: str, buffer: NDArray[np.int64] | None = None) -> _Prepared:
+def _grid(n: int) -> int:
+    """Cells for samples of up to ``n`` scores: a power of two near ``n`` in [2¹⁰, 2¹⁶].
+
+    Any power of two gives exact answers (``_ecdf``); the cost is O(n + G), so small
+    samples should not pay for 65,536 cells, and large ones want cells small enough
+    that few elements need sorting.
+    """
+    return int(min(GRID, max(1 << 10, 1 << max(n - 1, 1).bit_length())))
+
+
+def _prepare(
+    inp: DriftInput, where: str, buffer: NDArray[np.int64] | None = None, grid: int = GRID
+) -> _Prepared:
     """Validate one input; NaN scores are counted and left out, anything else is an error."""
     s = np.asarray(inp.scores)
     if s.ndim != 1:
@@ -293,7 +305,7 @@ def _prepare(inp: DriftInput, where: str, buffer: NDArray[np.int64] | None = Non
             fix="pass probabilities, not logits or margins",
         )
     return _Prepared(
-        SampleIndex(np.ascontiguousarray(x), buffer=buffer),
+        SampleIndex(np.ascontiguousarray(x), grid=grid, buffer=buffer),
         n_missing,
         _decisions(inp.decisions, s.size, where),
         _labels(inp.labels, s.size, where),
@@ -584,15 +596,13 @@ def drift_report(
         (np.size(side[c].scores) for c in common for side in (reference, current)), default=0
     )
     bufs = (np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64))
-    cats = [
-        _compare(
-            c,
-            _prepare(reference[c], f"{reference_label}:{c}", bufs[0]),
-            _prepare(current[c], f"{current_label}:{c}", bufs[1]),
-            cfg,
-        )
-        for c in common
-    ]
+    cats = []
+    for c in common:
+        # both sides of a category share one grid (the KS bound compares their cells)
+        g = _grid(max(np.size(reference[c].scores), np.size(current[c].scores)))
+        ref_c = _prepare(reference[c], f"{reference_label}:{c}", bufs[0], g)
+        cur_c = _prepare(current[c], f"{current_label}:{c}", bufs[1], g)
+        cats.append(_compare(c, ref_c, cur_c, cfg))
     return DriftReport(
         reference_label=reference_label,
         current_label=current_label,

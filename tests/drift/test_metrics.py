@@ -25,12 +25,13 @@ def _samples(kind: int, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     return np.ones(n), RNG.random(m)
 
 
+@pytest.mark.parametrize("grid", [1 << 10, 1 << 16])
 @pytest.mark.parametrize("kind", range(4))
-def test_ks_quantiles_counts_exact(kind: int) -> None:
-    for _ in range(15):
+def test_ks_quantiles_counts_exact(kind: int, grid: int) -> None:
+    for _ in range(10):
         n, m = int(RNG.integers(1, 2000)), int(RNG.integers(1, 2000))
         a, b = _samples(kind, n, m)
-        A, B = SampleIndex(a), SampleIndex(b)
+        A, B = SampleIndex(a, grid=grid), SampleIndex(b, grid=grid)
         assert ks_statistic(A, B) == pytest.approx(ks_2samp(a, b).statistic, abs=1e-12)
         p = np.arange(1, 10) / 10
         assert np.array_equal(A.quantiles(p), np.quantile(a, p, method="inverted_cdf"))
@@ -128,3 +129,12 @@ def test_reference_bins_ties() -> None:
     assert bins.edges[0] == 0.0 and bins.n_bins < 10
     counts = dm.bin_counts(SampleIndex(a), bins)
     assert counts[0] == 600 and counts.sum() == 1000
+
+
+def test_report_ks_matches_scipy_at_every_size() -> None:
+    from audit.monitoring import DriftInput, drift_report
+
+    for n in (1, 7, 1000, 5000, 70000):
+        a, b = RNG.beta(0.5, 3, n), RNG.beta(0.6, 3, max(n // 2, 1))
+        rep = drift_report({"c": DriftInput(a)}, {"c": DriftInput(b)})
+        assert rep.category("c").ks.value == pytest.approx(ks_2samp(a, b).statistic, abs=1e-12)
