@@ -74,6 +74,28 @@ class ModeratorSpec(_Strict):
     """Names of the config's suites this moderator scores (default: all of them)."""
     sample: SampleSpec | None = None
     explain: ExplainSpec | None = None
+    calibration: str | None = None
+    """Path (relative to the working directory) of an ``audit calibrate`` artifact
+    (``.json``); applied to the scores after the prediction cache, before thresholds."""
+    calibration_digest: str | None = None
+    """sha256 of the artifact, filled in at load when absent (so the resolved config, the
+    record and the config hash name it); a given value pins the file."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _calibration_digest(cls, data: Any) -> Any:
+        # Hash at load so the record names the exact calibration and its config hash
+        # changes with it; the run checks the file again before applying it.
+        if (
+            isinstance(data, dict)
+            and data.get("calibration")
+            and not data.get("calibration_digest")
+        ):
+            p = Path(str(data["calibration"]))
+            if not p.is_file():
+                raise ValueError(f"calibration artifact not found: {p}")
+            data = {**data, "calibration_digest": hashlib.sha256(p.read_bytes()).hexdigest()}
+        return data
 
     @field_validator("name")
     @classmethod

@@ -88,6 +88,10 @@ def build_result(
             for c, v in o.scores.items():
                 if c in kidx and c in mod_categories:
                     scores[i, kidx[c]] = v
+    if spec.calibration is not None:
+        # after the cache (which holds raw scores), before thresholds; the digest joins the
+        # fingerprint so MLflow and comparisons never mistake calibrated for raw scores
+        scores, fingerprint, fingerprint_hash = _calibrate(scores, cats, spec, fingerprint)
     thresholds = {c: spec.threshold(c) for c in cats}
     thr = np.array([thresholds[c] for c in cats])
     with np.errstate(invalid="ignore"):
@@ -141,6 +145,29 @@ def build_result(
         timings=timings,
         restricted_mask=rmask,
     )
+
+
+def _calibrate(
+    scores: np.ndarray, cats: tuple[str, ...], spec: ModeratorSpec, fingerprint: dict[str, Any]
+) -> tuple[np.ndarray, dict[str, Any], str]:
+    """Apply ``spec.calibration`` (checked against its recorded digest)."""
+    from audit.calibration.artifact import load_artifact
+    from audit.calibration.calibrators import apply_calibration
+    from audit.engine.cache import fingerprint_hash as fp_hash
+    from audit.errors import ConfigError
+
+    cals, _, digest = load_artifact(spec.calibration or "")
+    if spec.calibration_digest is not None and digest != spec.calibration_digest:
+        raise ConfigError(
+            "calibration artifact changed since the config was loaded",
+            where=str(spec.calibration),
+            field=f"moderators.{spec.name}.calibration_digest",
+            expected=spec.calibration_digest,
+            actual=digest,
+            fix="rerun, or pin the intended artifact's digest",
+        )
+    fp = {**fingerprint, "calibration": {"path": spec.calibration, "digest": digest}}
+    return apply_calibration(scores, cats, cals), fp, fp_hash(fp)
 
 
 def compute_result_metrics(
