@@ -1,4 +1,4 @@
-"""Recalibration of moderator scores (METHODS.md §4, ``docs/methods/calibration.md``).
+"""Recalibration of moderator scores (docs/methods.md §4, ``docs/methods/calibration.md``).
 
 * :func:`calibrate_run` fits per-category Platt / isotonic / temperature maps on one
   split of a run and reports ECE/Brier before and after on another;

@@ -1,4 +1,4 @@
-"""Score recalibration maps: Platt, isotonic, temperature (METHODS.md §4).
+"""Score recalibration maps: Platt, isotonic, temperature (docs/methods.md §4).
 
 Each calibrator is a monotone map ``[0, 1] → [0, 1]`` fitted on (score, label) pairs
 and stored as a handful of numbers, so it can be written to safetensors/JSON and

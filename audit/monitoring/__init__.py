@@ -1,6 +1,6 @@
 """Drift monitoring: distribution and rate drift per category, with persistent alerts.
 
-Public face (METHODS.md §7, ``docs/methods/drift.md``):
+Public face (docs/methods.md §7, ``docs/methods/drift.md``):
 
 * :func:`drift_report` / :func:`drift_series` over :class:`DriftInput` arrays →
   :class:`DriftReport` / :class:`DriftSeries` (frozen, JSON round-trip);

@@ -1,4 +1,4 @@
-"""Drift metrics as pure, vectorised functions over arrays (METHODS.md §7).
+"""Drift metrics as pure, vectorised functions over arrays (docs/methods.md §7).
 
 * :func:`reference_bins` — bin edges at the reference's quantiles (stored with it);
 * :func:`bin_counts` — counts of a sample in those bins;

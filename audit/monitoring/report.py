@@ -4,7 +4,7 @@
 :func:`drift_series` runs a series of periods through the persistence rule
 (:mod:`audit.monitoring.state`) with policy-version breaks marked. Inputs are plain
 arrays (:class:`DriftInput`), so the golden-run CLI and the production-logs reader feed
-the same code. Methods: METHODS.md §7 and ``docs/methods/drift.md``.
+the same code. Methods: docs/methods.md §7 and ``docs/methods/drift.md``.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class _Frozen(BaseModel):
 
 
 class Thresholds(_Frozen):
-    """Effect sizes at or above which a metric counts as drift (METHODS.md §7)."""
+    """Effect sizes at or above which a metric counts as drift (docs/methods.md §7)."""
 
     psi: float = Field(default=0.25, ge=0)
     """PSI: < 0.1 stable, 0.1–0.25 moderate, > 0.25 significant."""

@@ -1,6 +1,6 @@
 """The OK → PENDING → ALERT state of one category over a series of periods.
 
-Alerting on one window trips on noise; alerting on persistence does not (METHODS.md §7).
+Alerting on one window trips on noise; alerting on persistence does not (docs/methods.md §7).
 At period ``t`` look at the last ``M`` periods ``t−M+1..t`` (fewer at the start):
 
 * ``ALERT``   — at least ``N`` of them breached;
