@@ -17,10 +17,10 @@ from audit.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from audit.engine.record import RunRecord
+    from audit.engine.record import RecordFile
 
 
-def load_record(run: str | Path) -> RunRecord:
+def load_record(run: str | Path) -> RecordFile:
     """Load a run record from a run directory, a ``record.json`` path or a run id.
 
     A bare run id is looked up under :func:`audit._util.settings.runs_dir`.
@@ -29,14 +29,14 @@ def load_record(run: str | Path) -> RunRecord:
         ConfigError: nothing matches ``run``.
     """
     from audit._util.settings import runs_dir
-    from audit.engine.record import RunRecord
+    from audit.engine.record import RecordFile
 
     p = Path(run)
     for cand in (p, runs_dir() / str(run)):
         if (cand.is_dir() and (cand / "record.json").is_file()) or (
             cand.is_file() and cand.name.endswith(".json")
         ):
-            return RunRecord.load(cand)
+            return RecordFile.load(cand)
     raise ConfigError(
         "run not found",
         where="RUN",
@@ -48,7 +48,7 @@ def load_record(run: str | Path) -> RunRecord:
 
 
 def select_results(
-    record: RunRecord, *, suite: str | None = None, moderator: str | None = None
+    record: RecordFile, *, suite: str | None = None, moderator: str | None = None
 ) -> list[dict[str, Any]]:
     """Result entries of ``record`` filtered by suite and moderator name.
 
@@ -73,7 +73,7 @@ def select_results(
     return res
 
 
-def load_predictions(record: RunRecord, entry: dict[str, Any]) -> pd.DataFrame:
+def load_predictions(record: RecordFile, entry: dict[str, Any]) -> pd.DataFrame:
     """The prediction table (one row per item) of one result entry."""
     import pandas as pd
 

@@ -35,7 +35,7 @@ from audit.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from audit.engine.record import RunRecord
+    from audit.engine.record import RecordFile
 
 DECISION = {1.0: "flag", 0.0: "pass"}
 GOLD = {1: "positive", 0: "negative", -1: "unknown"}
@@ -242,7 +242,7 @@ def export_review_queue(tasks: list[dict[str, Any]], out_dir: Path) -> tuple[Pat
 
 
 def suite_fields(
-    record: RunRecord, suite: str, split: str, hashes: dict[str, str]
+    record: RecordFile, suite: str, split: str, hashes: dict[str, str]
 ) -> dict[str, dict[str, str]]:
     """``{item id: {text field: text}}`` from the suite, for items whose content hash
     matches ``hashes`` (the run's); other items get no text."""
@@ -250,9 +250,9 @@ def suite_fields(
     from audit.schema import TEXT_FIELDS
     from audit.suites import load_suite
 
-    info = record.data.get("suites", {}).get(f"{suite}:{split}", {})
-    policy = load_policy(record.data["policy"]["ref"])
-    ds = load_suite(info.get("card") or suite, policy, split=split).dataset
+    info = record.record.suite_entry(suite, split)
+    policy = load_policy(record.record.policy.ref)
+    ds = load_suite(info.card if info else suite, policy, split=split).dataset
     cols = [f for f in TEXT_FIELDS if f in ds.column_names]
     d = ds.select_columns(["id", "content_hash", *cols]).to_dict()
     return {
@@ -263,9 +263,9 @@ def suite_fields(
 
 
 def pair(
-    record: RunRecord,
+    record: RecordFile,
     *,
-    other: RunRecord | None = None,
+    other: RecordFile | None = None,
     suite: str | None = None,
     moderators: tuple[str | None, str | None] = (None, None),
 ) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:

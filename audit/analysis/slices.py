@@ -190,7 +190,7 @@ def rca(
     """
     from audit.analysis._data import load_predictions, select_results
 
-    seed = int(record.data.get("config", {}).get("metrics", {}).get("seed", 0) or 0)
+    seed = int(record.record.config.get("metrics", {}).get("seed", 0) or 0)
     out = []
     for entry in select_results(record, suite=suite, moderator=moderator):
         df = load_predictions(record, entry)

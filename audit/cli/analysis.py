@@ -182,8 +182,8 @@ def thresholds(
         err=True,
     )
     if out is not None:
-        spec = record.data.get("moderators", {}).get(entry["moderator"], {})
-        default = (spec.get("thresholds") or {}).get("default", 0.5)
+        spec = record.record.moderators.get(entry["moderator"])
+        default = spec.thresholds.get("default", 0.5) if spec else 0.5
         out.write_text(
             thresholds_yaml(
                 points,
@@ -236,7 +236,7 @@ def disagreements(
     for x in matrix.itertuples():
         tab.add_row(x.category, x.a, x.b, x.gold, str(x.count))
     con.print(tab)
-    restricted = d.restricted_mask(m, load_policy(record.data["policy"]["ref"]).restricted_ids)
+    restricted = d.restricted_mask(m, load_policy(record.record.policy.ref).restricted_ids)
     if export_dir is None:
         errs = d.error_table(m, names, {}, restricted, cats)
         if not errs.empty:

@@ -393,7 +393,7 @@ def build_context(record: Any) -> dict[str, Any]:
 
 
 def render_html(record: Any) -> str:
-    """Render the report of a loaded :class:`audit.engine.record.RunRecord` to one HTML string."""
+    """Render the report of a loaded :class:`audit.engine.record.RecordFile` to one HTML string."""
     import jinja2
 
     env = jinja2.Environment(
@@ -452,9 +452,9 @@ def write_html_report(
     Returns:
         Path of the written HTML file.
     """
-    from audit.engine.record import RunRecord
+    from audit.engine.record import RecordFile
 
-    record = RunRecord.load(resolve_record(record_path_or_dir))
+    record = RecordFile.load(resolve_record(record_path_or_dir))
     path = Path(out) if out is not None else record.dir / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from audit.engine.record import RunRecord
+    from audit.engine.record import RecordFile
     from audit.engine.results import SuiteResult
 
 #: columns of the summary table: (metric, header)
@@ -171,7 +171,7 @@ def error_table_rows(error_slices: list[dict[str, Any]] | None) -> list[dict[str
 
 
 def _judge_markdown(
-    record: RunRecord, results: list[SuiteResult] | None, slices: dict[str, Any]
+    record: RecordFile, results: list[SuiteResult] | None, slices: dict[str, Any]
 ) -> list[str]:
     d = record.data
     llm = [r for r in d["results"] if is_llm(d, r["moderator"])]
@@ -250,7 +250,7 @@ def _reasons(metrics: dict[str, Any]) -> list[str]:
     return out
 
 
-def markdown(record: RunRecord, results: list[SuiteResult] | None = None) -> str:
+def markdown(record: RecordFile, results: list[SuiteResult] | None = None) -> str:
     """The run's markdown report; ``results`` (optional) supply the per-slice error
     rows when the record entries do not carry them."""
     d = record.data
@@ -300,11 +300,11 @@ def markdown(record: RunRecord, results: list[SuiteResult] | None = None) -> str
     return "\n".join(lines) + "\n"
 
 
-def write_report(record: RunRecord, results: list[SuiteResult] | None = None) -> None:
+def write_report(record: RecordFile, results: list[SuiteResult] | None = None) -> None:
     (record.dir / "report.md").write_text(markdown(record, results), encoding="utf-8")
 
 
-def print_summary(console: Console, record: RunRecord) -> None:
+def print_summary(console: Console, record: RecordFile) -> None:
     from rich.table import Table
 
     d = record.data

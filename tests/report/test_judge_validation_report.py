@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from audit.engine.record import RunRecord
+from audit.engine.record import RecordFile
+from audit.records import ErrorSlice, MetricValue
 from audit.report.html import render_html
 from audit.report.markdown import fmt_defined, fmt_value, markdown, print_summary, top_parse_slices
 from tests.helpers.suites import base_config, write_config, write_suite
@@ -38,7 +39,7 @@ def _wilson(k: int, n: int) -> tuple[float, float]:
 
 def _run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, llm: bool, fail: dict[str, str]
-) -> tuple[RunRecord, list[Any]]:
+) -> tuple[RecordFile, list[Any]]:
     """A real run of the mini suite with the fake moderator; ``llm`` makes it report
     ``kind="llm"`` and turns ``parse:`` failures into ``error_type="parse_failure"``."""
     from audit.engine.pipeline import run_audit
@@ -137,16 +138,12 @@ def test_undefined_values_read_na_with_reason(
 ) -> None:
     record, _ = _run(tmp_path, monkeypatch, llm=True, fail={})
     # a category where agreement is undefined: never shown as 0
-    per = record.data["results"][0]["metrics"]["minor_sexual"]
+    entry = record.record.results[0]
     reason = "no gold positives among 4 scored items"
-    per["positive_agreement"] = {
-        "value": None,
-        "ci_low": None,
-        "ci_high": None,
-        "n": 4,
-        "reason": reason,
-        "method": "row-bootstrap",
-    }
+    undefined = MetricValue(value=None, n=4, reason=reason, method="row-bootstrap")
+    per = {**entry.metrics["minor_sexual"], "positive_agreement": undefined}
+    entry = entry.model_copy(update={"metrics": {**entry.metrics, "minor_sexual": per}})
+    record.record = record.record.model_copy(update={"results": (entry,)})
     part = _judge_part(markdown(record))
     row = next(ln for ln in part.splitlines() if ln.startswith("| minor_sexual |"))
     assert f"n/a ({reason})" in row
@@ -157,7 +154,9 @@ def test_undefined_values_read_na_with_reason(
     assert "No parse failures in any slice." in html
     assert 'class="error-table"' not in html
     # rows stored on the record entry (as the pipeline may log them) win
-    record.data["results"][0]["error_slices"] = _stored_rows()
+    rows = tuple(ErrorSlice.model_validate(x) for x in _stored_rows())
+    entry = entry.model_copy(update={"error_slices": rows})
+    record.record = record.record.model_copy(update={"results": (entry,)})
     part = _judge_part(markdown(record))
     assert "parse-failure rate: 0.300 (0.10–0.60) (3 of 40 items)" in part
     assert "surface=b: 0.500 (0.00–1.00) (2 of n=4)" in part
