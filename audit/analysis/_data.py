@@ -8,7 +8,7 @@ can be rerun at any time without rescoring.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from audit.engine.record import RecordFile
+    from audit.records import ResultEntry
 
 
 def load_record(run: str | Path) -> RecordFile:
@@ -49,7 +50,7 @@ def load_record(run: str | Path) -> RecordFile:
 
 def select_results(
     record: RecordFile, *, suite: str | None = None, moderator: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[ResultEntry]:
     """Result entries of ``record`` filtered by suite and moderator name.
 
     Raises:
@@ -57,12 +58,11 @@ def select_results(
     """
     res = [
         r
-        for r in record.data.get("results", [])
-        if (suite is None or r["suite"] == suite)
-        and (moderator is None or r["moderator"] == moderator)
+        for r in record.record.results
+        if (suite is None or r.suite == suite) and (moderator is None or r.moderator == moderator)
     ]
     if not res:
-        have = ", ".join(f"{r['suite']} × {r['moderator']}" for r in record.data["results"])
+        have = ", ".join(f"{r.suite} × {r.moderator}" for r in record.record.results)
         raise ConfigError(
             "no result matches the suite / moderator filter",
             where=str(record.path),
@@ -73,11 +73,11 @@ def select_results(
     return res
 
 
-def load_predictions(record: RecordFile, entry: dict[str, Any]) -> pd.DataFrame:
+def load_predictions(record: RecordFile, entry: ResultEntry) -> pd.DataFrame:
     """The prediction table (one row per item) of one result entry."""
     import pandas as pd
 
-    return pd.read_parquet(record.dir / entry["predictions"])
+    return pd.read_parquet(record.dir / entry.predictions)
 
 
 def analysable_categories(df: pd.DataFrame, *, overall: bool = True) -> list[str]:

@@ -195,5 +195,5 @@ def rca(
     for entry in select_results(record, suite=suite, moderator=moderator):
         df = load_predictions(record, entry)
         table = slice_table(df, conf=conf, n_boot=n_boot, seed=seed)
-        out.append({"suite": entry["suite"], "moderator": entry["moderator"], "table": table})
+        out.append({"suite": entry.suite, "moderator": entry.moderator, "table": table})
     return out

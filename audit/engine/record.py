@@ -12,6 +12,10 @@ Layout::
 ``record.json`` is written at start (status ``running``), rewritten atomically
 as results arrive, and closed with ``finished`` or ``failed``. A record left
 ``running`` by a killed process is marked ``interrupted`` by the next run.
+
+Its content is the typed :class:`audit.records.RunRecord` (``schema_version`` 2);
+:class:`RecordFile` holds one and saves it, and :func:`migrate` reads the records
+written before the typed record existed (``record_version`` 1).
 """
 
 from __future__ import annotations

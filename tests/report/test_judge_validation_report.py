@@ -75,20 +75,20 @@ def test_llm_judge_section_in_markdown_terminal_and_html(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     record, results = _run(tmp_path, monkeypatch, llm=True, fail=FAIL)
-    assert record.data["moderators"]["fake_a"]["kind"] == "llm"
+    assert record.record.moderators["fake_a"].kind == "llm"
     (res,) = results
-    r = record.data["results"][0]
+    r = record.record.results[0]
     md = (record.dir / "report.md").read_text(encoding="utf-8")
     assert "## Judge validation" in md and "### mini:test × fake_a" in md
     part = _judge_part(md)
     # every category row: n, kappa, specific agreements and ECE with their intervals
     for cat in ("overall", "hate", "harassment", "minor_sexual"):
-        per = r["metrics"][cat]
+        per = r.metrics[cat]
         for m in ("cohen_kappa", "positive_agreement", "negative_agreement", "ece"):
-            assert per[m]["ci_low"] is not None, (cat, m)
+            assert per[m].ci_low is not None, (cat, m)
         row = next(ln for ln in part.splitlines() if ln.startswith(f"| {cat} |"))
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[1] == str(int(per["support"]["value"]))
+        assert cells[1] == str(int(per["support"].estimate))
         assert cells[2:] == [
             fmt_value(per[m])
             for m in ("cohen_kappa", "positive_agreement", "negative_agreement", "ece")
@@ -123,10 +123,10 @@ def test_llm_judge_section_in_markdown_terminal_and_html(
     html = render_html(record)
     assert 'id="judge-validation"' in html and 'href="#judge-validation"' in html
     sec = html[html.index('id="judge-validation"') : html.index('<section id="results"')]
-    assert sec.count('class="judge-row"') == len(r["metrics"])
-    kappa = fmt_value(r["metrics"]["hate"]["cohen_kappa"])
+    assert sec.count('class="judge-row"') == len(r.metrics)
+    kappa = fmt_value(r.metrics["hate"]["cohen_kappa"])
     assert kappa in sec
-    assert fmt_value(r["metrics"]["overall"]["negative_agreement"]) in sec
+    assert fmt_value(r.metrics["overall"]["negative_agreement"]) in sec
     lo, hi = _wilson(4, 40)
     assert f"0.100 ({lo:.2f}–{hi:.2f})" in sec and "(4 of 40 items)" in sec
     assert re.search(r"<td>language</td><td>es</td><td class=\"num\">14</td>", sec)
@@ -164,7 +164,7 @@ def test_undefined_values_read_na_with_reason(
 
 def test_absent_without_llm_moderator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     record, _ = _run(tmp_path, monkeypatch, llm=False, fail={"m001": "boom", "m002": "boom"})
-    assert record.data["moderators"]["fake_a"]["kind"] != "llm"
+    assert record.record.moderators["fake_a"].kind != "llm"
     md = (record.dir / "report.md").read_text(encoding="utf-8")
     assert "Judge validation" not in md
     # ... but the per-slice error table is there for a moderator with errors
