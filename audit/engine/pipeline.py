@@ -97,8 +97,21 @@ def prepare(
 
     ``config_path`` is a YAML path, a dict or a :class:`RunConfig` (:func:`resolve_config`).
     With ``fit_heads=False`` (``audit validate``) an ``embedding_head`` whose head is
-    missing but has ``fit:`` is validated without training it and not built.
+    missing but has ``fit:`` is validated without training it and not built. Hub
+    libraries run offline meanwhile (:func:`audit._util.settings.scoped_env`).
     """
+    from audit._util.settings import scoped_env
+
+    with scoped_env():
+        return _prepare(config_path, overrides, console, fit_heads)
+
+
+def _prepare(
+    config_path: str | Path | Mapping[str, Any] | RunConfig,
+    overrides: tuple[str, ...],
+    console: Console | None,
+    fit_heads: bool,
+) -> Prepared:
     from audit.config import check_against_policy
     from audit.moderators import MODERATORS
     from audit.policy import load_policy
