@@ -20,6 +20,8 @@ Everything the harness writes goes under the project folder (``runs/``,
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from audit.errors import ConfigError
@@ -129,14 +131,47 @@ def check_writable(path: Path, what: str) -> Path:
     return path
 
 
+#: Defaults that make HF libraries fail fast instead of retrying hub calls for ~45 s, and
+#: keep MLflow's usage telemetry off: it is a network call in an offline harness and
+#: writes ``~/.config/mlflow/telemetry.json``, outside the project
+#: (``MLFLOW_DISABLE_TELEMETRY=false`` turns it back on).
+OFFLINE_DEFAULTS: dict[str, str] = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_EVALUATE_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+}
+
+
+@contextmanager
+def scoped_env(defaults: Mapping[str, str] = OFFLINE_DEFAULTS) -> Iterator[None]:
+    """Set ``defaults`` where unset for the duration of the block, then restore the
+    environment exactly as it was (keys added inside — by us or by a library, e.g.
+    MLflow's progress-bar switch — are removed, changed ones put back).
+
+    This is what lets ``audit.run`` leave a notebook's environment untouched. Libraries
+    that read a variable once at import (``huggingface_hub`` reads ``HF_HUB_OFFLINE``
+    then) keep what they read inside the block.
+    """
+    saved = dict(os.environ)
+    for k, v in defaults.items():
+        os.environ.setdefault(k, v)
+    try:
+        yield
+    finally:
+        for k in set(os.environ) - set(saved):
+            del os.environ[k]
+        for k, v in saved.items():
+            if os.environ.get(k) != v:
+                os.environ[k] = v
+
+
 def offline_env() -> None:
-    """Make HF libraries fail fast instead of retrying hub calls for ~45 s, and keep
-    MLflow's usage telemetry off: it is a network call in an offline harness and writes
-    ``~/.config/mlflow/telemetry.json``, outside the project (``MLFLOW_DISABLE_TELEMETRY=false``
-    turns it back on)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    """Set :data:`OFFLINE_DEFAULTS` for the whole process (where unset).
+
+    For CLI processes only (``audit probe``); library code uses :func:`scoped_env`.
+    """
+    for k, v in OFFLINE_DEFAULTS.items():
+        os.environ.setdefault(k, v)

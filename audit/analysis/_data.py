@@ -8,7 +8,7 @@ can be rerun at any time without rescoring.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,10 +17,11 @@ from audit.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from audit.engine.record import RunRecord
+    from audit.engine.record import RecordFile
+    from audit.records import ResultEntry
 
 
-def load_record(run: str | Path) -> RunRecord:
+def load_record(run: str | Path) -> RecordFile:
     """Load a run record from a run directory, a ``record.json`` path or a run id.
 
     A bare run id is looked up under :func:`audit._util.settings.runs_dir`.
@@ -29,14 +30,14 @@ def load_record(run: str | Path) -> RunRecord:
         ConfigError: nothing matches ``run``.
     """
     from audit._util.settings import runs_dir
-    from audit.engine.record import RunRecord
+    from audit.engine.record import RecordFile
 
     p = Path(run)
     for cand in (p, runs_dir() / str(run)):
         if (cand.is_dir() and (cand / "record.json").is_file()) or (
             cand.is_file() and cand.name.endswith(".json")
         ):
-            return RunRecord.load(cand)
+            return RecordFile.load(cand)
     raise ConfigError(
         "run not found",
         where="RUN",
@@ -48,8 +49,8 @@ def load_record(run: str | Path) -> RunRecord:
 
 
 def select_results(
-    record: RunRecord, *, suite: str | None = None, moderator: str | None = None
-) -> list[dict[str, Any]]:
+    record: RecordFile, *, suite: str | None = None, moderator: str | None = None
+) -> list[ResultEntry]:
     """Result entries of ``record`` filtered by suite and moderator name.
 
     Raises:
@@ -57,12 +58,11 @@ def select_results(
     """
     res = [
         r
-        for r in record.data.get("results", [])
-        if (suite is None or r["suite"] == suite)
-        and (moderator is None or r["moderator"] == moderator)
+        for r in record.record.results
+        if (suite is None or r.suite == suite) and (moderator is None or r.moderator == moderator)
     ]
     if not res:
-        have = ", ".join(f"{r['suite']} × {r['moderator']}" for r in record.data["results"])
+        have = ", ".join(f"{r.suite} × {r.moderator}" for r in record.record.results)
         raise ConfigError(
             "no result matches the suite / moderator filter",
             where=str(record.path),
@@ -73,11 +73,11 @@ def select_results(
     return res
 
 
-def load_predictions(record: RunRecord, entry: dict[str, Any]) -> pd.DataFrame:
+def load_predictions(record: RecordFile, entry: ResultEntry) -> pd.DataFrame:
     """The prediction table (one row per item) of one result entry."""
     import pandas as pd
 
-    return pd.read_parquet(record.dir / entry["predictions"])
+    return pd.read_parquet(record.dir / entry.predictions)
 
 
 def analysable_categories(df: pd.DataFrame, *, overall: bool = True) -> list[str]:

@@ -35,7 +35,8 @@ from audit.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from audit.engine.record import RunRecord
+    from audit.engine.record import RecordFile
+    from audit.records import ResultEntry
 
 DECISION = {1.0: "flag", 0.0: "pass"}
 GOLD = {1: "positive", 0: "negative", -1: "unknown"}
@@ -242,7 +243,7 @@ def export_review_queue(tasks: list[dict[str, Any]], out_dir: Path) -> tuple[Pat
 
 
 def suite_fields(
-    record: RunRecord, suite: str, split: str, hashes: dict[str, str]
+    record: RecordFile, suite: str, split: str, hashes: dict[str, str]
 ) -> dict[str, dict[str, str]]:
     """``{item id: {text field: text}}`` from the suite, for items whose content hash
     matches ``hashes`` (the run's); other items get no text."""
@@ -250,9 +251,9 @@ def suite_fields(
     from audit.schema import TEXT_FIELDS
     from audit.suites import load_suite
 
-    info = record.data.get("suites", {}).get(f"{suite}:{split}", {})
-    policy = load_policy(record.data["policy"]["ref"])
-    ds = load_suite(info.get("card") or suite, policy, split=split).dataset
+    info = record.record.suite_entry(suite, split)
+    policy = load_policy(record.record.policy.ref)
+    ds = load_suite(info.card if info else suite, policy, split=split).dataset
     cols = [f for f in TEXT_FIELDS if f in ds.column_names]
     d = ds.select_columns(["id", "content_hash", *cols]).to_dict()
     return {
@@ -263,35 +264,35 @@ def suite_fields(
 
 
 def pair(
-    record: RunRecord,
+    record: RecordFile,
     *,
-    other: RunRecord | None = None,
+    other: RecordFile | None = None,
     suite: str | None = None,
     moderators: tuple[str | None, str | None] = (None, None),
-) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
+) -> tuple[ResultEntry, ResultEntry, pd.DataFrame]:
     """Pick result A (``record``) and result B (``other`` or ``record``) on one suite.
 
     Raises:
         ConfigError: the choice is ambiguous or impossible (the message lists results).
     """
     rb = other or record
-    res_a = [r for r in record.data["results"] if suite in (None, r["suite"])]
-    res_b = [r for r in rb.data["results"] if suite in (None, r["suite"])]
+    res_a = [r for r in record.record.results if suite in (None, r.suite)]
+    res_b = [r for r in rb.record.results if suite in (None, r.suite)]
     cands = [
         (a, b)
         for a in res_a
         for b in res_b
-        if a["suite"] == b["suite"]
-        and a["split"] == b["split"]
-        and (other is not None or a["moderator"] != b["moderator"])
-        and moderators[0] in (None, a["moderator"])
-        and moderators[1] in (None, b["moderator"])
+        if a.suite == b.suite
+        and a.split == b.split
+        and (other is not None or a.moderator != b.moderator)
+        and moderators[0] in (None, a.moderator)
+        and moderators[1] in (None, b.moderator)
     ]
     if other is None and moderators == (None, None):  # unordered: A before B in the record
-        seen = [r["key"] for r in record.data["results"]]
-        cands = [(a, b) for a, b in cands if seen.index(a["key"]) < seen.index(b["key"])]
+        seen = [r.key for r in record.record.results]
+        cands = [(a, b) for a, b in cands if seen.index(a.key) < seen.index(b.key)]
     if len(cands) != 1:
-        have = ", ".join(f"{r['suite']} × {r['moderator']}" for r in record.data["results"])
+        have = ", ".join(f"{r.suite} × {r.moderator}" for r in record.record.results)
         raise ConfigError(
             "need exactly one pair of results on the same suite",
             where=str(record.path),

@@ -190,10 +190,10 @@ def rca(
     """
     from audit.analysis._data import load_predictions, select_results
 
-    seed = int(record.data.get("config", {}).get("metrics", {}).get("seed", 0) or 0)
+    seed = int(record.record.config.get("metrics", {}).get("seed", 0) or 0)
     out = []
     for entry in select_results(record, suite=suite, moderator=moderator):
         df = load_predictions(record, entry)
         table = slice_table(df, conf=conf, n_boot=n_boot, seed=seed)
-        out.append({"suite": entry["suite"], "moderator": entry["moderator"], "table": table})
+        out.append({"suite": entry.suite, "moderator": entry.moderator, "table": table})
     return out

@@ -22,7 +22,7 @@ from audit.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from audit.engine.record import RunRecord
+    from audit.engine.record import RecordFile as RunRecord
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def calibrate_run(
     from audit.analysis import analysable_categories, load_predictions, select_results
 
     entries = select_results(record, suite=suite, moderator=moderator)
-    pairs = {(e["suite"], e["moderator"]) for e in entries}
+    pairs = {(e.suite, e.moderator) for e in entries}
     if len(pairs) != 1:
         raise ConfigError(
             "calibration is fit on one suite × moderator",
@@ -133,7 +133,7 @@ def calibrate_run(
             expected="two different split names, or none for a seeded half split",
             actual=f"fit={fit_split!r} eval={eval_split!r}",
         )
-    by_split = {e.get("split"): e for e in entries}
+    by_split = {e.split: e for e in entries}
     if fit_split is not None:
         missing = [s for s in (fit_split, eval_split) if s not in by_split]
         if missing:
@@ -163,18 +163,18 @@ def calibrate_run(
         mask = half_split([str(i) for i in df["id"]], seed)
         fit_df, eval_df = df[mask], df[~mask]
         scheme = {
-            "fit_split": f"{entry.get('split')}[hash half 0, seed {seed}]",
-            "eval_split": f"{entry.get('split')}[hash half 1, seed {seed}]",
+            "fit_split": f"{entry.split}[hash half 0, seed {seed}]",
+            "eval_split": f"{entry.split}[hash half 1, seed {seed}]",
         }
-    sdesc = record.data.get("suites", {}).get(f"{entry['suite']}:{entry.get('split')}", {})
+    sdesc = record.data.get("suites", {}).get(f"{entry.suite}:{entry.split}", {})
     provenance = {
         "run_id": record.run_id,
-        "suite": entry["suite"],
+        "suite": entry.suite,
         "suite_digest": sdesc.get("digest"),
-        "moderator": entry["moderator"],
-        "moderator_fingerprint": (
-            record.data.get("moderators", {}).get(entry["moderator"]) or {}
-        ).get("fingerprint_hash"),
+        "moderator": entry.moderator,
+        "moderator_fingerprint": (record.data.get("moderators", {}).get(entry.moderator) or {}).get(
+            "fingerprint_hash"
+        ),
         "seed": seed,
         "n_fit": len(fit_df),
         "n_eval": len(eval_df),

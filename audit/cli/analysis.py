@@ -149,7 +149,7 @@ def thresholds(
             where=str(record.path),
             field="--suite/--moderator",
             expected="filters that pick one of: "
-            + ", ".join(f"{r['suite']} × {r['moderator']}" for r in res),
+            + ", ".join(f"{r.suite} × {r.moderator}" for r in res),
             actual=f"{len(res)} results",
         )
     entry = res[0]
@@ -158,7 +158,7 @@ def thresholds(
     )
     con = _console()
     tab = Table(
-        title=f"{entry['suite']} × {entry['moderator']}: precision ≥ {target_precision} "
+        title=f"{entry.suite} × {entry.moderator}: precision ≥ {target_precision} "
         f"at the {1 - alpha:.0%} lower bound"
     )
     for h in ("category", "threshold", "precision (lower)", "recall", "n", "prec@π", "note"):
@@ -182,16 +182,16 @@ def thresholds(
         err=True,
     )
     if out is not None:
-        spec = record.data.get("moderators", {}).get(entry["moderator"], {})
-        default = (spec.get("thresholds") or {}).get("default", 0.5)
+        spec = record.record.moderators.get(entry.moderator)
+        default = spec.thresholds.get("default", 0.5) if spec else 0.5
         out.write_text(
             thresholds_yaml(
                 points,
                 default=default,
                 run_id=record.run_id,
-                suite=entry["suite"],
-                split=entry["split"],
-                moderator=entry["moderator"],
+                suite=entry.suite,
+                split=entry.split,
+                moderator=entry.moderator,
             ),
             encoding="utf-8",
         )
@@ -224,29 +224,29 @@ def disagreements(
     record = load_record(run)
     rb = load_record(with_run) if with_run else None
     a, b, m = d.pair(record, other=rb, suite=suite, moderators=(moderator, other))
-    names = (a["moderator"], b["moderator"])
+    names = (a.moderator, b.moderator)
     if names[0] == names[1]:
         names = (f"A:{names[0]}", f"B:{names[1]}")
     cats = d.common_categories(m)
     matrix = d.decision_matrix(m, cats)
     con = _console()
-    tab = Table(title=f"{a['suite']}: {names[0]} (a) × {names[1]} (b) × gold")
+    tab = Table(title=f"{a.suite}: {names[0]} (a) × {names[1]} (b) × gold")
     for h in ("category", "a", "b", "gold", "count"):
         tab.add_column(h)
     for x in matrix.itertuples():
         tab.add_row(x.category, x.a, x.b, x.gold, str(x.count))
     con.print(tab)
-    restricted = d.restricted_mask(m, load_policy(record.data["policy"]["ref"]).restricted_ids)
+    restricted = d.restricted_mask(m, load_policy(record.record.policy.ref).restricted_ids)
     if export_dir is None:
         errs = d.error_table(m, names, {}, restricted, cats)
         if not errs.empty:
             con.print(errs.groupby(["moderator", "category", "error"]).size().to_string())
         return
     hashes = dict(zip(m["id"], m["content_hash"]))
-    fields = d.suite_fields(record, a["suite"], a["split"], hashes)
+    fields = d.suite_fields(record, a.suite, a.split, hashes)
     texts = {k: "\n".join(v.values()) for k, v in fields.items()}
     errs = d.error_table(m, names, texts, restricted, cats)
-    tasks = d.review_queue(m, names, fields, restricted, suite=a["suite"], categories=cats)
+    tasks = d.review_queue(m, names, fields, restricted, suite=a.suite, categories=cats)
     jl, cv = d.export_review_queue(tasks, export_dir)
     matrix.to_csv(export_dir / "matrix.csv", index=False)
     errs.to_csv(export_dir / "fp_fn.csv", index=False)

@@ -33,11 +33,10 @@ def run(config: Path, overrides: tuple[str, ...], no_mlflow: bool, quiet: bool) 
     print_summary(out, record)
     out.print(f"\nrecord:      {record.path}")
     out.print(f"report:      {record.dir / 'report.html'} (and report.md)")
-    ml = record.data.get("mlflow")
+    ml = record.record.mlflow
     if ml:
         out.print(
-            f"mlflow run:  {ml['parent_run_id']} (experiment {ml['experiment_id']}, "
-            f"{ml['tracking_uri']})"
+            f"mlflow run:  {ml.parent_run_id} (experiment {ml.experiment_id}, {ml.tracking_uri})"
         )
         exe = Path(sys.argv[0]).name == "audit" and Path(sys.argv[0]).parent.name == "bin"
         cmd = f"{sys.argv[0]} ui" if exe else "audit ui"

@@ -145,12 +145,8 @@ def drift(
 
         results = []
         for e in select_results(records[0], suite=suite, moderator=moderator):
-            key = (e["suite"], e.get("split"), e["moderator"])
-            other = [
-                x
-                for x in records[1].data["results"]
-                if (x["suite"], x.get("split"), x["moderator"]) == key
-            ]
+            key = (e.suite, e.split, e.moderator)
+            other = [x for x in records[1].record.results if (x.suite, x.split, x.moderator) == key]
             if other:
                 rep = drift_report(
                     run_inputs(records[0], e),

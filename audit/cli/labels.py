@@ -253,7 +253,7 @@ def adjudicate_export(
 
         record = load_run(run_ref)
         entry = select_results(record, suite=loaded.name, moderator=moderator)[0]
-        moderator = entry["moderator"]
+        moderator = entry.moderator
         preds = load_predictions(record, entry)
     ids = read_queue(queue) if queue is not None else None
     if limit is not None:

@@ -221,7 +221,9 @@ def gate(
     if junit:
         junit.write_text(junit_xml(checks), encoding="utf-8")
     if json_out:
-        rows = [{**vars(c), "value": c.value if c.value == c.value else None} for c in checks]
+        rows = [
+            {**c.model_dump(), "value": c.value if c.value == c.value else None} for c in checks
+        ]
         for r in rows:
             for k in ("bound", "threshold"):
                 r[k] = r[k] if r[k] == r[k] else None

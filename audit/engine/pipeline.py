@@ -7,7 +7,9 @@ so bad input never leaves a record behind.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,9 +22,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from audit.config import ModeratorSpec, RunConfig
-    from audit.engine.record import RunRecord
+    from audit.engine.record import RecordFile
     from audit.engine.results import SuiteResult
     from audit.policy import Policy
+    from audit.records import ResultEntry, RunStatus
     from audit.suites import LoadedSuite
 
 
@@ -32,14 +35,62 @@ class Prepared:
 
     config: RunConfig
     config_path: Path
+    """the config file, or ``<dict>`` / ``<RunConfig>`` for a config given in Python"""
     policy: Policy
     suites: list[LoadedSuite]
     skipped: list[dict[str, str]]
     moderators: list[tuple[ModeratorSpec, Any]]
 
 
+def resolve_config(
+    config: str | Path | Mapping[str, Any] | RunConfig, overrides: tuple[str, ...] = ()
+) -> tuple[RunConfig, Path, Path]:
+    """A run config from a YAML path, a dict or a :class:`RunConfig`, validated like a
+    file (moderator params included), with ``--set`` style ``overrides`` applied.
+
+    Returns:
+        The config, the name it is recorded under (the file, or ``<dict>`` /
+        ``<RunConfig>``) and the folder relative paths in it resolve against (the
+        file's folder; the working directory for a config given in Python).
+    """
+    import copy
+
+    from audit._util.validation import parse_model
+    from audit.config import RunConfig, apply_override, load_config
+    from audit.moderators.checks import check_moderator_params as validate_moderator_params
+
+    if isinstance(config, (str, Path)):
+        path = Path(config)
+        cfg = load_config(path, overrides)
+        validate_moderator_params(cfg, str(path) + (" (with --set overrides)" if overrides else ""))
+        return cfg, path, path.parent
+    if isinstance(config, RunConfig):
+        if not overrides:
+            validate_moderator_params(config, "<RunConfig>")
+            return config, Path("<RunConfig>"), Path.cwd()
+        data = config.model_dump(mode="json")
+        label = "<RunConfig>"
+    elif isinstance(config, Mapping):
+        data = copy.deepcopy(dict(config))
+        label = "<dict>"
+    else:
+        raise ConfigError(
+            "a run config must be a path, a dict or a RunConfig",
+            where="audit.run",
+            field="config",
+            expected="str | Path | dict | RunConfig",
+            actual=type(config).__name__,
+        )
+    for o in overrides:
+        apply_override(data, o)
+    where = label + (" (with overrides)" if overrides else "")
+    cfg = parse_model(RunConfig, data, where)
+    validate_moderator_params(cfg, where)
+    return cfg, Path(label), Path.cwd()
+
+
 def prepare(
-    config_path: str | Path,
+    config_path: str | Path | Mapping[str, Any] | RunConfig,
     overrides: tuple[str, ...] = (),
     *,
     console: Console | None = None,
@@ -47,21 +98,30 @@ def prepare(
 ) -> Prepared:
     """Validate config, policy, suites and moderator specs; build moderators.
 
+    ``config_path`` is a YAML path, a dict or a :class:`RunConfig` (:func:`resolve_config`).
     With ``fit_heads=False`` (``audit validate``) an ``embedding_head`` whose head is
-    missing but has ``fit:`` is validated without training it and not built.
+    missing but has ``fit:`` is validated without training it and not built. Hub
+    libraries run offline meanwhile (:func:`audit._util.settings.scoped_env`).
     """
-    from audit._util.settings import offline_env
-    from audit.config import check_against_policy, load_config
+    from audit._util.settings import scoped_env
+
+    with scoped_env():
+        return _prepare(config_path, overrides, console, fit_heads)
+
+
+def _prepare(
+    config_path: str | Path | Mapping[str, Any] | RunConfig,
+    overrides: tuple[str, ...],
+    console: Console | None,
+    fit_heads: bool,
+) -> Prepared:
+    from audit.config import check_against_policy
     from audit.moderators import MODERATORS
-    from audit.moderators.checks import check_moderator_params
     from audit.policy import load_policy
     from audit.suites import SuiteDataMissing, load_suite
 
-    offline_env()
-    path = Path(config_path)
-    cfg = load_config(path, overrides)
-    check_moderator_params(cfg, str(path) + (" (with --set overrides)" if overrides else ""))
-    policy = load_policy(cfg.policy, base=path.parent)
+    cfg, path, base = resolve_config(config_path, overrides)
+    policy = load_policy(cfg.policy, base=base)
     check_against_policy(cfg, policy.category_ids, str(path))
     suites: list[LoadedSuite] = []
     skipped: list[dict[str, str]] = []
@@ -169,18 +229,48 @@ def _fit_missing_head(params: Any, policy: Policy, console: Console | None) -> N
 
 
 def run_audit(
-    config_path: str | Path,
+    config_path: str | Path | Mapping[str, Any] | RunConfig,
     overrides: tuple[str, ...] = (),
     *,
     console: Console | None = None,
     mlflow: bool = True,
     runs_dir: Path | None = None,
-) -> tuple[RunRecord, list[SuiteResult]]:
-    """Run an audit end to end; returns the closed record and the results."""
-    from audit._util.settings import repo_root
+    tracking_uri: str | None = None,
+) -> tuple[RecordFile, list[SuiteResult]]:
+    """Run an audit end to end; returns the closed record and the results.
+
+    Args:
+        config_path: a YAML path, a dict or a :class:`RunConfig`.
+        overrides: ``key=value`` assignments applied to the config (``--set``).
+        console: where progress and notices go (``None``: silent).
+        mlflow: mirror the run to MLflow when the config's tracking is enabled.
+        runs_dir: where the run folder goes unless the config sets ``output_dir``
+            (default :func:`audit._util.settings.runs_dir`, resolved here once).
+        tracking_uri: MLflow store; default the config's ``tracking.uri``, then
+            ``MLFLOW_TRACKING_URI``, then ``sqlite:///<runs_dir>/mlflow.db``.
+
+    The environment is changed only for the duration of the call (offline HF
+    switches; see :func:`audit._util.settings.scoped_env`) and restored after.
+    """
     from audit._util.settings import runs_dir as default_runs_dir
+    from audit._util.settings import scoped_env
+
+    rdir_default = runs_dir if runs_dir is not None else default_runs_dir()
+    with scoped_env():
+        return _run_audit(config_path, overrides, console, mlflow, rdir_default, tracking_uri)
+
+
+def _run_audit(
+    config_path: str | Path | Mapping[str, Any] | RunConfig,
+    overrides: tuple[str, ...],
+    console: Console | None,
+    mlflow: bool,
+    runs_dir: Path,
+    tracking_uri: str | None,
+) -> tuple[RecordFile, list[SuiteResult]]:
+    from audit._util.settings import repo_root
     from audit.engine.cache import PredictionCache, fingerprint_hash
-    from audit.engine.record import RunRecord, make_run_id, provenance, reap_interrupted
+    from audit.engine.record import RecordFile, make_run_id, provenance, reap_interrupted
     from audit.engine.results import build_result, compute_result_metrics, predictions_frame
     from audit.engine.runner import score_items
     from audit.report.markdown import write_report
@@ -188,15 +278,16 @@ def run_audit(
 
     prep = prepare(config_path, overrides, console=console)
     cfg, policy = prep.config, prep.policy
-    rdir = Path(cfg.output_dir).resolve() if cfg.output_dir else (runs_dir or default_runs_dir())
+    rdir = Path(cfg.output_dir).resolve() if cfg.output_dir else runs_dir
     rdir.mkdir(parents=True, exist_ok=True)
-    tracking_uri = None
-    if mlflow and cfg.tracking.enabled:
+    if not (mlflow and cfg.tracking.enabled):
+        tracking_uri = None
+    else:
         # Fail fast, before anything is scored: an unreachable server, a half-migrated
         # store or a lock held too long is a one-line error in seconds (store.py).
         from audit.tracking.store import default_tracking_uri, open_experiment
 
-        tracking_uri = cfg.tracking.uri or default_tracking_uri(rdir)
+        tracking_uri = tracking_uri or cfg.tracking.uri or default_tracking_uri(rdir)
         open_experiment(tracking_uri, cfg.tracking.experiment, rdir)
     reaped = reap_interrupted(rdir)
     if reaped and console is not None:
@@ -225,9 +316,9 @@ def run_audit(
             }
             for spec, mod in prep.moderators
         },
+        "skipped": prep.skipped,
     }
-    record = RunRecord.create(rdir, make_run_id(cfg.name, header["config_hash"]), header)
-    record.data["skipped"] = prep.skipped
+    record = RecordFile.create(rdir, make_run_id(cfg.name, cfg.config_hash()), header)
     (record.dir / "config.yaml").write_text(
         yaml.safe_dump(header["config"], sort_keys=False, allow_unicode=True), encoding="utf-8"
     )
@@ -251,7 +342,7 @@ def run_audit(
                 label = f"{suite.name}:{suite.split} × {spec.name}"
                 with _progress(console, label, len(items), cfg.runner.progress) as advance:
                     sr = score_items(
-                        lambda m=mod: m,
+                        functools.partial(_same, mod),
                         fp,
                         items,
                         batch_size=spec.batch_size,
@@ -283,8 +374,7 @@ def run_audit(
                 pq = record.dir / "predictions" / f"{res.key}.parquet"
                 predictions_frame(res).to_parquet(pq, index=False)
                 results.append(res)
-                record.data["results"].append(_result_entry(res, sr, pq, record.dir))
-                record.save()
+                record.add_result(_result_entry(res, sr, pq, record.dir))
             if spec.explain is None:
                 _close(mod)
         for spec, mod in prep.moderators:
@@ -293,7 +383,7 @@ def run_audit(
                 _close(mod)
     except BaseException as exc:
         msg = exc.render() if isinstance(exc, AuditError) else f"{type(exc).__name__}: {exc}"
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        status: RunStatus = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         record.finish(status, msg)
         raise
     finally:
@@ -309,7 +399,7 @@ def run_audit(
         from audit.tracking.mirroring import mirror
 
         try:
-            record.data["mlflow"] = mirror(
+            ref = mirror(
                 record,
                 results,
                 uri=tracking_uri,
@@ -320,12 +410,9 @@ def run_audit(
         except TrackingError as exc:
             # The scores and metrics are complete and stay "finished"; the record says
             # the mirror failed (README: "When MLflow is unreachable").
-            record.data["mlflow"] = {
-                "status": "failed",
-                "tracking_uri": tracking_uri,
-                "error": exc.render(),
-            }
-            record.save()
+            record.update(
+                mlflow={"status": "failed", "tracking_uri": tracking_uri, "error": exc.render()}
+            )
             raise TrackingError(
                 f"the run finished but was not mirrored to MLflow: {exc.message}",
                 where=tracking_uri,
@@ -334,8 +421,13 @@ def run_audit(
                 fix=f"the record is complete at {record.path}; rerun the same config once the "
                 "store is back (every prediction is cached) or pass --no-mlflow",
             ) from None
-        record.save()
+        record.update(mlflow=ref)
     return record, results
+
+
+def _same(mod: Any) -> Any:
+    """The moderator factory handed to the runner: the already-built moderator."""
+    return mod
 
 
 def _close(mod: Any) -> None:
@@ -348,7 +440,7 @@ def _explain_pass(
     spec: ModeratorSpec,
     mod: Any,
     results: list[SuiteResult],
-    record: RunRecord,
+    record: RecordFile,
     cache: Any,
     console: Console | None,
 ) -> None:
@@ -365,11 +457,10 @@ def _explain_pass(
         res.timings["explain_s"] = time.perf_counter() - t0
         pq = record.dir / "predictions" / f"{res.key}.parquet"
         predictions_frame(res).to_parquet(pq, index=False)
-        for entry in record.data["results"]:
-            if entry["key"] == res.key:
-                entry["explained"] = summary
-                entry["timings"] = res.timings
-        record.save()
+        entry = next(e for e in record.record.results if e.key == res.key)
+        record.replace_result(
+            entry.model_copy(update={"explained": summary, "timings": dict(res.timings)})
+        )
         if console is not None and summary["requested"]:
             console.print(
                 f"{res.suite.name} × {spec.name}: {summary['written']} rationale(s) for "
@@ -377,24 +468,42 @@ def _explain_pass(
             )
 
 
-def _result_entry(res: SuiteResult, sr: Any, pq: Path, run_dir: Path) -> dict[str, Any]:
-    return {
-        "suite": res.suite.name,
-        "split": res.suite.split,
-        "moderator": res.spec.name,
-        "key": res.key,
-        "n": res.n,
-        "n_errors": res.n_errors,
-        "error_types": sr.error_types,
-        "n_cached": int(sr.cached.sum()),
-        "batches": sr.batches,
-        "predictions": str(pq.relative_to(run_dir)),
-        "categories_scored": list(res.categories),
-        "timings": res.timings,
-        "metrics": res.metrics,
-        "error_slices": res.error_slices,
-        "sample": res.suite.source.get("sample"),
-    }
+def _result_entry(res: SuiteResult, sr: Any, pq: Path, run_dir: Path) -> ResultEntry:
+    """The record's typed entry for one result: metrics with their directions."""
+    from audit.engine.record import metric_direction
+    from audit.records import ErrorSlice, MetricValue, ResultEntry
+
+    def mv(name: str, d: dict[str, Any]) -> MetricValue:
+        return MetricValue.model_validate({**d, "direction": metric_direction(name)})
+
+    metrics = {cat: {m: mv(m, d) for m, d in per.items()} for cat, per in res.metrics.items()}
+    slices = [
+        ErrorSlice.model_validate(
+            {
+                **row,
+                "error_rate": mv("error_rate", row["error_rate"]),
+                "parse_failure_rate": mv("parse_failure_rate", row["parse_failure_rate"]),
+            }
+        )
+        for row in res.error_slices
+    ]
+    return ResultEntry(
+        suite=res.suite.name,
+        split=res.suite.split,
+        moderator=res.spec.name,
+        key=res.key,
+        n=res.n,
+        n_errors=res.n_errors,
+        error_types=sr.error_types,
+        n_cached=int(sr.cached.sum()),
+        batches=sr.batches,
+        predictions=str(pq.relative_to(run_dir)),
+        categories_scored=tuple(res.categories),
+        timings=dict(res.timings),
+        metrics=metrics,
+        error_slices=tuple(slices),
+        sample=res.suite.source.get("sample"),
+    )
 
 
 class _progress:

@@ -12,11 +12,16 @@ Layout::
 ``record.json`` is written at start (status ``running``), rewritten atomically
 as results arrive, and closed with ``finished`` or ``failed``. A record left
 ``running`` by a killed process is marked ``interrupted`` by the next run.
+
+Its content is the typed :class:`audit.records.RunRecord` (``schema_version`` 2);
+:class:`RecordFile` holds one and saves it, and :func:`migrate` reads the records
+written before the typed record existed (``record_version`` 1).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import socket
@@ -27,6 +32,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from audit.records import SCHEMA_VERSION, ResultEntry, RunRecord, RunStatus
+
+#: ``record_version`` of records written before the typed record (still readable:
+#: :func:`migrate`); new records carry ``schema_version`` (:data:`SCHEMA_VERSION`).
 RECORD_VERSION = 1
 
 _PACKAGES = (
@@ -129,12 +138,17 @@ def _default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-class RunRecord:
-    """Mutable view of ``record.json`` with atomic saves."""
+class RecordFile:
+    """``record.json`` on disk: the typed :class:`~audit.records.RunRecord` it holds and
+    atomic saves.
 
-    def __init__(self, run_dir: Path, data: dict[str, Any]) -> None:
+    The record itself is frozen; a change (a result arrives, the run closes) makes a
+    new validated record and rewrites the file, so what is on disk always parses.
+    """
+
+    def __init__(self, run_dir: Path, record: RunRecord) -> None:
         self.dir = run_dir
-        self.data = data
+        self.record = record
 
     @property
     def path(self) -> Path:
@@ -142,10 +156,18 @@ class RunRecord:
 
     @property
     def run_id(self) -> str:
-        return str(self.data["run_id"])
+        return self.record.run_id
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The record as JSON-ready dicts (a copy: edits do not reach the file)."""
+        return self.record.model_dump(mode="json")
 
     @classmethod
-    def create(cls, runs_dir: Path, run_id: str, header: dict[str, Any]) -> RunRecord:
+    def create(cls, runs_dir: Path, run_id: str, header: dict[str, Any]) -> RecordFile:
+        """A new run folder (``run_id``, or ``run_id-2``... when taken) with a
+        ``running`` record made of ``header`` (config, provenance, policy, suites,
+        moderators)."""
         base, k = run_id, 1
         while True:  # two runs of one config within a second get -2, -3...
             run_dir = runs_dir / run_id
@@ -157,45 +179,137 @@ class RunRecord:
                 run_id = f"{base}-{k}"
         (run_dir / "predictions").mkdir()
         data = {
-            "record_version": RECORD_VERSION,
+            "schema_version": SCHEMA_VERSION,
             "run_id": run_id,
             "status": "running",
             "started_at": utcnow(),
             "finished_at": None,
             **header,
             "results": [],
-            "skipped": [],
             "mlflow": None,
             "error": None,
         }
-        rec = cls(run_dir, data)
+        rec = cls(run_dir, RunRecord.model_validate(data))
         rec.save()
         return rec
 
     @classmethod
-    def load(cls, path: Path) -> RunRecord:
+    def load(cls, path: Path) -> RecordFile:
+        """Read a record (a run folder or its ``record.json``), migrating older versions."""
         p = path / "record.json" if path.is_dir() else path
-        data = json.loads(p.read_text(encoding="utf-8"))
-        if data.get("record_version") != RECORD_VERSION:
-            from audit.errors import ConfigError
+        return cls(p.parent, parse_record(json.loads(p.read_text(encoding="utf-8")), str(p)))
 
-            raise ConfigError(
-                "unsupported record version",
-                where=str(p),
-                field="record_version",
-                expected=str(RECORD_VERSION),
-                actual=repr(data.get("record_version")),
-            )
-        return cls(p.parent, data)
+    def update(self, **changes: Any) -> None:
+        """Replace top-level fields (validated) and save."""
+        data = self.record.model_dump(mode="python")
+        data.update(changes)
+        self.record = RunRecord.model_validate(data)
+        self.save()
+
+    def add_result(self, entry: ResultEntry) -> None:
+        self.update(results=(*self.record.results, entry))
+
+    def replace_result(self, entry: ResultEntry) -> None:
+        """Swap the result with ``entry.key`` for ``entry`` (e.g. after an explain pass)."""
+        self.update(results=tuple(entry if r.key == entry.key else r for r in self.record.results))
 
     def save(self) -> None:
-        write_json_atomic(self.path, self.data)
+        write_json_atomic(self.path, self.record.model_dump(mode="json"))
 
-    def finish(self, status: str, error: str | None = None) -> None:
-        self.data["status"] = status
-        self.data["finished_at"] = utcnow()
-        self.data["error"] = error
-        self.save()
+    def finish(self, status: RunStatus, error: str | None = None) -> None:
+        self.update(status=status, finished_at=utcnow(), error=error)
+
+
+#: Directions of the rates the engine adds beside the registry's metrics (budgets).
+_RATE_DIRECTIONS = {"error_rate": "lower", "parse_failure_rate": "lower"}
+
+
+def metric_direction(name: str) -> str | None:
+    """``higher`` / ``lower`` / ``none`` for a metric name, ``None`` when unknown."""
+    from audit.metrics import metric_directions
+
+    return metric_directions().get(name) or _RATE_DIRECTIONS.get(name)
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Upgrade a record dict of any earlier version to :data:`SCHEMA_VERSION`.
+
+    Version 1 (``record_version: 1``, written before the typed record) has the same
+    content; the upgrade renames the version key, adds each metric's direction from
+    the registry, and gives an undefined value without a reason (an error rate over
+    no items, stored as NaN) the reason ``"no items"``.
+    """
+    if data.get("schema_version") == SCHEMA_VERSION:
+        return data
+    version = data.get("record_version")
+    if version != 1:
+        raise ValueError(f"unknown record version {version!r}")
+    out = {k: v for k, v in data.items() if k != "record_version"}
+    out["schema_version"] = SCHEMA_VERSION
+    out["results"] = [_migrate_result_v1(r) for r in data.get("results") or []]
+    return out
+
+
+def _migrate_metric_v1(name: str, mv: dict[str, Any]) -> dict[str, Any]:
+    out = dict(mv)
+    out.setdefault("direction", metric_direction(name))
+    value = out.get("value")
+    if (value is None or (isinstance(value, float) and math.isnan(value))) and not out.get(
+        "reason"
+    ):
+        out["reason"] = "no items" if not out.get("n") else "undefined (no reason recorded)"
+    return out
+
+
+def _migrate_result_v1(entry: dict[str, Any]) -> dict[str, Any]:
+    out = dict(entry)
+    out["metrics"] = {
+        cat: {m: _migrate_metric_v1(m, mv) for m, mv in per.items()}
+        for cat, per in (entry.get("metrics") or {}).items()
+    }
+    out["error_slices"] = [
+        {
+            **row,
+            "error_rate": _migrate_metric_v1("error_rate", row["error_rate"]),
+            "parse_failure_rate": _migrate_metric_v1(
+                "parse_failure_rate", row["parse_failure_rate"]
+            ),
+        }
+        for row in entry.get("error_slices") or []
+    ]
+    return out
+
+
+def parse_record(data: Any, where: str) -> RunRecord:
+    """A record dict (any supported version) → :class:`RunRecord`; ``ConfigError``
+    naming the file and field when it is not a record this version can read."""
+    from pydantic import ValidationError
+
+    from audit._util.validation import validation_error
+    from audit.errors import ConfigError
+
+    if not isinstance(data, dict):
+        raise ConfigError(
+            "a run record must be a JSON object",
+            where=where,
+            expected="record.json written by audit run",
+            actual=type(data).__name__,
+        )
+    try:
+        upgraded = migrate(data)
+    except ValueError:
+        raise ConfigError(
+            "unsupported record version",
+            where=where,
+            field="schema_version",
+            expected=f"{SCHEMA_VERSION} (or record_version 1)",
+            actual=repr(data.get("schema_version", data.get("record_version"))),
+            fix="read it with the audit version that wrote it, or rerun the audit",
+        ) from None
+    try:
+        return RunRecord.model_validate(upgraded)
+    except ValidationError as exc:
+        raise validation_error(exc, where) from None
 
 
 def pid_alive(pid: int) -> bool:

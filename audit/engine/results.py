@@ -203,11 +203,11 @@ def compute_result_metrics(
     res.metrics = {cat: {m: _mv_json(v) for m, v in per.items()} for cat, per in out.items()}
     err = res.n_errors / res.n if res.n else math.nan
     res.metrics.setdefault("overall", {})["error_rate"] = {
-        "value": err,
+        "value": None if math.isnan(err) else err,
         "ci_low": None,
         "ci_high": None,
         "n": res.n,
-        "reason": None,
+        "reason": None if res.n else "no items",
         "method": "count",
     }
     res.error_slices = error_breakdown(res, ci=ci)

@@ -25,7 +25,8 @@ from audit.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from audit.engine.record import RunRecord
+    from audit.engine.record import RecordFile as RunRecord
+    from audit.records import ResultEntry
     from audit.suites.loader import LoadedSuite
 
 #: Columns of the suspects table, in order.
@@ -166,7 +167,7 @@ def run_suspects(
     notes: list[str] = []
     for entry in select_results(record, suite=suite, moderator=moderator):
         df = load_predictions(record, entry)
-        key = f"{entry['suite']}:{entry.get('split', '')}"
+        key = f"{entry.suite}:{entry.split}"
         s = (loaded or {}).get(key)
         if s is None and loaded is None:
             s = _load_run_suite(record, entry, policy)
@@ -184,7 +185,7 @@ def run_suspects(
                 raise ConfigError(
                     f"{len(stale)} run item(s) differ from the suite on disk (e.g. {stale[0]!r})",
                     where=str(record.path),
-                    field=f"results[{entry['suite']}].content_hash",
+                    field=f"results[{entry.suite}].content_hash",
                     expected="the suite version the run scored",
                     actual="changed or missing items",
                     fix="rerun on the current suite, or restore the suite version of the run",
@@ -199,7 +200,7 @@ def run_suspects(
             sc = df[f"score.{cat}"].to_numpy(dtype=float)
             ok = (y != -1) & ~np.isnan(sc)
             if ok.sum() < 2:
-                notes.append(f"{entry['suite']} × {entry['moderator']} · {cat}: < 2 items")
+                notes.append(f"{entry.suite} × {entry.moderator} · {cat}: < 2 items")
                 continue
             dec = df[f"pred.{cat}"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
             ann_lab = None
@@ -213,11 +214,11 @@ def run_suspects(
                 annotator_labels=ann_lab,
                 annotators=ann.annotators if ann is not None else (),
             )
-            notes += [f"{entry['suite']} × {entry['moderator']} · {cat}: {x}" for x in cnotes]
+            notes += [f"{entry.suite} × {entry.moderator} · {cat}: {x}" for x in cnotes]
             part = pd.DataFrame(
                 {
-                    "suite": entry["suite"],
-                    "moderator": entry["moderator"],
+                    "suite": entry.suite,
+                    "moderator": entry.moderator,
                     "category": cat,
                     "item_id": df["id"][ok].to_numpy(),
                     "content_hash": df["content_hash"][ok].to_numpy(),
@@ -261,7 +262,7 @@ def load_run_suites(
     policy = load_policy(record.data["policy"]["ref"])
     out: dict[str, LoadedSuite] = {}
     for entry in select_results(record, suite=suite, moderator=moderator):
-        key = f"{entry['suite']}:{entry.get('split', '')}"
+        key = f"{entry.suite}:{entry.split}"
         if key not in out:
             s = _load_run_suite(record, entry, policy)
             if s is not None:
@@ -282,15 +283,15 @@ def suite_texts(suites: dict[str, LoadedSuite]) -> dict[str, dict[str, str]]:
     return out
 
 
-def _load_run_suite(record: RunRecord, entry: dict[str, Any], policy: Any) -> LoadedSuite | None:
+def _load_run_suite(record: RunRecord, entry: ResultEntry, policy: Any) -> LoadedSuite | None:
     """The suite a result was scored on, from the card path in the run record."""
     from audit.errors import SuiteError
     from audit.suites import load_suite
 
-    info = record.data.get("suites", {}).get(f"{entry['suite']}:{entry.get('split')}", {})
-    card = info.get("card") or entry["suite"]
+    info = record.data.get("suites", {}).get(f"{entry.suite}:{entry.split}", {})
+    card = info.get("card") or entry.suite
     try:
-        return load_suite(card, policy, split=entry.get("split"))
+        return load_suite(card, policy, split=entry.split)
     except SuiteError:
         return None  # no per-annotator labels then; the model-only scores still rank
 

@@ -10,23 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audit.monitoring.report import DriftConfig, DriftInput, DriftSeries, drift_series
 
 if TYPE_CHECKING:
-    from audit.engine.record import RunRecord
+    from audit.engine.record import RecordFile as RunRecord
+    from audit.records import ResultEntry
 
 
 def policy_version(record: RunRecord) -> str:
     """``<policy ref>@<digest prefix>`` of a run record."""
-    pol = record.data.get("policy") or {}
-    return f"{pol.get('ref')}@{str(pol.get('digest') or '')[:12]}"
+    pol = record.record.policy
+    return f"{pol.ref}@{pol.digest[:12]}"
 
 
-def run_inputs(record: RunRecord, entry: dict[str, Any]) -> dict[str, DriftInput]:
+def run_inputs(record: RunRecord, entry: ResultEntry) -> dict[str, DriftInput]:
     """Category → :class:`DriftInput` for one result entry of a run (``overall`` included)."""
     from audit.analysis import load_predictions
 
@@ -75,21 +76,17 @@ def runs_drift(
     notes: list[str] = []
     out: list[RunSeries] = []
     ref_entries = select_results(ref, suite=suite, moderator=moderator)
-    keys = [(e["suite"], e.get("split"), e["moderator"]) for e in ref_entries]
+    keys = [(e.suite, e.split, e.moderator) for e in ref_entries]
     for rec in records[1:]:
-        for e in rec.data.get("results", []):
-            k = (e["suite"], e.get("split"), e["moderator"])
+        for e in rec.record.results:
+            k = (e.suite, e.split, e.moderator)
             wanted = (suite is None or k[0] == suite) and (moderator is None or k[2] == moderator)
             if wanted and k not in keys:
                 notes.append(f"{k[0]}:{k[1]} × {k[2]} only in {rec.run_id}: not compared")
     for entry, key in zip(ref_entries, keys):
         periods: list[tuple[str, dict[str, DriftInput]]] = [(ref.run_id, run_inputs(ref, entry))]
         for rec in records[1:]:
-            match = [
-                e
-                for e in rec.data.get("results", [])
-                if (e["suite"], e.get("split"), e["moderator"]) == key
-            ]
+            match = [e for e in rec.record.results if (e.suite, e.split, e.moderator) == key]
             if not match:
                 notes.append(f"{key[0]}:{key[1]} × {key[2]} missing from {rec.run_id}")
                 periods.append((rec.run_id, {}))

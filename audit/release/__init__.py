@@ -6,9 +6,9 @@
 | ``gate`` | rules → checks → verdict, JUnit, markdown, baseline snapshots (``audit gate``) |
 """
 
+from audit.records import Check
 from audit.release.compare import Side, compare_sides, comparison_json, load_side
 from audit.release.gate import (
-    Check,
     GateRules,
     load_rules,
     markdown_summary,

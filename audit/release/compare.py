@@ -108,9 +108,10 @@ def load_side(ref: str | Path) -> Side:
         raise ConfigError(f"cannot read run record: {exc}", where=str(rec)) from None
     snapshot = "snapshot_version" in data
     if not snapshot:
-        from audit.engine.record import RunRecord
+        from audit.engine.record import parse_record
 
-        RunRecord.load(rec)  # version check
+        # typed and migrated: a record of any supported version reads as the current one
+        data = parse_record(data, str(rec)).model_dump(mode="json")
     results = []
     for r in data.get("results", []):
         skey = f"{r['suite']}:{r['split']}"

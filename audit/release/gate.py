@@ -27,12 +27,12 @@ blocking failure but a blocking check is unverifiable / uninformative; 2 for bad
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from audit.records import Check
 from audit.release.compare import Side, compare_sides, load_side
 
 Severity = Literal["block", "warn"]
@@ -126,24 +126,9 @@ def load_rules(path: Path) -> GateRules:
     return load_model(GateRules, path)
 
 
-@dataclass
-class Check:
-    """One rule × suite × category outcome."""
-
-    rule: str
-    suite: str
-    category: str
-    severity: str
-    status: str  # pass | fail | uninformative | unverifiable
-    value: float
-    bound: float
-    threshold: float
-    n: int
-    detail: str
-
-    @property
-    def blocking(self) -> bool:
-        return self.severity == "block"
+def _check(*fields: Any) -> Check:
+    """A :class:`~audit.records.Check` from its fields in declaration order."""
+    return Check(**dict(zip(Check.model_fields, fields)))
 
 
 _EPS = 1e-9
@@ -264,7 +249,7 @@ def run_gate(rules: GateRules, candidate: Side, baseline: Side) -> list[Check]:
         es = entries(rule.slice)
         if es is None:
             checks.append(
-                Check(
+                _check(
                     rname,
                     "*",
                     "*",
@@ -288,7 +273,7 @@ def run_gate(rules: GateRules, candidate: Side, baseline: Side) -> list[Check]:
                 why = blocked(e)
                 if cmp is None or why:
                     checks.append(
-                        Check(
+                        _check(
                             rname,
                             lbl,
                             cat,
@@ -304,7 +289,7 @@ def run_gate(rules: GateRules, candidate: Side, baseline: Side) -> list[Check]:
                     continue
                 st, val, bound, thr, det = evaluate_rule(rule, cmp, direction, rules.alpha)
                 checks.append(
-                    Check(rname, lbl, cat, rule.severity, st, val, bound, thr, cmp.n, det)
+                    _check(rname, lbl, cat, rule.severity, st, val, bound, thr, cmp.n, det)
                 )
     es = entries(None) or []
     for bname in ("parse_failure_rate", "error_rate", "negative_flip_rate"):
@@ -341,7 +326,7 @@ def run_gate(rules: GateRules, candidate: Side, baseline: Side) -> list[Check]:
                         f"{v:.4f} vs max {budget.max}",
                     )
                 checks.append(
-                    Check(
+                    _check(
                         bname,
                         f"{e['suite']}/{e['moderator_b']}",
                         cat,
@@ -456,7 +441,7 @@ def write_snapshot(run: str | Path, name: str, out_dir: Path) -> Path:
         results.append(entry)
     snap = {
         "snapshot_version": 1,
-        "record_version": d.get("record_version"),
+        "schema_version": d.get("schema_version"),
         "name": name,
         "created_at": utcnow(),
         "run_id": side.run_id,

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,9 +28,13 @@ from audit.report.markdown import (
     fmt_value,
     is_llm,
     judge_validation,
+    metric_fields,
     ordered_categories,
     result_error_slices,
 )
+
+if TYPE_CHECKING:
+    from audit.records import MetricValue, ResultEntry, RunRecord
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 TOP_K = 12  # disagreements shown per suite × moderator
@@ -220,17 +225,18 @@ def slice_heatmap(df: Any, cats: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _suite_texts(rec: dict[str, Any], r: dict[str, Any], cache: dict[str, Any]) -> Any:
+def _suite_texts(rec: RunRecord, r: ResultEntry, cache: dict[str, Any]) -> Any:
     """``{id: (content_hash, text)}`` from the suite, or an error string (cached per suite)."""
-    key = f"{r['suite']}:{r['split']}"
+    key = f"{r.suite}:{r.split}"
     if key not in cache:
         try:
             from audit.policy import load_policy
             from audit.schema import TEXT_FIELDS
             from audit.suites import load_suite
 
-            card = rec["suites"].get(key, {}).get("card") or r["suite"]
-            suite = load_suite(card, load_policy(rec["policy"]["ref"]), split=r["split"])
+            info = rec.suites.get(key)
+            card = info.card if info is not None else r.suite
+            suite = load_suite(card, load_policy(rec.policy.ref), split=r.split)
             ds = suite.dataset.select_columns(["id", "content_hash", *TEXT_FIELDS])
             cache[key] = {
                 row["id"]: (
@@ -276,37 +282,39 @@ def disagreements(
     return rows
 
 
-def _metrics_rows(metrics: dict[str, Any], notes: list[str]) -> list[dict[str, Any]]:
+def _metrics_rows(
+    metrics: Mapping[str, Mapping[str, MetricValue]], notes: list[str]
+) -> list[dict[str, Any]]:
     rows = []
     for cat in ordered_categories(metrics):
         per = metrics[cat]
-        n = (per.get("support") or {}).get("value")
+        support = per.get("support")
+        n = support.value if support is not None else None
         cells = []
         for m, _ in SUMMARY_METRICS:
             v = per.get(m)
             text = fmt_value(v, ci=m != "prevalence")
             note = None
-            if v and v.get("value") is None:
-                notes.append(f"{cat}/{m}: {v.get('reason') or 'undefined'}")
+            if v is not None and v.value is None:
+                notes.append(f"{cat}/{m}: {v.reason or 'undefined'}")
                 note = len(notes)
             cells.append({"text": text, "note": note, "tip": notes[-1] if note else None})
         rows.append({"category": cat, "n": "—" if n is None else int(n), "cells": cells})
     return rows
 
 
-def _cell(v: dict[str, Any] | None) -> dict[str, Any]:
+def _cell(v: Any) -> dict[str, Any]:
     """A metric cell: text, and whether it is undefined (NaN with its reason)."""
-    return {"text": fmt_defined(v), "nan": v is not None and v.get("value") is None}
+    f = metric_fields(v)
+    return {"text": fmt_defined(v), "nan": f is not None and f.get("value") is None}
 
 
-def judge_item(
-    d: dict[str, Any], r: dict[str, Any], rows: list[dict[str, Any]] | None
-) -> dict[str, Any]:
+def judge_item(d: RunRecord, r: ResultEntry, rows: list[dict[str, Any]] | None) -> dict[str, Any]:
     """Template view of :func:`audit.report.markdown.judge_validation` for one LLM-judge result."""
     jv = judge_validation(d, r, rows)
     return {
         **jv,
-        "anchor": f"jv-{r['key']}",
+        "anchor": f"jv-{r.key}",
         "rows": [
             {
                 "category": x["category"],
@@ -336,38 +344,39 @@ def build_context(record: Any) -> dict[str, Any]:
 
     from audit.policy import load_policy
 
-    d = record.data
+    d = record.record
     try:
-        restricted_cats = load_policy(d["policy"]["ref"]).restricted_ids
+        restricted_cats = load_policy(d.policy.ref).restricted_ids
     except Exception:
         restricted_cats = frozenset()
     text_cache: dict[str, Any] = {}
     results, judges = [], []
-    ci = float(((d.get("config") or {}).get("metrics") or {}).get("ci", 0.95))
-    for r in d.get("results", []):
+    ci = float((d.config.get("metrics") or {}).get("ci", 0.95))
+    for r in d.results:
         notes: list[str] = []
-        cats = [c for c in ordered_categories(r["metrics"]) if c != "overall"] + ["overall"]
-        item: dict[str, Any] = {"r": r, "metrics": _metrics_rows(r["metrics"], notes)}
-        item["notes"], item["anchor"] = notes, f"r-{r['key']}"
-        pq = record.dir / r["predictions"]
+        cats = [c for c in ordered_categories(r.metrics) if c != "overall"] + ["overall"]
+        item: dict[str, Any] = {"r": r, "metrics": _metrics_rows(r.metrics, notes)}
+        item["notes"], item["anchor"] = notes, f"r-{r.key}"
+        pq = record.dir / r.predictions
         df = pd.read_parquet(pq) if pq.is_file() else None
         err_rows = None
-        if r.get("n_errors") or is_llm(d, r["moderator"]):
+        if r.n_errors or is_llm(d, r.moderator):
             err_rows = result_error_slices(record.dir, r, ci=ci, df=df)
-        item["errors"] = error_table_rows(err_rows) if r.get("n_errors") else []
-        if is_llm(d, r["moderator"]):
+        item["errors"] = error_table_rows(err_rows) if r.n_errors else []
+        if is_llm(d, r.moderator):
             judges.append(judge_item(d, r, err_rows))
         if df is None:
-            item["missing"] = f"predictions file not found: {r['predictions']}"
+            item["missing"] = f"predictions file not found: {r.predictions}"
             results.append(item)
             continue
         cats = [c for c in cats if f"score.{c}" in df and f"pred.{c}" in df]
-        thr = (d["moderators"].get(r["moderator"]) or {}).get("thresholds", {})
+        spec = d.moderators.get(r.moderator)
+        thr = spec.thresholds if spec is not None else {}
         charts, conf_rows = [], []
         for cat in cats:
             y, s, p = _known(df, cat)
             conf = confusion(y, p)
-            per = r["metrics"].get(cat, {})
+            per = r.metrics.get(cat, {})
             t = float(thr.get(cat, thr.get("default", 0.5))) if cat != "overall" else None
             conf_rows.append({"category": cat, "threshold": t, "excluded": len(df) - len(y)} | conf)
             auprc, ece = (fmt_value(per.get(m), ci=False) for m in ("auprc", "ece"))
@@ -393,7 +402,7 @@ def build_context(record: Any) -> dict[str, Any]:
 
 
 def render_html(record: Any) -> str:
-    """Render the report of a loaded :class:`audit.engine.record.RunRecord` to one HTML string."""
+    """Render the report of a loaded :class:`audit.engine.record.RecordFile` to one HTML string."""
     import jinja2
 
     env = jinja2.Environment(
@@ -413,14 +422,14 @@ def render_html(record: Any) -> str:
     return env.get_template("report.html.j2").render(**ctx)
 
 
-def log_to_mlflow(record_data: dict[str, Any], html_path: Path) -> str | None:
+def log_to_mlflow(record: RunRecord, html_path: Path) -> str | None:
     """Log the report to the audit's MLflow parent run; best effort, never raises.
 
     Returns:
         The parent run id when logged, else None.
     """
-    ml = record_data.get("mlflow") or {}
-    pid, uri = ml.get("parent_run_id"), ml.get("tracking_uri")
+    ml = record.mlflow
+    pid, uri = (ml.parent_run_id, ml.tracking_uri) if ml is not None else (None, None)
     if not pid or not uri:
         return None
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
@@ -452,14 +461,14 @@ def write_html_report(
     Returns:
         Path of the written HTML file.
     """
-    from audit.engine.record import RunRecord
+    from audit.engine.record import RecordFile
 
-    record = RunRecord.load(resolve_record(record_path_or_dir))
+    record = RecordFile.load(resolve_record(record_path_or_dir))
     path = Path(out) if out is not None else record.dir / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(render_html(record), encoding="utf-8")
     os.replace(tmp, path)
     if mlflow:
-        log_to_mlflow(record.data, path)
+        log_to_mlflow(record.record, path)
     return path

@@ -17,6 +17,7 @@ Undefined values read ``n/a (reason)``, never 0.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,8 +25,9 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from audit.engine.record import RunRecord
+    from audit.engine.record import RecordFile
     from audit.engine.results import SuiteResult
+    from audit.records import MetricValue, ResultEntry, RunRecord
 
 #: columns of the summary table: (metric, header)
 SUMMARY_METRICS = (
@@ -52,7 +54,16 @@ TOP_PARSE_SLICES = 5
 LLM_KIND = "llm"
 
 
-def fmt_value(v: dict[str, Any] | None, *, ci: bool = True) -> str:
+def metric_fields(v: Any) -> dict[str, Any] | None:
+    """A metric as a dict: a :class:`~audit.records.MetricValue` from the record, or the
+    dict rows of an error breakdown (read from Parquet) as they are."""
+    from audit.records import MetricValue
+
+    return v.model_dump() if isinstance(v, MetricValue) else v
+
+
+def fmt_value(v: Any, *, ci: bool = True) -> str:
+    v = metric_fields(v)
     if not v or v.get("value") is None:
         return "NaN" if v else "—"
     s = f"{v['value']:.3f}"
@@ -61,21 +72,23 @@ def fmt_value(v: dict[str, Any] | None, *, ci: bool = True) -> str:
     return s
 
 
-def fmt_defined(v: dict[str, Any] | None, *, ci: bool = True) -> str:
+def fmt_defined(v: Any, *, ci: bool = True) -> str:
     """Like :func:`fmt_value`, but an undefined value reads ``n/a (reason)``."""
+    v = metric_fields(v)
     if v and v.get("value") is None and v.get("reason"):
         return f"n/a ({v['reason']})"
     return fmt_value(v, ci=ci)
 
 
-def is_llm(d: dict[str, Any], moderator: str) -> bool:
+def is_llm(rec: RunRecord, moderator: str) -> bool:
     """Whether the run header says ``moderator`` is an LLM judge (``kind == "llm"``)."""
-    return ((d.get("moderators") or {}).get(moderator) or {}).get("kind") == LLM_KIND
+    m = rec.moderators.get(moderator)
+    return m is not None and m.kind == LLM_KIND
 
 
 def result_error_slices(
     run_dir: Path | None,
-    r: dict[str, Any],
+    r: ResultEntry,
     results: list[SuiteResult] | None = None,
     *,
     ci: float = 0.95,
@@ -84,20 +97,20 @@ def result_error_slices(
     """Error rows (:func:`audit.engine.results.error_breakdown`) of one record entry: from the
     entry (``error_slices``), a matching in-memory result, or the predictions Parquet
     (``df`` when already read). ``None`` when none of them is available."""
-    if r.get("error_slices") is not None:
-        return list(r["error_slices"])
+    if r.error_slices:
+        return [x.model_dump(mode="json") for x in r.error_slices]
     for res in results or ():
-        if res.key == r.get("key") and res.error_slices:
+        if res.key == r.key and res.error_slices:
             return res.error_slices
     try:
         from audit.engine.results import error_breakdown_frame
 
         if df is None:
-            if run_dir is None or not r.get("predictions"):
+            if run_dir is None or not r.predictions:
                 return None
             import pandas as pd
 
-            pq = run_dir / r["predictions"]
+            pq = run_dir / r.predictions
             if not pq.is_file():
                 return None
             df = pd.read_parquet(pq, columns=None)
@@ -121,14 +134,15 @@ def top_parse_slices(rows: list[dict[str, Any]], k: int = TOP_PARSE_SLICES) -> l
 
 
 def judge_validation(
-    d: dict[str, Any], r: dict[str, Any], error_slices: list[dict[str, Any]] | None
+    rec: RunRecord, r: ResultEntry, error_slices: list[dict[str, Any]] | None
 ) -> dict[str, Any]:
     """Judge-validation view of one LLM-judge result: per category n, κ, specific
     agreements, ECE (JSON-ready metric dicts), overall parse-failure rate, top slices."""
     rows = []
-    for cat in ordered_categories(r["metrics"]):
-        per = r["metrics"][cat]
-        n = (per.get("support") or {}).get("value")
+    for cat in ordered_categories(r.metrics):
+        per = r.metrics[cat]
+        support = per.get("support")
+        n = support.value if support is not None else None
         rows.append(
             {
                 "category": cat,
@@ -138,10 +152,10 @@ def judge_validation(
         )
     overall = next((x for x in error_slices or () if x["slice"] == "overall"), None)
     return {
-        "suite": f"{r['suite']}:{r['split']}",
-        "moderator": r["moderator"],
-        "key": r.get("key"),
-        "n": r["n"],
+        "suite": f"{r.suite}:{r.split}",
+        "moderator": r.moderator,
+        "key": r.key,
+        "n": r.n,
         "rows": rows,
         "parse": overall["parse_failure_rate"] if overall else None,
         "n_parse_failures": overall["n_parse_failures"] if overall else None,
@@ -171,13 +185,13 @@ def error_table_rows(error_slices: list[dict[str, Any]] | None) -> list[dict[str
 
 
 def _judge_markdown(
-    record: RunRecord, results: list[SuiteResult] | None, slices: dict[str, Any]
+    record: RecordFile, results: list[SuiteResult] | None, slices: dict[str, Any]
 ) -> list[str]:
-    d = record.data
-    llm = [r for r in d["results"] if is_llm(d, r["moderator"])]
+    rec = record.record
+    llm = [r for r in rec.results if is_llm(rec, r.moderator)]
     if not llm:
         return []
-    ci = d["config"]["metrics"]["ci"]
+    ci = rec.config["metrics"]["ci"]
     lines = [
         "## Judge validation",
         "",
@@ -188,7 +202,7 @@ def _judge_markdown(
         "",
     ]
     for r in llm:
-        jv = judge_validation(d, r, slices.get(r["key"]))
+        jv = judge_validation(rec, r, slices.get(r.key))
         lines += [
             f"### {jv['suite']} × {jv['moderator']}",
             "",
@@ -236,63 +250,66 @@ def _error_markdown(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def ordered_categories(metrics: dict[str, Any]) -> list[str]:
+def ordered_categories(metrics: Mapping[str, Any]) -> list[str]:
     cats = [c for c in metrics if c != "overall"]
     return (["overall"] if "overall" in metrics else []) + cats
 
 
-def _reasons(metrics: dict[str, Any]) -> list[str]:
+def _reasons(metrics: Mapping[str, Mapping[str, MetricValue]]) -> list[str]:
     out = []
     for cat in ordered_categories(metrics):
         for m, v in metrics[cat].items():
-            if v.get("value") is None and v.get("reason"):
-                out.append(f"{cat}/{m}: {v['reason']}")
+            if v.value is None and v.reason:
+                out.append(f"{cat}/{m}: {v.reason}")
     return out
 
 
-def markdown(record: RunRecord, results: list[SuiteResult] | None = None) -> str:
+def markdown(record: RecordFile, results: list[SuiteResult] | None = None) -> str:
     """The run's markdown report; ``results`` (optional) supply the per-slice error
     rows when the record entries do not carry them."""
-    d = record.data
-    ci = d["config"]["metrics"]["ci"]
+    rec = record.record
+    mcfg = rec.config["metrics"]
+    ci = mcfg["ci"]
+    git = rec.provenance.git
     slices: dict[str, Any] = {}
-    for r in d["results"]:
-        if r.get("n_errors") or is_llm(d, r["moderator"]):
-            slices[r["key"]] = result_error_slices(record.dir, r, results, ci=ci)
+    for r in rec.results:
+        if r.n_errors or is_llm(rec, r.moderator):
+            slices[r.key] = result_error_slices(record.dir, r, results, ci=ci)
     lines = [
         f"# Audit run `{record.run_id}`",
         "",
-        f"- status: **{d['status']}**; config `{d['config_path']}` (hash `{d['config_hash'][:12]}`)",
-        f"- policy: `{d['policy']['ref']}`; git `{(d['provenance']['git'].get('commit') or '?')[:12]}`"
-        f"{' (dirty)' if d['provenance']['git'].get('dirty') else ''}",
-        f"- intervals: {d['config']['metrics']['ci']:.0%} bootstrap, "
-        f"{d['config']['metrics']['bootstrap']} resamples, seed {d['config']['metrics']['seed']}",
+        f"- status: **{rec.status}**; config `{rec.config_path}` (hash `{rec.config_hash[:12]}`)",
+        f"- policy: `{rec.policy.ref}`; git `{(git.commit or '?')[:12]}`"
+        f"{' (dirty)' if git.dirty else ''}",
+        f"- intervals: {mcfg['ci']:.0%} bootstrap, "
+        f"{mcfg['bootstrap']} resamples, seed {mcfg['seed']}",
         "",
     ]
-    for s in d.get("skipped", []):
-        lines.append(f"> skipped optional suite `{s['suite']}`: {s['reason']}")
-    for r in d["results"]:
-        suite = d["suites"].get(f"{r['suite']}:{r['split']}", {})
+    for s in rec.skipped:
+        lines.append(f"> skipped optional suite `{s.suite}`: {s.reason}")
+    for r in rec.results:
+        suite = rec.suite_entry(r.suite, r.split)
         lines += [
-            f"## {r['suite']}:{r['split']} × {r['moderator']}",
+            f"## {r.suite}:{r.split} × {r.moderator}",
             "",
-            f"n = {r['n']} (errors {r['n_errors']}, cached {r['n_cached']}); suite digest "
-            f"`{suite.get('digest', '?')[:16]}`; categories scored: {', '.join(r['categories_scored'])}",
+            f"n = {r.n} (errors {r.n_errors}, cached {r.n_cached}); suite digest "
+            f"`{(suite.digest if suite else '?')[:16]}`; categories scored: {', '.join(r.categories_scored)}",
             "",
             "| category | n | " + " | ".join(h for _, h in SUMMARY_METRICS) + " |",
             "|---|---:|" + "---|" * len(SUMMARY_METRICS),
         ]
-        for cat in ordered_categories(r["metrics"]):
-            per = r["metrics"][cat]
-            n = per.get("support", {}).get("value")
+        for cat in ordered_categories(r.metrics):
+            per = r.metrics[cat]
+            support = per.get("support")
+            n = support.value if support is not None else None
             row = [cat, "—" if n is None else str(int(n))]
             row += [fmt_value(per.get(m)) for m, _ in SUMMARY_METRICS]
             lines.append("| " + " | ".join(row) + " |")
-        reasons = _reasons(r["metrics"])
+        reasons = _reasons(r.metrics)
         if reasons:
             lines += ["", "Undefined metrics:", *[f"- {x}" for x in reasons[:30]]]
-        if r.get("n_errors"):
-            rows = error_table_rows(slices.get(r["key"]))
+        if r.n_errors:
+            rows = error_table_rows(slices.get(r.key))
             if rows:
                 lines += _error_markdown(rows)
         lines.append("")
@@ -300,18 +317,18 @@ def markdown(record: RunRecord, results: list[SuiteResult] | None = None) -> str
     return "\n".join(lines) + "\n"
 
 
-def write_report(record: RunRecord, results: list[SuiteResult] | None = None) -> None:
+def write_report(record: RecordFile, results: list[SuiteResult] | None = None) -> None:
     (record.dir / "report.md").write_text(markdown(record, results), encoding="utf-8")
 
 
-def print_summary(console: Console, record: RunRecord) -> None:
+def print_summary(console: Console, record: RecordFile) -> None:
     from rich.table import Table
 
-    d = record.data
-    for r in d["results"]:
+    rec = record.record
+    for r in rec.results:
         t = Table(
-            title=f"{r['suite']}:{r['split']} × {r['moderator']}  (n={r['n']}, errors={r['n_errors']}, "
-            f"cached={r['n_cached']}; 95% CI in parentheses)",
+            title=f"{r.suite}:{r.split} × {r.moderator}  (n={r.n}, errors={r.n_errors}, "
+            f"cached={r.n_cached}; 95% CI in parentheses)",
             title_justify="left",
             show_lines=False,
             box=None,
@@ -321,23 +338,24 @@ def print_summary(console: Console, record: RunRecord) -> None:
         t.add_column("n", justify="right")
         for _, h in SUMMARY_METRICS:
             t.add_column(h, justify="right", no_wrap=True)
-        for cat in ordered_categories(r["metrics"]):
-            per = r["metrics"][cat]
-            n = per.get("support", {}).get("value")
+        for cat in ordered_categories(r.metrics):
+            per = r.metrics[cat]
+            support = per.get("support")
+            n = support.value if support is not None else None
             t.add_row(
                 cat,
                 "—" if n is None or (isinstance(n, float) and math.isnan(n)) else str(int(n)),
                 *[fmt_value(per.get(m), ci=m not in ("prevalence",)) for m, _ in SUMMARY_METRICS],
             )
         console.print(t)
-    ci = d["config"]["metrics"]["ci"]
-    for r in d["results"]:
-        llm = is_llm(d, r["moderator"])
-        if not (llm or r.get("n_errors")):
+    ci = rec.config["metrics"]["ci"]
+    for r in rec.results:
+        llm = is_llm(rec, r.moderator)
+        if not (llm or r.n_errors):
             continue
         rows = result_error_slices(record.dir, r, ci=ci)
         if llm:
-            jv = judge_validation(d, r, rows)
+            jv = judge_validation(rec, r, rows)
             t = Table(
                 title=f"judge validation · {jv['suite']} × {jv['moderator']}",
                 title_justify="left",
@@ -366,18 +384,18 @@ def print_summary(console: Console, record: RunRecord) -> None:
                     + (f"; highest: {top}" if top else ""),
                     markup=False,
                 )
-        if r.get("n_errors"):
+        if r.n_errors:
             failed = [x for x in rows or () if x["slice"] != "overall" and x["n_errors"]]
             failed.sort(key=lambda x: (-x["n_errors"] / x["n"], -x["n"]))
             worst = error_table_rows(failed[:5])
             if worst:
                 console.print(
-                    f"errors by slice · {r['suite']}:{r['split']} × {r['moderator']}: "
+                    f"errors by slice · {r.suite}:{r.split} × {r.moderator}: "
                     + "; ".join(
                         f"{x['slice']}={x['value']} {x['n_errors']}/{x['n']} ({x['by_type']})"
                         for x in worst
                     ),
                     markup=False,
                 )
-    for s in d.get("skipped", []):
-        console.print(f"[yellow]skipped[/] {s['suite']}: {s['reason']}")
+    for s in rec.skipped:
+        console.print(f"[yellow]skipped[/] {s.suite}: {s.reason}")

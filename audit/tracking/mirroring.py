@@ -31,7 +31,7 @@ from audit.errors import TrackingError
 from audit.tracking.store import log_metrics, log_params, open_experiment
 
 if TYPE_CHECKING:
-    from audit.engine.record import RunRecord
+    from audit.engine.record import RecordFile
     from audit.engine.results import SuiteResult
 
 _KEY_BAD = re.compile(r"[^a-z0-9_/.\-]+")
@@ -135,7 +135,7 @@ def _flat_metrics(res: SuiteResult) -> dict[str, float]:
 
 
 def mirror(
-    record: RunRecord,
+    record: RecordFile,
     results: list[SuiteResult],
     *,
     uri: str,
@@ -157,19 +157,19 @@ def mirror(
         ) from None
     import mlflow
 
-    d = record.data
-    git = d["provenance"]["git"]
+    rec = record.record
+    git = rec.provenance.git
     base_tags = {
         "audit.run_id": record.run_id,
-        "audit.config_hash": d["config_hash"],
-        "audit.policy": d["policy"]["ref"],
-        "audit.policy_digest": d["policy"]["digest"],
+        "audit.config_hash": rec.config_hash,
+        "audit.policy": rec.policy.ref,
+        "audit.policy_digest": rec.policy.digest,
         "audit.host": socket.gethostname(),
         "audit.pid": str(os.getpid()),
         "audit.record": str(record.path),
-        "mlflow.source.git.commit": git.get("commit") or "",
-        "audit.git_dirty": str(git.get("dirty")),
-        **{f"user.{k}": v for k, v in d["config"].get("tags", {}).items()},
+        "mlflow.source.git.commit": git.commit or "",
+        "audit.git_dirty": str(git.dirty),
+        **{f"user.{k}": v for k, v in rec.config.get("tags", {}).items()},
     }
     out: dict[str, Any] = {
         "tracking_uri": uri,
@@ -181,16 +181,16 @@ def mirror(
         parent = client.create_run(exp_id, run_name=record.run_id, tags=base_tags)
         pid = parent.info.run_id
         out["parent_run_id"] = pid
-        cfg = d["config"]
+        cfg = rec.config
         _params(
             client,
             pid,
             {
                 "config.name": cfg["name"],
-                "config.hash": d["config_hash"],
-                "policy": d["policy"]["ref"],
+                "config.hash": rec.config_hash,
+                "policy": rec.policy.ref,
                 "seed": cfg["seed"],
-                "suites": ",".join(s["name"] for s in d["suites"].values()),
+                "suites": ",".join(s.name for s in rec.suites.values()),
                 "moderators": ",".join(m["name"] for m in cfg["moderators"]),
                 "metrics.bootstrap": cfg["metrics"]["bootstrap"],
                 "metrics.ci": cfg["metrics"]["ci"],
@@ -250,7 +250,7 @@ def mirror(
             p = record.dir / name
             if p.exists():
                 client.log_artifact(pid, str(p))
-        client.set_terminated(pid, status="FINISHED" if d["status"] == "finished" else "FAILED")
+        client.set_terminated(pid, status="FINISHED" if rec.status == "finished" else "FAILED")
     except Exception as exc:
         for rid in [out.get("parent_run_id"), *out["children"].values()]:
             if rid:
@@ -264,7 +264,7 @@ def mirror(
     return out
 
 
-def _log_disagreements(parent_id: str, record: RunRecord, results: list[SuiteResult]) -> None:
+def _log_disagreements(parent_id: str, record: RecordFile, results: list[SuiteResult]) -> None:
     """Per suite, for every pair of moderators: the decision A × decision B × gold count
     matrix per category (``disagreements/<suite>.json`` on the parent run; counts only)."""
     import itertools
@@ -294,7 +294,7 @@ def _log_disagreements(parent_id: str, record: RunRecord, results: list[SuiteRes
 
 
 def judge_disagreement_frame(
-    record: RunRecord, results: list[SuiteResult], suite: str, max_rows: int
+    record: RecordFile, results: list[SuiteResult], suite: str, max_rows: int
 ) -> Any:
     """One row per (judge item, what it disagrees with) on ``suite``: the judge's and
     the other side's decision and score, the item text (redacted for restricted items)
@@ -307,11 +307,11 @@ def judge_disagreement_frame(
     from audit.engine.results import REDACTED
     from audit.suites.loader import suite_items
 
-    kinds = {k: v.get("kind") for k, v in (record.data.get("moderators") or {}).items()}
+    kinds = {k: v.kind for k, v in record.record.moderators.items()}
     explained = {
-        (e["moderator"], it["id"])
-        for e in record.data.get("results", [])
-        for it in (e.get("explained") or {}).get("items", [])
+        (e.moderator, it["id"])
+        for e in record.record.results
+        for it in (e.explained or {}).get("items", [])
     }
     group = [r for r in results if r.suite.name == suite]
     rows: list[dict[str, Any]] = []
@@ -373,7 +373,7 @@ def judge_disagreement_frame(
 
 
 def _log_judge_disagreements(
-    parent_id: str, record: RunRecord, results: list[SuiteResult], max_rows: int
+    parent_id: str, record: RecordFile, results: list[SuiteResult], max_rows: int
 ) -> None:
     """``disagreements/<suite>_judge_items.json`` on the parent run: per-item
     judge-vs-gold and judge-vs-classifier disagreements with the judge's rationale."""

@@ -43,7 +43,7 @@ def test_matrix_counts_and_restricted_mask(two_mod_run: Path) -> None:
 
     rec = load_record(two_mod_run)
     a, b, m = d.pair(rec)
-    assert (a["moderator"], b["moderator"]) == ("judge", "clf") and len(m) == 40
+    assert (a.moderator, b.moderator) == ("judge", "clf") and len(m) == 40
     cats = d.common_categories(m)
     assert {"hate", "harassment", "minor_sexual", "overall"} <= set(cats)
     mx = d.decision_matrix(m, cats)

@@ -42,7 +42,7 @@ def shared_run(tmp_path_factory: pytest.TempPathFactory):
         mp.setenv("HF_HOME", str(tmp / "hf_home"))
         mp.setenv("HF_DATASETS_CACHE", str(tmp / "hf_datasets"))
         record, _ = run_audit(write_config(tmp / "run.yaml", cfg), mlflow=False)
-    assert record.data["status"] == "finished"
+    assert record.record.status == "finished"
     return record
 
 

@@ -116,5 +116,5 @@ def test_filled_by_pipeline_and_equal_from_parquet(
     json.dumps(res.error_slices)
     import pandas as pd
 
-    df = pd.read_parquet(record.dir / record.data["results"][0]["predictions"])
+    df = pd.read_parquet(record.dir / record.record.results[0].predictions)
     assert error_breakdown_frame(df) == res.error_slices

@@ -38,7 +38,7 @@ def test_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "record:" in r.out and "mini:test × fake_a" in r.out
     rec_path = next(runs.glob("*/record.json"))
     rec = json.loads(rec_path.read_text())
-    assert rec["status"] == "finished" and rec["record_version"] == 1
+    assert rec["status"] == "finished" and rec["schema_version"] == 2
     assert rec["suites"]["mini:test"]["digest"] and len(rec["suites"]["mini:test"]["digest"]) == 64
     assert set(rec["provenance"]["git"]) == {"commit", "dirty"}
     assert rec["policy"]["ref"] == "platform-v1"

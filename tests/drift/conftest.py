@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audit.engine.record import RunRecord
+from tests.helpers.records import write_v1_record
 
 MakeRun = Callable[..., Path]
 
@@ -30,14 +30,10 @@ def make_run(runs_dir: Path) -> MakeRun:
         threshold: float = 0.5,
         extra_splits: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] | None = None,
     ) -> Path:
-        header = {
-            "policy": {"ref": "platform-v1", "digest": policy_digest},
-            "suites": {},
-            "moderators": {
-                moderator: {"fingerprint_hash": "f" * 64, "thresholds": {"default": threshold}}
-            },
-        }
-        rec = RunRecord.create(runs_dir, name, header)
+        run = runs_dir / name
+        (run / "predictions").mkdir(parents=True)
+        suites: dict[str, dict[str, object]] = {}
+        results: list[dict[str, object]] = []
         todo = {split: (scores, gold)}
         todo.update(extra_splits or {})
         for sp, (sc, gd) in todo.items():
@@ -53,19 +49,28 @@ def make_run(runs_dir: Path) -> MakeRun:
                 cols[f"gold.{c}"] = g if g is not None else (rng.random(n) < 0.1).astype(np.int8)
             cols["score.overall"] = np.nanmax(np.column_stack(list(sc.values())), axis=1)
             cols["gold.overall"] = np.zeros(n, dtype=np.int8)
-            pq = rec.dir / "predictions" / f"{suite}_{sp}__{moderator}.parquet"
-            pd.DataFrame(cols).to_parquet(pq, index=False)
-            rec.data["suites"][f"{suite}:{sp}"] = {"digest": "s" * 64}
-            rec.data["results"].append(
+            rel = f"predictions/{suite}_{sp}__{moderator}.parquet"
+            pd.DataFrame(cols).to_parquet(run / rel, index=False)
+            suites[f"{suite}:{sp}"] = {
+                "name": suite, "version": "1", "split": sp, "n": n, "digest": "s" * 64,
+                "policy": "platform-v1", "card": f"suites/{suite}/suite.yaml",
+            }  # fmt: skip
+            results.append(
                 {
-                    "suite": suite,
-                    "split": sp,
-                    "moderator": moderator,
-                    "predictions": str(pq.relative_to(rec.dir)),
-                    "n": n,
+                    "suite": suite, "split": sp, "moderator": moderator,
+                    "key": f"{suite}_{sp}__{moderator}", "n": n, "n_errors": 0,
+                    "error_types": {}, "predictions": rel, "metrics": {},
                 }
-            )
-        rec.finish("finished")
-        return rec.dir
+            )  # fmt: skip
+        mods = {
+            moderator: {
+                "type": "fake", "categories": sorted(scores), "thresholds": {"default": threshold},
+                "batch_size": 32, "fingerprint": {}, "fingerprint_hash": "f" * 64,
+            }
+        }  # fmt: skip
+        return write_v1_record(
+            run, run_id=name, results=results, suites=suites,
+            policy=("platform-v1", policy_digest), moderators=mods,
+        )  # fmt: skip
 
     return make

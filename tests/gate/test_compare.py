@@ -73,7 +73,15 @@ def make_run(
         rel = f"predictions/{suite}__{mod}.parquet"
         f.to_parquet(run / rel, index=False)
         et = f["error_type"].dropna().value_counts().to_dict()
-        suites[f"{suite}:test"] = {"name": suite, "split": "test", "n": len(f), "digest": digest}
+        suites[f"{suite}:test"] = {
+            "name": suite,
+            "version": "1",
+            "split": "test",
+            "n": len(f),
+            "digest": digest,
+            "policy": policy[0],
+            "card": f"suites/{suite}/suite.yaml",
+        }
         results.append(
             {
                 "suite": suite,
@@ -91,10 +99,20 @@ def make_run(
         "record_version": 1,
         "run_id": run_id,
         "status": "finished",
+        "started_at": "2026-01-01T00:00:00+00:00",
+        "config": {},
+        "config_path": "run.yaml",
+        "config_hash": "0" * 64,
         "policy": {"ref": policy[0], "digest": policy[1]},
         "suites": suites,
         "moderators": {},
-        "provenance": {"git": {"commit": None, "dirty": None}},
+        "provenance": {
+            "git": {"commit": None, "dirty": None},
+            "python": "3",
+            "platform": "test",
+            "host": "test",
+            "pid": 1,
+        },
         "results": results,
         "mlflow": None,
     }

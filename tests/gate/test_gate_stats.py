@@ -10,6 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from audit.records import CheckStatus
 from audit.release.compare import CategoryComparison, Delta, align, paired_compare
 from audit.release.gate import Check, Rule, evaluate_rule, verdict
 from tests.gate.test_compare import make_frame
@@ -20,6 +21,21 @@ RANK = {"pass": 0, "uninformative": 1, "unverifiable": 1, "fail": 2}
 def _cmp(a: float, delta: float, half: float, n: int) -> CategoryComparison:
     d = Delta(a, a + delta, delta, delta - half, delta + half)
     return CategoryComparison(n, {"recall": d, "fpr": d}, {}, 0.0, 0)
+
+
+def _check(status: CheckStatus, n: int) -> Check:
+    return Check(
+        rule="r",
+        suite="s",
+        category="c",
+        severity="block",
+        status=status,
+        value=0.0,
+        bound=0.0,
+        threshold=0.0,
+        n=n,
+        detail="",
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -80,8 +96,8 @@ def test_verdict_is_monotone_in_the_delta(
     s1 = evaluate_rule(rule, _cmp(a, delta, half, n), direction, 0.05)[0]
     s2 = evaluate_rule(rule, _cmp(a, delta + sign * improve, half, n), direction, 0.05)[0]
     assert RANK[s2] <= RANK[s1], (s1, s2)
-    c1 = [Check("r", "s", "c", "block", s1, 0, 0, 0, n, "")]
-    c2 = [Check("r", "s", "c", "block", s2, 0, 0, 0, n, "")]
+    c1 = [_check(s1, n)]
+    c2 = [_check(s2, n)]
     assert not (verdict(c1)[0] == 0 and verdict(c2)[0] != 0)
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from audit.engine.record import RunRecord
+from audit.engine.record import RecordFile
+from audit.records import ErrorSlice, MetricValue
 from audit.report.html import render_html
 from audit.report.markdown import fmt_defined, fmt_value, markdown, print_summary, top_parse_slices
 from tests.helpers.suites import base_config, write_config, write_suite
@@ -38,7 +39,7 @@ def _wilson(k: int, n: int) -> tuple[float, float]:
 
 def _run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, llm: bool, fail: dict[str, str]
-) -> tuple[RunRecord, list[Any]]:
+) -> tuple[RecordFile, list[Any]]:
     """A real run of the mini suite with the fake moderator; ``llm`` makes it report
     ``kind="llm"`` and turns ``parse:`` failures into ``error_type="parse_failure"``."""
     from audit.engine.pipeline import run_audit
@@ -74,20 +75,20 @@ def test_llm_judge_section_in_markdown_terminal_and_html(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     record, results = _run(tmp_path, monkeypatch, llm=True, fail=FAIL)
-    assert record.data["moderators"]["fake_a"]["kind"] == "llm"
+    assert record.record.moderators["fake_a"].kind == "llm"
     (res,) = results
-    r = record.data["results"][0]
+    r = record.record.results[0]
     md = (record.dir / "report.md").read_text(encoding="utf-8")
     assert "## Judge validation" in md and "### mini:test × fake_a" in md
     part = _judge_part(md)
     # every category row: n, kappa, specific agreements and ECE with their intervals
     for cat in ("overall", "hate", "harassment", "minor_sexual"):
-        per = r["metrics"][cat]
+        per = r.metrics[cat]
         for m in ("cohen_kappa", "positive_agreement", "negative_agreement", "ece"):
-            assert per[m]["ci_low"] is not None, (cat, m)
+            assert per[m].ci_low is not None, (cat, m)
         row = next(ln for ln in part.splitlines() if ln.startswith(f"| {cat} |"))
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[1] == str(int(per["support"]["value"]))
+        assert cells[1] == str(int(per["support"].estimate))
         assert cells[2:] == [
             fmt_value(per[m])
             for m in ("cohen_kappa", "positive_agreement", "negative_agreement", "ece")
@@ -122,10 +123,10 @@ def test_llm_judge_section_in_markdown_terminal_and_html(
     html = render_html(record)
     assert 'id="judge-validation"' in html and 'href="#judge-validation"' in html
     sec = html[html.index('id="judge-validation"') : html.index('<section id="results"')]
-    assert sec.count('class="judge-row"') == len(r["metrics"])
-    kappa = fmt_value(r["metrics"]["hate"]["cohen_kappa"])
+    assert sec.count('class="judge-row"') == len(r.metrics)
+    kappa = fmt_value(r.metrics["hate"]["cohen_kappa"])
     assert kappa in sec
-    assert fmt_value(r["metrics"]["overall"]["negative_agreement"]) in sec
+    assert fmt_value(r.metrics["overall"]["negative_agreement"]) in sec
     lo, hi = _wilson(4, 40)
     assert f"0.100 ({lo:.2f}–{hi:.2f})" in sec and "(4 of 40 items)" in sec
     assert re.search(r"<td>language</td><td>es</td><td class=\"num\">14</td>", sec)
@@ -137,16 +138,12 @@ def test_undefined_values_read_na_with_reason(
 ) -> None:
     record, _ = _run(tmp_path, monkeypatch, llm=True, fail={})
     # a category where agreement is undefined: never shown as 0
-    per = record.data["results"][0]["metrics"]["minor_sexual"]
+    entry = record.record.results[0]
     reason = "no gold positives among 4 scored items"
-    per["positive_agreement"] = {
-        "value": None,
-        "ci_low": None,
-        "ci_high": None,
-        "n": 4,
-        "reason": reason,
-        "method": "row-bootstrap",
-    }
+    undefined = MetricValue(value=None, n=4, reason=reason, method="row-bootstrap")
+    per = {**entry.metrics["minor_sexual"], "positive_agreement": undefined}
+    entry = entry.model_copy(update={"metrics": {**entry.metrics, "minor_sexual": per}})
+    record.record = record.record.model_copy(update={"results": (entry,)})
     part = _judge_part(markdown(record))
     row = next(ln for ln in part.splitlines() if ln.startswith("| minor_sexual |"))
     assert f"n/a ({reason})" in row
@@ -157,7 +154,9 @@ def test_undefined_values_read_na_with_reason(
     assert "No parse failures in any slice." in html
     assert 'class="error-table"' not in html
     # rows stored on the record entry (as the pipeline may log them) win
-    record.data["results"][0]["error_slices"] = _stored_rows()
+    rows = tuple(ErrorSlice.model_validate(x) for x in _stored_rows())
+    entry = entry.model_copy(update={"error_slices": rows})
+    record.record = record.record.model_copy(update={"results": (entry,)})
     part = _judge_part(markdown(record))
     assert "parse-failure rate: 0.300 (0.10–0.60) (3 of 40 items)" in part
     assert "surface=b: 0.500 (0.00–1.00) (2 of n=4)" in part
@@ -165,7 +164,7 @@ def test_undefined_values_read_na_with_reason(
 
 def test_absent_without_llm_moderator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     record, _ = _run(tmp_path, monkeypatch, llm=False, fail={"m001": "boom", "m002": "boom"})
-    assert record.data["moderators"]["fake_a"]["kind"] != "llm"
+    assert record.record.moderators["fake_a"].kind != "llm"
     md = (record.dir / "report.md").read_text(encoding="utf-8")
     assert "Judge validation" not in md
     # ... but the per-slice error table is there for a moderator with errors

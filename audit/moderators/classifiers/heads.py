@@ -22,29 +22,29 @@ def train_head_on_suite(
     The head records which suite, split and digest it was trained on, so a run
     that evaluates it on the same items can be flagged.
     """
-    from audit._util.settings import offline_env
+    from audit._util.settings import scoped_env
     from audit.moderators.classifiers.embedding_head import fit_head
     from audit.policy import load_policy
     from audit.suites import load_suite, suite_items
 
-    offline_env()
-    policy = load_policy(policy_ref)
-    suite = load_suite(suite_name, policy, split=split)
-    texts = [it.text() for it in suite_items(suite)]
-    return fit_head(
-        texts,
-        suite.labels,
-        list(policy.category_ids),
-        out_dir,
-        encoder=encoder,
-        C=C,
-        min_positives=min_positives,
-        seed=seed,
-        trained_on={
-            "suite": suite.name,
-            "split": split,
-            "digest": suite.digest,
-            "version": suite.card.version,
-            "policy": policy.ref,
-        },
-    )
+    with scoped_env():
+        policy = load_policy(policy_ref)
+        suite = load_suite(suite_name, policy, split=split)
+        texts = [it.text() for it in suite_items(suite)]
+        return fit_head(
+            texts,
+            suite.labels,
+            list(policy.category_ids),
+            out_dir,
+            encoder=encoder,
+            C=C,
+            min_positives=min_positives,
+            seed=seed,
+            trained_on={
+                "suite": suite.name,
+                "split": split,
+                "digest": suite.digest,
+                "version": suite.card.version,
+                "policy": policy.ref,
+            },
+        )
