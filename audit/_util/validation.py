@@ -44,7 +44,7 @@ def _strict_loader() -> type[Any]:
     import yaml
     from yaml.constructor import SafeConstructor
 
-    class StrictLoader(yaml.SafeLoader):
+    class StrictLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type stubs
         """SafeLoader that rejects duplicate mapping keys (PyYAML keeps the last one)."""
 
     def construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:

@@ -193,10 +193,10 @@ def review_queue(
         wrong_a = ((y == 0) & (pa == 1)) | ((y == 1) & (pa == 0))
         wrong_b = ((y == 0) & (pb == 1)) | ((y == 1) & (pb == 0))
         disagree = ~np.isnan(pa) & ~np.isnan(pb) & (pa != pb)
-        for i in np.nonzero(disagree | wrong_a | wrong_b)[0]:
-            reasons.setdefault(int(i), []).append(
-                f"{cat}: {names[0]} {DECISION.get(pa[i], 'none')}, "
-                f"{names[1]} {DECISION.get(pb[i], 'none')}, gold {GOLD[int(y[i])]}"
+        for hit in np.nonzero(disagree | wrong_a | wrong_b)[0]:
+            reasons.setdefault(int(hit), []).append(
+                f"{cat}: {names[0]} {DECISION.get(pa[hit], 'none')}, "
+                f"{names[1]} {DECISION.get(pb[hit], 'none')}, gold {GOLD[int(y[hit])]}"
             )
     slices = [c for c in m.columns if c.startswith("slice.")]
     tasks = []

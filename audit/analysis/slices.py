@@ -41,7 +41,9 @@ def _fisher_greater(a: int, b: int, c: int, d: int) -> float:
     return float(fisher_exact([[a, b], [c, d]], alternative="greater")[1])
 
 
-def _f1_interval(y: np.ndarray, s: np.ndarray, p: np.ndarray, n_boot: int, conf: float, seed: int):
+def _f1_interval(
+    y: np.ndarray, s: np.ndarray, p: np.ndarray, n_boot: int, conf: float, seed: int
+) -> tuple[float, float, float, str | None]:
     from audit.metrics import UndefinedMetricWarning, compute_metrics
 
     with warnings.catch_warnings():

@@ -145,6 +145,7 @@ def calibrate_run(
                 actual=", ".join(str(m) for m in missing),
                 fix="score both splits in one run (two suite entries), or omit both flags",
             )
+        assert fit_split is not None and eval_split is not None  # checked just above
         fit_df = load_predictions(record, by_split[fit_split])
         eval_df = load_predictions(record, by_split[eval_split])
         entry = by_split[eval_split]

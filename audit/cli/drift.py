@@ -183,7 +183,7 @@ def drift(
                     )
         results = [
             (
-                (s.suite, s.split, s.moderator),
+                (s.suite, s.split or "", s.moderator),
                 [p.report for p in s.series.periods if p.report is not None],
             )
             for s in series

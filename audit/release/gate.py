@@ -27,6 +27,7 @@ blocking failure but a blocking check is unverifiable / uninformative; 2 for bad
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -196,7 +197,7 @@ def _slice_side(side: Side, name: str, value: str) -> Side | None:
         sub = f[f[col].astype(str) == value]
         views.append(
             ResultView(
-                r.suite, r.split, r.moderator, r.digest, {}, len(sub), 0, {}, lambda s=sub: s
+                r.suite, r.split, r.moderator, r.digest, {}, len(sub), 0, {}, _const_frame(sub)
             )
         )
     return Side(side.run_id, side.source, side.policy, views, side.mlflow_parent)
@@ -211,7 +212,7 @@ def run_gate(rules: GateRules, candidate: Side, baseline: Side) -> list[Check]:
         baseline.policy.get("ref"),
         baseline.policy.get("digest"),
     )
-    kw = {
+    kw: dict[str, Any] = {
         "moderator_a": rules.moderator_baseline,
         "moderator_b": rules.moderator_candidate,
         "allow_digest_mismatch": True,
@@ -489,7 +490,8 @@ def resolve_side(ref: str, workdir: Path) -> Side:
                 order_by=["attributes.start_time DESC"],
                 max_results=50,
             )
-            found = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
+            parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
+            found = parents  # type: ignore[assignment]  # a plain list of the same runs
             if not found:
                 raise TrackingError("no MLflow parent run has that tag", where=uri, actual=ref)
             run = found[0]
@@ -513,3 +515,8 @@ def resolve_side(ref: str, workdir: Path) -> Side:
     side = load_side(workdir)
     side.mlflow_parent = rid
     return side
+
+
+def _const_frame(frame: Any) -> Callable[[], Any]:
+    """A loader that returns ``frame`` (a slice's rows, already in memory)."""
+    return lambda: frame

@@ -275,7 +275,7 @@ def _covers(card: SuiteCard, policy: Policy, where: str) -> tuple[str, ...]:
                 where=where,
                 field="labels.covers",
                 expected=f"{r.category!r} listed in covers",
-                actual=list(covers),
+                actual=str(list(covers)),
                 fix=f"add {r.category!r} to labels.covers",
             )
     return covers
@@ -459,7 +459,7 @@ def _canonicalise(
                         where=where,
                         field="labels.covers",
                         expected=f"{c!r} in covers",
-                        actual=list(covers),
+                        actual=str(list(covers)),
                     )
             listed = set(lst)
             for c in covers:

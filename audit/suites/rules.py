@@ -87,8 +87,8 @@ def same(card_value: Any, data_value: Any) -> bool:
     if isinstance(data_value, (bool, int, float)):
         # a card string against a typed data value: compare the data's plain rendering
         rendered = str(data_value).lower() if isinstance(data_value, bool) else str(data_value)
-        return rendered == card_value.strip()
-    return str(data_value).strip() == card_value.strip()
+        return rendered == str(card_value).strip()
+    return str(data_value).strip() == str(card_value).strip()
 
 
 @dataclass
