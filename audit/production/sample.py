@@ -161,7 +161,7 @@ def draw_sample(
         d.update(N_h=N_h, n_h=n_h, m_h=m_h, N_plan=s.N_h, views_h=views if logs.card.columns.views else math.nan)
         strata.append(SampledStratum(**d))
     sql = sampling_sql(logs, plan, period, seed, alloc, policy_version)
-    tbl = logs.con.execute(sql).to_arrow_table()
+    tbl = logs.con.sql(sql).to_arrow_table()
     import pyarrow as pa
     import pyarrow.parquet as pq
 
