@@ -10,6 +10,7 @@ scikit-learn: every adapter loads its heavy libraries inside its methods.
 | ``embedding_head`` | :class:`EmbeddingHead` | encoder + logistic head (:func:`fit_head`) |
 | ``profanity_baseline`` | :class:`ProfanityBaseline` | packaged alt-profanity-check (lexical) |
 | ``fake`` | :class:`FakeModerator` | scripted scores and failures |
+| ``replay`` | :class:`ReplayModerator` | a production pathway's logged scores |
 """
 
 from audit.moderators.base import MODERATORS, Moderator, ModeratorParams, register
@@ -18,6 +19,7 @@ from audit.moderators.fake import FakeModerator, ScriptedBatchFailure
 from audit.moderators.hf_classifier import HFClassifier
 from audit.moderators.llm_judge import LLMJudge
 from audit.moderators.profanity import ProfanityBaseline
+from audit.moderators.replay import ReplayModerator
 
 __all__ = [
     "MODERATORS",
@@ -30,6 +32,7 @@ __all__ = [
     "Moderator",
     "ModeratorParams",
     "ProfanityBaseline",
+    "ReplayModerator",
     "ScriptedBatchFailure",
     "fit_head",
     "register",
