@@ -42,6 +42,10 @@ class Stratum(_Frozen):
     """One stratum: a score band of one frame within one reporting cell.
 
     ``lo`` is inclusive and ``hi`` exclusive except for the top band (hi = 1 inclusive).
+    A *certainty* stratum (``views_min`` set, ``band = -1``) holds the frame's most
+    viewed items (views >= views_min) and is taken in full: a handful of viral
+    items dominate view-weighted prevalence, and sampling them would make its
+    variance estimate unreliable (a take-all stratum, Hidiroglou 1986).
     """
 
     id: int
@@ -54,6 +58,7 @@ class Stratum(_Frozen):
     lo: float
     hi: float
     slice: dict[str, str] = Field(default_factory=dict)
+    views_min: int | None = None
     N_h: int
     p_prior: float
     n_h: int
@@ -96,6 +101,7 @@ class Plan(_Frozen):
     bands_not_actioned: int
     bulk_quantile: float
     reference_factor: float
+    certainty_views: int = 0
     max_labels: int | None = None
     strata: tuple[Stratum, ...]
     cells: tuple[CellPlan, ...]
@@ -207,6 +213,7 @@ def build_plan(
     previous: Path | None = None,
     reference_factor: float = 1.0,
     max_labels: int | None = None,
+    certainty_views: int | None = None,
 ) -> Plan:
     """Build a plan from one period of logs (see the module docstring)."""
     if not 0 < half_width < 0.5:
@@ -247,6 +254,21 @@ def build_plan(
     group = ", ".join(["pathway", "category", "actioned", *sl_cols])
     qa = [i / bands_actioned for i in range(1, bands_actioned)]
     qb = [bulk_quantile + (1 - bulk_quantile) * i / bands_not_actioned for i in range(bands_not_actioned)]
+    has_views = logs.card.columns.views is not None
+    k_cert = (20 if has_views else 0) if certainty_views is None else certainty_views
+    if k_cert and not has_views:
+        raise PlanError("certainty strata need views", field="--certainty-views", expected="0 without a views column", actual=str(k_cert))
+    thresholds: dict[tuple[Any, ...], int] = {}
+    if k_cert:
+        # the k-th largest view count per group; only for groups large enough that
+        # taking k items in full leaves a sampled remainder
+        for r in logs.con.execute(
+            f"SELECT {group}, min(views), max(n) FROM (SELECT {group}, views, count(*) OVER (PARTITION BY {group}) AS n, "
+            f"row_number() OVER (PARTITION BY {group} ORDER BY views DESC, item_id) AS rn FROM ({rel})) "
+            f"WHERE rn <= {int(k_cert)} GROUP BY {group}"
+        ).fetchall():
+            if int(r[-1]) >= 10 * k_cert and int(r[-2]) > 0:
+                thresholds[tuple(r[:-2])] = int(r[-2])
     rows = logs.con.execute(
         f"SELECT {group}, count(*), quantile_cont(score, {qa or [0.5]}), "
         f"quantile_cont(score, {qb}) FROM ({rel}) GROUP BY {group} ORDER BY {group}"
@@ -265,6 +287,14 @@ def build_plan(
             bulk_edge = e[0] if e else None
             edges = e
         bounds = [0.0, *edges, 1.0]
+        t = thresholds.get(tuple(r[: 3 + len(slices)]))
+        if t is not None:
+            specs.append(
+                {
+                    "pathway": pw, "category": cat, "frame": "actioned" if act else "not_actioned",
+                    "band": -1, "bulk": False, "lo": 0.0, "hi": 1.0, "slice": sl, "views_min": t,
+                }
+            )
         for b in range(len(bounds) - 1):
             specs.append(
                 {
@@ -289,14 +319,21 @@ def build_plan(
     for sp in specs:
         N_h, mean_score = counts.get(sp["id"], (0, 0.0))
         sp["N_h"], sp["mean_score"] = N_h, mean_score
-        sp["key"] = f"{cell_key(sp['pathway'], sp['category'], sp['slice'])}|{sp['frame']}|{sp['band']}"
+        tag = "viral" if sp.get("views_min") is not None else sp["band"]
+        sp["key"] = f"{cell_key(sp['pathway'], sp['category'], sp['slice'])}|{sp['frame']}|{tag}"
         by_cell.setdefault(cell_key(sp["pathway"], sp["category"], sp["slice"]), []).append(sp)
     for ckey, sps in by_cell.items():
-        A = [s for s in sps if s["frame"] == "actioned" and s["N_h"] > 0]
-        B = [s for s in sps if s["frame"] == "not_actioned" and s["N_h"] > 0]
-        NA = sum(s["N_h"] for s in A)
-        NB = sum(s["N_h"] for s in B)
-        _assign_priors(A, B, NA, precision_prior, recall_prior, prior_rec)
+        A0 = [s for s in sps if s["frame"] == "actioned" and s["N_h"] > 0]
+        B0 = [s for s in sps if s["frame"] == "not_actioned" and s["N_h"] > 0]
+        NA = sum(s["N_h"] for s in A0)
+        NB = sum(s["N_h"] for s in B0)
+        _assign_priors(A0, B0, NA, precision_prior, recall_prior, prior_rec)
+        # take-all strata: n_h = N_h, outside the Neyman allocation (no variance)
+        for s in A0 + B0:
+            if s.get("views_min") is not None:
+                s["n_h"] = s["N_h"]
+        A = [s for s in A0 if s.get("views_min") is None]
+        B = [s for s in B0 if s.get("views_min") is None]
         NA_arr = np.array([s["N_h"] for s in A], dtype=float)
         NB_arr = np.array([s["N_h"] for s in B], dtype=float)
         pA = np.array([s["p_prior"] for s in A])
@@ -305,15 +342,15 @@ def build_plan(
         e2 = (half_width / Z95) ** 2
         note = None
         # precision: Var(P) = Var(T_A)/N_A² <= e²/z²
-        nA_tot = _n_for_variance(NA_arr, SA, e2 * NA**2) if NA else 0.0
-        nA = _cap_floor(neyman(NA_arr, SA, nA_tot), NA_arr, floor) if NA else np.zeros(0, np.int64)
-        TA = float((NA_arr * pA).sum())
-        TB = float((NB_arr * pB).sum())
+        nA_tot = _n_for_variance(NA_arr, SA, e2 * NA**2) if A else 0.0
+        nA = _cap_floor(neyman(NA_arr, SA, nA_tot), NA_arr, floor) if A else np.zeros(0, np.int64)
+        TA = float(sum(s["N_h"] * s["p_prior"] for s in A0))
+        TB = float(sum(s["N_h"] * s["p_prior"] for s in B0))
         T = TA + TB
         R = TA / T if T > 0 else math.nan
         VA = var_total(NA_arr, pA, nA)
         # recall: Var(R) = [(1−R)² V_A + R² V_B]/T² <= e²/z²  →  target for V_B
-        if NB and T > 0 and R > 0:
+        if B and T > 0 and R > 0:
             vb = (e2 * T**2 - (1 - R) ** 2 * VA) / R**2
             if vb <= 0:
                 note = "precision sample alone exceeds the recall target; recall half-width above target"
@@ -321,7 +358,7 @@ def build_plan(
             nB_tot = _n_for_variance(NB_arr, SB, vb)
         else:
             nB_tot = 0.0
-        nB = _cap_floor(neyman(NB_arr, SB, nB_tot), NB_arr, floor) if NB else np.zeros(0, np.int64)
+        nB = _cap_floor(neyman(NB_arr, SB, nB_tot), NB_arr, floor) if B else np.zeros(0, np.int64)
         for s, n in zip(A, nA):
             s["n_h"] = int(n)
         for s, n in zip(B, nB):
@@ -345,7 +382,7 @@ def build_plan(
             Stratum(
                 id=sp["id"], key=sp["key"], pathway=sp["pathway"], category=sp["category"],
                 frame=sp["frame"], band=sp["band"], bulk=sp["bulk"], lo=sp["lo"], hi=sp["hi"],
-                slice=sp["slice"], N_h=sp["N_h"], p_prior=sp["p_prior"], n_h=sp["n_h"], m_h=m_h,
+                slice=sp["slice"], views_min=sp.get("views_min"), N_h=sp["N_h"], p_prior=sp["p_prior"], n_h=sp["n_h"], m_h=m_h,
             )
         )
     return Plan(
@@ -361,6 +398,7 @@ def build_plan(
         bands_not_actioned=bands_not_actioned,
         bulk_quantile=bulk_quantile,
         reference_factor=reference_factor,
+        certainty_views=k_cert,
         max_labels=max_labels,
         strata=tuple(strata),
         cells=tuple(cells),
@@ -453,7 +491,9 @@ def _cell_summary(
 def _scale_to_budget(by_cell: dict[str, list[dict[str, Any]]], budget: int, floor: int) -> None:
     """Scale every stratum's allocation down to a total label budget (floors kept)."""
     items = [s for sps in by_cell.values() for s in sps if s["N_h"] > 0]
-    floors = np.array([min(floor, s["N_h"]) for s in items], float)
+    floors = np.array(
+        [s["N_h"] if s.get("views_min") is not None else min(floor, s["N_h"]) for s in items], float
+    )
     n = np.array([s["n_h"] for s in items], float)
     if n.sum() <= budget:
         return
@@ -491,7 +531,8 @@ def stratum_case_sql(specs: list[dict[str, Any]] | tuple[Stratum, ...], slices: 
         groups.setdefault(g, []).append(d)
     whens = []
     for (pw, cat, frame, sl), bands in groups.items():
-        bands = sorted(bands, key=lambda d: d["band"])
+        cert = [d for d in bands if d.get("views_min") is not None]
+        bands = sorted((d for d in bands if d.get("views_min") is None), key=lambda d: d["band"])
         conds = [
             f"pathway = {sql_str(pw)}",
             f"category = {sql_str(cat)}",
@@ -501,6 +542,8 @@ def stratum_case_sql(specs: list[dict[str, Any]] | tuple[Stratum, ...], slices: 
         inner = " ".join(f"WHEN score < {d['hi']!r} THEN {d['id']}" for d in bands[:-1])
         last = bands[-1]["id"]
         body = f"CASE {inner} ELSE {last} END" if inner else str(last)
+        if cert:
+            body = f"CASE WHEN views >= {int(cert[0]['views_min'])} THEN {cert[0]['id']} ELSE {body} END"
         whens.append(f"WHEN {' AND '.join(conds)} THEN {body}")
     return "CASE " + " ".join(whens) + " END" if whens else "NULL"
 

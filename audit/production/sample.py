@@ -152,6 +152,8 @@ def draw_sample(
         N_h, views = counts.get(s.id, (0, math.nan))
         # never zero allocation: a stratum empty when planning but populated now gets the floor
         n_h = s.n_h if s.n_h > 0 else (plan.floor if N_h > 0 else 0)
+        if s.views_min is not None:
+            n_h = N_h  # take-all (certainty) stratum, whatever its size today
         n_h = min(n_h, N_h)
         m_h = min(max(s.m_h, n_h), N_h)
         if N_h == 0 and s.N_h > 0:
