@@ -72,16 +72,21 @@ def design_from_plan(pop: Population, category: str, *, seed: int = 0, reference
                           reference_factor=reference_factor)
     st = [s for s in plan.strata if s.category == category]
     sel = pop.category == category
-    score, act = pop.score[sel], pop.actioned[sel]
+    score, act, views = pop.score[sel], pop.actioned[sel], pop.views[sel]
     stratum = np.full(int(sel.sum()), -1)
-    for j, s in enumerate(st):
+    for j, s in enumerate(st):  # certainty (views) strata come first in each frame, as in SQL
         inb = (score >= s.lo) & ((score < s.hi) | (s.hi >= 1.0))
+        if s.views_min is not None:
+            inb = views >= s.views_min
         frame = act if s.frame == "actioned" else ~act
         stratum[inb & frame & (stratum < 0)] = j
     N = np.bincount(stratum, minlength=len(st)).astype(float)
     n = np.array([s.n_h for s in st], float)
+    cert = np.array([s.views_min is not None for s in st])
+    n[cert] = N[cert]
     if allocation == "proportional":
-        n = np.maximum(np.round(n.sum() * N / N.sum()), 2)
+        free = ~cert
+        n[free] = np.maximum(np.round(n[free].sum() * N[free] / N[free].sum()), 2)
     n = np.minimum(n, N)
     m = np.minimum(np.ceil(n * reference_factor), N)
     return Design(stratum, N, n, m, np.array([s.frame == "actioned" for s in st]))
@@ -107,7 +112,9 @@ def run_coverage(
         "precision": float(y_pop[A_pop].mean()),
         "recall": float(y_pop[A_pop].sum() / y_pop.sum()),
         "prevalence": float(y_pop.mean()),
+        "prevalence_views": float((pop.views * y_pop).sum() / pop.views.sum()),
     }
+    v_pop = pop.views.astype(float)
     cov = Coverage(reps=reps, truth=truth)
     rng = np.random.default_rng(seed + 1)
     members = [np.flatnonzero(des.stratum == j) for j in range(len(des.N))]
@@ -131,6 +138,7 @@ def run_coverage(
             "precision": Ratio(a, True, a, False),
             "recall": Ratio(a, True, one, True),
             "prevalence": Ratio(one, True, one, False),
+            "prevalence_views": Ratio(v_pop[ids], True, v_pop[ids], False),
         }
         boot = (
             bootstrap(s, list(ratios.values()), boot_reps, seed + r)
