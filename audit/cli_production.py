@@ -82,7 +82,8 @@ def check(card: Path, period: str, pathway: str | None, policy_version: str | No
 @click.option("--previous", type=click.Path(path_type=Path), default=None, help="a previous production record (priors and MDE)")
 @click.option("--reference-factor", default=1.0, show_default=True, type=float, help="reference sample m_h = factor × n_h")
 @click.option("--max-labels", type=int, default=None, help="total human label budget")
-def plan_cmd(card: Path, period: str, out: Path, pathways: tuple[str, ...], policy_version: str | None, slices: tuple[str, ...], half_width: float, floor: int, bands_actioned: int, bands_not_actioned: int, bulk_quantile: float, precision_prior: float, recall_prior: float, previous: Path | None, reference_factor: float, max_labels: int | None) -> None:
+@click.option("--certainty-views", type=int, default=None, help="take the k most-viewed items of each frame in full (default 20 with views, 0 = off)")
+def plan_cmd(card: Path, period: str, out: Path, pathways: tuple[str, ...], policy_version: str | None, slices: tuple[str, ...], half_width: float, floor: int, bands_actioned: int, bands_not_actioned: int, bulk_quantile: float, precision_prior: float, recall_prior: float, previous: Path | None, reference_factor: float, max_labels: int | None, certainty_views: int | None) -> None:
     """Strata, Neyman allocation and sample sizes from one period of logs."""
     from rich.table import Table
 
@@ -95,7 +96,7 @@ def plan_cmd(card: Path, period: str, out: Path, pathways: tuple[str, ...], poli
         half_width=half_width, floor=floor, bands_actioned=bands_actioned,
         bands_not_actioned=bands_not_actioned, bulk_quantile=bulk_quantile,
         precision_prior=precision_prior, recall_prior=recall_prior, previous=previous,
-        reference_factor=reference_factor, max_labels=max_labels,
+        reference_factor=reference_factor, max_labels=max_labels, certainty_views=certainty_views,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(plan.model_dump_json(indent=2), encoding="utf-8")

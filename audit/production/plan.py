@@ -35,7 +35,7 @@ Z80 = 0.8416212335729143
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
 
 
 class Stratum(_Frozen):

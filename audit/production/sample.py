@@ -45,7 +45,7 @@ class SampledStratum(Stratum):
 class SampleManifest(BaseModel):
     """What was sampled, from which logs, with which sizes."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
 
     manifest_version: Literal[1] = 1
     logs_card: str
