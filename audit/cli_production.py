@@ -58,7 +58,7 @@ def check(card: Path, period: str, pathway: str | None, policy_version: str | No
     rep = logs.check(p, pathway, policy_version)
     c = _console()
     c.print(
-        f"{rep.n_rows:,} decisions, {rep.n_items:,} items, pathways {list(rep.pathways)}, "
+        f"{rep.n_rows:,} decisions, {logs.count_items(p, pathway, policy_version):,} items, pathways {list(rep.pathways)}, "
         f"categories {list(rep.categories)}, policy {rep.policy_version}, "
         f"{rep.n_duplicates_dropped:,} duplicates dropped, {rep.n_views_zero:,} rows with 0 views"
     )

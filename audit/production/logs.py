@@ -102,7 +102,6 @@ class LogsReport:
     """What :meth:`DecisionLogs.check` found (counts for the manifest)."""
 
     n_rows: int
-    n_items: int
     pathways: tuple[str, ...]
     categories: tuple[str, ...]
     policy_version: str
@@ -287,12 +286,17 @@ class DecisionLogs:
         policy_version: str | None = None,
         *,
         dedupe: bool = True,
+        native_ids: bool = False,
     ) -> str:
-        """A SELECT over the logs in canonical column names, filters pushed down."""
+        """A SELECT over the logs in canonical column names, filters pushed down.
+
+        ``native_ids`` keeps the id column's own type (integer ids hash and group
+        much faster than their text form); the default casts ids to VARCHAR.
+        """
         c = self.card.columns
         q = sql_ident
         cols = [
-            f"CAST({q(c.item_id)} AS VARCHAR) AS item_id",
+            (f"{q(c.item_id)} AS item_id" if native_ids else f"CAST({q(c.item_id)} AS VARCHAR) AS item_id"),
             f"CAST({q(c.ts)} AS TIMESTAMP) AS ts",
             f"{q(c.pathway)} AS pathway",
             f"{q(c.category)} AS category",
@@ -346,13 +350,12 @@ class DecisionLogs:
                 count(*) FILTER (WHERE views < 0),
                 count(*) FILTER (WHERE views = 0),
                 count(*) FILTER (WHERE views IS NULL),
-                count(*) FILTER (WHERE ts IS NULL),
-                count(DISTINCT item_id)
+                count(*) FILTER (WHERE ts IS NULL)
             FROM ({rel})"""
         ).fetchone()
         assert row is not None
         (n, null_id, null_key, null_act, null_score, nan, oor, smin, smax) = row[:9]
-        (neg_v, zero_v, null_v, null_ts, n_items) = row[9:]
+        (neg_v, zero_v, null_v, null_ts) = row[9:]
         where = self.where
         scope = " ".join(
             x
@@ -416,12 +419,20 @@ class DecisionLogs:
                 actual=", ".join(versions[:5]),
                 fix="audit each version separately: --policy-version VERSION",
             )
-        dup = self.con.execute(
-            f"SELECT count(*), coalesce(sum(k - 1), 0) FROM (SELECT count(*) AS k FROM ({rel}) "
-            "GROUP BY item_id, category, pathway HAVING count(*) > 1)"
+        # one 64-bit hash per key: all hashes distinct proves all keys distinct; only
+        # when some collide (a duplicate, or a ~1e-6 chance collision) run the exact query
+        native = self.relation_sql(period, pathway, policy_version, dedupe=False, native_ids=True)
+        distinct = self.con.execute(
+            f"SELECT count(DISTINCT hash(item_id, category, pathway)) FROM ({native})"
         ).fetchone()
-        assert dup is not None
-        n_dup_keys, n_extra = int(dup[0]), int(dup[1])
+        n_dup_keys = n_extra = 0
+        if distinct is None or int(distinct[0]) != int(n):
+            dup = self.con.execute(
+                f"SELECT count(*), coalesce(sum(k - 1), 0) FROM (SELECT count(*) AS k FROM ({native}) "
+                "GROUP BY item_id, category, pathway HAVING count(*) > 1)"
+            ).fetchone()
+            assert dup is not None
+            n_dup_keys, n_extra = int(dup[0]), int(dup[1])
         if n_dup_keys and self.card.duplicates == "error":
             raise LogsError(
                 f"{n_dup_keys:,} duplicate (item, category, pathway) keys ({n_extra:,} extra rows)",
@@ -435,7 +446,6 @@ class DecisionLogs:
         cats = [str(r[0]) for r in self.con.execute(f"SELECT DISTINCT category FROM ({rel}) ORDER BY 1").fetchall()]
         return LogsReport(
             n_rows=int(n) - n_extra,
-            n_items=int(n_items),
             pathways=tuple(pw),
             categories=tuple(cats),
             policy_version=versions[0],
@@ -443,6 +453,14 @@ class DecisionLogs:
             has_views=c.views is not None,
             n_views_zero=int(zero_v),
         )
+
+    def count_items(
+        self, period: Period | None = None, pathway: str | None = None, policy_version: str | None = None
+    ) -> int:
+        """Distinct item ids in a period (a separate, slower query)."""
+        rel = self.relation_sql(period, pathway, policy_version, native_ids=True)
+        row = self.con.execute(f"SELECT count(DISTINCT item_id) FROM ({rel})").fetchone()
+        return int(row[0]) if row else 0
 
     def digest(self, period: Period | None = None) -> str:
         """sha256 over the card and the bytes of every file the period reads."""

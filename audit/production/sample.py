@@ -72,20 +72,53 @@ class SampleManifest(BaseModel):
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def sampling_sql(logs: DecisionLogs, plan: Plan, period: Period, seed: int, alloc: dict[int, int], policy_version: str | None) -> str:
-    """The sampling query: strata by CASE, hash-ranked within stratum, first m_h kept."""
-    rel = logs.relation_sql(period, None, policy_version)
+_U64 = 2**64 - 1
+
+
+def hash_cutoff(m_h: int, N_h: int | None) -> int:
+    """Largest hash kept before ranking (an optimisation that never changes the sample).
+
+    Ranking keeps the m_h smallest hashes; rows above a threshold t can be dropped
+    first whenever at least m_h rows fall below t. With t at the (m + 6√m + 20)/N
+    quantile of a uniform hash, fewer than m_h survivors has probability < 1e-9;
+    :func:`draw_sample` checks the counts anyway and reruns without the cut.
+    """
+    if not N_h or m_h <= 0:
+        return _U64
+    q = (m_h + 6 * m_h**0.5 + 20) / N_h
+    return _U64 if q >= 1 else int(q * _U64)
+
+
+def sampling_sql(
+    logs: DecisionLogs,
+    plan: Plan,
+    period: Period,
+    seed: int,
+    alloc: dict[int, int],
+    policy_version: str | None,
+    sizes: dict[int, int] | None = None,
+) -> str:
+    """The sampling query (DuckDB SQL): strata by CASE, hash-ranked within stratum.
+
+    Within each stratum rows are ordered by ``hash(item_id, seed)`` (ties by id) and
+    the first m_h kept; ``sizes`` (N_h) enables the hash pre-filter (same result).
+    """
+    rel = logs.relation_sql(period, None, policy_version, native_ids=True)
     pw = " AND pathway IN (" + ", ".join(sql_str(p) for p in plan.pathways) + ")"
     case = stratum_case_sql(plan.strata, plan.slices)
-    values = ", ".join(f"({k}, {v})" for k, v in sorted(alloc.items()) if v > 0) or "(-1, 0)"
+    values = ", ".join(
+        f"({k}, {v}, {hash_cutoff(v, (sizes or {}).get(k))}::UBIGINT)"
+        for k, v in sorted(alloc.items())
+        if v > 0
+    ) or "(-1, 0, 0::UBIGINT)"
     return (
         f"WITH logs AS (SELECT * FROM ({rel}) WHERE TRUE{pw}),\n"
-        f"strat AS (SELECT *, {case} AS stratum FROM logs),\n"
-        f"alloc(stratum, m_h) AS (VALUES {values}),\n"
-        "ranked AS (SELECT s.*, row_number() OVER (PARTITION BY s.stratum "
-        f"ORDER BY hash(s.item_id, {int(seed)}), s.item_id) AS rank\n"
-        "  FROM strat s JOIN alloc a ON s.stratum = a.stratum)\n"
-        "SELECT r.* FROM ranked r JOIN alloc a ON r.stratum = a.stratum WHERE r.rank <= a.m_h\n"
+        f"strat AS (SELECT *, {case} AS stratum, hash(item_id, {int(seed)}) AS h FROM logs),\n"
+        f"alloc(stratum, m_h, cutoff) AS (VALUES {values}),\n"
+        "cand AS (SELECT s.* FROM strat s JOIN alloc a ON s.stratum = a.stratum WHERE s.h <= a.cutoff),\n"
+        "ranked AS (SELECT *, row_number() OVER (PARTITION BY stratum ORDER BY h, item_id) AS rank FROM cand)\n"
+        "SELECT CAST(r.item_id AS VARCHAR) AS item_id, r.* EXCLUDE (item_id, h)\n"
+        "FROM ranked r JOIN alloc a ON r.stratum = a.stratum WHERE r.rank <= a.m_h\n"
         "ORDER BY r.stratum, r.rank"
     )
 
@@ -118,15 +151,25 @@ def draw_sample(
     if plan.logs_card != str(logs.card_path):
         # the same card is not required (a new day may have a new card), only the schema
         pass
-    rel = f"SELECT * FROM ({logs.relation_sql(period, None, policy_version)}) WHERE pathway IN (" + ", ".join(
+    rel = f"SELECT * FROM ({logs.relation_sql(period, None, policy_version, native_ids=True)}) WHERE pathway IN (" + ", ".join(
         sql_str(p) for p in plan.pathways
     ) + ")"
     case = stratum_case_sql(plan.strata, plan.slices)
     sl_cols = [sql_ident("slice." + s) for s in plan.slices]
-    unplanned = logs.con.execute(
-        f"SELECT pathway, category, actioned, {', '.join(sl_cols) + ',' if sl_cols else ''} count(*) "
-        f"FROM (SELECT *, {case} AS stratum FROM ({rel})) WHERE stratum IS NULL GROUP BY ALL ORDER BY count(*) DESC LIMIT 1"
+    rows = logs.con.execute(
+        f"SELECT {case} AS stratum, count(*), sum(views) FROM ({rel}) GROUP BY 1"
     ).fetchall()
+    counts = {
+        int(r[0]): (int(r[1]), float(r[2]) if r[2] is not None else math.nan)
+        for r in rows
+        if r[0] is not None
+    }
+    unplanned = []
+    if any(r[0] is None for r in rows):
+        unplanned = logs.con.execute(
+            f"SELECT pathway, category, actioned, {', '.join(sl_cols) + ',' if sl_cols else ''} count(*) "
+            f"FROM (SELECT *, {case} AS stratum FROM ({rel})) WHERE stratum IS NULL GROUP BY ALL ORDER BY count(*) DESC LIMIT 1"
+        ).fetchall()
     if unplanned:
         u = unplanned[0]
         frame = "actioned" if u[2] else "not actioned"
@@ -139,12 +182,6 @@ def draw_sample(
             actual="a group absent from the plan",
             fix="re-run `audit production plan` on logs that include it",
         )
-    counts = {
-        int(r[0]): (int(r[1]), float(r[2]) if r[2] is not None else math.nan)
-        for r in logs.con.execute(
-            f"SELECT {case} AS stratum, count(*), sum(views) FROM ({rel}) GROUP BY 1"
-        ).fetchall()
-    }
     strata: list[SampledStratum] = []
     alloc: dict[int, int] = {}
     notes: list[str] = []
@@ -162,8 +199,14 @@ def draw_sample(
         d = s.model_dump()
         d.update(N_h=N_h, n_h=n_h, m_h=m_h, N_plan=s.N_h, views_h=views if logs.card.columns.views else math.nan)
         strata.append(SampledStratum(**d))
-    sql = sampling_sql(logs, plan, period, seed, alloc, policy_version)
-    tbl = logs.con.sql(sql).to_arrow_table()
+    sizes = {s.id: s.N_h for s in strata}
+    tbl = logs.con.sql(sampling_sql(logs, plan, period, seed, alloc, policy_version, sizes)).to_arrow_table()
+    got: dict[int, int] = {}
+    for v in tbl.column("stratum").to_pylist():
+        got[int(v)] = got.get(int(v), 0) + 1
+    if any(got.get(k, 0) != v for k, v in alloc.items() if v > 0):
+        # the hash pre-filter left a stratum short (probability < 1e-9): rank everything
+        tbl = logs.con.sql(sampling_sql(logs, plan, period, seed, alloc, policy_version)).to_arrow_table()
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -107,7 +107,7 @@ def _lower_bound(reps: int) -> float:
 
 
 def test_coverage_fast_good_and_bad_reference() -> None:
-    reps = 120
+    reps = 100
     good = run_coverage(reps, n_items=20_000, seed=5, reference_accuracy=0.95)
     bad = run_coverage(reps, n_items=20_000, seed=5, reference_accuracy=0.6)
     for cov in (good, bad):
@@ -122,8 +122,8 @@ def test_coverage_fast_good_and_bad_reference() -> None:
 
 
 def test_neyman_narrower_than_proportional() -> None:
-    ney = run_coverage(60, n_items=20_000, seed=6)
-    prop = run_coverage(60, n_items=20_000, seed=6, allocation="proportional")
+    ney = run_coverage(40, n_items=20_000, seed=6)
+    prop = run_coverage(40, n_items=20_000, seed=6, allocation="proportional")
     assert ney.mean_width("classical/precision") < prop.mean_width("classical/precision")
     assert ney.mean_width("classical/recall") < prop.mean_width("classical/recall")
 

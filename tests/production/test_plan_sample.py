@@ -87,8 +87,12 @@ def test_emit_sql_is_the_sampling_query(tmp_path: Path, card: Path) -> None:
     logs = DecisionLogs.open(card)
     plan = build_plan(logs, DAY)
     man = draw_sample(logs, plan, DAY, tmp_path / "s", seed=3)
-    sql = sampling_sql(logs, plan, DAY, 3, {s.id: s.m_h for s in man.strata}, None)
-    assert "row_number() OVER (PARTITION BY s.stratum" in sql and "hash(s.item_id, 3)" in sql
-    got = logs.con.execute(sql).fetchdf()
+    alloc = {s.id: s.m_h for s in man.strata}
+    sql = sampling_sql(logs, plan, DAY, 3, alloc, None)
+    assert "row_number() OVER (PARTITION BY stratum ORDER BY h, item_id)" in sql and "hash(item_id, 3)" in sql
     smp = pd.read_parquet(tmp_path / "s" / "sample.parquet")
-    assert got["item_id"].tolist() == smp["item_id"].tolist()
+    # with or without the hash pre-filter, the query returns exactly the drawn sample
+    assert logs.con.execute(sql).fetchdf()["item_id"].tolist() == smp["item_id"].tolist()
+    fast = sampling_sql(logs, plan, DAY, 3, alloc, None, {s.id: s.N_h for s in man.strata})
+    assert "4294967" not in sql and fast != sql
+    assert logs.con.execute(fast).fetchdf()["item_id"].tolist() == smp["item_id"].tolist()

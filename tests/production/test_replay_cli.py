@@ -50,7 +50,7 @@ def test_replay_through_audit_run(tmp_path: Path, capsys: pytest.CaptureFixture[
         {"name": "prod", "type": "replay", "params": {"logs": str(card), "pathway": "clf"}, "batch_size": 8},
         {"name": "prod_dec", "type": "replay", "params": {"logs": str(card), "pathway": "clf", "use": "decision"}},
     ]
-    r = run_cli(capsys, "run", str(write_config(tmp_path / "run.yaml", cfg)))
+    r = run_cli(capsys, "run", str(write_config(tmp_path / "run.yaml", cfg)), "--no-mlflow")
     assert r.code == 0, r.err
     rec_path = next(runs.glob("*/record.json"))
     rec = json.loads(rec_path.read_text())
@@ -72,7 +72,7 @@ def test_replay_bad_logs_is_a_moderator_error(tmp_path: Path, capsys: pytest.Cap
     card = tmp_path / "missing.yaml"
     cfg = base_config(suite, tmp_path / "runs")
     cfg["moderators"] = [{"name": "prod", "type": "replay", "params": {"logs": str(card), "pathway": "clf"}}]
-    r = run_cli(capsys, "run", str(write_config(tmp_path / "run.yaml", cfg)))
+    r = run_cli(capsys, "run", str(write_config(tmp_path / "run.yaml", cfg)), "--no-mlflow")
     assert r.code == 2 and "logs card not found" in r.err and "missing.yaml" in r.err
 
 
