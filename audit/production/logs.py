@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +109,23 @@ class LogsReport:
     n_duplicates_dropped: int
     has_views: bool
     n_views_zero: int
+    groups: dict[Any, tuple[int, float]] = field(default_factory=dict)
+
+
+def _combine(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """Reduce per-group check aggregates to one row (sums; min/max of the score range)."""
+    if not rows:
+        return (0,) * 9 + (None, None) + (0,) * 4 + (None,)
+    out = []
+    for j in range(len(rows[0])):
+        vals = [r[j] for r in rows if r[j] is not None]
+        if j == 7:
+            out.append(min(vals) if vals else None)
+        elif j == 8:
+            out.append(max(vals) if vals else None)
+        else:
+            out.append(sum(vals) if vals else (None if j == len(rows[0]) - 1 else 0))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -326,8 +344,15 @@ class DecisionLogs:
         period: Period | None = None,
         pathway: str | None = None,
         policy_version: str | None = None,
+        *,
+        pathways: tuple[str, ...] = (),
+        group_sql: str | None = None,
     ) -> LogsReport:
         """Validate the rows of a period; raise :class:`LogsError` on bad logs.
+
+        ``pathways`` restricts to several pathways; ``group_sql`` (an expression over
+        canonical columns) makes the same single scan also return per-group row
+        counts and view totals in :attr:`LogsReport.groups` (the sampler's N_h).
 
         Rejected: no rows, NULL keys, NaN or out-of-range scores, negative views,
         duplicate (item, category, pathway) rows (unless the card says
@@ -335,10 +360,13 @@ class DecisionLogs:
         (pick one with ``policy_version``). ``views = 0`` is valid and counted.
         """
         self.check_schema()
-        rel = self.relation_sql(period, pathway, policy_version, dedupe=False)
+        rel = self.relation_sql(period, pathway, policy_version, dedupe=False, native_ids=True)
+        if pathways:
+            rel = f"SELECT * FROM ({rel}) WHERE pathway IN ({', '.join(sql_str(p) for p in pathways)})"
         c = self.card.columns
-        row = self.con.execute(
-            f"""SELECT count(*),
+        gsel = f"{group_sql} AS g, " if group_sql else ""
+        rows = self.con.execute(
+            f"""SELECT {gsel}count(*),
                 count(*) FILTER (WHERE item_id IS NULL),
                 count(*) FILTER (WHERE category IS NULL OR pathway IS NULL),
                 count(*) FILTER (WHERE actioned IS NULL),
@@ -350,12 +378,18 @@ class DecisionLogs:
                 count(*) FILTER (WHERE views < 0),
                 count(*) FILTER (WHERE views = 0),
                 count(*) FILTER (WHERE views IS NULL),
-                count(*) FILTER (WHERE ts IS NULL)
-            FROM ({rel})"""
-        ).fetchone()
-        assert row is not None
+                count(*) FILTER (WHERE ts IS NULL),
+                sum(views)
+            FROM ({rel}){" GROUP BY 1" if group_sql else ""}"""
+        ).fetchall()
+        groups: dict[Any, tuple[int, float]] = {}
+        if group_sql:
+            for r in rows:
+                groups[r[0]] = (int(r[1]), float(r[-1]) if r[-1] is not None else math.nan)
+            rows = [tuple(r[1:]) for r in rows]
+        row = _combine(rows)
         (n, null_id, null_key, null_act, null_score, nan, oor, smin, smax) = row[:9]
-        (neg_v, zero_v, null_v, null_ts) = row[9:]
+        (neg_v, zero_v, null_v, null_ts) = row[9:13]
         where = self.where
         scope = " ".join(
             x
@@ -422,6 +456,8 @@ class DecisionLogs:
         # one 64-bit hash per key: all hashes distinct proves all keys distinct; only
         # when some collide (a duplicate, or a ~1e-6 chance collision) run the exact query
         native = self.relation_sql(period, pathway, policy_version, dedupe=False, native_ids=True)
+        if pathways:
+            native = f"SELECT * FROM ({native}) WHERE pathway IN ({', '.join(sql_str(p) for p in pathways)})"
         distinct = self.con.execute(
             f"SELECT count(DISTINCT hash(item_id, category, pathway)) FROM ({native})"
         ).fetchone()
@@ -452,6 +488,7 @@ class DecisionLogs:
             n_duplicates_dropped=n_extra,
             has_views=c.views is not None,
             n_views_zero=int(zero_v),
+            groups=groups,
         )
 
     def count_items(

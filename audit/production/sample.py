@@ -137,8 +137,13 @@ def draw_sample(
     """Draw the sample and write ``sample.parquet``, the batches and ``manifest.json``."""
     from audit.schema import content_hash
 
-    reports = [logs.check(period, pw, policy_version) for pw in plan.pathways]
-    pv = reports[0].policy_version
+    case = stratum_case_sql(plan.strata, plan.slices)
+    # one scan validates the period and, when duplicates are an error (so none
+    # survive validation), also counts N_h and the views per stratum
+    fused = logs.card.duplicates == "error"
+    rep = logs.check(period, None, policy_version, pathways=plan.pathways, group_sql=case if fused else None)
+    reports = [rep]
+    pv = rep.policy_version
     if pv != plan.policy_version:
         raise PlanError(
             "the plan was built for another policy version",
@@ -154,13 +159,15 @@ def draw_sample(
     rel = f"SELECT * FROM ({logs.relation_sql(period, None, policy_version, native_ids=True)}) WHERE pathway IN (" + ", ".join(
         sql_str(p) for p in plan.pathways
     ) + ")"
-    case = stratum_case_sql(plan.strata, plan.slices)
     sl_cols = [sql_ident("slice." + s) for s in plan.slices]
-    rows = logs.con.execute(
-        f"SELECT {case} AS stratum, count(*), sum(views) FROM ({rel}) GROUP BY 1"
-    ).fetchall()
+    if fused:
+        rows = [(g, nv[0], nv[1]) for g, nv in rep.groups.items()]
+    else:
+        rows = logs.con.execute(
+            f"SELECT {case} AS stratum, count(*), sum(views) FROM ({rel}) GROUP BY 1"
+        ).fetchall()
     counts = {
-        int(r[0]): (int(r[1]), float(r[2]) if r[2] is not None else math.nan)
+        int(r[0]): (int(r[1]), float(r[2]) if r[2] is not None and math.isfinite(float(r[2])) else math.nan)
         for r in rows
         if r[0] is not None
     }
