@@ -47,9 +47,13 @@ def make_log(path: Path, n_items: int, n_cat: int, seed: int = 0) -> Path:
             "category": pa.DictionaryArray.from_arrays(cat_idx, pa.array(cats)),
             "score": score,
             "actioned": act,
-            "action": pa.DictionaryArray.from_arrays(act.astype(np.int32), pa.array(["none", "remove"])),
+            "action": pa.DictionaryArray.from_arrays(
+                act.astype(np.int32), pa.array(["none", "remove"])
+            ),
             "views": np.floor(rng.lognormal(3, 1.5, n)).astype(np.int64),
-            "policy_version": pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), pa.array(["v1"])),
+            "policy_version": pa.DictionaryArray.from_arrays(
+                np.zeros(n, np.int32), pa.array(["v1"])
+            ),
         }
     )
     pq.write_table(tbl, path / "logs.parquet", row_group_size=1_000_000)
@@ -67,11 +71,17 @@ def pandas_baseline(parquet: Path, plan: Any, seed: int) -> int:
     df["category"] = df["category"].astype(str)
     stratum = np.full(len(df), -1, dtype=np.int64)
     for s in plan.strata:
-        m = (df["category"].to_numpy() == s.category) & (df["actioned"].to_numpy() == (s.frame == "actioned"))
+        m = (df["category"].to_numpy() == s.category) & (
+            df["actioned"].to_numpy() == (s.frame == "actioned")
+        )
         sc = df["score"].to_numpy()
         m &= (sc >= s.lo) & ((sc < s.hi) | (s.hi >= 1.0))
         if s.views_min is not None:
-            m = (df["category"].to_numpy() == s.category) & (df["actioned"].to_numpy() == (s.frame == "actioned")) & (df["views"].to_numpy() >= s.views_min)
+            m = (
+                (df["category"].to_numpy() == s.category)
+                & (df["actioned"].to_numpy() == (s.frame == "actioned"))
+                & (df["views"].to_numpy() >= s.views_min)
+            )
         stratum[m & (stratum < 0)] = s.id
     df["stratum"] = stratum
     n_h = {s.id: s.m_h for s in plan.strata}
@@ -96,7 +106,9 @@ def bench_sample(rows: int, seed: int) -> dict[str, Any]:
         # sized to ~2,000 human labels over 10 categories x 2 frames
         plan = build_plan(logs, day, half_width=0.1, floor=10, max_labels=2_000, certainty_views=0)
         plan_s = time.perf_counter() - t0
-        ours_s, man = timed(lambda: draw_sample(DecisionLogs.open(card), plan, day, t / "s", seed=seed))
+        ours_s, man = timed(
+            lambda: draw_sample(DecisionLogs.open(card), plan, day, t / "s", seed=seed)
+        )
         pandas_s, n_pd = timed(lambda: pandas_baseline(t / "logs.parquet", plan, seed))
         return {
             "rows": rows,
@@ -123,7 +135,6 @@ def bench_estimate(seed: int, reps: int) -> dict[str, Any]:
     n_h = per_cell // H
     m_h = 3 * n_h
     t0 = time.perf_counter()
-    out = 0
     for _ in range(n_cat):
         N = rng.integers(5_000, 200_000, H).astype(float)
         p = rng.uniform(0.01, 0.9, H)
@@ -137,12 +148,16 @@ def bench_estimate(seed: int, reps: int) -> dict[str, Any]:
         A = (frame[h] == 0).astype(float)
         one = np.ones(len(h))
         v = np.floor(rng.lognormal(3, 1.5, len(h)))
-        ratios = [Ratio(A, True, A, False), Ratio(A, True, one, True), Ratio(one, True, one, False), Ratio(v, True, v, False)]
+        ratios = [
+            Ratio(A, True, A, False),
+            Ratio(A, True, one, True),
+            Ratio(one, True, one, False),
+            Ratio(v, True, v, False),
+        ]
         for r in ratios:
             c = classical(s, r, frame)
             ppi(s, r, frame, c)
         bootstrap(s, ratios, reps, seed)
-        out += 1
     el = time.perf_counter() - t0
     return {
         "categories": n_cat,
@@ -177,11 +192,19 @@ def main() -> None:
             t0 = time.perf_counter()
             c = run_coverage(args.coverage_reps, reference_accuracy=acc, bootstrap_every=5)
             cov[f"reference_accuracy_{acc}"] = {
-                k: {"coverage": round(c.rate(k), 4), "mean_width": round(c.mean_width(k), 4), "reps": c.defined[k]}
+                k: {
+                    "coverage": round(c.rate(k), 4),
+                    "mean_width": round(c.mean_width(k), 4),
+                    "reps": c.defined[k],
+                }
                 for k in sorted(c.defined)
             } | {"seconds": round(time.perf_counter() - t0, 1), "truth": c.truth}
         prop = run_coverage(min(args.coverage_reps, 300), allocation="proportional")
-        cov["proportional_allocation_300"] = {k: {"coverage": round(prop.rate(k), 4), "mean_width": round(prop.mean_width(k), 4)} for k in sorted(prop.defined) if k.startswith("classical")}
+        cov["proportional_allocation_300"] = {
+            k: {"coverage": round(prop.rate(k), 4), "mean_width": round(prop.mean_width(k), 4)}
+            for k in sorted(prop.defined)
+            if k.startswith("classical")
+        }
         payload["coverage"] = cov
     write("production", payload)
 

@@ -80,7 +80,10 @@ class ReplayModerator:
                 fix=exc.fix,
             ) from None
         self.categories: tuple[str, ...] = check_policy_categories(
-            rep.categories, policy.category_ids, where=str(params.logs), field="params.logs (category)"
+            rep.categories,
+            policy.category_ids,
+            where=str(params.logs),
+            field="params.logs (category)",
         )
         self._digest = self._logs.digest(self._period)
         self._rel = self._logs.relation_sql(self._period, params.pathway, params.policy_version)

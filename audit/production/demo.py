@@ -66,7 +66,9 @@ def build_demo_day(
     policy = load_policy("platform-v1")
     names = list(sources) if sources else (_available_sets() or [FALLBACK])
     model = ProfanityBaseline(ProfanityBaseline.Params(categories=categories), policy)
-    rows: dict[str, list[Any]] = {k: [] for k in ("item_id", "category", "score", "text", "source", "label")}
+    rows: dict[str, list[Any]] = {
+        k: [] for k in ("item_id", "category", "score", "text", "source", "label")
+    }
     for name in names:
         suite = load_suite(name, policy, limit=limit_per_source)
         items = suite_items(suite)
@@ -140,7 +142,9 @@ def build_demo_day(
     )
     truth = out / "truth.parquet"
     pq.write_table(
-        pa.table({"item_id": rows["item_id"], "category": rows["category"], "label": rows["label"]}),
+        pa.table(
+            {"item_id": rows["item_id"], "category": rows["category"], "label": rows["label"]}
+        ),
         truth,
     )
     (out / "truth.json").write_text(
@@ -166,7 +170,9 @@ def truth_summary(logs: dict[str, list[Any]], labels: list[int]) -> dict[str, An
                 "precision": float(y[m & act].mean()) if (m & act).any() else float("nan"),
                 "recall": float(y[m & act].sum() / pos) if pos else float("nan"),
                 "prevalence": float(y[m].mean()),
-                "prevalence_views": float((v * y)[m].sum() / v[m].sum()) if v[m].sum() else float("nan"),
+                "prevalence_views": float((v * y)[m].sum() / v[m].sum())
+                if v[m].sum()
+                else float("nan"),
             }
     return out
 
@@ -202,7 +208,7 @@ def demo_labels(
         )
     out.mkdir(parents=True, exist_ok=True)
     human = out / "human.csv"
-    m[m["human"]][key + ["label"]].assign(labeler="gold").to_csv(human, index=False)
+    m[m["human"]][[*key, "label"]].assign(labeler="gold").to_csv(human, index=False)
     rng = np.random.default_rng(seed)
     flip = rng.random(len(m)) < reference_noise
     ref = m[key].assign(label=np.where(flip, 1 - m["label"], m["label"]).astype(int))

@@ -205,14 +205,25 @@ def estimate(
     categories = {s.category for s in manifest.strata}
     keys = list(zip(item.tolist(), cat.tolist()))
     human_keys = {k for k, h in zip(keys, is_h) if h}
-    hl = read_labels(human, human_keys, categories, resolve=resolve, allow_unsampled=allow_unsampled)
+    hl = read_labels(
+        human, human_keys, categories, resolve=resolve, allow_unsampled=allow_unsampled
+    )
     rl = (
-        read_labels(reference, set(keys), categories, reference=True, resolve=resolve, allow_unsampled=allow_unsampled)
+        read_labels(
+            reference,
+            set(keys),
+            categories,
+            reference=True,
+            resolve=resolve,
+            allow_unsampled=allow_unsampled,
+        )
         if reference is not None
         else None
     )
     y_all = np.array([hl.values.get(k, math.nan) if h else math.nan for k, h in zip(keys, is_h)])
-    f_all = np.array([rl.values.get(k, math.nan) for k in keys]) if rl else np.full(len(keys), math.nan)
+    f_all = (
+        np.array([rl.values.get(k, math.nan) for k in keys]) if rl else np.full(len(keys), math.nan)
+    )
     missing = is_h & np.isnan(y_all)
     cells: list[CellRecord] = []
     srecs: list[StratumRecord] = []
@@ -224,12 +235,21 @@ def estimate(
         fr = f_all[sel & ~np.isnan(f_all)]
         srecs.append(
             StratumRecord(
-                key=s.key, frame=s.frame, lo=s.lo, hi=s.hi, N_h=s.N_h, n_h=s.n_h,
-                n_labelled=int(yl.size), n_missing=int((hs & np.isnan(y_all)).sum()),
-                m_h=s.m_h, n_reference=int(fr.size),
+                key=s.key,
+                frame=s.frame,
+                lo=s.lo,
+                hi=s.hi,
+                N_h=s.N_h,
+                n_h=s.n_h,
+                n_labelled=int(yl.size),
+                n_missing=int((hs & np.isnan(y_all)).sum()),
+                m_h=s.m_h,
+                n_reference=int(fr.size),
                 p_hat=float(yl.mean()) if yl.size else math.nan,
                 reference_rate=float(fr.mean()) if fr.size else math.nan,
-                disagreement=float(np.mean((f_all[both] >= 0.5) != (y_all[both] >= 0.5))) if both.any() else math.nan,
+                disagreement=float(np.mean((f_all[both] >= 0.5) != (y_all[both] >= 0.5)))
+                if both.any()
+                else math.nan,
                 n_both=int(both.sum()),
             )
         )
@@ -270,8 +290,21 @@ def estimate(
                 dm = dm * (sl_vals[k].astype(str) == v)
             cells.append(
                 _estimate_cell(
-                    pwy, cg, dom, samp, A, dm, vv, hm, frame_grp, st, has_views,
-                    bootstrap_reps, seed, use_ref, var_floor,
+                    pwy,
+                    cg,
+                    dom,
+                    samp,
+                    A,
+                    dm,
+                    vv,
+                    hm,
+                    frame_grp,
+                    st,
+                    has_views,
+                    bootstrap_reps,
+                    seed,
+                    use_ref,
+                    var_floor,
                 )
             )
     return ProductionRecord(
@@ -292,7 +325,7 @@ def estimate(
 
 
 def _slice_columns(d: dict[str, Any]) -> list[str]:
-    return [c[len("slice."):] for c in d if c.startswith("slice.")]
+    return [c[len("slice.") :] for c in d if c.startswith("slice.")]
 
 
 def _estimate_cell(
@@ -327,11 +360,15 @@ def _estimate_cell(
     flags: list[str] = []
     n_missing = int(np.sum(~L & human_mask & (dm > 0)))
     if n_missing:
-        flags.append(f"missing_labels: {n_missing} sampled items have no human label (reweighted within stratum)")
+        flags.append(
+            f"missing_labels: {n_missing} sampled items have no human label (reweighted within stratum)"
+        )
     n = s.n
     single = [st[j].key for j in np.flatnonzero((n == 1) & (s.N > 1))]
     if single:
-        flags.append(f"singleton_strata: {len(single)} (variance borrowed from the frame), e.g. {single[0]}")
+        flags.append(
+            f"singleton_strata: {len(single)} (variance borrowed from the frame), e.g. {single[0]}"
+        )
     empty = [st[j].key for j in np.flatnonzero(s.N == 0)]
     if empty:
         flags.append(f"empty_strata: {len(empty)} strata have N_h = 0 in this period")
@@ -348,22 +385,35 @@ def _estimate_cell(
         classical_out[name] = _est(iv, b, n_lab, n_pos)
         naive[name] = float(num.sum() / den.sum()) if den.sum() > 0 else math.nan
         if iv.boundary:
-            flags.append(f"boundary: {name} at {iv.value:.3g}; Wilson interval at the labelled count")
+            flags.append(
+                f"boundary: {name} at {iv.value:.3g}; Wilson interval at the labelled count"
+            )
         if name in ("precision", "recall", "prevalence") and n_pos < 5:
-            flags.append(f"few_positives: {name} rests on {n_pos} labelled positives (< 5); interval unreliable")
+            flags.append(
+                f"few_positives: {name} rests on {n_pos} labelled positives (< 5); interval unreliable"
+            )
         if use_ref and name == "prevalence_views":
             # heavy-tailed view weights make the tuned λ and its variance unreliable:
             # 95% PPI intervals covered only ~84% in the planted simulation (docs §7)
             ppi_out[name] = PPIEstimate(
-                value=math.nan, se=math.nan, ci_low=math.nan, ci_high=math.nan, lam=math.nan,
-                ess_gain=math.nan, n_reference=0,
+                value=math.nan,
+                se=math.nan,
+                ci_low=math.nan,
+                ci_high=math.nan,
+                lam=math.nan,
+                ess_gain=math.nan,
+                n_reference=0,
                 reason="PPI not applied to view-weighted prevalence (invalid under heavy-tailed views)",
             )
         elif use_ref:
             p = ppi(s, r, frame_grp, iv, Z95, var_floor)
             ppi_out[name] = PPIEstimate(
-                value=p.interval.value, se=p.interval.se, ci_low=p.interval.ci_low,
-                ci_high=p.interval.ci_high, lam=p.lam, ess_gain=p.ess_gain,
+                value=p.interval.value,
+                se=p.interval.se,
+                ci_low=p.interval.ci_low,
+                ci_high=p.interval.ci_high,
+                lam=p.lam,
+                ess_gain=p.ess_gain,
                 n_reference=int(np.count_nonzero(~np.isnan(s.f) & (r.coef_b != 0))),
                 reason=p.interval.reason,
             )

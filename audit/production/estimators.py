@@ -53,7 +53,7 @@ class StratifiedSample:
     @property
     def labelled(self) -> np.ndarray:
         """Mask of units with a human label."""
-        return ~np.isnan(self.y)
+        return np.asarray(~np.isnan(self.y), dtype=bool)
 
     @property
     def n(self) -> np.ndarray:
@@ -97,7 +97,7 @@ class Interval:
 def _stratum_means(h: np.ndarray, x: np.ndarray, n: np.ndarray) -> np.ndarray:
     s = np.bincount(h, weights=x, minlength=len(n))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return s / n
+        return np.asarray(s / n, dtype=np.float64)
 
 
 def _stratum_vars(h: np.ndarray, x: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -156,7 +156,9 @@ def ht_var(s: StratifiedSample, x: np.ndarray, group: np.ndarray) -> float:
     return float(np.sum(terms[live]))
 
 
-def logit_interval(theta: float, var: float, n_eff: float, census: bool, z: float = Z95) -> Interval:
+def logit_interval(
+    theta: float, var: float, n_eff: float, census: bool, z: float = Z95
+) -> Interval:
     """Interval for a proportion built on the logit scale (delta method).
 
     At 0 or 1 the logit is undefined: a census gives the exact value; otherwise a
@@ -351,9 +353,7 @@ def bootstrap(
         if th.size < 0.9 * reps:
             out.append((nan, nan))
         else:
-            out.append(
-                (float(np.quantile(th, alpha / 2)), float(np.quantile(th, 1 - alpha / 2)))
-            )
+            out.append((float(np.quantile(th, alpha / 2)), float(np.quantile(th, 1 - alpha / 2))))
     return out
 
 

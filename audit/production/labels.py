@@ -43,7 +43,12 @@ class LabelSet:
 
 def _read(path: Path) -> pd.DataFrame:
     if not path.is_file():
-        raise LabelsError("labels file not found", where=str(path), expected="a CSV or Parquet file", actual="no such file")
+        raise LabelsError(
+            "labels file not found",
+            where=str(path),
+            expected="a CSV or Parquet file",
+            actual="no such file",
+        )
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
@@ -72,7 +77,13 @@ def read_labels(
     where = str(p)
     for col in ("item_id", "category"):
         if col not in df.columns:
-            raise LabelsError(f"column {col!r} missing", where=where, field=col, expected="columns item_id, category, label", actual=str(list(df.columns)[:8]))
+            raise LabelsError(
+                f"column {col!r} missing",
+                where=where,
+                field=col,
+                expected="columns item_id, category, label",
+                actual=str(list(df.columns)[:8]),
+            )
     if "label" in df.columns:
         kind: Literal["label", "score"] = "label"
         col = "label"
@@ -87,11 +98,25 @@ def read_labels(
             actual=str(list(df.columns)[:8]),
         )
     if df.empty:
-        raise LabelsError("labels file has no rows", where=where, field=col, expected="at least one row", actual="0 rows")
+        raise LabelsError(
+            "labels file has no rows",
+            where=where,
+            field=col,
+            expected="at least one row",
+            actual="0 rows",
+        )
     ids = df["item_id"]
     if ids.isna().any():
-        raise LabelsError("empty item_id", where=where, field="item_id", expected="an id on every row", actual=f"{int(ids.isna().sum())} empty")
-    vals = pd.to_numeric(df[col].map(lambda v: float(v) if isinstance(v, bool) else v), errors="coerce")
+        raise LabelsError(
+            "empty item_id",
+            where=where,
+            field="item_id",
+            expected="an id on every row",
+            actual=f"{int(ids.isna().sum())} empty",
+        )
+    vals = pd.to_numeric(
+        df[col].map(lambda v: float(v) if isinstance(v, bool) else v), errors="coerce"
+    )
     bad = vals.isna() & df[col].notna() | df[col].isna()
     if kind == "label":
         bad = bad | ~vals.isin([0, 1])
@@ -144,7 +169,8 @@ def read_labels(
             f"conflicting labels for item {k[0]!r} category {k[1]!r}: {vs}",
             where=where,
             field=col,
-            expected="one label per (item_id, category)" + (" or a strict majority" if resolve == "majority" else ""),
+            expected="one label per (item_id, category)"
+            + (" or a strict majority" if resolve == "majority" else ""),
             actual=f"{len(vs)} rows that disagree",
             fix="adjudicate, or pass --resolve majority",
         )

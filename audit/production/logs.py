@@ -170,7 +170,8 @@ class DecisionLogs:
             import duckdb
 
             self._con = duckdb.connect(":memory:")
-        return self._con
+        con: duckdb.DuckDBPyConnection = self._con
+        return con
 
     @property
     def where(self) -> str:
@@ -314,14 +315,22 @@ class DecisionLogs:
         c = self.card.columns
         q = sql_ident
         cols = [
-            (f"{q(c.item_id)} AS item_id" if native_ids else f"CAST({q(c.item_id)} AS VARCHAR) AS item_id"),
+            (
+                f"{q(c.item_id)} AS item_id"
+                if native_ids
+                else f"CAST({q(c.item_id)} AS VARCHAR) AS item_id"
+            ),
             f"CAST({q(c.ts)} AS TIMESTAMP) AS ts",
             f"{q(c.pathway)} AS pathway",
             f"{q(c.category)} AS category",
             f"CAST({q(c.score)} AS DOUBLE) AS score",
             f"{q(c.actioned)} AS actioned",
             (f"{q(c.action)} AS action" if c.action else "CAST(NULL AS VARCHAR) AS action"),
-            (f"CAST({q(c.views)} AS BIGINT) AS views" if c.views else "CAST(NULL AS BIGINT) AS views"),
+            (
+                f"CAST({q(c.views)} AS BIGINT) AS views"
+                if c.views
+                else "CAST(NULL AS BIGINT) AS views"
+            ),
             f"CAST({q(c.policy_version)} AS VARCHAR) AS policy_version",
         ]
         cols += [f"CAST({q(s)} AS VARCHAR) AS {q('slice.' + s)}" for s in self.card.slices]
@@ -478,8 +487,16 @@ class DecisionLogs:
                 actual=f"{n_extra:,} extra rows",
                 fix="deduplicate upstream, or set `duplicates: latest` in the card",
             )
-        pw = [str(r[0]) for r in self.con.execute(f"SELECT DISTINCT pathway FROM ({rel}) ORDER BY 1").fetchall()]
-        cats = [str(r[0]) for r in self.con.execute(f"SELECT DISTINCT category FROM ({rel}) ORDER BY 1").fetchall()]
+        pw = [
+            str(r[0])
+            for r in self.con.execute(f"SELECT DISTINCT pathway FROM ({rel}) ORDER BY 1").fetchall()
+        ]
+        cats = [
+            str(r[0])
+            for r in self.con.execute(
+                f"SELECT DISTINCT category FROM ({rel}) ORDER BY 1"
+            ).fetchall()
+        ]
         return LogsReport(
             n_rows=int(n) - n_extra,
             pathways=tuple(pw),
@@ -492,7 +509,10 @@ class DecisionLogs:
         )
 
     def count_items(
-        self, period: Period | None = None, pathway: str | None = None, policy_version: str | None = None
+        self,
+        period: Period | None = None,
+        pathway: str | None = None,
+        policy_version: str | None = None,
     ) -> int:
         """Distinct item ids in a period (a separate, slower query)."""
         rel = self.relation_sql(period, pathway, policy_version, native_ids=True)
@@ -504,9 +524,11 @@ class DecisionLogs:
         h = hashlib.sha256()
         h.update(json.dumps(self.card.model_dump(mode="json"), sort_keys=True).encode())
         for f in self.files(period):
-            h.update(str(f.relative_to(self.data_path) if self.data_path.is_dir() else f.name).encode())
+            h.update(
+                str(f.relative_to(self.data_path) if self.data_path.is_dir() else f.name).encode()
+            )
             with f.open("rb") as fh:
-                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                while chunk := fh.read(1 << 20):
                     h.update(chunk)
         return h.hexdigest()
 

@@ -134,15 +134,15 @@ def neyman(N: np.ndarray, S: np.ndarray, n_total: float) -> np.ndarray:
     w = N * S
     tot = w.sum()
     if tot <= 0:
-        return n_total * N / max(N.sum(), 1)
-    return n_total * w / tot
+        return np.asarray(n_total * N / max(N.sum(), 1), dtype=np.float64)
+    return np.asarray(n_total * w / tot, dtype=np.float64)
 
 
 def _cap_floor(alloc: np.ndarray, N: np.ndarray, floor: int) -> np.ndarray:
     """Round up, floor at min(floor, N_h), cap at N_h."""
     n = np.ceil(alloc)
     n = np.maximum(n, np.minimum(floor, N))
-    return np.minimum(n, N).astype(np.int64)
+    return np.asarray(np.minimum(n, N), dtype=np.int64)
 
 
 def var_total(N: np.ndarray, p: np.ndarray, n: np.ndarray) -> float:
@@ -217,9 +217,19 @@ def build_plan(
 ) -> Plan:
     """Build a plan from one period of logs (see the module docstring)."""
     if not 0 < half_width < 0.5:
-        raise PlanError("bad target half-width", field="--half-width", expected="0 < e < 0.5", actual=str(half_width))
+        raise PlanError(
+            "bad target half-width",
+            field="--half-width",
+            expected="0 < e < 0.5",
+            actual=str(half_width),
+        )
     if not 0 < bulk_quantile < 1:
-        raise PlanError("bad bulk quantile", field="--bulk-quantile", expected="0 < q < 1", actual=str(bulk_quantile))
+        raise PlanError(
+            "bad bulk quantile",
+            field="--bulk-quantile",
+            expected="0 < q < 1",
+            actual=str(bulk_quantile),
+        )
     if not (0 < precision_prior < 1 and 0 < recall_prior < 1):
         raise PlanError(
             "prior guesses must be strictly between 0 and 1",
@@ -228,17 +238,27 @@ def build_plan(
             actual=f"{precision_prior}, {recall_prior}",
         )
     if floor < 2:
-        raise PlanError("floor below 2 gives singleton strata", field="--floor", expected=">= 2", actual=str(floor))
+        raise PlanError(
+            "floor below 2 gives singleton strata",
+            field="--floor",
+            expected=">= 2",
+            actual=str(floor),
+        )
     if reference_factor < 1:
-        raise PlanError("reference factor below 1", field="--reference-factor", expected=">= 1", actual=str(reference_factor))
-    for s in slices:
-        if s not in logs.card.slices:
+        raise PlanError(
+            "reference factor below 1",
+            field="--reference-factor",
+            expected=">= 1",
+            actual=str(reference_factor),
+        )
+    for sname in slices:
+        if sname not in logs.card.slices:
             raise PlanError(
-                f"unknown slice {s!r}",
+                f"unknown slice {sname!r}",
                 where=str(logs.card_path),
                 field="slices",
                 expected=f"one of {list(logs.card.slices)}",
-                actual=repr(s),
+                actual=repr(sname),
                 fix="add it to the logs card's slices",
             )
     reports = []
@@ -253,11 +273,19 @@ def build_plan(
     sl_cols = [sql_ident("slice." + s) for s in slices]
     group = ", ".join(["pathway", "category", "actioned", *sl_cols])
     qa = [i / bands_actioned for i in range(1, bands_actioned)]
-    qb = [bulk_quantile + (1 - bulk_quantile) * i / bands_not_actioned for i in range(bands_not_actioned)]
+    qb = [
+        bulk_quantile + (1 - bulk_quantile) * i / bands_not_actioned
+        for i in range(bands_not_actioned)
+    ]
     has_views = logs.card.columns.views is not None
     k_cert = (20 if has_views else 0) if certainty_views is None else certainty_views
     if k_cert and not has_views:
-        raise PlanError("certainty strata need views", field="--certainty-views", expected="0 without a views column", actual=str(k_cert))
+        raise PlanError(
+            "certainty strata need views",
+            field="--certainty-views",
+            expected="0 without a views column",
+            actual=str(k_cert),
+        )
     thresholds: dict[tuple[Any, ...], int] = {}
     if k_cert:
         # the k-th largest view count per group; only for groups large enough that
@@ -291,8 +319,15 @@ def build_plan(
         if t is not None:
             specs.append(
                 {
-                    "pathway": pw, "category": cat, "frame": "actioned" if act else "not_actioned",
-                    "band": -1, "bulk": False, "lo": 0.0, "hi": 1.0, "slice": sl, "views_min": t,
+                    "pathway": pw,
+                    "category": cat,
+                    "frame": "actioned" if act else "not_actioned",
+                    "band": -1,
+                    "bulk": False,
+                    "lo": 0.0,
+                    "hi": 1.0,
+                    "slice": sl,
+                    "views_min": t,
                 }
             )
         for b in range(len(bounds) - 1):
@@ -367,22 +402,44 @@ def build_plan(
             s.setdefault("n_h", 0)
             s.setdefault("p_prior", math.nan)
         cells.append(
-            _cell_summary(ckey, sps, NA, NB, precision_prior, recall_prior, note, prev_se.get(ckey, {}))
+            _cell_summary(
+                ckey, sps, NA, NB, precision_prior, recall_prior, note, prev_se.get(ckey, {})
+            )
         )
     if max_labels is not None:
         _scale_to_budget(by_cell, max_labels, floor)
         cells = [
-            _cell_summary(c.key, by_cell[c.key], c.N_actioned, c.N_not_actioned, precision_prior, recall_prior,
-                          "scaled to --max-labels", prev_se.get(c.key, {}))
+            _cell_summary(
+                c.key,
+                by_cell[c.key],
+                c.N_actioned,
+                c.N_not_actioned,
+                precision_prior,
+                recall_prior,
+                "scaled to --max-labels",
+                prev_se.get(c.key, {}),
+            )
             for c in cells
         ]
     for sp in specs:
-        m_h = min(sp["N_h"], int(math.ceil(sp["n_h"] * reference_factor)))
+        m_h = min(sp["N_h"], math.ceil(sp["n_h"] * reference_factor))
         strata.append(
             Stratum(
-                id=sp["id"], key=sp["key"], pathway=sp["pathway"], category=sp["category"],
-                frame=sp["frame"], band=sp["band"], bulk=sp["bulk"], lo=sp["lo"], hi=sp["hi"],
-                slice=sp["slice"], views_min=sp.get("views_min"), N_h=sp["N_h"], p_prior=sp["p_prior"], n_h=sp["n_h"], m_h=m_h,
+                id=sp["id"],
+                key=sp["key"],
+                pathway=sp["pathway"],
+                category=sp["category"],
+                frame=sp["frame"],
+                band=sp["band"],
+                bulk=sp["bulk"],
+                lo=sp["lo"],
+                hi=sp["hi"],
+                slice=sp["slice"],
+                views_min=sp.get("views_min"),
+                N_h=sp["N_h"],
+                p_prior=sp["p_prior"],
+                n_h=sp["n_h"],
+                m_h=m_h,
             )
         )
     return Plan(
@@ -522,7 +579,9 @@ def _stratum_counts(
     return {int(r[0]): (int(r[1]), float(r[2])) for r in rows if r[0] is not None}
 
 
-def stratum_case_sql(specs: list[dict[str, Any]] | tuple[Stratum, ...], slices: tuple[str, ...]) -> str:
+def stratum_case_sql(
+    specs: list[dict[str, Any]] | tuple[Stratum, ...], slices: tuple[str, ...]
+) -> str:
     """Portable SQL ``CASE`` mapping a canonical row onto its stratum id (NULL: none)."""
     groups: dict[tuple[Any, ...], list[Any]] = {}
     for sp in specs:
@@ -554,7 +613,12 @@ def load_plan(path: str | Path) -> Plan:
     try:
         return Plan.model_validate_json(p.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise PlanError("plan file not readable", where=str(p), expected="a plan JSON", actual=type(exc).__name__) from None
+        raise PlanError(
+            "plan file not readable",
+            where=str(p),
+            expected="a plan JSON",
+            actual=type(exc).__name__,
+        ) from None
     except ValidationError as exc:
         err = exc.errors()[0]
         raise PlanError(

@@ -106,11 +106,14 @@ def sampling_sql(
     rel = logs.relation_sql(period, None, policy_version, native_ids=True)
     pw = " AND pathway IN (" + ", ".join(sql_str(p) for p in plan.pathways) + ")"
     case = stratum_case_sql(plan.strata, plan.slices)
-    values = ", ".join(
-        f"({k}, {v}, {hash_cutoff(v, (sizes or {}).get(k))}::UBIGINT)"
-        for k, v in sorted(alloc.items())
-        if v > 0
-    ) or "(-1, 0, 0::UBIGINT)"
+    values = (
+        ", ".join(
+            f"({k}, {v}, {hash_cutoff(v, (sizes or {}).get(k))}::UBIGINT)"
+            for k, v in sorted(alloc.items())
+            if v > 0
+        )
+        or "(-1, 0, 0::UBIGINT)"
+    )
     return (
         f"WITH logs AS (SELECT * FROM ({rel}) WHERE TRUE{pw}),\n"
         f"strat AS (SELECT *, {case} AS stratum, hash(item_id, {int(seed)}) AS h FROM logs),\n"
@@ -141,7 +144,9 @@ def draw_sample(
     # one scan validates the period and, when duplicates are an error (so none
     # survive validation), also counts N_h and the views per stratum
     fused = logs.card.duplicates == "error"
-    rep = logs.check(period, None, policy_version, pathways=plan.pathways, group_sql=case if fused else None)
+    rep = logs.check(
+        period, None, policy_version, pathways=plan.pathways, group_sql=case if fused else None
+    )
     reports = [rep]
     pv = rep.policy_version
     if pv != plan.policy_version:
@@ -156,9 +161,11 @@ def draw_sample(
     if plan.logs_card != str(logs.card_path):
         # the same card is not required (a new day may have a new card), only the schema
         pass
-    rel = f"SELECT * FROM ({logs.relation_sql(period, None, policy_version, native_ids=True)}) WHERE pathway IN (" + ", ".join(
-        sql_str(p) for p in plan.pathways
-    ) + ")"
+    rel = (
+        f"SELECT * FROM ({logs.relation_sql(period, None, policy_version, native_ids=True)}) WHERE pathway IN ("
+        + ", ".join(sql_str(p) for p in plan.pathways)
+        + ")"
+    )
     sl_cols = [sql_ident("slice." + s) for s in plan.slices]
     if fused:
         rows = [(g, nv[0], nv[1]) for g, nv in rep.groups.items()]
@@ -167,7 +174,10 @@ def draw_sample(
             f"SELECT {case} AS stratum, count(*), sum(views) FROM ({rel}) GROUP BY 1"
         ).fetchall()
     counts = {
-        int(r[0]): (int(r[1]), float(r[2]) if r[2] is not None and math.isfinite(float(r[2])) else math.nan)
+        int(r[0]): (
+            int(r[1]),
+            float(r[2]) if r[2] is not None and math.isfinite(float(r[2])) else math.nan,
+        )
         for r in rows
         if r[0] is not None
     }
@@ -204,16 +214,26 @@ def draw_sample(
             notes.append(f"stratum {s.key} is empty in {period.label} (N_h = 0)")
         alloc[s.id] = m_h
         d = s.model_dump()
-        d.update(N_h=N_h, n_h=n_h, m_h=m_h, N_plan=s.N_h, views_h=views if logs.card.columns.views else math.nan)
+        d.update(
+            N_h=N_h,
+            n_h=n_h,
+            m_h=m_h,
+            N_plan=s.N_h,
+            views_h=views if logs.card.columns.views else math.nan,
+        )
         strata.append(SampledStratum(**d))
     sizes = {s.id: s.N_h for s in strata}
-    tbl = logs.con.sql(sampling_sql(logs, plan, period, seed, alloc, policy_version, sizes)).to_arrow_table()
+    tbl = logs.con.sql(
+        sampling_sql(logs, plan, period, seed, alloc, policy_version, sizes)
+    ).to_arrow_table()
     got: dict[int, int] = {}
     for v in tbl.column("stratum").to_pylist():
         got[int(v)] = got.get(int(v), 0) + 1
     if any(got.get(k, 0) != v for k, v in alloc.items() if v > 0):
         # the hash pre-filter left a stratum short (probability < 1e-9): rank everything
-        tbl = logs.con.sql(sampling_sql(logs, plan, period, seed, alloc, policy_version)).to_arrow_table()
+        tbl = logs.con.sql(
+            sampling_sql(logs, plan, period, seed, alloc, policy_version)
+        ).to_arrow_table()
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -224,16 +244,34 @@ def draw_sample(
     content_cols = [c for c in tbl.column_names if c.startswith("content.")]
     hashes = []
     for i in range(tbl.num_rows):
-        fields = {c[len("content."):]: tbl.column(c)[i].as_py() for c in content_cols}
+        fields = {c[len("content.") :]: tbl.column(c)[i].as_py() for c in content_cols}
         hashes.append(content_hash(fields) if fields else "")
-    tbl = tbl.append_column("human", human).append_column("content_hash", pa.array(hashes, pa.string()))
+    tbl = tbl.append_column("human", human).append_column(
+        "content_hash", pa.array(hashes, pa.string())
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     sample_path = out_dir / "sample.parquet"
     pq.write_table(tbl, sample_path)
     sha = hashlib.sha256(sample_path.read_bytes()).hexdigest()
     batches = {
-        "human": str(_write_batch(tbl, out_dir / f"batch_human.{batch_format}", batch_format, restricted, only_human=True)),
-        "reference": str(_write_batch(tbl, out_dir / f"batch_reference.{batch_format}", batch_format, restricted, only_human=False)),
+        "human": str(
+            _write_batch(
+                tbl,
+                out_dir / f"batch_human.{batch_format}",
+                batch_format,
+                restricted,
+                only_human=True,
+            )
+        ),
+        "reference": str(
+            _write_batch(
+                tbl,
+                out_dir / f"batch_reference.{batch_format}",
+                batch_format,
+                restricted,
+                only_human=False,
+            )
+        ),
     }
     import duckdb
 
@@ -260,7 +298,9 @@ def draw_sample(
     return man
 
 
-def _write_batch(tbl: Any, path: Path, fmt: str, restricted: frozenset[str], *, only_human: bool) -> Path:
+def _write_batch(
+    tbl: Any, path: Path, fmt: str, restricted: frozenset[str], *, only_human: bool
+) -> Path:
     """The labelling batch: blind (no score, decision or pathway), restricted as id + hash."""
     import csv
 
@@ -276,13 +316,17 @@ def _write_batch(tbl: Any, path: Path, fmt: str, restricted: frozenset[str], *, 
         if key in seen:  # the same item×category sampled for two pathways: label once
             continue
         seen.add(key)
-        row: dict[str, Any] = {"item_id": key[0], "category": key[1], "content_hash": d["content_hash"][i]}
+        row: dict[str, Any] = {
+            "item_id": key[0],
+            "category": key[1],
+            "content_hash": d["content_hash"][i],
+        }
         if key[1] in restricted:
             row["restricted"] = True
         else:
             row["restricted"] = False
             for c in content_cols:
-                row[c[len("content."):]] = d[c][i]
+                row[c[len("content.") :]] = d[c][i]
             if "content_ref" in d:
                 row["content_ref"] = d["content_ref"][i]
         rows.append(row)
@@ -307,7 +351,12 @@ def load_manifest(path: str | Path) -> SampleManifest:
     try:
         return SampleManifest.model_validate_json(p.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ProductionError("manifest not readable", where=str(p), expected="manifest.json", actual=type(exc).__name__) from None
+        raise ProductionError(
+            "manifest not readable",
+            where=str(p),
+            expected="manifest.json",
+            actual=type(exc).__name__,
+        ) from None
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ProductionError(

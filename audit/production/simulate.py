@@ -59,8 +59,16 @@ class Design:
     actioned: np.ndarray
 
 
-def design_from_plan(pop: Population, category: str, *, seed: int = 0, reference_factor: float = 4.0,
-                     half_width: float = 0.05, floor: int = 30, allocation: str = "neyman") -> Design:
+def design_from_plan(
+    pop: Population,
+    category: str,
+    *,
+    seed: int = 0,
+    reference_factor: float = 4.0,
+    half_width: float = 0.05,
+    floor: int = 30,
+    allocation: str = "neyman",
+) -> Design:
     """Plan the population's logs once and map every row of ``category`` to its stratum."""
     from audit.production.logs import DecisionLogs, Period
     from audit.production.plan import build_plan
@@ -68,8 +76,13 @@ def design_from_plan(pop: Population, category: str, *, seed: int = 0, reference
     with tempfile.TemporaryDirectory() as tmp:
         card = write_logs(pop, Path(tmp))
         logs = DecisionLogs.open(card)
-        plan = build_plan(logs, Period.parse("2026-11-30"), half_width=half_width, floor=floor,
-                          reference_factor=reference_factor)
+        plan = build_plan(
+            logs,
+            Period.parse("2026-11-30"),
+            half_width=half_width,
+            floor=floor,
+            reference_factor=reference_factor,
+        )
     st = [s for s in plan.strata if s.category == category]
     sel = pop.category == category
     score, act, views = pop.score[sel], pop.actioned[sel], pop.views[sel]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,7 +70,9 @@ def test_naive_unweighted_estimate_is_biased(day: dict[str, Any]) -> None:
     for key in ("profanity_clf/harassment", "profanity_clf/hate"):
         for m in ("recall", "prevalence"):
             t = day["truth"][key][m]
-            naive = np.array([next(c for c in r.cells if c.key == key).naive[m] for r in day["draws"]])
+            naive = np.array(
+                [next(c for c in r.cells if c.key == key).naive[m] for r in day["draws"]]
+            )
             weighted = np.array(
                 [next(c for c in r.cells if c.key == key).classical[m].value for r in day["draws"]]
             )

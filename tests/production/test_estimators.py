@@ -24,7 +24,10 @@ def _single(n: int = 200, N: int = 5_000, seed: int = 0, m: int = 0):
     f = np.clip(y * 0.7 + rng.random(units) * 0.3, 0, 1)
     y[n:] = np.nan
     return StratifiedSample(
-        N=np.array([float(N)]), m=np.array([float(m)]), h=np.zeros(units, np.int64), y=y,
+        N=np.array([float(N)]),
+        m=np.array([float(m)]),
+        h=np.zeros(units, np.int64),
+        y=y,
         f=f if m else np.full(units, np.nan),
     )
 
@@ -47,8 +50,11 @@ def test_two_frame_recall_matches_closed_form() -> None:
     yA = (rng.random(nA) < 0.8).astype(float)
     yB = (rng.random(nB) < 0.03).astype(float)
     s = StratifiedSample(
-        N=np.array([NA, NB]), m=np.zeros(2), h=np.repeat([0, 1], [nA, nB]),
-        y=np.concatenate([yA, yB]), f=np.full(nA + nB, np.nan),
+        N=np.array([NA, NB]),
+        m=np.zeros(2),
+        h=np.repeat([0, 1], [nA, nB]),
+        y=np.concatenate([yA, yB]),
+        f=np.full(nA + nB, np.nan),
     )
     A = np.repeat([1.0, 0.0], [nA, nB])
     one = np.ones(nA + nB)
@@ -94,8 +100,11 @@ def test_census_returns_truth_with_zero_variance() -> None:
 
 def test_missing_stratum_labels_is_nan_with_reason() -> None:
     s = StratifiedSample(
-        N=np.array([100.0, 50.0]), m=np.zeros(2), h=np.array([0, 0, 1]),
-        y=np.array([1.0, 0.0, np.nan]), f=np.full(3, np.nan),
+        N=np.array([100.0, 50.0]),
+        m=np.zeros(2),
+        h=np.array([0, 0, 1]),
+        y=np.array([1.0, 0.0, np.nan]),
+        f=np.full(3, np.nan),
     )
     one = np.ones(3)
     c = classical(s, Ratio(one, True, one, False), np.zeros(2, int))
@@ -114,7 +123,11 @@ def test_coverage_fast_good_and_bad_reference() -> None:
         for k in ("precision", "recall", "prevalence"):
             for meth in ("classical", "ppi"):
                 assert cov.defined[f"{meth}/{k}"] == reps
-                assert cov.rate(f"{meth}/{k}") >= _lower_bound(reps), (meth, k, cov.rate(f"{meth}/{k}"))
+                assert cov.rate(f"{meth}/{k}") >= _lower_bound(reps), (
+                    meth,
+                    k,
+                    cov.rate(f"{meth}/{k}"),
+                )
     # a good reference narrows every interval; a bad one is never much wider than classical
     for k in ("precision", "recall", "prevalence"):
         assert good.mean_width(f"ppi/{k}") < 0.95 * good.mean_width(f"classical/{k}")

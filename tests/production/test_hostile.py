@@ -77,7 +77,9 @@ def test_wrong_type(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_duplicate_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     card = _logs(tmp_path, item_id=["same"] * 300 + [f"j{i}" for i in range(300)])
-    _expect(_check(capsys, card), 2, "logs.parquet", "columns.item_id", "duplicate", "299 extra rows")
+    _expect(
+        _check(capsys, card), 2, "logs.parquet", "columns.item_id", "duplicate", "299 extra rows"
+    )
     card.write_text("name: t\nsource: {path: logs/logs.parquet}\nduplicates: latest\n")
     _expect(_check(capsys, card), 0, "299 duplicates dropped")
 
@@ -104,7 +106,14 @@ def test_negative_views(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 def test_two_policy_versions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     card = _logs(tmp_path, policy_version=["v1"] * 500 + ["v2"] * 100)
-    _expect(_check(capsys, card), 2, "logs.parquet", "columns.policy_version", "2 policy versions", "v1, v2")
+    _expect(
+        _check(capsys, card),
+        2,
+        "logs.parquet",
+        "columns.policy_version",
+        "2 policy versions",
+        "v1, v2",
+    )
     _expect(_check(capsys, card, "--policy-version", "v2"), 0, "100 decisions")
 
 
@@ -117,7 +126,9 @@ def test_empty_period(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_unreadable_parquet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     card = _logs(tmp_path)
     (tmp_path / "logs" / "logs.parquet").write_bytes(b"not parquet at all")
-    _expect(_check(capsys, card), 2, "logs.parquet", "source.path", "cannot read the logs as Parquet")
+    _expect(
+        _check(capsys, card), 2, "logs.parquet", "source.path", "cannot read the logs as Parquet"
+    )
 
 
 def test_bad_card_key_and_period(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -130,9 +141,32 @@ def test_bad_card_key_and_period(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def _pipeline(tmp: Path, capsys: pytest.CaptureFixture[str], card: Path, *plan_args: str) -> Path:
-    r = run_cli(capsys, "production", "plan", str(card), "--period", DAY, "--out", str(tmp / "plan.json"), "--floor", "10", *plan_args)
+    r = run_cli(
+        capsys,
+        "production",
+        "plan",
+        str(card),
+        "--period",
+        DAY,
+        "--out",
+        str(tmp / "plan.json"),
+        "--floor",
+        "10",
+        *plan_args,
+    )
     assert r.code == 0, r.err
-    r = run_cli(capsys, "production", "sample", str(card), "--plan", str(tmp / "plan.json"), "--period", DAY, "--out", str(tmp / "s"))
+    r = run_cli(
+        capsys,
+        "production",
+        "sample",
+        str(card),
+        "--plan",
+        str(tmp / "plan.json"),
+        "--period",
+        DAY,
+        "--out",
+        str(tmp / "s"),
+    )
     assert r.code == 0, r.err
     return tmp / "s"
 
@@ -141,18 +175,43 @@ def _gold(sdir: Path) -> pd.DataFrame:
     smp = pd.read_parquet(sdir / "sample.parquet")
     smp = smp[smp["human"]].drop_duplicates(["item_id", "category"])
     lab = (smp["score"] > 0.4).astype(int)
-    return pd.DataFrame({"item_id": smp["item_id"], "category": smp["category"], "label": lab, "labeler": "a"})
+    return pd.DataFrame(
+        {"item_id": smp["item_id"], "category": smp["category"], "label": lab, "labeler": "a"}
+    )
 
 
 def _estimate(capsys: pytest.CaptureFixture[str], sdir: Path, labels: Path, *extra: str) -> Result:
-    return run_cli(capsys, "production", "estimate", str(sdir / "manifest.json"), "--human", str(labels), "--bootstrap", "50", "--no-mlflow", *extra)
+    return run_cli(
+        capsys,
+        "production",
+        "estimate",
+        str(sdir / "manifest.json"),
+        "--human",
+        str(labels),
+        "--bootstrap",
+        "50",
+        "--no-mlflow",
+        *extra,
+    )
 
 
 def test_labels_for_unsampled_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sdir = _pipeline(tmp_path, capsys, _logs(tmp_path))
-    lab = pd.concat([_gold(sdir), pd.DataFrame([{"item_id": "ghost", "category": "hate", "label": 1, "labeler": "a"}])])
+    lab = pd.concat(
+        [
+            _gold(sdir),
+            pd.DataFrame([{"item_id": "ghost", "category": "hate", "label": 1, "labeler": "a"}]),
+        ]
+    )
     lab.to_csv(tmp_path / "h.csv", index=False)
-    _expect(_estimate(capsys, sdir, tmp_path / "h.csv"), 2, "h.csv", "item_id", "not sampled", "--allow-unsampled")
+    _expect(
+        _estimate(capsys, sdir, tmp_path / "h.csv"),
+        2,
+        "h.csv",
+        "item_id",
+        "not sampled",
+        "--allow-unsampled",
+    )
     _expect(_estimate(capsys, sdir, tmp_path / "h.csv", "--allow-unsampled"), 0, "precision")
     rec = (sdir / "production_record.json").read_text()
     assert '"n_unsampled_ignored": 1' in rec
@@ -164,9 +223,21 @@ def test_conflicting_duplicate_labels(tmp_path: Path, capsys: pytest.CaptureFixt
     row = g.iloc[[0]]
     flipped = row.assign(label=1 - row["label"], labeler="b")
     pd.concat([g, flipped]).to_csv(tmp_path / "h.csv", index=False)
-    _expect(_estimate(capsys, sdir, tmp_path / "h.csv"), 2, "h.csv", "label", "conflicting labels", "--resolve majority")
+    _expect(
+        _estimate(capsys, sdir, tmp_path / "h.csv"),
+        2,
+        "h.csv",
+        "label",
+        "conflicting labels",
+        "--resolve majority",
+    )
     # a tie cannot be resolved by majority either
-    _expect(_estimate(capsys, sdir, tmp_path / "h.csv", "--resolve", "majority"), 2, "h.csv", "strict majority")
+    _expect(
+        _estimate(capsys, sdir, tmp_path / "h.csv", "--resolve", "majority"),
+        2,
+        "h.csv",
+        "strict majority",
+    )
     pd.concat([g, flipped, row.assign(labeler="c")]).to_csv(tmp_path / "h3.csv", index=False)
     _expect(_estimate(capsys, sdir, tmp_path / "h3.csv", "--resolve", "majority"), 0, "precision")
     assert '"n_conflicts_resolved": 1' in (sdir / "production_record.json").read_text()
@@ -177,7 +248,13 @@ def test_category_absent_from_logs(tmp_path: Path, capsys: pytest.CaptureFixture
     g = _gold(sdir)
     g.loc[g.index[0], "category"] = "violence"
     g.to_csv(tmp_path / "h.csv", index=False)
-    _expect(_estimate(capsys, sdir, tmp_path / "h.csv"), 2, "h.csv", "category", "'violence' is not in the sample")
+    _expect(
+        _estimate(capsys, sdir, tmp_path / "h.csv"),
+        2,
+        "h.csv",
+        "category",
+        "'violence' is not in the sample",
+    )
 
 
 def test_bad_label_values_and_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -186,15 +263,26 @@ def test_bad_label_values_and_columns(tmp_path: Path, capsys: pytest.CaptureFixt
     g["label"] = g["label"].astype(object)
     g.loc[g.index[3], "label"] = "yes"
     g.to_csv(tmp_path / "h.csv", index=False)
-    _expect(_estimate(capsys, sdir, tmp_path / "h.csv"), 2, "h.csv", "label", "bad label on row 5", "'yes'")
+    _expect(
+        _estimate(capsys, sdir, tmp_path / "h.csv"),
+        2,
+        "h.csv",
+        "label",
+        "bad label on row 5",
+        "'yes'",
+    )
     g.drop(columns=["label"]).to_csv(tmp_path / "h2.csv", index=False)
     _expect(_estimate(capsys, sdir, tmp_path / "h2.csv"), 2, "h2.csv", "label", "missing")
 
 
-def test_missing_labels_reweighted_and_singleton_flagged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_labels_reweighted_and_singleton_flagged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     sdir = _pipeline(tmp_path, capsys, _logs(tmp_path))
     smp = pd.read_parquet(sdir / "sample.parquet")
-    g = _gold(sdir).merge(smp[["item_id", "category", "stratum"]].drop_duplicates(["item_id", "category"]))
+    g = _gold(sdir).merge(
+        smp[["item_id", "category", "stratum"]].drop_duplicates(["item_id", "category"])
+    )
     # drop 5 labels from stratum 1 and all but one label of stratum 2 (a singleton)
     s2 = g[g["stratum"] == 2]
     drop = list(g[g["stratum"] == 1].index[:5]) + list(s2.index[1:])
@@ -203,10 +291,14 @@ def test_missing_labels_reweighted_and_singleton_flagged(tmp_path: Path, capsys:
     _expect(r, 0, "missing_labels:", f"{5 + len(s2) - 1} sampled items", "singleton_strata: 1")
 
 
-def test_stratum_without_labels_is_nan_with_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stratum_without_labels_is_nan_with_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     sdir = _pipeline(tmp_path, capsys, _logs(tmp_path))
     smp = pd.read_parquet(sdir / "sample.parquet")
-    g = _gold(sdir).merge(smp[["item_id", "category", "stratum"]].drop_duplicates(["item_id", "category"]))
+    g = _gold(sdir).merge(
+        smp[["item_id", "category", "stratum"]].drop_duplicates(["item_id", "category"])
+    )
     g[g["stratum"] != 0].drop(columns=["stratum"]).to_csv(tmp_path / "h.csv", index=False)
     r = _estimate(capsys, sdir, tmp_path / "h.csv")
     _expect(r, 0, "n/a")
@@ -244,27 +336,75 @@ def test_all_views_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert est["value"] != est["value"] and "denominator total is 0" in est["reason"]
 
 
-def test_new_category_and_empty_stratum_next_day(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_new_category_and_empty_stratum_next_day(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     card = _logs(tmp_path)
-    r = run_cli(capsys, "production", "plan", str(card), "--period", DAY, "--out", str(tmp_path / "plan.json"))
+    r = run_cli(
+        capsys,
+        "production",
+        "plan",
+        str(card),
+        "--period",
+        DAY,
+        "--out",
+        str(tmp_path / "plan.json"),
+    )
     assert r.code == 0, r.err
     # next day: a category the plan never saw
     day2 = tmp_path / "d2"
     card2 = _logs(day2, category=["hate"] * 300 + ["scam"] * 300)
-    r = run_cli(capsys, "production", "sample", str(card2), "--plan", str(tmp_path / "plan.json"), "--period", DAY, "--out", str(day2 / "s"))
+    r = run_cli(
+        capsys,
+        "production",
+        "sample",
+        str(card2),
+        "--plan",
+        str(tmp_path / "plan.json"),
+        "--period",
+        DAY,
+        "--out",
+        str(day2 / "s"),
+    )
     _expect(r, 2, "logs.parquet", "columns.category", "clf/scam", "no planned stratum")
     # next day: no high scores at all, so the actioned strata are empty (N_h = 0, noted)
     day3 = tmp_path / "d3"
     card3 = _logs(day3, score=0.1, actioned=False)
-    r = run_cli(capsys, "production", "sample", str(card3), "--plan", str(tmp_path / "plan.json"), "--period", DAY, "--out", str(day3 / "s"))
+    r = run_cli(
+        capsys,
+        "production",
+        "sample",
+        str(card3),
+        "--plan",
+        str(tmp_path / "plan.json"),
+        "--period",
+        DAY,
+        "--out",
+        str(day3 / "s"),
+    )
     _expect(r, 0, "is empty in 2026-11-30 (N_h = 0)")
 
 
-def test_floor_below_two_and_edited_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_floor_below_two_and_edited_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     card = _logs(tmp_path)
-    r = run_cli(capsys, "production", "plan", str(card), "--period", DAY, "--out", str(tmp_path / "p.json"), "--floor", "1")
+    r = run_cli(
+        capsys,
+        "production",
+        "plan",
+        str(card),
+        "--period",
+        DAY,
+        "--out",
+        str(tmp_path / "p.json"),
+        "--floor",
+        "1",
+    )
     _expect(r, 2, "--floor", "singleton")
     sdir = _pipeline(tmp_path, capsys, card)
     _gold(sdir).to_csv(tmp_path / "h.csv", index=False)
     (sdir / "sample.parquet").write_bytes((sdir / "sample.parquet").read_bytes() + b"x")
-    _expect(_estimate(capsys, sdir, tmp_path / "h.csv"), 2, "sample.parquet", "sample_sha256", "changed")
+    _expect(
+        _estimate(capsys, sdir, tmp_path / "h.csv"), 2, "sample.parquet", "sample_sha256", "changed"
+    )

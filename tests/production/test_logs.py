@@ -72,7 +72,7 @@ def test_hive_partitions_pruned_by_period(tmp_path: Path) -> None:
     assert len(logs.files(Period.parse("2026-11-30"))) == 1
     assert logs.digest(Period.parse("2026-11-30")) != logs.digest(Period.parse("2026-11-29"))
     sql = logs.relation_sql(Period.parse("2026-11-30"))
-    assert "CAST(\"date\" AS DATE) BETWEEN" in sql
+    assert 'CAST("date" AS DATE) BETWEEN' in sql
     plan = logs.con.execute(f"EXPLAIN {sql}").fetchall()
     assert "date" in str(plan)
 

@@ -72,13 +72,18 @@ def test_sample_deterministic_nested_and_frozen(tmp_path: Path, card: Path) -> N
         assert len(rows) == st.m_h and rows["human"].sum() == st.n_h
         # the human sample is the first n_h ranks of the reference sample
         assert rows[rows["human"]]["rank"].max() == st.n_h
-        assert (rows["score"] >= st.lo).all() and (rows["actioned"] == (st.frame == "actioned")).all()
+        assert (rows["score"] >= st.lo).all() and (
+            rows["actioned"] == (st.frame == "actioned")
+        ).all()
         assert rows["slice.surface"].eq(st.slice["surface"]).all()
     assert sum(s.N_h for s in m1.strata) == m1.n_rows
     # restricted categories leave as id + content hash only; batches are blind
     lines = [json.loads(x) for x in (tmp_path / "a" / "batch_human.jsonl").read_text().splitlines()]
     spam = [x for x in lines if x["category"] == "spam"]
-    assert spam and all(x["restricted"] and set(x) == {"item_id", "category", "content_hash", "restricted"} for x in spam)
+    assert spam and all(
+        x["restricted"] and set(x) == {"item_id", "category", "content_hash", "restricted"}
+        for x in spam
+    )
     assert all("score" not in x and "actioned" not in x for x in lines)
     del m2, m3
 
@@ -89,7 +94,10 @@ def test_emit_sql_is_the_sampling_query(tmp_path: Path, card: Path) -> None:
     man = draw_sample(logs, plan, DAY, tmp_path / "s", seed=3)
     alloc = {s.id: s.m_h for s in man.strata}
     sql = sampling_sql(logs, plan, DAY, 3, alloc, None)
-    assert "row_number() OVER (PARTITION BY stratum ORDER BY h, item_id)" in sql and "hash(item_id, 3)" in sql
+    assert (
+        "row_number() OVER (PARTITION BY stratum ORDER BY h, item_id)" in sql
+        and "hash(item_id, 3)" in sql
+    )
     smp = pd.read_parquet(tmp_path / "s" / "sample.parquet")
     # with or without the hash pre-filter, the query returns exactly the drawn sample
     assert logs.con.execute(sql).fetchdf()["item_id"].tolist() == smp["item_id"].tolist()

@@ -47,8 +47,17 @@ def test_replay_through_audit_run(tmp_path: Path, capsys: pytest.CaptureFixture[
     card = _replay_logs(tmp_path)
     cfg = base_config(suite, runs)
     cfg["moderators"] = [
-        {"name": "prod", "type": "replay", "params": {"logs": str(card), "pathway": "clf"}, "batch_size": 8},
-        {"name": "prod_dec", "type": "replay", "params": {"logs": str(card), "pathway": "clf", "use": "decision"}},
+        {
+            "name": "prod",
+            "type": "replay",
+            "params": {"logs": str(card), "pathway": "clf"},
+            "batch_size": 8,
+        },
+        {
+            "name": "prod_dec",
+            "type": "replay",
+            "params": {"logs": str(card), "pathway": "clf", "use": "decision"},
+        },
     ]
     r = run_cli(capsys, "run", str(write_config(tmp_path / "run.yaml", cfg)), "--no-mlflow")
     assert r.code == 0, r.err
@@ -57,7 +66,9 @@ def test_replay_through_audit_run(tmp_path: Path, capsys: pytest.CaptureFixture[
     res = {x["moderator"]: x for x in rec["results"]}
     assert res["prod"]["n_errors"] == 1  # the absent item is an error, not a negative
     pred = pd.read_parquet(rec_path.parent / res["prod"]["predictions"]).set_index("id")
-    assert "not in the logs" in pred.loc["m007", "error"] and pd.isna(pred.loc["m007", "score.hate"])
+    assert "not in the logs" in pred.loc["m007", "error"] and pd.isna(
+        pred.loc["m007", "score.hate"]
+    )
     logged = pq.read_table(tmp_path / "plogs" / "day.parquet").to_pandas()
     want = logged[(logged.item_id == "m001") & (logged.category == "hate")]["score"].iloc[0]
     assert pred.loc["m001", "score.hate"] == pytest.approx(want)
@@ -67,28 +78,90 @@ def test_replay_through_audit_run(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "minor_sexual" not in res["prod"]["metrics"]
 
 
-def test_replay_bad_logs_is_a_moderator_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_bad_logs_is_a_moderator_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     suite = write_suite(tmp_path)
     card = tmp_path / "missing.yaml"
     cfg = base_config(suite, tmp_path / "runs")
-    cfg["moderators"] = [{"name": "prod", "type": "replay", "params": {"logs": str(card), "pathway": "clf"}}]
+    cfg["moderators"] = [
+        {"name": "prod", "type": "replay", "params": {"logs": str(card), "pathway": "clf"}}
+    ]
     r = run_cli(capsys, "run", str(write_config(tmp_path / "run.yaml", cfg)), "--no-mlflow")
     assert r.code == 2 and "logs card not found" in r.err and "missing.yaml" in r.err
 
 
-def test_cli_flow_to_mlflow(tmp_path: Path, capsys: pytest.CaptureFixture[str], card: Path, pop: Population) -> None:
+def test_cli_flow_to_mlflow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], card: Path, pop: Population
+) -> None:
     d = "2026-11-30"
-    assert run_cli(capsys, "production", "plan", str(card), "--period", d, "--out", str(tmp_path / "p.json"), "--reference-factor", "2").code == 0
-    r = run_cli(capsys, "production", "sample", str(card), "--plan", str(tmp_path / "p.json"), "--period", d, "--out", str(tmp_path / "s"), "--format", "csv")
+    assert (
+        run_cli(
+            capsys,
+            "production",
+            "plan",
+            str(card),
+            "--period",
+            d,
+            "--out",
+            str(tmp_path / "p.json"),
+            "--reference-factor",
+            "2",
+        ).code
+        == 0
+    )
+    r = run_cli(
+        capsys,
+        "production",
+        "sample",
+        str(card),
+        "--plan",
+        str(tmp_path / "p.json"),
+        "--period",
+        d,
+        "--out",
+        str(tmp_path / "s"),
+        "--format",
+        "csv",
+    )
     assert r.code == 0, r.err
-    assert (tmp_path / "s" / "batch_human.csv").read_text().startswith("item_id,category,content_hash")
-    r = run_cli(capsys, "production", "sample", str(card), "--plan", str(tmp_path / "p.json"), "--period", d, "--emit-sql")
+    assert (
+        (tmp_path / "s" / "batch_human.csv").read_text().startswith("item_id,category,content_hash")
+    )
+    r = run_cli(
+        capsys,
+        "production",
+        "sample",
+        str(card),
+        "--plan",
+        str(tmp_path / "p.json"),
+        "--period",
+        d,
+        "--emit-sql",
+    )
     assert r.code == 0 and r.out.startswith("WITH logs AS")
-    truth = pd.DataFrame({"item_id": pop.item_id, "category": pop.category, "label": pop.truth, "ref": pop.reference})
-    smp = pd.read_parquet(tmp_path / "s" / "sample.parquet").merge(truth, on=["item_id", "category"])
+    truth = pd.DataFrame(
+        {"item_id": pop.item_id, "category": pop.category, "label": pop.truth, "ref": pop.reference}
+    )
+    smp = pd.read_parquet(tmp_path / "s" / "sample.parquet").merge(
+        truth, on=["item_id", "category"]
+    )
     smp[smp.human][["item_id", "category", "label"]].to_csv(tmp_path / "h.csv", index=False)
-    smp[["item_id", "category", "ref"]].rename(columns={"ref": "score"}).to_parquet(tmp_path / "r.parquet")
-    r = run_cli(capsys, "production", "estimate", str(tmp_path / "s" / "manifest.json"), "--human", str(tmp_path / "h.csv"), "--reference", str(tmp_path / "r.parquet"), "--bootstrap", "100")
+    smp[["item_id", "category", "ref"]].rename(columns={"ref": "score"}).to_parquet(
+        tmp_path / "r.parquet"
+    )
+    r = run_cli(
+        capsys,
+        "production",
+        "estimate",
+        str(tmp_path / "s" / "manifest.json"),
+        "--human",
+        str(tmp_path / "h.csv"),
+        "--reference",
+        str(tmp_path / "r.parquet"),
+        "--bootstrap",
+        "100",
+    )
     assert r.code == 0, r.err
     assert "mlflow: 1 run(s)" in r.out
     html = (tmp_path / "s" / "production_report.html").read_text()
@@ -100,10 +173,19 @@ def test_cli_flow_to_mlflow(tmp_path: Path, capsys: pytest.CaptureFixture[str], 
     exp = client.get_experiment_by_name("production")
     (run,) = client.search_runs([exp.experiment_id])
     m = run.data.metrics
-    for key in ("clf/hate/precision", "clf/hate/precision_ci_low", "clf/hate/precision_ci_high",
-                "clf/hate/precision/n_labelled", "clf/spam/recall", "clf/spam/prevalence_views",
-                "clf/hate/prevalence_ppi", "clf/hate/surface.feed/recall"):
+    for key in (
+        "clf/hate/precision",
+        "clf/hate/precision_ci_low",
+        "clf/hate/precision_ci_high",
+        "clf/hate/precision/n_labelled",
+        "clf/spam/recall",
+        "clf/spam/prevalence_views",
+        "clf/hate/prevalence_ppi",
+        "clf/hate/surface.feed/recall",
+    ):
         assert key in m, key
-    assert m["clf/hate/precision_ci_low"] <= m["clf/hate/precision"] <= m["clf/hate/precision_ci_high"]
+    assert (
+        m["clf/hate/precision_ci_low"] <= m["clf/hate/precision"] <= m["clf/hate/precision_ci_high"]
+    )
     hist = client.get_metric_history(run.info.run_id, "clf/hate/precision")
     assert hist[0].step == 20261130 and run.data.tags["audit.period"] == d
