@@ -189,3 +189,16 @@ def test_cli_flow_to_mlflow(
     )
     hist = client.get_metric_history(run.info.run_id, "clf/hate/precision")
     assert hist[0].step == 20261130 and run.data.tags["audit.period"] == d
+
+
+def test_demo_day_falls_back_to_packaged_items(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUDIT_DATA_ROOT", str(tmp_path / "no_shared_data"))
+    r = run_cli(capsys, "production", "demo-day", "--out", str(tmp_path / "d"))
+    assert r.code == 0, r.err
+    assert "from short_video_v1" in r.out
+    truth = json.loads((tmp_path / "d" / "truth.json").read_text())
+    assert set(truth) == {"profanity_clf/harassment", "profanity_clf/hate"}
+    r = run_cli(capsys, "production", "check", str(tmp_path / "d" / "logs.yaml"), "--period", "2026-11-30")
+    assert r.code == 0 and "1,046 decisions" in r.out
