@@ -178,7 +178,10 @@ def main() -> None:
     ap.add_argument("--coverage-reps", type=int, default=0)
     ap.add_argument("--skip-sample", action="store_true")
     args = ap.parse_args()
-    payload: dict[str, Any] = {}
+    import os
+
+    # the figures depend heavily on how busy the host is: record it with them
+    payload: dict[str, Any] = {"load_average_at_start": list(os.getloadavg())}
     payload["estimate"] = bench_estimate(args.seed, args.bootstrap)
     print(payload["estimate"], flush=True)
     if not args.skip_sample:
