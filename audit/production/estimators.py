@@ -145,12 +145,48 @@ def ht_total(s: StratifiedSample, x: np.ndarray) -> float:
     return float(np.sum(s.N[live] * mean[live]))
 
 
-def ht_var(s: StratifiedSample, x: np.ndarray, group: np.ndarray) -> float:
-    """Σ_h N_h² (1 − f_h) s²_h / n_h with singleton strata filled (see above)."""
+def pure_floor(s: StratifiedSample, s2: np.ndarray, dz: np.ndarray | None) -> np.ndarray:
+    """Variance floor for strata whose labels are all equal (all 0 or all 1).
+
+    A stratum with violators too rare to show up in its n_h labels (the bulk of
+    the not-actioned frame) has s²_h = 0, so it adds nothing to the variance
+    although it holds violators; normal intervals then under-cover (METHODS §6:
+    "< 5 expected positives"). For such strata (2 <= n_h < N_h) the label is given
+    the Bernoulli variance of p̃_h = 0.5/(n_h + 1), a half pseudo-positive
+    (cf. the add-half adjustments of Agresti & Coull 1998), times the mean squared
+    change ``dz`` of the linearised variable when a label flips 0 → 1.
+    """
+    if dz is None:
+        return s2
+    L = s.labelled
+    n = s.n
+    y = np.nan_to_num(s.y[L])
+    hL = s.h[L]
+    H = len(s.N)
+    lo = np.full(H, np.inf)
+    hi = np.full(H, -np.inf)
+    np.minimum.at(lo, hL, y)
+    np.maximum.at(hi, hL, y)
+    pure = (n >= 2) & (n < s.N) & (lo == hi)
+    if not pure.any():
+        return s2
+    pt = 0.5 / (n + 1)
+    mdz2 = _stratum_means(hL, dz[L] ** 2, n)
+    out = s2.copy()
+    out[pure] = np.maximum(s2[pure], (pt * (1 - pt) * mdz2)[pure])
+    return out
+
+
+def ht_var(
+    s: StratifiedSample, x: np.ndarray, group: np.ndarray, dz: np.ndarray | None = None
+) -> float:
+    """Σ_h N_h² (1 − f_h) s²_h / n_h with singleton strata filled and pure strata
+    floored (see :func:`fill_singletons`, :func:`pure_floor`)."""
     L = s.labelled
     n = s.n
     live = s.N > 0
     s2 = fill_singletons(_stratum_vars(s.h[L], x[L], n), n, s.N, group)
+    s2 = pure_floor(s, s2, dz)
     with np.errstate(invalid="ignore", divide="ignore"):
         terms = s.N**2 * (1 - n / s.N) * s2 / n
     return float(np.sum(terms[live]))
@@ -202,7 +238,8 @@ def classical(s: StratifiedSample, r: Ratio, group: np.ndarray, z: float = Z95) 
         return Interval.undefined("denominator total is 0 (no items of this kind in the sample)")
     theta = ta / tb
     u = (r.a(y) - theta * r.b(y)) / tb
-    var = ht_var(s, u, group)
+    dz = (r.coef_a * float(r.a_y) - theta * r.coef_b * float(r.b_y)) / tb
+    var = ht_var(s, u, group, dz)
     L = s.labelled
     n_eff = float(np.count_nonzero(r.b(y)[L]))
     census = bool(np.all(s.n[s.N > 0] >= s.N[s.N > 0]))
@@ -290,6 +327,7 @@ def ppi(
     u = (r.a(y) - theta * r.b(y)) / tb
     uf = (r.a(f) - theta * r.b(f)) / tb
     s2u = fill_singletons(_stratum_vars(hL, u[L], n), n, s.N, group)
+    s2u = pure_floor(s, s2u, (r.coef_a * float(r.a_y) - theta * r.coef_b * float(r.b_y)) / tb)
     res = u - lam * uf
     s2r = fill_singletons(_stratum_vars(hL, res[L], n), n, s.N, group)
     # pseudo-count floor: c pseudo-observations at the classical variance s²_u, so a

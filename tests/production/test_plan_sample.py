@@ -11,6 +11,7 @@ import pytest
 
 from audit.production import DecisionLogs, Period, build_plan, draw_sample, sampling_sql
 from audit.production.plan import _n_for_variance
+from audit.production.sample import seed_key
 
 DAY = Period.parse("2026-11-30")
 
@@ -66,6 +67,12 @@ def test_sample_deterministic_nested_and_frozen(tmp_path: Path, card: Path) -> N
     s1, s2, s3 = (pd.read_parquet(tmp_path / x / "sample.parquet") for x in "abc")
     assert s1["item_id"].tolist() == s2["item_id"].tolist()
     assert s1["item_id"].tolist() != s3["item_id"].tolist()
+    # different seeds give (nearly) independent draws: overlap ≈ the chance overlap m_h²/N_h
+    big = max(m1.strata, key=lambda st: st.N_h)
+    a = set(s1[s1["stratum"] == big.id]["item_id"])
+    c = set(s3[s3["stratum"] == big.id]["item_id"])
+    expect = big.m_h**2 / big.N_h
+    assert abs(len(a & c) - expect) < 4 * expect**0.5 + 3, (len(a & c), expect)
     assert m1.logs_digest == logs.digest(DAY) and m1.plan_digest == plan.digest()
     for st in m1.strata:
         rows = s1[s1["stratum"] == st.id]
@@ -94,10 +101,8 @@ def test_emit_sql_is_the_sampling_query(tmp_path: Path, card: Path) -> None:
     man = draw_sample(logs, plan, DAY, tmp_path / "s", seed=3)
     alloc = {s.id: s.m_h for s in man.strata}
     sql = sampling_sql(logs, plan, DAY, 3, alloc, None)
-    assert (
-        "row_number() OVER (PARTITION BY stratum ORDER BY h, item_id)" in sql
-        and "hash(item_id, 3)" in sql
-    )
+    assert "row_number() OVER (PARTITION BY stratum ORDER BY h, item_id)" in sql
+    assert f"hash(xor(hash(item_id), {seed_key(3)}::UBIGINT))" in sql
     smp = pd.read_parquet(tmp_path / "s" / "sample.parquet")
     # with or without the hash pre-filter, the query returns exactly the drawn sample
     assert logs.con.execute(sql).fetchdf()["item_id"].tolist() == smp["item_id"].tolist()

@@ -200,5 +200,7 @@ def test_demo_day_falls_back_to_packaged_items(
     assert "from short_video_v1" in r.out
     truth = json.loads((tmp_path / "d" / "truth.json").read_text())
     assert set(truth) == {"profanity_clf/harassment", "profanity_clf/hate"}
-    r = run_cli(capsys, "production", "check", str(tmp_path / "d" / "logs.yaml"), "--period", "2026-11-30")
+    r = run_cli(
+        capsys, "production", "check", str(tmp_path / "d" / "logs.yaml"), "--period", "2026-11-30"
+    )
     assert r.code == 0 and "1,046 decisions" in r.out
