@@ -170,6 +170,8 @@ class DecisionLogs:
             import duckdb
 
             self._con = duckdb.connect(":memory:")
+            # the CLI prints its own summary; DuckDB's progress bar would interleave with it
+            self._con.execute("SET enable_progress_bar = false")
         con: duckdb.DuckDBPyConnection = self._con
         return con
 
