@@ -19,7 +19,18 @@ import sys
 
 import click
 
-from audit.cli import analysis, core, drift, labels, media, probe, project, release, report
+from audit.cli import (
+    analysis,
+    core,
+    drift,
+    labels,
+    media,
+    probe,
+    production,
+    project,
+    release,
+    report,
+)
 from audit.errors import EXIT_OK, EXIT_RUN, EXIT_USAGE
 
 
@@ -37,7 +48,18 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 # Commands are registered explicitly, one list per module (each module imports only
 # click at top level, so ``audit --help`` stays instant).
-for _module in (core, analysis, release, report, probe, labels, media, drift, project):
+for _module in (
+    core,
+    analysis,
+    release,
+    report,
+    probe,
+    production,
+    drift,
+    labels,
+    media,
+    project,
+):
     for _cmd in _module.COMMANDS:
         cli.add_command(_cmd)
 

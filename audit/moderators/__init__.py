@@ -12,6 +12,7 @@ scikit-learn: every adapter loads its heavy libraries inside its methods.
 | ``image_classifier`` | :class:`ImageClassifier` | packaged ONNX image-safety models |
 | ``fusion`` | :class:`FusionModerator` | text + image members fused by a recorded rule |
 | ``fake`` | :class:`FakeModerator` | scripted scores and failures |
+| ``replay`` | :class:`ReplayModerator` | a production pathway's logged scores |
 """
 
 from audit.moderators.base import MODERATORS, Moderator, ModeratorParams, register
@@ -27,6 +28,7 @@ from audit.moderators.classifiers.profanity import ProfanityBaseline
 from audit.moderators.fake import FakeModerator, ScriptedBatchFailure
 from audit.moderators.fusion import FusionModerator
 from audit.moderators.judge.llm_judge import LLMJudge
+from audit.moderators.replay import ReplayModerator
 
 __all__ = [
     "MODERATORS",
@@ -41,6 +43,7 @@ __all__ = [
     "Moderator",
     "ModeratorParams",
     "ProfanityBaseline",
+    "ReplayModerator",
     "ScriptedBatchFailure",
     "fit_head",
     "register",

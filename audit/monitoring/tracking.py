@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from audit.monitoring.report import DriftSeries
 
@@ -18,7 +17,7 @@ _STATE_CODE = {"OK": 0, "PENDING": 1, "ALERT": 2}
 
 
 def metric_key(category: str, metric: str) -> str:
-    """``drift/{category}/{metric}`` slugified to ``[a-z0-9_/.-]`` (ARCHITECTURE.md)."""
+    """``drift/{category}/{metric}`` slugified to ``[a-z0-9_/.-]`` (docs/architecture.md)."""
     return "drift/" + re.sub(r"[^a-z0-9_.-]", "_", category.lower()) + "/" + metric
 
 
@@ -48,37 +47,21 @@ def log_series(
     experiment: str = "audit-drift",
 ) -> list[str]:
     """One MLflow run per ``(name, series)``; returns the MLflow run ids."""
-    import logging
-    import os
+    from audit.tracking.artifacts import SeriesRun, log_series_runs
 
-    from audit.tracking import default_tracking_uri
-
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-    for name in ("alembic", "mlflow"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
-
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    client = MlflowClient(tracking_uri=uri or default_tracking_uri(runs_dir))
-    exp = client.get_experiment_by_name(experiment)
-    exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
-    ids: list[str] = []
-    for name, series in items:
-        labels = [p.label for p in series.periods]
-        tags: dict[str, Any] = {
-            "audit.kind": "drift",
-            "audit.drift.periods": ",".join(labels)[:5000],
-            "audit.drift.alert": str(series.any_alert).lower(),
-            "audit.drift.policy_breaks": ",".join(
-                str(p.index) for p in series.periods if p.policy_break
-            ),
-        }
-        run = client.create_run(exp_id, run_name=f"drift {name}"[:250], tags=tags)
-        ts = int(run.info.start_time or 0)
-        metrics = [Metric(k, v, ts, step) for k, v, step in series_metrics(series)]
-        for start in range(0, len(metrics), 900):  # MLflow caps one batch at 1000
-            client.log_batch(run.info.run_id, metrics=metrics[start : start + 900])
-        client.set_terminated(run.info.run_id)
-        ids.append(run.info.run_id)
-    return ids
+    runs = [
+        SeriesRun(
+            name=f"drift {name}",
+            tags={
+                "audit.kind": "drift",
+                "audit.drift.periods": ",".join(p.label for p in series.periods)[:5000],
+                "audit.drift.alert": str(series.any_alert).lower(),
+                "audit.drift.policy_breaks": ",".join(
+                    str(p.index) for p in series.periods if p.policy_break
+                ),
+            },
+            metrics=series_metrics(series),
+        )
+        for name, series in items
+    ]
+    return log_series_runs(experiment, runs, runs_dir, uri=uri)

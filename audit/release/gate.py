@@ -471,47 +471,9 @@ def resolve_side(ref: str, workdir: Path) -> Side:
     if not ref.startswith(("mlflow:", "mlflow-tag:")):
         return load_side(ref)
     from audit._util.settings import runs_dir
-    from audit.errors import TrackingError
-    from audit.tracking.store import default_tracking_uri
+    from audit.tracking.artifacts import download_audit_run
 
-    uri = default_tracking_uri(runs_dir())
-    try:
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=uri)
-        if ref.startswith("mlflow:"):
-            run = client.get_run(ref.split(":", 1)[1])
-        else:
-            key, _, val = ref.split(":", 1)[1].partition("=")
-            exps = [e.experiment_id for e in client.search_experiments()]
-            found = client.search_runs(
-                exps,
-                filter_string=f"tags.`{key}` = '{val}'",
-                order_by=["attributes.start_time DESC"],
-                max_results=50,
-            )
-            parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
-            found = parents  # type: ignore[assignment]  # a plain list of the same runs
-            if not found:
-                raise TrackingError("no MLflow parent run has that tag", where=uri, actual=ref)
-            run = found[0]
-        rid = run.info.run_id
-        client.download_artifacts(rid, "record.json", str(workdir))
-        (workdir / "predictions").mkdir(exist_ok=True)
-        children = client.search_runs(
-            [run.info.experiment_id],
-            filter_string=f"tags.`mlflow.parentRunId` = '{rid}'",
-            max_results=1000,
-        )
-        for ch in children:
-            for art in client.list_artifacts(ch.info.run_id, "predictions"):
-                client.download_artifacts(ch.info.run_id, art.path, str(workdir / "predictions"))
-    except TrackingError:
-        raise
-    except Exception as exc:
-        raise TrackingError(
-            f"cannot fetch baseline from MLflow: {type(exc).__name__}: {exc}", where=uri, actual=ref
-        ) from None
+    rid = download_audit_run(ref, workdir, runs_dir())
     side = load_side(workdir)
     side.mlflow_parent = rid
     return side

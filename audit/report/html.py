@@ -432,20 +432,9 @@ def log_to_mlflow(record: RunRecord, html_path: Path) -> str | None:
     pid, uri = (ml.parent_run_id, ml.tracking_uri) if ml is not None else (None, None)
     if not pid or not uri:
         return None
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
-        return None  # never create an empty store as a side effect
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    try:
-        for name in ("alembic", "mlflow"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        from mlflow.tracking import MlflowClient
+    from audit.tracking.artifacts import log_artifact_to_run
 
-        MlflowClient(tracking_uri=uri).log_artifact(pid, str(html_path))
-        return str(pid)
-    except Exception as exc:
-        log.warning("report not logged to MLflow (%s: %s)", type(exc).__name__, exc)
-        return None
+    return log_artifact_to_run(uri, pid, html_path)
 
 
 def write_html_report(

@@ -1,16 +1,25 @@
-"""Artifacts and side runs that are not the run mirror: comparisons of two runs."""
+"""Everything MLflow besides the run mirror: comparison runs, time-series runs
+(production periods, drift series), report artifacts, fetching a past audit."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from audit.errors import TrackingError
 from audit.tracking.mirroring import slug
-from audit.tracking.store import default_tracking_uri, log_metrics, open_experiment, sqlite_path
+from audit.tracking.store import (
+    bounded_http,
+    default_tracking_uri,
+    log_metrics,
+    open_experiment,
+    quiet_logging,
+    sqlite_path,
+)
 
 COMPARE_EXPERIMENT = "audit-compare"
 
@@ -81,3 +90,135 @@ def log_comparison(
             where=uri,
             fix="pass --no-mlflow",
         ) from None
+
+
+@dataclass(frozen=True)
+class SeriesRun:
+    """One MLflow run of a time series (a production period, a drift series).
+
+    ``metrics`` are ``(key, value, step)``; ``timestamp_ms`` dates every metric and the
+    run start (the period it describes, so the UI plots the series in order).
+    """
+
+    name: str
+    tags: dict[str, str]
+    metrics: list[tuple[str, float, int]]
+    timestamp_ms: int | None = None
+    artifacts: tuple[Path, ...] = field(default_factory=tuple)
+
+
+def log_series_runs(
+    experiment: str, runs: list[SeriesRun], runs_dir: Path, *, uri: str | None = None
+) -> list[str]:
+    """Log each :class:`SeriesRun` as a finished run of ``experiment``; returns run ids.
+
+    Raises:
+        TrackingError: the store is unreachable or refused a write (one line).
+    """
+    from mlflow.entities import Metric
+
+    uri = uri or default_tracking_uri(runs_dir)
+    client, exp_id = open_experiment(uri, experiment, runs_dir)
+    ids: list[str] = []
+    try:
+        with bounded_http():
+            for r in runs:
+                run = client.create_run(
+                    exp_id, run_name=r.name[:250], tags=r.tags, start_time=r.timestamp_ms
+                )
+                rid = run.info.run_id
+                ts = r.timestamp_ms if r.timestamp_ms is not None else int(run.info.start_time or 0)
+                metrics = [Metric(k, float(v), ts, step) for k, v, step in r.metrics]
+                for i in range(0, len(metrics), 900):  # MLflow caps one batch at 1,000
+                    client.log_batch(rid, metrics=metrics[i : i + 900])
+                for a in r.artifacts:
+                    if a.exists():
+                        client.log_artifact(rid, str(a))
+                client.set_terminated(rid, "FINISHED")
+                ids.append(str(rid))
+    except Exception as exc:  # the store is the user's; report it in one line
+        raise TrackingError(
+            f"MLflow logging failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}",
+            where=uri,
+            fix="check MLFLOW_TRACKING_URI / AUDIT_RUNS_DIR, or pass --no-mlflow",
+        ) from None
+    return ids
+
+
+def log_artifact_to_run(uri: str, run_id: str, path: Path) -> str | None:
+    """Attach ``path`` to an existing run (the HTML report to an audit's parent run).
+
+    Best effort: returns None (and logs a warning) when the store is absent or refuses;
+    never creates an embedded store as a side effect.
+    """
+    import logging
+
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
+        return None
+    try:
+        with bounded_http():
+            from mlflow.tracking import MlflowClient
+
+            quiet_logging()
+            MlflowClient(tracking_uri=uri).log_artifact(run_id, str(path))
+        return run_id
+    except Exception as exc:
+        logging.getLogger(__name__).warning(
+            "%s not logged to MLflow (%s: %s)", path.name, type(exc).__name__, exc
+        )
+        return None
+
+
+def download_audit_run(ref: str, workdir: Path, runs_dir: Path) -> str:
+    """Download an audit's parent ``record.json`` and its children's prediction files
+    into ``workdir``; ``ref`` is ``mlflow:<run_id>`` or ``mlflow-tag:key=value`` (the most
+    recent parent run carrying that tag). Returns the parent run id.
+
+    Raises:
+        TrackingError: no such run, or the store cannot be read.
+    """
+    uri = default_tracking_uri(runs_dir)
+    try:
+        with bounded_http():
+            from mlflow.tracking import MlflowClient
+
+            quiet_logging()
+            client = MlflowClient(tracking_uri=uri)
+            if ref.startswith("mlflow:"):
+                run = client.get_run(ref.split(":", 1)[1])
+            else:
+                key, _, val = ref.split(":", 1)[1].partition("=")
+                exps = [e.experiment_id for e in client.search_experiments()]
+                found = client.search_runs(
+                    exps,
+                    filter_string=f"tags.`{key}` = '{val}'",
+                    order_by=["attributes.start_time DESC"],
+                    max_results=50,
+                )
+                parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
+                if not parents:
+                    raise TrackingError("no MLflow parent run has that tag", where=uri, actual=ref)
+                run = parents[0]
+            rid = str(run.info.run_id)
+            client.download_artifacts(rid, "record.json", str(workdir))
+            (workdir / "predictions").mkdir(exist_ok=True)
+            children = client.search_runs(
+                [run.info.experiment_id],
+                filter_string=f"tags.`mlflow.parentRunId` = '{rid}'",
+                max_results=1000,
+            )
+            for ch in children:
+                for art in client.list_artifacts(ch.info.run_id, "predictions"):
+                    client.download_artifacts(
+                        ch.info.run_id, art.path, str(workdir / "predictions")
+                    )
+    except TrackingError:
+        raise
+    except Exception as exc:
+        raise TrackingError(
+            f"cannot fetch the run from MLflow: {type(exc).__name__}: {exc}",
+            where=uri,
+            actual=ref,
+        ) from None
+    return rid

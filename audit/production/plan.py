@@ -1,0 +1,630 @@
+"""``audit production plan``: strata, Neyman allocation and sample sizes.
+
+From one period of logs (normally yesterday's) the plan fixes, per reporting cell
+(pathway × category, optionally × slice values):
+
+* strata: score bands of the actioned frame A (quantile edges) and of the
+  not-actioned frame B above its bulk quantile, plus one thin uniform *bulk*
+  stratum over B's low scores (never zero allocation: violators hide there);
+* prior violation rates p_h (from a previous production record, else from prior
+  precision/recall guesses spread over the bands by mean score);
+* Neyman allocation n_h ∝ N_h √(p_h(1−p_h)) with a floor, capped at N_h, sized so
+  the expected 95% half-width of precision and recall meets the target;
+* expected half-widths and the minimum detectable change (MDE) vs the previous period.
+
+Methods: docs/methods/production.md §2 (Neyman 1934; Cochran 1977 ch. 5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from audit.production.errors import PlanError
+from audit.production.logs import DecisionLogs, Period, sql_ident, sql_str
+
+PLAN_VERSION = 1
+Z95 = 1.959963984540054
+Z80 = 0.8416212335729143
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+
+
+class Stratum(_Frozen):
+    """One stratum: a score band of one frame within one reporting cell.
+
+    ``lo`` is inclusive and ``hi`` exclusive except for the top band (hi = 1 inclusive).
+    A *certainty* stratum (``views_min`` set, ``band = -1``) holds the frame's most
+    viewed items (views >= views_min) and is taken in full: a handful of viral
+    items dominate view-weighted prevalence, and sampling them would make its
+    variance estimate unreliable (a take-all stratum, Hidiroglou 1986).
+    """
+
+    id: int
+    key: str
+    pathway: str
+    category: str
+    frame: Literal["actioned", "not_actioned"]
+    band: int
+    bulk: bool
+    lo: float
+    hi: float
+    slice: dict[str, str] = Field(default_factory=dict)
+    views_min: int | None = None
+    N_h: int
+    p_prior: float
+    n_h: int
+    m_h: int
+
+
+class CellPlan(_Frozen):
+    """Expected precision of the planned estimates in one reporting cell."""
+
+    key: str
+    pathway: str
+    category: str
+    slice: dict[str, str] = Field(default_factory=dict)
+    N_actioned: int
+    N_not_actioned: int
+    n_labels: int
+    precision_prior: float
+    recall_prior: float
+    half_width_precision: float
+    half_width_recall: float
+    half_width_prevalence: float
+    mde_precision: float
+    mde_recall: float
+    note: str | None = None
+
+
+class Plan(_Frozen):
+    """A sampling plan (written by ``audit production plan``)."""
+
+    plan_version: Literal[1] = 1
+    logs_card: str
+    logs_digest: str
+    period: str
+    policy_version: str
+    pathways: tuple[str, ...]
+    slices: tuple[str, ...] = ()
+    half_width: float
+    floor: int
+    bands_actioned: int
+    bands_not_actioned: int
+    bulk_quantile: float
+    reference_factor: float
+    certainty_views: int = 0
+    max_labels: int | None = None
+    strata: tuple[Stratum, ...]
+    cells: tuple[CellPlan, ...]
+
+    def digest(self) -> str:
+        """sha256 of the plan's canonical JSON."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def cell_key(pathway: str, category: str, sl: dict[str, str]) -> str:
+    """``pathway/category`` (+ ``|slice=value`` pairs)."""
+    tail = "".join(f"|{k}={v}" for k, v in sorted(sl.items()))
+    return f"{pathway}/{category}{tail}"
+
+
+def _edges(qs: list[float]) -> list[float]:
+    """Strictly increasing interior edges in (0, 1) from quantiles (ties merged)."""
+    out: list[float] = []
+    for q in qs:
+        if q is None or not math.isfinite(q):
+            continue
+        if 0.0 < q < 1.0 and (not out or q > out[-1] + 1e-12):
+            out.append(float(q))
+    return out
+
+
+def neyman(N: np.ndarray, S: np.ndarray, n_total: float) -> np.ndarray:
+    """Neyman allocation n_h = n N_h S_h / Σ N_h S_h (real-valued, uncapped)."""
+    w = N * S
+    tot = w.sum()
+    if tot <= 0:
+        return np.asarray(n_total * N / max(N.sum(), 1), dtype=np.float64)
+    return np.asarray(n_total * w / tot, dtype=np.float64)
+
+
+def _cap_floor(alloc: np.ndarray, N: np.ndarray, floor: int) -> np.ndarray:
+    """Round up, floor at min(floor, N_h), cap at N_h."""
+    n = np.ceil(alloc)
+    n = np.maximum(n, np.minimum(floor, N))
+    return np.asarray(np.minimum(n, N), dtype=np.int64)
+
+
+def var_total(N: np.ndarray, p: np.ndarray, n: np.ndarray) -> float:
+    """Σ N_h² (1 − f_h) p_h(1−p_h)/n_h for Bernoulli strata (planning variance)."""
+    live = (N > 0) & (n > 0)
+    S2 = p * (1 - p)
+    return float(np.sum((N**2 * (1 - n / np.maximum(N, 1)) * S2 / np.maximum(n, 1))[live]))
+
+
+def _n_for_variance(N: np.ndarray, S: np.ndarray, v_target: float) -> float:
+    """Total n for Neyman allocation achieving Var(total) = v_target (Cochran 5.26)."""
+    if v_target <= 0:
+        return float(N.sum())
+    return float((N * S).sum() ** 2 / (v_target + (N * S**2).sum()))
+
+
+def _prior_from_record(path: Path | None) -> dict[str, float]:
+    """Stratum key → p̂_h from a previous production record (if given)."""
+    if path is None:
+        return {}
+    try:
+        rec = json.loads(Path(path).read_text(encoding="utf-8"))
+        return {
+            str(s["key"]): float(s["p_hat"])
+            for s in rec["strata"]
+            if s.get("p_hat") is not None and math.isfinite(float(s["p_hat"]))
+        }
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PlanError(
+            f"cannot read the previous estimate: {exc}",
+            where=str(path),
+            field="strata[].p_hat",
+            expected="a production record written by `audit production estimate`",
+            actual=type(exc).__name__,
+        ) from None
+
+
+def _prior_half_widths(path: Path | None) -> dict[str, dict[str, float]]:
+    if path is None:
+        return {}
+    rec = json.loads(Path(path).read_text(encoding="utf-8"))
+    out: dict[str, dict[str, float]] = {}
+    for c in rec.get("cells", []):
+        se = {}
+        for m in ("precision", "recall"):
+            est = c.get("classical", {}).get(m) or {}
+            v = est.get("se")
+            if v is not None:
+                se[m] = float(v)
+        out[str(c["key"])] = se
+    return out
+
+
+def build_plan(
+    logs: DecisionLogs,
+    period: Period,
+    *,
+    pathways: tuple[str, ...] = (),
+    policy_version: str | None = None,
+    slices: tuple[str, ...] = (),
+    half_width: float = 0.05,
+    floor: int = 30,
+    bands_actioned: int = 4,
+    bands_not_actioned: int = 4,
+    bulk_quantile: float = 0.8,
+    precision_prior: float = 0.8,
+    recall_prior: float = 0.7,
+    previous: Path | None = None,
+    reference_factor: float = 1.0,
+    max_labels: int | None = None,
+    certainty_views: int | None = None,
+) -> Plan:
+    """Build a plan from one period of logs (see the module docstring)."""
+    if not 0 < half_width < 0.5:
+        raise PlanError(
+            "bad target half-width",
+            field="--half-width",
+            expected="0 < e < 0.5",
+            actual=str(half_width),
+        )
+    if not 0 < bulk_quantile < 1:
+        raise PlanError(
+            "bad bulk quantile",
+            field="--bulk-quantile",
+            expected="0 < q < 1",
+            actual=str(bulk_quantile),
+        )
+    if not (0 < precision_prior < 1 and 0 < recall_prior < 1):
+        raise PlanError(
+            "prior guesses must be strictly between 0 and 1",
+            field="--precision-prior/--recall-prior",
+            expected="0 < p < 1",
+            actual=f"{precision_prior}, {recall_prior}",
+        )
+    if floor < 2:
+        raise PlanError(
+            "floor below 2 gives singleton strata",
+            field="--floor",
+            expected=">= 2",
+            actual=str(floor),
+        )
+    if reference_factor < 1:
+        raise PlanError(
+            "reference factor below 1",
+            field="--reference-factor",
+            expected=">= 1",
+            actual=str(reference_factor),
+        )
+    for sname in slices:
+        if sname not in logs.card.slices:
+            raise PlanError(
+                f"unknown slice {sname!r}",
+                where=str(logs.card_path),
+                field="slices",
+                expected=f"one of {list(logs.card.slices)}",
+                actual=repr(sname),
+                fix="add it to the logs card's slices",
+            )
+    reports = []
+    for pw in pathways or (None,):
+        reports.append(logs.check(period, pw, policy_version))
+    rep = reports[0]
+    all_pw = tuple(sorted({p for r in reports for p in r.pathways}))
+    pw_filter = ""
+    if pathways:
+        pw_filter = " WHERE pathway IN (" + ", ".join(sql_str(p) for p in pathways) + ")"
+    rel = f"SELECT * FROM ({logs.relation_sql(period, None, policy_version)}){pw_filter}"
+    sl_cols = [sql_ident("slice." + s) for s in slices]
+    group = ", ".join(["pathway", "category", "actioned", *sl_cols])
+    qa = [i / bands_actioned for i in range(1, bands_actioned)]
+    qb = [
+        bulk_quantile + (1 - bulk_quantile) * i / bands_not_actioned
+        for i in range(bands_not_actioned)
+    ]
+    has_views = logs.card.columns.views is not None
+    k_cert = (20 if has_views else 0) if certainty_views is None else certainty_views
+    if k_cert and not has_views:
+        raise PlanError(
+            "certainty strata need views",
+            field="--certainty-views",
+            expected="0 without a views column",
+            actual=str(k_cert),
+        )
+    thresholds: dict[tuple[Any, ...], int] = {}
+    if k_cert:
+        # the k-th largest view count per group; only for groups large enough that
+        # taking k items in full leaves a sampled remainder
+        for r in logs.con.execute(
+            f"SELECT {group}, min(views), max(n) FROM (SELECT {group}, views, count(*) OVER (PARTITION BY {group}) AS n, "
+            f"row_number() OVER (PARTITION BY {group} ORDER BY views DESC, item_id) AS rn FROM ({rel})) "
+            f"WHERE rn <= {int(k_cert)} GROUP BY {group}"
+        ).fetchall():
+            if int(r[-1]) >= 10 * k_cert and int(r[-2]) > 0:
+                thresholds[tuple(r[:-2])] = int(r[-2])
+    rows = logs.con.execute(
+        f"SELECT {group}, count(*), quantile_cont(score, {qa or [0.5]}), "
+        f"quantile_cont(score, {qb}) FROM ({rel}) GROUP BY {group} ORDER BY {group}"
+    ).fetchall()
+    # strata edges per group, then the exact N_h and mean score per band in one pass
+    specs: list[dict[str, Any]] = []
+    for r in rows:
+        pw, cat, act = str(r[0]), str(r[1]), bool(r[2])
+        sl = {s: str(v) for s, v in zip(slices, r[3 : 3 + len(slices)])}
+        qa_v, qb_v = r[-2], r[-1]
+        if act:
+            edges = _edges(list(qa_v)) if bands_actioned > 1 else []
+            bulk_edge = None
+        else:
+            e = _edges(list(qb_v))
+            bulk_edge = e[0] if e else None
+            edges = e
+        bounds = [0.0, *edges, 1.0]
+        t = thresholds.get(tuple(r[: 3 + len(slices)]))
+        if t is not None:
+            specs.append(
+                {
+                    "pathway": pw,
+                    "category": cat,
+                    "frame": "actioned" if act else "not_actioned",
+                    "band": -1,
+                    "bulk": False,
+                    "lo": 0.0,
+                    "hi": 1.0,
+                    "slice": sl,
+                    "views_min": t,
+                }
+            )
+        for b in range(len(bounds) - 1):
+            specs.append(
+                {
+                    "pathway": pw,
+                    "category": cat,
+                    "frame": "actioned" if act else "not_actioned",
+                    "band": b,
+                    "bulk": (not act) and bulk_edge is not None and b == 0,
+                    "lo": bounds[b],
+                    "hi": bounds[b + 1],
+                    "slice": sl,
+                }
+            )
+    for i, sp in enumerate(specs):
+        sp["id"] = i
+    counts = _stratum_counts(logs, rel, specs, slices)
+    prior_rec = _prior_from_record(previous)
+    prev_se = _prior_half_widths(previous)
+    strata: list[Stratum] = []
+    cells: list[CellPlan] = []
+    by_cell: dict[str, list[dict[str, Any]]] = {}
+    for sp in specs:
+        N_h, mean_score = counts.get(sp["id"], (0, 0.0))
+        sp["N_h"], sp["mean_score"] = N_h, mean_score
+        tag = "viral" if sp.get("views_min") is not None else sp["band"]
+        sp["key"] = f"{cell_key(sp['pathway'], sp['category'], sp['slice'])}|{sp['frame']}|{tag}"
+        by_cell.setdefault(cell_key(sp["pathway"], sp["category"], sp["slice"]), []).append(sp)
+    for ckey, sps in by_cell.items():
+        A0 = [s for s in sps if s["frame"] == "actioned" and s["N_h"] > 0]
+        B0 = [s for s in sps if s["frame"] == "not_actioned" and s["N_h"] > 0]
+        NA = sum(s["N_h"] for s in A0)
+        NB = sum(s["N_h"] for s in B0)
+        _assign_priors(A0, B0, NA, precision_prior, recall_prior, prior_rec)
+        # take-all strata: n_h = N_h, outside the Neyman allocation (no variance)
+        for s in A0 + B0:
+            if s.get("views_min") is not None:
+                s["n_h"] = s["N_h"]
+        A = [s for s in A0 if s.get("views_min") is None]
+        B = [s for s in B0 if s.get("views_min") is None]
+        NA_arr = np.array([s["N_h"] for s in A], dtype=float)
+        NB_arr = np.array([s["N_h"] for s in B], dtype=float)
+        pA = np.array([s["p_prior"] for s in A])
+        pB = np.array([s["p_prior"] for s in B])
+        SA, SB = np.sqrt(pA * (1 - pA)), np.sqrt(pB * (1 - pB))
+        e2 = (half_width / Z95) ** 2
+        note = None
+        # precision: Var(P) = Var(T_A)/N_A² <= e²/z²
+        nA_tot = _n_for_variance(NA_arr, SA, e2 * NA**2) if A else 0.0
+        nA = _cap_floor(neyman(NA_arr, SA, nA_tot), NA_arr, floor) if A else np.zeros(0, np.int64)
+        TA = float(sum(s["N_h"] * s["p_prior"] for s in A0))
+        TB = float(sum(s["N_h"] * s["p_prior"] for s in B0))
+        T = TA + TB
+        R = TA / T if T > 0 else math.nan
+        VA = var_total(NA_arr, pA, nA)
+        # recall: Var(R) = [(1−R)² V_A + R² V_B]/T² <= e²/z²  →  target for V_B
+        if B and T > 0 and R > 0:
+            vb = (e2 * T**2 - (1 - R) ** 2 * VA) / R**2
+            if vb <= 0:
+                note = "precision sample alone exceeds the recall target; recall half-width above target"
+                vb = e2 * T**2 / (2 * R**2)
+            nB_tot = _n_for_variance(NB_arr, SB, vb)
+        else:
+            nB_tot = 0.0
+        nB = _cap_floor(neyman(NB_arr, SB, nB_tot), NB_arr, floor) if B else np.zeros(0, np.int64)
+        for s, n in zip(A, nA):
+            s["n_h"] = int(n)
+        for s, n in zip(B, nB):
+            s["n_h"] = int(n)
+        for s in sps:
+            s.setdefault("n_h", 0)
+            s.setdefault("p_prior", math.nan)
+        cells.append(
+            _cell_summary(
+                ckey, sps, NA, NB, precision_prior, recall_prior, note, prev_se.get(ckey, {})
+            )
+        )
+    if max_labels is not None:
+        _scale_to_budget(by_cell, max_labels, floor)
+        cells = [
+            _cell_summary(
+                c.key,
+                by_cell[c.key],
+                c.N_actioned,
+                c.N_not_actioned,
+                precision_prior,
+                recall_prior,
+                "scaled to --max-labels",
+                prev_se.get(c.key, {}),
+            )
+            for c in cells
+        ]
+    for sp in specs:
+        m_h = min(sp["N_h"], math.ceil(sp["n_h"] * reference_factor))
+        strata.append(
+            Stratum(
+                id=sp["id"],
+                key=sp["key"],
+                pathway=sp["pathway"],
+                category=sp["category"],
+                frame=sp["frame"],
+                band=sp["band"],
+                bulk=sp["bulk"],
+                lo=sp["lo"],
+                hi=sp["hi"],
+                slice=sp["slice"],
+                views_min=sp.get("views_min"),
+                N_h=sp["N_h"],
+                p_prior=sp["p_prior"],
+                n_h=sp["n_h"],
+                m_h=m_h,
+            )
+        )
+    return Plan(
+        logs_card=str(logs.card_path),
+        logs_digest=logs.digest(period),
+        period=period.label,
+        policy_version=rep.policy_version,
+        pathways=all_pw,
+        slices=slices,
+        half_width=half_width,
+        floor=floor,
+        bands_actioned=bands_actioned,
+        bands_not_actioned=bands_not_actioned,
+        bulk_quantile=bulk_quantile,
+        reference_factor=reference_factor,
+        certainty_views=k_cert,
+        max_labels=max_labels,
+        strata=tuple(strata),
+        cells=tuple(cells),
+    )
+
+
+def _assign_priors(
+    A: list[dict[str, Any]],
+    B: list[dict[str, Any]],
+    NA: int,
+    P0: float,
+    R0: float,
+    prior_rec: dict[str, float],
+) -> None:
+    """p_h per stratum: a previous estimate where it exists, else the guesses.
+
+    Guesses: in A, p_h ∝ mean score rescaled so the frame mean is P0; in B the
+    expected misses N_A P0 (1 − R0)/R0 are spread over the bands ∝ N_h · mean score.
+    Clipped away from 0 and 1 so no stratum gets S_h = 0 (and zero allocation).
+    """
+    if A:
+        ms = np.array([max(s["mean_score"], 1e-3) for s in A])
+        N = np.array([s["N_h"] for s in A], dtype=float)
+        p = ms * P0 * N.sum() / float((N * ms).sum())
+        for s, v in zip(A, p):
+            s["p_prior"] = prior_rec.get(s["key"], float(np.clip(v, 0.02, 0.98)))
+    if B:
+        misses = NA * P0 * (1 - R0) / R0 if NA else 0.01 * sum(s["N_h"] for s in B)
+        ms = np.array([max(s["mean_score"], 1e-4) for s in B])
+        N = np.array([s["N_h"] for s in B], dtype=float)
+        share = N * ms / float((N * ms).sum())
+        for s, sh in zip(B, share):
+            s["p_prior"] = prior_rec.get(
+                s["key"], float(np.clip(misses * sh / max(s["N_h"], 1), 0.002, 0.98))
+            )
+
+
+def _cell_summary(
+    ckey: str,
+    sps: list[dict[str, Any]],
+    NA: int,
+    NB: int,
+    P0: float,
+    R0: float,
+    note: str | None,
+    prev_se: dict[str, float],
+) -> CellPlan:
+    A = [s for s in sps if s["frame"] == "actioned" and s["N_h"] > 0]
+    B = [s for s in sps if s["frame"] == "not_actioned" and s["N_h"] > 0]
+    NA_arr = np.array([s["N_h"] for s in A], float)
+    NB_arr = np.array([s["N_h"] for s in B], float)
+    pA = np.array([s["p_prior"] for s in A])
+    pB = np.array([s["p_prior"] for s in B])
+    nA = np.array([s["n_h"] for s in A], float)
+    nB = np.array([s["n_h"] for s in B], float)
+    VA, VB = var_total(NA_arr, pA, nA), var_total(NB_arr, pB, nB)
+    TA, TB = float((NA_arr * pA).sum()), float((NB_arr * pB).sum())
+    T = TA + TB
+    vP = VA / NA**2 if NA else math.nan
+    R = TA / T if T > 0 else math.nan
+    vR = ((1 - R) ** 2 * VA + R**2 * VB) / T**2 if T > 0 else math.nan
+    Nt = NA + NB
+    vp = (VA + VB) / Nt**2 if Nt else math.nan
+    zz = Z95 + Z80
+
+    def mde(v: float, m: str) -> float:
+        v_prev = prev_se[m] ** 2 if m in prev_se else v
+        return zz * math.sqrt(v + v_prev) if math.isfinite(v) else math.nan
+
+    s0 = sps[0]
+    return CellPlan(
+        key=ckey,
+        pathway=s0["pathway"],
+        category=s0["category"],
+        slice=s0["slice"],
+        N_actioned=NA,
+        N_not_actioned=NB,
+        n_labels=int(nA.sum() + nB.sum()),
+        precision_prior=P0,
+        recall_prior=R0,
+        half_width_precision=Z95 * math.sqrt(vP) if math.isfinite(vP) else math.nan,
+        half_width_recall=Z95 * math.sqrt(vR) if math.isfinite(vR) else math.nan,
+        half_width_prevalence=Z95 * math.sqrt(vp) if math.isfinite(vp) else math.nan,
+        mde_precision=mde(vP, "precision"),
+        mde_recall=mde(vR, "recall"),
+        note=note,
+    )
+
+
+def _scale_to_budget(by_cell: dict[str, list[dict[str, Any]]], budget: int, floor: int) -> None:
+    """Scale every stratum's allocation down to a total label budget (floors kept)."""
+    items = [s for sps in by_cell.values() for s in sps if s["N_h"] > 0]
+    floors = np.array(
+        [s["N_h"] if s.get("views_min") is not None else min(floor, s["N_h"]) for s in items], float
+    )
+    n = np.array([s["n_h"] for s in items], float)
+    if n.sum() <= budget:
+        return
+    if floors.sum() > budget:
+        raise PlanError(
+            "label budget below the per-stratum floors",
+            field="--max-labels",
+            expected=f">= {int(floors.sum())} (floor × strata)",
+            actual=str(budget),
+            fix="raise --max-labels, lower --floor or use fewer bands",
+        )
+    extra = n - floors
+    k = (budget - floors.sum()) / extra.sum()
+    new = floors + np.floor(extra * k)
+    for s, v in zip(items, new):
+        s["n_h"] = int(v)
+
+
+def _stratum_counts(
+    logs: DecisionLogs, rel: str, specs: list[dict[str, Any]], slices: tuple[str, ...]
+) -> dict[int, tuple[int, float]]:
+    case = stratum_case_sql(specs, slices)
+    rows = logs.con.execute(
+        f"SELECT {case} AS stratum, count(*), avg(score) FROM ({rel}) GROUP BY 1"
+    ).fetchall()
+    return {int(r[0]): (int(r[1]), float(r[2])) for r in rows if r[0] is not None}
+
+
+def stratum_case_sql(
+    specs: list[dict[str, Any]] | tuple[Stratum, ...], slices: tuple[str, ...]
+) -> str:
+    """Portable SQL ``CASE`` mapping a canonical row onto its stratum id (NULL: none)."""
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for sp in specs:
+        d = sp.model_dump() if isinstance(sp, Stratum) else sp
+        g = (d["pathway"], d["category"], d["frame"], tuple(sorted(d["slice"].items())))
+        groups.setdefault(g, []).append(d)
+    whens = []
+    for (pw, cat, frame, sl), bands in groups.items():
+        cert = [d for d in bands if d.get("views_min") is not None]
+        bands = sorted((d for d in bands if d.get("views_min") is None), key=lambda d: d["band"])
+        conds = [
+            f"pathway = {sql_str(pw)}",
+            f"category = {sql_str(cat)}",
+            "actioned" if frame == "actioned" else "NOT actioned",
+            *(f"{sql_ident('slice.' + k)} = {sql_str(v)}" for k, v in sl),
+        ]
+        inner = " ".join(f"WHEN score < {d['hi']!r} THEN {d['id']}" for d in bands[:-1])
+        last = bands[-1]["id"]
+        body = f"CASE {inner} ELSE {last} END" if inner else str(last)
+        if cert:
+            body = f"CASE WHEN views >= {int(cert[0]['views_min'])} THEN {cert[0]['id']} ELSE {body} END"
+        whens.append(f"WHEN {' AND '.join(conds)} THEN {body}")
+    return "CASE " + " ".join(whens) + " END" if whens else "NULL"
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read a plan file."""
+    p = Path(path)
+    try:
+        return Plan.model_validate_json(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PlanError(
+            "plan file not readable",
+            where=str(p),
+            expected="a plan JSON",
+            actual=type(exc).__name__,
+        ) from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise PlanError(
+            str(err["msg"]),
+            where=str(p),
+            field=".".join(str(x) for x in err["loc"]),
+            expected="a plan written by `audit production plan`",
+            actual=repr(err.get("input"))[:60],
+        ) from None

@@ -1,0 +1,113 @@
+"""Plan (Neyman, floors, bulk stratum, sizes) and the hash-ranked two-frame sample."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audit.production import DecisionLogs, Period, build_plan, draw_sample, sampling_sql
+from audit.production.plan import _n_for_variance
+from audit.production.sample import seed_key
+
+DAY = Period.parse("2026-11-30")
+
+
+def test_textbook_sample_size() -> None:
+    # METHODS §6.6: precision ±2 points at p ≈ 0.9 needs ~865 labels (one stratum, N large)
+    S = np.array([np.sqrt(0.9 * 0.1)])
+    N = np.array([1e9])
+    n = _n_for_variance(N, S, (0.02 / 1.959964) ** 2 * N.sum() ** 2)
+    assert 860 <= n <= 870
+
+
+def test_plan_allocation_rules(card: Path) -> None:
+    logs = DecisionLogs.open(card)
+    plan = build_plan(logs, DAY, floor=25, reference_factor=2.0)
+    assert {c.key for c in plan.cells} == {"clf/hate", "clf/spam"}
+    for s in plan.strata:
+        assert s.N_h > 0
+        assert min(25, s.N_h) <= s.n_h <= s.N_h  # floor, capped at N_h
+        assert s.n_h <= s.m_h <= min(s.N_h, 2 * s.n_h + 1)
+    bulk = [s for s in plan.strata if s.bulk]
+    assert len(bulk) == 2 and all(s.n_h >= 25 for s in bulk)  # never zero allocation
+    # Neyman: among unfloored, uncapped strata of one frame n_h ∝ N_h S_h
+    hate_b = [s for s in plan.strata if s.category == "hate" and s.frame == "not_actioned"]
+    free = [s for s in hate_b if 25 < s.n_h < s.N_h]
+    if len(free) >= 2:
+        r = [s.n_h / (s.N_h * np.sqrt(s.p_prior * (1 - s.p_prior))) for s in free]
+        assert max(r) / min(r) < 1.1
+    for c in plan.cells:
+        assert c.half_width_precision <= 0.05 + 1e-9
+        assert c.half_width_recall <= 0.0501
+        assert c.mde_precision > c.half_width_precision
+
+
+def test_budget_and_bad_inputs(card: Path) -> None:
+    logs = DecisionLogs.open(card)
+    plan = build_plan(logs, DAY, max_labels=800)
+    assert sum(s.n_h for s in plan.strata) <= 800
+    from audit.production import PlanError
+
+    with pytest.raises(PlanError, match="--max-labels"):
+        build_plan(logs, DAY, max_labels=50)
+    with pytest.raises(PlanError, match="slices"):
+        build_plan(logs, DAY, slices=("language",))
+
+
+def test_sample_deterministic_nested_and_frozen(tmp_path: Path, card: Path) -> None:
+    logs = DecisionLogs.open(card)
+    plan = build_plan(logs, DAY, reference_factor=3.0, slices=("surface",))
+    m1 = draw_sample(logs, plan, DAY, tmp_path / "a", seed=7, restricted=frozenset({"spam"}))
+    m2 = draw_sample(logs, plan, DAY, tmp_path / "b", seed=7)
+    m3 = draw_sample(logs, plan, DAY, tmp_path / "c", seed=8)
+    s1, s2, s3 = (pd.read_parquet(tmp_path / x / "sample.parquet") for x in "abc")
+    assert s1["item_id"].tolist() == s2["item_id"].tolist()
+    assert s1["item_id"].tolist() != s3["item_id"].tolist()
+    # different seeds give (nearly) independent draws: overlap ≈ the chance overlap m_h²/N_h
+    big = max(m1.strata, key=lambda st: st.N_h)
+    a = set(s1[s1["stratum"] == big.id]["item_id"])
+    c = set(s3[s3["stratum"] == big.id]["item_id"])
+    expect = big.m_h**2 / big.N_h
+    assert abs(len(a & c) - expect) < 4 * expect**0.5 + 3, (len(a & c), expect)
+    assert m1.logs_digest == logs.digest(DAY) and m1.plan_digest == plan.digest()
+    for st in m1.strata:
+        rows = s1[s1["stratum"] == st.id]
+        assert len(rows) == st.m_h and rows["human"].sum() == st.n_h
+        # the human sample is the first n_h ranks of the reference sample
+        assert rows[rows["human"]]["rank"].max() == st.n_h
+        assert (rows["score"] >= st.lo).all() and (
+            rows["actioned"] == (st.frame == "actioned")
+        ).all()
+        assert rows["slice.surface"].eq(st.slice["surface"]).all()
+    assert sum(s.N_h for s in m1.strata) == m1.n_rows
+    # restricted categories leave as id + content hash only; batches are blind
+    lines = [json.loads(x) for x in (tmp_path / "a" / "batch_human.jsonl").read_text().splitlines()]
+    spam = [x for x in lines if x["category"] == "spam"]
+    assert spam and all(
+        x["restricted"] and set(x) == {"item_id", "category", "content_hash", "restricted"}
+        for x in spam
+    )
+    assert all("score" not in x and "actioned" not in x for x in lines)
+    del m2, m3
+
+
+def test_emit_sql_is_the_sampling_query(tmp_path: Path, card: Path) -> None:
+    logs = DecisionLogs.open(card)
+    plan = build_plan(logs, DAY)
+    man = draw_sample(logs, plan, DAY, tmp_path / "s", seed=3)
+    alloc = {s.id: s.m_h for s in man.strata}
+    sql = sampling_sql(logs, plan, DAY, 3, alloc, None)
+    assert "row_number() OVER (PARTITION BY stratum ORDER BY h, item_id)" in sql
+    assert f"hash(xor(hash(item_id), {seed_key(3)}::UBIGINT))" in sql
+    smp = pd.read_parquet(tmp_path / "s" / "sample.parquet")
+    # with or without the hash pre-filter, the query returns exactly the drawn sample
+    assert logs.con.execute(sql).fetchdf()["item_id"].tolist() == smp["item_id"].tolist()
+    fast = sampling_sql(logs, plan, DAY, 3, alloc, None, {s.id: s.N_h for s in man.strata})
+    # without sizes every cut-off is the largest hash (no pre-filter); with them, some are lower
+    assert sql.count(f"{2**64 - 1}::UBIGINT") == sum(1 for v in alloc.values() if v > 0)
+    assert fast.count(f"{2**64 - 1}::UBIGINT") < sql.count(f"{2**64 - 1}::UBIGINT")
+    assert logs.con.execute(fast).fetchdf()["item_id"].tolist() == smp["item_id"].tolist()
