@@ -93,10 +93,8 @@ def drift(
     --fail-on alert, 2 usage/config, 3 run error.
     """
     from pydantic import ValidationError
-    from rich.table import Table
 
     from audit.analysis import load_record as load_run
-    from audit.cli._console import console as _console
     from audit.errors import UsageError
     from audit.monitoring import DriftConfig, Thresholds, drift_report
     from audit.monitoring.runs import run_inputs, runs_drift
@@ -189,6 +187,35 @@ def drift(
             for s in series
         ]
         series_items = [(f"{s.suite}:{s.split} × {s.moderator}", s.series) for s in series]
+    emit_drift(
+        results,
+        notes,
+        series_items,
+        label={"runs": list(runs)},
+        json_out=json_out,
+        mlflow=mlflow,
+        experiment=experiment,
+        fail_on=fail_on,
+    )
+
+
+def emit_drift(
+    results: list[tuple[tuple[str, str, str], list[Any]]],
+    notes: list[str],
+    series_items: list[Any],
+    *,
+    label: dict[str, Any],
+    json_out: Path | None,
+    mlflow: bool,
+    experiment: str,
+    fail_on: str | None,
+) -> None:
+    """Print one table per compared pair, write the JSON, log the series, exit 1 on an
+    alert when asked (shared by ``audit drift`` and ``audit production drift``)."""
+    from rich.table import Table
+
+    from audit.cli._console import console as _console
+
     con = _console()
     alert = False
     payload: list[dict[str, Any]] = []
@@ -243,9 +270,7 @@ def drift(
         con.print("[yellow]nothing compared[/]: no suite × moderator in common")
     if json_out is not None:
         json_out.write_text(
-            json.dumps(
-                {"runs": list(runs), "results": payload, "notes": notes, "alert": alert}, indent=2
-            ),
+            json.dumps({**label, "results": payload, "notes": notes, "alert": alert}, indent=2),
             encoding="utf-8",
         )
         con.print(f"json: {json_out}")

@@ -86,6 +86,94 @@ def check(card: Path, period: str, pathway: str | None, policy_version: str | No
     c.print(f"digest: {logs.digest(p)}")
 
 
+@production.command("drift")
+@click.argument("card", type=click.Path(path_type=Path))
+@click.option(
+    "--periods",
+    required=True,
+    help="Comma-separated periods in time order; the first is the reference "
+    "(e.g. 2026-11-29,2026-11-30).",
+)
+@click.option("--pathway", required=True, help="The enforcement pathway to monitor.")
+@click.option("--bins", "n_bins", default=10, show_default=True, type=click.IntRange(2, 1000))
+@click.option("--alpha", default=0.05, show_default=True, type=float)
+@click.option(
+    "--persistence",
+    default=None,
+    help="N/M: ALERT after N breaches in the last M periods (default 1/1 for two "
+    "periods, 2/3 for longer series).",
+)
+@click.option("--fail-on", type=click.Choice(["alert"]), default=None, help="Exit 1 on ALERT.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--mlflow/--no-mlflow", default=False, show_default=True)
+@click.option("--experiment", default="production-drift", show_default=True)
+def drift_cmd(
+    card: Path,
+    periods: str,
+    pathway: str,
+    n_bins: int,
+    alpha: float,
+    persistence: str | None,
+    fail_on: str | None,
+    json_out: Path | None,
+    mlflow: bool,
+    experiment: str,
+) -> None:
+    """Score-distribution and decision-rate drift of one pathway across periods of
+    its decision logs (PSI, KS, JS, decision-rate change; OK → PENDING → ALERT).
+    Exit 0 ok, 1 alert (with --fail-on alert), 2 bad input, 3 bad logs."""
+    from pydantic import ValidationError
+
+    from audit.cli.drift import emit_drift
+    from audit.errors import UsageError
+    from audit.monitoring import DriftConfig
+    from audit.monitoring.logs import logs_drift
+    from audit.production.logs import DecisionLogs, Period
+
+    plist = [Period.parse(x) for x in periods.split(",") if x.strip()]
+    if len(plist) < 2:
+        raise UsageError(
+            "drift needs a reference period and at least one more",
+            where="audit production drift",
+            field="--periods",
+            expected="P1,P2[,...] in time order",
+            actual=periods,
+        )
+    persistence = persistence or ("1/1" if len(plist) == 2 else "2/3")
+    n_s, _, m_s = persistence.partition("/")
+    try:
+        cfg = DriftConfig(
+            n_bins=n_bins, alpha=alpha, persistence_n=int(n_s), persistence_m=int(m_s)
+        )
+    except (ValidationError, ValueError) as exc:
+        raise UsageError(
+            "invalid drift settings",
+            where="audit production drift",
+            field="--persistence/--alpha",
+            expected="N/M with 1 <= N <= M, 0 < alpha < 1",
+            actual=str(exc).splitlines()[0],
+        ) from None
+    logs = DecisionLogs.open(card)
+    series = logs_drift(logs, plist, pathway, cfg)
+    notes = [
+        f"{pathway}: policy version changed at {p.label} ({p.policy_version}); a new "
+        "reference starts there and nothing is compared across the break"
+        for p in series.periods
+        if p.policy_break
+    ]
+    results = [((str(card), pathway, "logs"), [p.report for p in series.periods if p.report])]
+    emit_drift(
+        results,
+        notes,
+        [(f"{pathway} ({card})", series)],
+        label={"logs": str(card), "pathway": pathway, "periods": [p.label for p in plist]},
+        json_out=json_out,
+        mlflow=mlflow,
+        experiment=experiment,
+        fail_on=fail_on,
+    )
+
+
 @production.command("plan")
 @click.argument("card", type=click.Path(path_type=Path))
 @click.option(
