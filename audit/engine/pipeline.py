@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from audit.config import ModeratorSpec, RunConfig
     from audit.engine.record import RunRecord
     from audit.engine.results import SuiteResult
+    from audit.moderators.base import Moderator
     from audit.policy import Policy
     from audit.suites import LoadedSuite
 
@@ -35,7 +36,7 @@ class Prepared:
     policy: Policy
     suites: list[LoadedSuite]
     skipped: list[dict[str, str]]
-    moderators: list[tuple[ModeratorSpec, Any]]
+    moderators: list[tuple[ModeratorSpec, Moderator]]
 
 
 def prepare(
@@ -93,7 +94,7 @@ def prepare(
                 actual=repr(bad),
                 fix="use a suite's name as listed under suites: (or its card name)",
             )
-    mods = []
+    mods: list[tuple[ModeratorSpec, Moderator]] = []
     for i, spec in enumerate(cfg.moderators):
         cls = MODERATORS.get(spec.type, where=str(path), field=f"moderators[{i}].type")
         params = cls.Params.model_validate(spec.params)
@@ -107,12 +108,7 @@ def prepare(
             # re-anchor the adapter's error on the config file and the moderator entry
             raise exc.relocated(str(path), f"moderators[{i}]") from None
         if spec.explain is not None:
-            check = getattr(mod, "explain_unsupported", None)
-            reason = (
-                f"moderator type {spec.type!r} does not write rationales"
-                if not callable(check)
-                else check()
-            )
+            reason = mod.explain_unsupported()
             if reason is not None:
                 raise ConfigError(
                     "explain: is set for a moderator that cannot write rationales",
@@ -191,7 +187,7 @@ def run_audit(
         "moderators": {
             spec.name: {
                 "type": spec.type,
-                "kind": getattr(mod, "kind", None),
+                "kind": mod.kind,
                 "categories": list(mod.categories),
                 "thresholds": spec.thresholds,
                 "batch_size": spec.batch_size,
@@ -295,15 +291,13 @@ def run_audit(
     return record, results
 
 
-def _close(mod: Any) -> None:
-    close = getattr(mod, "close", None)
-    if callable(close):
-        close()
+def _close(mod: Moderator) -> None:
+    mod.close()
 
 
 def _explain_pass(
     spec: ModeratorSpec,
-    mod: Any,
+    mod: Moderator,
     results: list[SuiteResult],
     record: RunRecord,
     cache: Any,

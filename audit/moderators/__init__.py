@@ -12,7 +12,15 @@ scikit-learn: every adapter loads its heavy libraries inside its methods.
 | ``fake`` | :class:`FakeModerator` | scripted scores and failures |
 """
 
-from audit.moderators.base import MODERATORS, Moderator, ModeratorParams, register
+from audit.moderators.base import (
+    MODERATORS,
+    Moderator,
+    ModeratorBase,
+    ModeratorParams,
+    ModeratorType,
+    register,
+    register_moderator,
+)
 from audit.moderators.classifiers.embedding_head import (
     EmbeddingHead,
     FitSpec,
@@ -33,9 +41,12 @@ __all__ = [
     "HeadSummary",
     "LLMJudge",
     "Moderator",
+    "ModeratorBase",
     "ModeratorParams",
+    "ModeratorType",
     "ProfanityBaseline",
     "ScriptedBatchFailure",
     "fit_head",
     "register",
+    "register_moderator",
 ]

@@ -59,10 +59,15 @@ O = TypeVar("O")  # an observation at the answer position  # noqa: E741
 class JudgeBackend(Protocol):
     """What the LLM judge needs from an inference backend."""
 
-    #: backend name as written in a run config (``transformers``, ``vllm``...)
-    backend: str
-    #: whether :meth:`generate` takes ``continuations`` (an answer prefill)
-    supports_continuations: bool
+    @property
+    def backend(self) -> str:
+        """Backend name as written in a run config (``transformers``, ``vllm``...)."""
+        ...
+
+    @property
+    def supports_continuations(self) -> bool:
+        """Whether :meth:`generate` takes ``continuations`` (an answer prefill)."""
+        ...
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything that changes outputs (model digest, template, settings)."""

@@ -9,7 +9,7 @@ GGUF file), tokenizer and weights, the converted-GGUF caches and dtype choice.
 from __future__ import annotations
 
 import inspect
-import threading
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ class HFLoader:
     device: str
     attn_implementation: str
     use_chat_template: bool
-    _lock: threading.RLock
+    _lock: AbstractContextManager[Any]
     _dir: Path | None
     _commit: str | None
     _tok: Any
@@ -206,7 +206,7 @@ class HFLoader:
                 kw["attn_implementation"] = self.attn_implementation
             with quiet_hf():
                 try:
-                    model = AutoModelForCausalLM.from_pretrained(src, **kw)
+                    model: Any = AutoModelForCausalLM.from_pretrained(src, **kw)
                 except (OSError, ValueError) as exc:
                     raise ModeratorError(
                         f"cannot load causal LM: {exc}",
