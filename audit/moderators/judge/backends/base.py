@@ -48,7 +48,15 @@ from audit.moderators.judge.backends._common import (
     split_encode,
 )
 
-__all__ = ["BackendLoops", "BadArguments", "GenSettings", "JudgeBackend", "Prompt", "TokenBackend"]
+__all__ = [
+    "BackendLoops",
+    "BadArguments",
+    "GenSettings",
+    "HFTokenizerHooks",
+    "JudgeBackend",
+    "Prompt",
+    "TokenBackend",
+]
 
 P = TypeVar("P")  # a prepared prompt in the engine's form
 C = TypeVar("C")  # candidates in the engine's form
@@ -324,6 +332,41 @@ class BackendLoops(Generic[P, C, O]):
                 for (i, _), g in zip(jobs, self._guarded(run, list(range(len(jobs))))):
                     results[i].append(g)
             return results
+
+
+class HFTokenizerHooks:
+    """Token hooks over a transformers tokenizer (the transformers and vLLM backends,
+    whose engines both hand one out): the chat template in use and its rendering."""
+
+    use_chat_template: bool
+
+    def _tokenizer(self) -> Any:
+        raise NotImplementedError
+
+    def _used_template(self) -> str | None:
+        """The chat template prompts go through, or ``None`` (off, or the model has none)."""
+        template = getattr(self._tokenizer(), "chat_template", None)
+        return str(template) if (self.use_chat_template and template) else None
+
+    @property
+    def has_chat_template(self) -> bool:
+        """True when prompts go through the tokenizer's chat template."""
+        return self._used_template() is not None
+
+    def _uses_template(self) -> bool:
+        return self.has_chat_template
+
+    def _render(self, content: str) -> str:
+        return str(
+            self._tokenizer().apply_chat_template(
+                [{"role": "user", "content": content}],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+        )
+
+    def _show(self, token: int) -> str:
+        return str(self._tokenizer().convert_ids_to_tokens(token))
 
 
 class TokenBackend(BackendLoops[Prompt, dict[str, list[int]], dict[int, float]]):

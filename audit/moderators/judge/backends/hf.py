@@ -33,7 +33,6 @@ weights on the first scoring call (or :meth:`load`).
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,8 +53,14 @@ from audit.moderators.judge.backends._common import (
     GenOut,
     ItemError,
     check_settings,
+    template_sha256,
 )
-from audit.moderators.judge.backends.base import GenSettings, Prompt, TokenBackend
+from audit.moderators.judge.backends.base import (
+    GenSettings,
+    HFTokenizerHooks,
+    Prompt,
+    TokenBackend,
+)
 from audit.moderators.judge.backends.hf_loading import NAME, HFLoader
 
 __all__ = ["BOUNDARY_BACKOFF", "KEEP_TAIL", "GenOut", "HFBackend"]
@@ -72,7 +77,7 @@ def _cache_of(out: Any) -> Any:
     return cache if cache is not None else getattr(out, "past_key_values", None)
 
 
-class HFBackend(HFLoader, TokenBackend):
+class HFBackend(HFLoader, HFTokenizerHooks, TokenBackend):
     """transformers causal LM: label-token probabilities and generation.
 
     Loading lives in :class:`~audit.moderators.judge.backends.hf_loading.HFLoader`,
@@ -192,8 +197,7 @@ class HFBackend(HFLoader, TokenBackend):
                 else:
                     digest = model_files_digest(d)
                     weights, files = digest["weights_sha256"], digest["files"]
-                template = getattr(self._tokenizer(), "chat_template", None)
-                used = template if (self.use_chat_template and template) else None
+                used = self._used_template()
                 self._fingerprint = {
                     "backend": self.backend,
                     "model": self.model,
@@ -204,9 +208,7 @@ class HFBackend(HFLoader, TokenBackend):
                     "files": files,
                     "dtype": str(self._resolved_dtype()).removeprefix("torch."),
                     "chat_template": used is not None,
-                    "chat_template_sha256": (
-                        hashlib.sha256(str(used).encode()).hexdigest() if used else None
-                    ),
+                    "chat_template_sha256": template_sha256(used),
                     "max_length": self.max_length,
                     "truncation": f"suffix-middle, keep last {KEEP_TAIL}",
                     "transformers": package_version("transformers"),
@@ -214,15 +216,6 @@ class HFBackend(HFLoader, TokenBackend):
             return copy.deepcopy(self._fingerprint)
 
     # ------------------------------------------------------------------ encoding
-
-    def _render(self, content: str) -> str:
-        return str(
-            self._tokenizer().apply_chat_template(
-                [{"role": "user", "content": content}],
-                tokenize=False,
-                add_generation_prompt=True,
-            )
-        )
 
     def _prefix_part(self, prefix: str) -> str | None:
         """Rendered text before the prefix's end, or ``None`` if the template hides it."""
@@ -240,12 +233,6 @@ class HFBackend(HFLoader, TokenBackend):
 
     def _specials(self) -> set[int]:
         return set(self._tokenizer().all_special_ids)
-
-    def _uses_template(self) -> bool:
-        return self.has_chat_template
-
-    def _show(self, token: int) -> str:
-        return str(self._tokenizer().convert_ids_to_tokens(token))
 
     def _encode_many(
         self, prefix: str, suffixes: Sequence[str], tails: Sequence[str] | None

@@ -181,11 +181,6 @@ class HFLoader:
         except OSError:  # a read-only cache only costs time
             pass
 
-    @property
-    def has_chat_template(self) -> bool:
-        """True when prompts go through the tokenizer's chat template."""
-        return self.use_chat_template and bool(getattr(self._tokenizer(), "chat_template", None))
-
     def load(self) -> None:
         """Load tokenizer and weights (idempotent; scoring calls it)."""
         with self._lock:

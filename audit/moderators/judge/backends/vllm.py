@@ -73,7 +73,12 @@ from audit.moderators.judge.backends._common import (
     import_optional,
     template_sha256,
 )
-from audit.moderators.judge.backends.base import GenSettings, Prompt, TokenBackend
+from audit.moderators.judge.backends.base import (
+    GenSettings,
+    HFTokenizerHooks,
+    Prompt,
+    TokenBackend,
+)
 
 __all__ = ["GenOut", "ItemError", "VLLMBackend"]
 
@@ -90,7 +95,7 @@ INSTALL_FIX = (
 # --------------------------------------------------------------------------- backend
 
 
-class VLLMBackend(TokenBackend):
+class VLLMBackend(HFTokenizerHooks, TokenBackend):
     """vLLM offline engine: exact label-token probabilities and seeded generation."""
 
     backend: ClassVar[str] = "vllm"
@@ -222,18 +227,12 @@ class VLLMBackend(TokenBackend):
 
     # ------------------------------------------------------------------ fingerprint
 
-    @property
-    def has_chat_template(self) -> bool:
-        return self.use_chat_template and bool(getattr(self._tokenizer(), "chat_template", None))
-
     def fingerprint(self) -> dict[str, Any]:
         """Everything that changes outputs (not the GPU, batch size or memory share)."""
         with self._lock:
             if self._fingerprint is None:
                 vllm = self._import()
-                tok = self._tokenizer()
-                template = getattr(tok, "chat_template", None)
-                used = template if (self.use_chat_template and template) else None
+                used = self._used_template()
                 config = getattr(getattr(self._llm, "llm_engine", None), "model_config", None)
                 self._fingerprint = {
                     "backend": self.backend,
@@ -254,26 +253,11 @@ class VLLMBackend(TokenBackend):
 
     # ------------------------------------------------------------------ token hooks
 
-    def _render(self, content: str) -> str:
-        return str(
-            self._tokenizer().apply_chat_template(
-                [{"role": "user", "content": content}],
-                tokenize=False,
-                add_generation_prompt=True,
-            )
-        )
-
     def _ids(self, text: str, *, special: bool) -> list[int]:
         return list(self._tokenizer().encode(text, add_special_tokens=special))
 
     def _specials(self) -> set[int]:
         return set(getattr(self._tokenizer(), "all_special_ids", ()) or ())
-
-    def _uses_template(self) -> bool:
-        return self.has_chat_template
-
-    def _show(self, token: int) -> str:
-        return str(self._tokenizer().convert_ids_to_tokens(token))
 
     # ------------------------------------------------------------------ engine primitives
 
