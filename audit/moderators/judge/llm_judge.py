@@ -399,8 +399,6 @@ class LLMJudge(ModeratorBase):
                 outs[i].scores[cat] = p_unsafe * min(1.0, mass)
 
     def _generate(self, items: Sequence[Item]) -> list[ModeratorOutput]:
-        from audit.moderators.judge import parsers
-
         p = self.params
         sc = p.mode == "self_consistency"
         kwargs: dict[str, Any] = {
@@ -408,8 +406,8 @@ class LLMJudge(ModeratorBase):
             "temperature": p.temperature if sc else 0.0,
             "num_samples": p.samples if sc else 1,
             "seed": p.seed,
+            "batch_size": p.micro_batch_size,
         }
-        kwargs["batch_size"] = p.micro_batch_size
         calls: list[tuple[str | None, list[list[GenOut | ItemError]]]] = []
         shots = self._examples(items)
         if self.preset.one_policy_per_call:
@@ -426,60 +424,64 @@ class LLMJudge(ModeratorBase):
             calls.append(
                 (None, self.backend.generate(parts[0].prefix, [x.suffix for x in parts], **kwargs))
             )
-        outs: list[ModeratorOutput] = []
-        for i in range(len(items)):
-            votes: list[parsers.Verdict] = []
-            failures: list[str] = []
-            raws: list[str] = []
-            per_cat_votes: dict[str, list[bool]] = {c: [] for c in self.judged}
-            unsafe_votes: list[bool] = []
-            for one_cat, results in calls:
-                for g in results[i]:
-                    fail = self._failure(g)
-                    if fail is not None or not isinstance(g, GenOut):
-                        failures.append((fail.error if fail else None) or "error")
-                        continue
-                    raws.append(g.text)
-                    v = parsers.parse(g.text, self.preset.fmt, self.policy, category=one_cat)
-                    if v.status != "ok":
-                        failures.append(v.reason or "parse failure")
-                        continue
-                    votes.append(v)
-                    cats = [one_cat] if one_cat is not None else list(self.judged)
-                    for c in cats:
-                        per_cat_votes[c].append(c in v.violations)
-                    if one_cat is None and v.unsafe is not None:
-                        unsafe_votes.append(bool(v.unsafe))
-            raw = raws[0] if len(raws) == 1 else json.dumps(raws, ensure_ascii=False)
-            if not votes:
-                outs.append(
-                    ModeratorOutput(
-                        error=failures[0] if failures else "no output",
-                        error_type="parse_failure",
-                        raw_output=raw,
-                    )
-                )
-                continue
-            scores: dict[str, float] = {}
-            for c in self.categories:
-                if per_cat_votes[c]:
-                    scores[c] = sum(per_cat_votes[c]) / len(per_cat_votes[c])
-            if unsafe_votes:
-                scores[OVERALL_KEY] = sum(unsafe_votes) / len(unsafe_votes)
-            elif scores:
-                scores[OVERALL_KEY] = max(scores.values())
-            rationale = next((v.rationale for v in votes if v.rationale), None)
-            if sc:
-                agreement = max(
-                    (max(sum(x), len(x) - sum(x)) / len(x) for x in per_cat_votes.values() if x),
-                    default=float("nan"),
-                )
-                raw = json.dumps(
-                    {"samples": raws, "parse_failures": len(failures), "agreement": agreement},
-                    ensure_ascii=False,
-                )
-            outs.append(ModeratorOutput(scores=scores, rationale=rationale, raw_output=raw))
-        return outs
+        return [self._tally(i, calls, sc) for i in range(len(items))]
+
+    def _tally(
+        self, i: int, calls: list[tuple[str | None, list[list[GenOut | ItemError]]]], sc: bool
+    ) -> ModeratorOutput:
+        """Item ``i``'s output from its generations across calls: parsed verdicts vote
+        per category (a parse failure never votes), the overall score is the
+        any-violation vote share (or the highest category share)."""
+        from audit.moderators.judge import parsers
+
+        votes: list[parsers.Verdict] = []
+        failures: list[str] = []
+        raws: list[str] = []
+        per_cat_votes: dict[str, list[bool]] = {c: [] for c in self.judged}
+        unsafe_votes: list[bool] = []
+        for one_cat, results in calls:
+            for g in results[i]:
+                fail = self._failure(g)
+                if fail is not None or not isinstance(g, GenOut):
+                    failures.append((fail.error if fail else None) or "error")
+                    continue
+                raws.append(g.text)
+                v = parsers.parse(g.text, self.preset.fmt, self.policy, category=one_cat)
+                if v.status != "ok":
+                    failures.append(v.reason or "parse failure")
+                    continue
+                votes.append(v)
+                cats = [one_cat] if one_cat is not None else list(self.judged)
+                for c in cats:
+                    per_cat_votes[c].append(c in v.violations)
+                if one_cat is None and v.unsafe is not None:
+                    unsafe_votes.append(bool(v.unsafe))
+        raw = raws[0] if len(raws) == 1 else json.dumps(raws, ensure_ascii=False)
+        if not votes:
+            return ModeratorOutput(
+                error=failures[0] if failures else "no output",
+                error_type="parse_failure",
+                raw_output=raw,
+            )
+        scores: dict[str, float] = {}
+        for c in self.categories:
+            if per_cat_votes[c]:
+                scores[c] = sum(per_cat_votes[c]) / len(per_cat_votes[c])
+        if unsafe_votes:
+            scores[OVERALL_KEY] = sum(unsafe_votes) / len(unsafe_votes)
+        elif scores:
+            scores[OVERALL_KEY] = max(scores.values())
+        rationale = next((v.rationale for v in votes if v.rationale), None)
+        if sc:
+            agreement = max(
+                (max(sum(x), len(x) - sum(x)) / len(x) for x in per_cat_votes.values() if x),
+                default=float("nan"),
+            )
+            raw = json.dumps(
+                {"samples": raws, "parse_failures": len(failures), "agreement": agreement},
+                ensure_ascii=False,
+            )
+        return ModeratorOutput(scores=scores, rationale=rationale, raw_output=raw)
 
     # ------------------------------------------------------------------ rationales
     def explain_unsupported(self) -> str | None:
