@@ -10,6 +10,11 @@ scikit-learn: every adapter loads its heavy libraries inside its methods.
 | ``embedding_head`` | :class:`EmbeddingHead` | encoder + logistic head (:func:`fit_head`) |
 | ``profanity_baseline`` | :class:`ProfanityBaseline` | packaged alt-profanity-check (lexical) |
 | ``fake`` | :class:`FakeModerator` | scripted scores and failures |
+| ``llm_judge`` | :class:`LLMJudge` | prompted causal LM judge |
+
+A third-party adapter subclasses :class:`ModeratorBase` (defaults for ``close`` and
+rationales), defines ``Params``, ``fingerprint`` and ``predict``, and registers with
+:func:`register_moderator`, which checks the class against :class:`Moderator`.
 """
 
 from audit.moderators.base import (
