@@ -32,10 +32,9 @@ from audit.errors import (
 )
 
 if TYPE_CHECKING:
-    from audit.api import RunResult, compare, gate, load_run, run
-    from audit.config import RunConfig, load_config
-    from audit.moderators.base import Moderator
-    from audit.moderators.base import register as register_moderator
+    from audit.api import RunResult, compare, gate, load_config, load_run, run
+    from audit.config import RunConfig
+    from audit.moderators.base import Moderator, ModeratorBase, register_moderator
     from audit.records import Check, MetricValue, ResultEntry, RunRecord, Verdict
 
 __version__ = "0.1.0"
@@ -53,9 +52,10 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Check": ("audit.records", "Check"),
     "Verdict": ("audit.records", "Verdict"),
     "RunConfig": ("audit.config", "RunConfig"),
-    "load_config": ("audit.config", "load_config"),
+    "load_config": ("audit.api", "load_config"),
     "Moderator": ("audit.moderators.base", "Moderator"),
-    "register_moderator": ("audit.moderators.base", "register"),
+    "ModeratorBase": ("audit.moderators.base", "ModeratorBase"),
+    "register_moderator": ("audit.moderators.base", "register_moderator"),
 }
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "GateError",
     "MetricValue",
     "Moderator",
+    "ModeratorBase",
     "ModeratorError",
     "ResultEntry",
     "RunConfig",

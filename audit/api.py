@@ -104,6 +104,19 @@ def metrics_frame(results: Sequence[ResultEntry]) -> pd.DataFrame:
     return frame
 
 
+def load_config(config: str | Path | Mapping[str, Any], overrides: Sequence[str] = ()) -> RunConfig:
+    """A run config from a YAML path or a dict, validated exactly as ``audit run``
+    validates it (each moderator's ``params`` against its adapter included).
+
+    Raises:
+        ConfigError / ModeratorError: the first problem, naming file and field.
+    """
+    from audit.engine.pipeline import resolve_config
+
+    cfg, _, _ = resolve_config(config, tuple(overrides))
+    return cfg
+
+
 def run(
     config: str | Path | Mapping[str, Any] | RunConfig,
     *,

@@ -27,6 +27,7 @@ PUBLIC = {
     "load_config",
     "RunConfig",
     "Moderator",
+    "ModeratorBase",
     "register_moderator",
     # the error tree
     "AuditError",

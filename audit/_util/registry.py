@@ -34,18 +34,18 @@ class Registry(Generic[T]):
         self._group = entry_point_group
         self._plugins_loaded = entry_point_group is None
 
+    def add(self, name: str, obj: T) -> T:
+        """Register ``obj`` under ``name`` (again with the same object is a no-op)."""
+        if name in self._items and self._items[name] is not obj:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._items[name] = obj
+        return obj
+
     def register(self, name: str, obj: T | None = None) -> Callable[[T], T] | T:
-        """Register ``obj`` under ``name``; usable as a decorator."""
-
-        def _do(o: T) -> T:
-            if name in self._items and self._items[name] is not o:
-                raise ValueError(f"{self.kind} {name!r} is already registered")
-            self._items[name] = o
-            return o
-
+        """Register ``obj`` under ``name``; without ``obj``, a decorator that does."""
         if obj is None:
-            return _do
-        return _do(obj)
+            return lambda o: self.add(name, o)
+        return self.add(name, obj)
 
     def _load_plugins(self) -> None:
         if self._plugins_loaded:

@@ -76,7 +76,7 @@ def list_(what: str | None) -> None:
 
         out.print("[bold]moderators[/]")
         for name, cls in MODERATORS:
-            out.print(f"  {name:22s} {getattr(cls, 'description', '')}")
+            out.print(f"  {name:22s} {cls.description}")
     if what in (None, "metrics"):
         from audit.metrics import METRICS
 

@@ -67,9 +67,7 @@ def probe(
             progress=lambda msg: err.print(f"[dim]{msg}…[/]"),
         )
     finally:
-        close = getattr(target.judge, "close", None)
-        if callable(close):
-            close()
+        target.judge.close()
     report = {
         "config": str(config),
         "moderator": moderator,

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from audit.config import ModeratorSpec, RunConfig
     from audit.engine.record import RecordFile
     from audit.engine.results import SuiteResult
+    from audit.moderators.base import Moderator
     from audit.policy import Policy
     from audit.records import ResultEntry, RunStatus
     from audit.suites import LoadedSuite
@@ -39,7 +40,7 @@ class Prepared:
     policy: Policy
     suites: list[LoadedSuite]
     skipped: list[dict[str, str]]
-    moderators: list[tuple[ModeratorSpec, Any]]
+    moderators: list[tuple[ModeratorSpec, Moderator]]
 
 
 def resolve_config(
@@ -170,7 +171,7 @@ def _prepare(
                 actual=repr(bad),
                 fix="use a suite's name as listed under suites: (or its card name)",
             )
-    mods = []
+    mods: list[tuple[ModeratorSpec, Moderator]] = []
     for i, spec in enumerate(cfg.moderators):
         cls = MODERATORS.get(spec.type, where=str(path), field=f"moderators[{i}].type")
         params = cls.Params.model_validate(spec.params)
@@ -184,12 +185,7 @@ def _prepare(
             # re-anchor the adapter's error on the config file and the moderator entry
             raise exc.relocated(str(path), f"moderators[{i}]") from None
         if spec.explain is not None:
-            check = getattr(mod, "explain_unsupported", None)
-            reason = (
-                f"moderator type {spec.type!r} does not write rationales"
-                if not callable(check)
-                else check()
-            )
+            reason = mod.explain_unsupported()
             if reason is not None:
                 raise ConfigError(
                     "explain: is set for a moderator that cannot write rationales",
@@ -307,7 +303,7 @@ def _run_audit(
         "moderators": {
             spec.name: {
                 "type": spec.type,
-                "kind": getattr(mod, "kind", None),
+                "kind": mod.kind,
                 "categories": list(mod.categories),
                 "thresholds": spec.thresholds,
                 "batch_size": spec.batch_size,
@@ -425,20 +421,18 @@ def _run_audit(
     return record, results
 
 
-def _same(mod: Any) -> Any:
+def _same(mod: Moderator) -> Moderator:
     """The moderator factory handed to the runner: the already-built moderator."""
     return mod
 
 
-def _close(mod: Any) -> None:
-    close = getattr(mod, "close", None)
-    if callable(close):
-        close()
+def _close(mod: Moderator) -> None:
+    mod.close()
 
 
 def _explain_pass(
     spec: ModeratorSpec,
-    mod: Any,
+    mod: Moderator,
     results: list[SuiteResult],
     record: RecordFile,
     cache: Any,

@@ -13,9 +13,22 @@ scikit-learn: every adapter loads its heavy libraries inside its methods.
 | ``fusion`` | :class:`FusionModerator` | text + image members fused by a recorded rule |
 | ``fake`` | :class:`FakeModerator` | scripted scores and failures |
 | ``replay`` | :class:`ReplayModerator` | a production pathway's logged scores |
+| ``llm_judge`` | :class:`LLMJudge` | prompted causal LM judge |
+
+A third-party adapter subclasses :class:`ModeratorBase` (defaults for ``close`` and
+rationales), defines ``Params``, ``fingerprint`` and ``predict``, and registers with
+:func:`register_moderator`, which checks the class against :class:`Moderator`.
 """
 
-from audit.moderators.base import MODERATORS, Moderator, ModeratorParams, register
+from audit.moderators.base import (
+    MODERATORS,
+    Moderator,
+    ModeratorBase,
+    ModeratorParams,
+    ModeratorType,
+    register,
+    register_moderator,
+)
 from audit.moderators.classifiers.embedding_head import (
     EmbeddingHead,
     FitSpec,
@@ -41,10 +54,13 @@ __all__ = [
     "ImageClassifier",
     "LLMJudge",
     "Moderator",
+    "ModeratorBase",
     "ModeratorParams",
+    "ModeratorType",
     "ProfanityBaseline",
     "ReplayModerator",
     "ScriptedBatchFailure",
     "fit_head",
     "register",
+    "register_moderator",
 ]

@@ -262,8 +262,9 @@ def resolve_dtype(name: str) -> Any:
 @contextmanager
 def quiet_hf() -> Iterator[None]:
     """Silence transformers' per-load progress bars and info logs for one block."""
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as _hf_logging
 
+    hf_logging: Any = _hf_logging  # its switches are untyped functions
     bars = hf_logging.is_progress_bar_enabled()
     level = hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()

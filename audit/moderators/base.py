@@ -9,8 +9,8 @@ invalidates the prediction cache.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -28,18 +28,27 @@ class ModeratorParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: what kind of moderator an adapter is (recorded per moderator in the run record)
+KINDS = ("classifier", "llm", "reference")
+
+
 @runtime_checkable
 class Moderator(Protocol):
-    """Scores a batch of items.
+    """What the runner, the pipeline and the analyses use of a moderator.
 
     Attributes:
         categories: the policy categories this moderator can speak to. Scores for
             other categories are "not applicable" (NaN), never counted as misses.
         kind: ``classifier`` (at-scale ML), ``llm`` (prompted) or ``reference``.
+        description: one line for ``audit list``.
+
+    :class:`ModeratorBase` gives the optional capabilities (``close``, rationales)
+    their defaults; an adapter subclasses it and writes what it has.
     """
 
     categories: tuple[str, ...]
-    kind: str
+    kind: ClassVar[str]
+    description: ClassVar[str]
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything that changes outputs (weights digest, revision, settings).
@@ -57,20 +66,103 @@ class Moderator(Protocol):
         """
         ...
 
+    def explain_unsupported(self) -> str | None:
+        """Why :meth:`explain` cannot run for this moderator, or ``None`` when it can."""
+        ...
+
+    def explain(
+        self, items: Sequence[Item], decisions: Sequence[bool], *, max_new_tokens: int = 48
+    ) -> list[ModeratorOutput]:
+        """One-line rationales for decisions already taken (``explain:`` in a config)."""
+        ...
+
+    def close(self) -> None:
+        """Free models and accelerator memory (idempotent; the pipeline calls it)."""
+        ...
+
+
+class ModeratorBase:
+    """Defaults for a moderator's optional capabilities: nothing to close, no
+    rationales. Subclass it to satisfy :class:`Moderator` with only
+    ``Params``, ``__init__``, ``fingerprint`` and ``predict`` written."""
+
+    kind: ClassVar[str] = "classifier"
+    description: ClassVar[str] = ""
+
+    def explain_unsupported(self) -> str | None:
+        return f"moderator type {type(self).__name__} does not write rationales"
+
+    def explain(
+        self, items: Sequence[Item], decisions: Sequence[bool], *, max_new_tokens: int = 48
+    ) -> list[ModeratorOutput]:
+        raise ModeratorError(
+            "this moderator cannot write rationales",
+            where=type(self).__name__,
+            field="explain",
+            expected="a moderator whose explain_unsupported() is None",
+            actual=self.explain_unsupported(),
+            fix="remove explain: from this moderator's entry",
+        )
+
+    def close(self) -> None:
+        """Nothing to free."""
+
 
 class ModeratorType(Protocol):
-    """A registered adapter class."""
+    """A registered adapter class: its parameter model and a constructor."""
 
     Params: ClassVar[type[ModeratorParams]]
+    kind: ClassVar[str]
+    description: ClassVar[str]
 
     def __call__(self, params: Any, policy: Policy) -> Moderator: ...
 
 
-MODERATORS: Registry[Any] = Registry(
+#: the callables a moderator class must define (checked when it is registered)
+_METHODS = ("fingerprint", "predict", "explain_unsupported", "explain", "close")
+
+
+def check_moderator_class(name: str, cls: Any) -> None:
+    """Raise a ModeratorError naming what a class lacks to be a :class:`Moderator`."""
+    missing = [m for m in _METHODS if not callable(getattr(cls, m, None))]
+    params = getattr(cls, "Params", None)
+    if not (isinstance(params, type) and issubclass(params, ModeratorParams)):
+        missing.append("Params (a ModeratorParams subclass)")
+    kind = getattr(cls, "kind", None)
+    if kind not in KINDS:
+        missing.append(f"kind (one of {', '.join(KINDS)}; got {kind!r})")
+    if not isinstance(getattr(cls, "description", None), str):
+        missing.append("description (a one-line str)")
+    if missing:
+        raise ModeratorError(
+            f"moderator class {getattr(cls, '__name__', cls)!r} does not follow the protocol",
+            where=f"register_moderator({name!r})",
+            field="class",
+            expected="the members of audit.moderators.base.Moderator",
+            actual="missing: " + "; ".join(missing),
+            fix="subclass audit.moderators.base.ModeratorBase for the defaults",
+        )
+
+
+MODERATORS: Registry[ModeratorType] = Registry(
     "moderator type", error=ModeratorError, entry_point_group="audit.moderators"
 )
 
+_C = TypeVar("_C")
 
-def register(name: str) -> Any:
-    """Class decorator registering a moderator adapter under ``name``."""
-    return MODERATORS.register(name)
+
+def register_moderator(name: str) -> Callable[[_C], _C]:
+    """Class decorator registering a moderator adapter under ``name`` (the public
+    plug-in point; third-party packages may also use the ``audit.moderators`` entry
+    point group). The class is checked against :class:`Moderator` first."""
+
+    def deco(cls: _C) -> _C:
+        check_moderator_class(name, cls)
+        MODERATORS.add(name, cast(ModeratorType, cls))
+        return cls
+
+    return deco
+
+
+#: the built-in adapters' spelling of :func:`register_moderator`
+register = register_moderator

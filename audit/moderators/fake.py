@@ -34,7 +34,7 @@ from pydantic import Field
 
 from audit.errors import ModeratorError
 from audit.moderators._torch import check_policy_categories, sha256_file
-from audit.moderators.base import ModeratorParams, register
+from audit.moderators.base import ModeratorBase, ModeratorParams, register
 from audit.policy import Policy
 from audit.schema import Item, ModeratorOutput
 
@@ -64,13 +64,13 @@ def random_score(
 
 
 @register(NAME)
-class FakeModerator:
+class FakeModerator(ModeratorBase):
     """Scripted moderator: fixed or pseudo-random scores, scripted failures."""
 
     description: ClassVar[str] = (
         "scripted scores and failures for tests and dry runs (deterministic, no ML)"
     )
-    kind = "classifier"
+    kind: ClassVar[str] = "classifier"
 
     class Params(ModeratorParams):
         """Parameters of ``fake``.

@@ -30,7 +30,7 @@ from pydantic import Field
 
 from audit.errors import AuditError, ModeratorError
 from audit.media.fusion import FusionRule, fuse
-from audit.moderators.base import MODERATORS, Moderator, ModeratorParams, register
+from audit.moderators.base import MODERATORS, Moderator, ModeratorBase, ModeratorParams, register
 from audit.policy import Policy
 from audit.schema import Item, ModeratorOutput
 
@@ -45,7 +45,7 @@ class MemberSpec(ModeratorParams):
 
 
 @register(NAME)
-class FusionModerator:
+class FusionModerator(ModeratorBase):
     """Fuses member moderators' scores per category by a recorded rule."""
 
     description: ClassVar[str] = "text + image (or any) moderators fused by max / noisy_or / mean"

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal
 
 from audit.errors import ModeratorError
 from audit.moderators._torch import check_policy_categories
-from audit.moderators.base import ModeratorParams, register
+from audit.moderators.base import ModeratorBase, ModeratorParams, register
 from audit.policy import Policy
 from audit.schema import Item, ModeratorOutput
 
@@ -36,7 +36,7 @@ NAME = "replay"
 
 
 @register(NAME)
-class ReplayModerator:
+class ReplayModerator(ModeratorBase):
     """Scores taken from decision logs by item id."""
 
     description: ClassVar[str] = "a production pathway's logged scores/decisions, by item id"

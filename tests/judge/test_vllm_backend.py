@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from audit.errors import ModeratorError
-from audit.moderators.judge.backends.hf import KEEP_TAIL, GenOut, _seed_for
+from audit.moderators.judge.backends._common import KEEP_TAIL, GenOut, _seed_for
 from audit.moderators.judge.backends.vllm import TOP_LOGPROBS, ItemError, VLLMBackend
 
 VOCAB = 130

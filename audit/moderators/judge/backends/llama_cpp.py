@@ -40,30 +40,28 @@ the model's temperature-1 log-probs of the chosen tokens; a final end-of-generat
 token is not counted.
 
 A llama.cpp failure on one item (``RuntimeError`` from decode) comes back as an
-:class:`~audit.moderators.judge.backends.vllm.ItemError` in the result list.
+:class:`~audit.moderators.judge.backends._common.ItemError` in the result list. The
+loops (truncation, prefix split, seeding, renormalisation, error capture) are the
+shared ones of :mod:`audit.moderators.judge.backends.base`; this module holds the
+engine primitives.
 """
 
 from __future__ import annotations
 
 import copy
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from audit.errors import ModeratorError
 from audit.moderators.judge.backends._common import (
     KEEP_TAIL,
     GenOut,
     ItemError,
-    _seed_for,
-    candidate_token_ids,
-    fit_middle,
     import_optional,
-    label_probs,
-    split_encode,
     template_sha256,
 )
+from audit.moderators.judge.backends.base import GenSettings, Prompt, TokenBackend
 
 __all__ = ["GenOut", "ItemError", "LlamaCppBackend"]
 
@@ -74,10 +72,16 @@ INSTALL_FIX = (
 )
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(TokenBackend):
     """llama.cpp GGUF model: exact label-token probabilities and generation."""
 
-    backend = "llama_cpp"
+    backend: ClassVar[str] = "llama_cpp"
+    where: ClassVar[str] = NAME
+    room_field: ClassVar[str] = "params.n_ctx"
+    engine_errors: ClassVar[tuple[type[Exception], ...]] = (RuntimeError,)
+    #: every item keeps its own prefix split: the context's cache is matched per
+    #: sequence, and the split decides llama.cpp's rounding (see the module doc)
+    share_one_prefix: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -108,12 +112,12 @@ class LlamaCppBackend:
                     actual=repr(model),
                     fix="check the path",
                 )
+        super().__init__()
         self.model = model
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.seed = seed
         self.use_chat_template = chat_template
-        self._lock = threading.RLock()
         self._path: Path | None = None
         self._lc: Any = None
         self._llm: Any = None
@@ -121,7 +125,6 @@ class LlamaCppBackend:
         self._template: str | None = None
         self._eog: set[int] = set()
         self._fingerprint: dict[str, Any] | None = None
-        self._heads: dict[str, str | None] = {}
 
     # ------------------------------------------------------------------ loading
 
@@ -230,7 +233,7 @@ class LlamaCppBackend:
                 }
             return copy.deepcopy(self._fingerprint)
 
-    # ------------------------------------------------------------------ encoding
+    # ------------------------------------------------------------------ token hooks
 
     def _render(self, content: str) -> str:
         return str(self._fmt(messages=[{"role": "user", "content": content}]).prompt)
@@ -241,28 +244,30 @@ class LlamaCppBackend:
         # in both cases, as a transformers tokenizer does.
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=special, special=True))
 
-    def encode(self, prefix: str, suffix: str) -> tuple[list[int], list[int]]:
-        """(shared prefix ids, rest) as in ``HFBackend.encode``; prefix empty if not a true one."""
-        self.load()
+    def _specials(self) -> set[int]:
         bos = self._llm.token_bos()
-        return split_encode(
-            prefix,
-            suffix,
-            render=self._render if self._template else None,
-            ids=self._ids,
-            specials=self._eog | ({bos} if bos >= 0 else set()),
-            heads=self._heads,
-        )
+        return self._eog | ({bos} if bos >= 0 else set())
 
-    def prompt_ids(self, prefix: str, suffix: str, *, room: int | None = None) -> list[int]:
-        """Token ids evaluated for one item (middle-truncated to ``room`` or ``n_ctx``)."""
-        return self._prompt(prefix, suffix, room)[0]
+    def _uses_template(self) -> bool:
+        return self._template is not None
 
-    def _prompt(self, prefix: str, suffix: str, room: int | None) -> tuple[list[int], int]:
-        """(token ids, length of the shared prefix part; 0 when there is no true prefix)."""
-        pre, rest = self.encode(prefix, suffix)
-        limit = self.n_ctx if room is None else room
-        return pre + fit_middle(pre, rest, limit, NAME, field="params.n_ctx"), len(pre)
+    def _candidate_ids(self, text: str) -> list[int]:
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def _show(self, token: int) -> str:
+        raw: bytes = self._llm.detokenize([token], special=True)
+        return raw.decode("utf-8", "replace")
+
+    def _room(self, max_new_tokens: int | None) -> int:
+        """``n_ctx`` holds the prompt and, when generating, the new tokens too."""
+        return self.n_ctx if max_new_tokens is None else self.n_ctx - max_new_tokens
+
+    def _engine_message(self, exc: Exception) -> str:
+        return f"llama.cpp decode failed: {exc}"
+
+    def _batches(self, prompts: Sequence[Prompt], batch_size: int) -> list[list[int]]:
+        """One item at a time: the context holds one sequence (a failure costs one item)."""
+        return [[i] for i in range(len(prompts))]
 
     # ------------------------------------------------------------------ evaluation
 
@@ -307,108 +312,37 @@ class LlamaCppBackend:
         m = logits.max()
         return logits - (m + np.log(np.exp(logits - m).sum()))
 
-    # ------------------------------------------------------------------ label probabilities
+    # ------------------------------------------------------------------ engine primitives
 
-    def next_token_probs(
-        self,
-        prefix: str,
-        suffixes: Sequence[str],
-        candidates: dict[str, Sequence[str]],
-        *,
-        batch_size: int = 8,
-        reuse_prefix: bool = True,
-    ) -> list[dict[str, float] | ItemError]:
-        """Per item, each candidate label's probability at the answer position (exact).
+    def _label_logprobs(
+        self, prompts: Sequence[Prompt], cand: dict[str, list[int]], reuse: bool
+    ) -> list[dict[int, float] | ItemError]:
+        """Exact log-probs of the candidate tokens from the full-vocabulary logits."""
+        wanted = self._wanted(cand)
+        out: list[dict[int, float] | ItemError] = []
+        for p in prompts:
+            logp = self._log_softmax(self._logits(p.ids, len(p.prefix), reuse))
+            out.append({t: float(logp[t]) for t in wanted})
+        return out
 
-        One evaluation per item (``batch_size`` is accepted and ignored); with
-        ``reuse_prefix`` only the tokens after the cached common prefix are evaluated.
-        """
-        del batch_size
-        with self._lock:
-            self.load()
-            llm = self._llm
-            cand = candidate_token_ids(
-                candidates,
-                lambda s: list(llm.tokenize(s.encode("utf-8"), add_bos=False, special=False)),
-                lambda t: llm.detokenize([t], special=True).decode("utf-8", "replace"),
-            )
-            out: list[dict[str, float] | ItemError] = []
-            for s in suffixes:
-                ids, split = self._prompt(prefix, s, None)
-                try:
-                    logp = self._log_softmax(self._logits(ids, split, reuse_prefix))
-                except RuntimeError as exc:
-                    out.append(ItemError("engine_error", f"llama.cpp decode failed: {exc}"))
-                    continue
-                lps = {t: float(logp[t]) for ids in cand.values() for t in ids}
-                out.append(label_probs(cand, lps.__getitem__))
-            return out
+    def _generate_batch(
+        self, prompts: Sequence[Prompt], seeds: Sequence[int], settings: GenSettings
+    ) -> list[GenOut | ItemError]:
+        """One sequence at a time; the prompt's cache is reused across samples and items."""
+        outs: list[GenOut | ItemError] = []
+        for p, seed in zip(prompts, seeds):
+            try:
+                outs.append(self._decode(p.ids, len(p.prefix), seed, settings))
+            except RuntimeError:
+                self._llm.reset()  # a failed decode leaves the context half-written
+                raise
+        return outs
 
-    # ------------------------------------------------------------------ generation
-
-    def generate(
-        self,
-        prefix: str,
-        suffixes: Sequence[str],
-        *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        num_samples: int = 1,
-        seed: int = 0,
-        batch_size: int = 4,
-        stop: Sequence[str] = (),
-    ) -> list[list[GenOut | ItemError]]:
-        """Continuations per item: greedy when ``temperature == 0``, else seeded sampling.
-
-        The prompt is cut to leave room for ``max_new_tokens`` in ``n_ctx``; the prompt's
-        cache is reused across samples and items (common-prefix matching).
-        ``batch_size`` is accepted and ignored (one sequence at a time).
-        """
-        del batch_size
-        if max_new_tokens < 1 or num_samples < 1:
-            raise ValueError("max_new_tokens and num_samples must be >= 1")
-        if temperature < 0 or not 0 < top_p <= 1:
-            raise ValueError("temperature must be >= 0 and 0 < top_p <= 1")
-        with self._lock:
-            self.load()
-            results: list[list[GenOut | ItemError]] = []
-            room = self.n_ctx - max_new_tokens
-            for s in suffixes:
-                ids, split = self._prompt(prefix, s, room)
-                outs: list[GenOut | ItemError] = []
-                for k in range(num_samples):
-                    try:
-                        outs.append(
-                            self._decode(
-                                ids,
-                                split,
-                                _seed_for(seed, s, k),
-                                max_new_tokens=max_new_tokens,
-                                temperature=temperature,
-                                top_p=top_p,
-                                stop=tuple(stop),
-                            )
-                        )
-                    except RuntimeError as exc:
-                        self._llm.reset()
-                        outs.append(ItemError("engine_error", f"llama.cpp decode failed: {exc}"))
-                results.append(outs)
-            return results
-
-    def _decode(
-        self,
-        ids: list[int],
-        split: int,
-        seed: int,
-        *,
-        max_new_tokens: int,
-        temperature: float,
-        top_p: float,
-        stop: tuple[str, ...],
-    ) -> GenOut:
+    def _decode(self, ids: list[int], split: int, seed: int, settings: GenSettings) -> GenOut:
         import numpy as np
 
+        max_new_tokens, temperature = settings.max_new_tokens, settings.temperature
+        top_p, stop = settings.top_p, settings.stop
         llm = self._llm
         rng = np.random.default_rng(seed) if temperature > 0 else None
         logits = self._logits(ids, split, True)

@@ -24,8 +24,9 @@ TGI do not support ``n > 1``).
 
 Failure handling
 ----------------
-Per-item failures come back as :class:`CallError` values in the result lists, never
-raised and never turned into a label:
+Per-item failures come back as :class:`~audit.moderators.judge.backends._common.ItemError`
+values (``CallError`` is the same class, under its older name) in the result lists,
+never raised and never turned into a label:
 
 ==============  ===================================================  ========
 kind            cause                                                retried
@@ -41,7 +42,7 @@ bad_response    not JSON, or JSON without the expected fields        no
 ``timeout_s`` is a deadline for the whole attempt (connect + headers + body), not a
 per-read socket timeout, so a server that trickles bytes cannot hold a worker.
 ``max_retries`` counts *re*-tries: an item makes at most ``max_retries + 1`` attempts;
-``CallError.attempts`` says how many it made. Retry delays grow exponentially
+``ItemError.attempts`` says how many it made. Retry delays grow exponentially
 (``backoff_s * 2**k`` times a jitter factor in [0.5, 1.5), capped at 30 s); a
 ``Retry-After`` header (seconds or HTTP date, capped at 60 s) replaces the computed
 delay and, on a 429, pauses *every* worker of this backend until it has passed.
@@ -78,11 +79,17 @@ set to its **upper bound** ``min(residual, n_forms * p_min)`` (``p_min`` the sma
 top-k probability: a token outside the top-k is no likelier than any token in it)
 before renormalising, so scores stay conservative (never under-state that label) and
 continuous. If *no* label is found in the top-k the item is a ``bad_response``
-:class:`CallError` rather than a uniform guess.
+``ItemError`` rather than a uniform guess.
+
+The request loops are the shared ones of
+:class:`~audit.moderators.judge.backends.base.BackendLoops` (argument checks, seeding
+per sample, per-item results); this module supplies the primitives: request bodies,
+the concurrent HTTP calls with their retries, and the top-k renormalisation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import http.client
 import json
@@ -94,14 +101,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from audit.errors import ModeratorError
-from audit.moderators.judge.backends.hf import GenOut  # light import: no torch at import time
+from audit.moderators.judge.backends._common import GenOut, ItemError, ItemErrorKind
+from audit.moderators.judge.backends.base import BackendLoops, GenSettings
 
-__all__ = ["CallError", "GenOut", "OpenAICompatBackend"]
+__all__ = ["CallError", "GenOut", "ItemError", "OpenAICompatBackend"]
 
 _WHERE = "openai_compat"
 _MAX_BACKOFF_S = 30.0
@@ -113,23 +120,18 @@ _FATAL_STATUS = {
     404: "endpoint or model not found",
 }
 
-CallErrorKind = Literal["timeout", "rate_limited", "http_error", "bad_response"]
-
-
-@dataclass(frozen=True)
-class CallError:
-    """A per-item failure: returned in place of a result, never raised."""
-
-    kind: CallErrorKind
-    message: str
-    attempts: int
+#: the per-item error of this backend is the one every backend returns
+CallError = ItemError
+#: top-k (normalised token, log-prob) pairs at the answer position
+TopK = list[tuple[str, float]]
+Forms = dict[str, frozenset[str]]
 
 
 class _Attempt(Exception):
     """One failed attempt (internal): kind, whether to retry, server's Retry-After."""
 
     def __init__(
-        self, kind: CallErrorKind, message: str, *, retry: bool, retry_after: float | None = None
+        self, kind: ItemErrorKind, message: str, *, retry: bool, retry_after: float | None = None
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -186,8 +188,11 @@ def _norm_token(tok: str) -> str:
     return tok.strip().strip(_WORD_MARKERS).strip()
 
 
-class OpenAICompatBackend:
+class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
     """Judge backend over an OpenAI-compatible server; see the module docstring."""
+
+    backend: ClassVar[str] = "openai_compat"
+    where: ClassVar[str] = _WHERE
 
     #: how many top log-probabilities :meth:`next_token_probs` asks for (vLLM's default cap)
     top_logprobs: int = 20
@@ -258,6 +263,8 @@ class OpenAICompatBackend:
         self._pacer = _Pacer(interval)
         self._rng = random.Random()
         self._fingerprint: dict[str, Any] | None = None
+        # concurrent calls are fine: the semaphore and the pacer bound the server load
+        self._lock = contextlib.nullcontext()
 
     def __repr__(self) -> str:  # never shows the key
         return (
@@ -287,64 +294,58 @@ class OpenAICompatBackend:
             }
         return dict(self._fingerprint)
 
-    def generate(
+    # ------------------------------------------------------------------ loop primitives
+
+    def _prepare(
         self,
         prefix: str,
         suffixes: Sequence[str],
         *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        num_samples: int = 1,
-        seed: int = 0,
-        stop: Sequence[str] = (),
-    ) -> list[list[GenOut | CallError]]:
-        """``num_samples`` continuations per suffix (sample ``i`` uses ``seed + i``)."""
-        if max_new_tokens < 1 or num_samples < 1:
-            raise ModeratorError(
-                "max_new_tokens and num_samples must be >= 1",
-                where=_WHERE,
-                actual=f"max_new_tokens={max_new_tokens}, num_samples={num_samples}",
-            )
-        jobs: list[Callable[[threading.Event], GenOut | CallError]] = []
-        for suffix in suffixes:
-            for i in range(num_samples):
-                body = self._body(prefix, suffix)
-                body.update(
-                    max_tokens=int(max_new_tokens),
-                    temperature=float(temperature),
-                    top_p=float(top_p),
-                    seed=int(seed) + i,
-                )
-                if stop:
-                    body["stop"] = list(stop)
-                if self.chat:
-                    body["logprobs"] = True
-                else:
-                    body["logprobs"] = 1
-                jobs.append(self._job(body, self._parse_generation))
-        flat = self._run(jobs)
-        return [flat[k * num_samples : (k + 1) * num_samples] for k in range(len(suffixes))]
+        reuse: bool,
+        max_new_tokens: int | None,
+        tails: Sequence[str] | None,
+    ) -> list[dict[str, Any]]:
+        """One request body per suffix (the server does its own prefix caching)."""
+        return [self._body(prefix, s) for s in suffixes]
 
-    def next_token_probs(
-        self,
-        prefix: str,
-        suffixes: Sequence[str],
-        candidates: dict[str, Sequence[str]],
-    ) -> list[dict[str, float] | CallError]:
-        """Label probabilities of the first generated token, per suffix (see module doc)."""
-        forms = self._candidate_forms(candidates)
+    def _candidates(self, candidates: dict[str, Sequence[str]]) -> Forms:
+        return self._candidate_forms(candidates)
+
+    def _sample_seed(self, seed: int, suffix: str, sample: int) -> int:
+        """Sample ``k`` asks the server for ``seed + k`` (servers take small seeds)."""
+        return int(seed) + sample
+
+    def _label_logprobs(
+        self, prompts: Sequence[dict[str, Any]], cand: Forms, reuse: bool
+    ) -> list[TopK | ItemError]:
+        """One ``max_tokens=1`` request per item asking for the top-k log-probs."""
         jobs = []
-        for suffix in suffixes:
-            body = self._body(prefix, suffix)
-            body.update(max_tokens=1, temperature=0.0)
+        for base in prompts:
+            body = dict(base, max_tokens=1, temperature=0.0)
             if self.chat:
                 body.update(logprobs=True, top_logprobs=self.top_logprobs)
             else:
                 body["logprobs"] = self.top_logprobs
-            jobs.append(
-                self._job(body, lambda data, forms=forms: self._parse_label_probs(data, forms))
+            jobs.append(self._job(body, self._first_position_top))
+        return self._run(jobs)
+
+    def _generate_batch(
+        self, prompts: Sequence[dict[str, Any]], seeds: Sequence[int], settings: GenSettings
+    ) -> list[GenOut | ItemError]:
+        """One request per (item, sample), with the sampled tokens' log-probs."""
+        jobs = []
+        for base, seed in zip(prompts, seeds):
+            body = dict(
+                base,
+                max_tokens=settings.max_new_tokens,
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                seed=seed,
             )
+            if settings.stop:
+                body["stop"] = list(settings.stop)
+            body["logprobs"] = True if self.chat else 1
+            jobs.append(self._job(body, self._parse_generation))
         return self._run(jobs)
 
     # ------------------------------------------------------------------ requests
@@ -382,6 +383,7 @@ class OpenAICompatBackend:
         return run
 
     def _run(self, jobs: Sequence[Callable[[threading.Event], Any]]) -> list[Any]:
+        """Run the jobs on up to ``max_concurrency`` threads; results in job order."""
         if not jobs:
             return []
         stop = threading.Event()
@@ -549,7 +551,7 @@ class OpenAICompatBackend:
             token_logprobs=token_logprobs,
         )
 
-    def _first_position_top(self, data: Any) -> list[tuple[str, float]]:
+    def _first_position_top(self, data: Any) -> TopK:
         choice = data["choices"][0]
         lp = choice.get("logprobs")
         if not lp:
@@ -573,8 +575,9 @@ class OpenAICompatBackend:
             )
         return top
 
-    def _parse_label_probs(self, data: Any, forms: dict[str, frozenset[str]]) -> dict[str, float]:
-        top = self._first_position_top(data)
+    def _renormalise(self, cand: Forms, observed: TopK) -> dict[str, float] | ItemError:
+        """Label shares of the observed top-k mass; unseen labels at their upper bound."""
+        forms, top = cand, observed
         probs = [(_norm_token(tok), math.exp(lp)) for tok, lp in top if math.isfinite(lp)]
         top_total = sum(p for _, p in probs)
         residual = max(0.0, 1.0 - top_total)
@@ -590,10 +593,8 @@ class OpenAICompatBackend:
         raw_total = sum(raw.values())
         if len(missing) == len(forms):
             shown = ", ".join(repr(tok) for tok, _ in top[:5])
-            raise _Attempt(
-                "bad_response",
-                f"no candidate label token in the top-{len(top)} (top: {shown})",
-                retry=False,
+            return ItemError(
+                "bad_response", f"no candidate label token in the top-{len(top)} (top: {shown})"
             )
         for label in missing:
             raw[label] = min(residual, len(forms[label]) * p_min)

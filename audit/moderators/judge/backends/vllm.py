@@ -42,10 +42,16 @@ a final EOS / stop token is not counted (``n_tokens``, ``token_logprobs``).
 Failures
 --------
 A batch is submitted as one ``LLM.generate`` call. If vLLM rejects it (it validates
-every prompt before running any), the items are retried one by one and the ones that
-still fail come back as :class:`ItemError` values (``kind="engine_error"``) in the
-result lists, never raised and never turned into a label. A response without the
-expected log-probs is an ``ItemError`` with ``kind="bad_response"``.
+every prompt before running any), the shared loop of
+:class:`~audit.moderators.judge.backends.base.BackendLoops` retries the items one by
+one and the ones that still fail come back as :class:`ItemError` values
+(``kind="engine_error"``) in the result lists, never raised and never turned into a
+label. A response without the expected log-probs is an ``ItemError`` with
+``kind="bad_response"``.
+
+The loops themselves (batching, truncation, prefix split, seeding, renormalisation)
+live in :mod:`audit.moderators.judge.backends.base`; this module holds only the
+engine primitives.
 """
 
 from __future__ import annotations
@@ -55,23 +61,23 @@ import copy
 import gc
 import math
 import sys
-import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from audit.errors import ModeratorError
 from audit.moderators.judge.backends._common import (
     KEEP_TAIL,
     GenOut,
     ItemError,
-    _seed_for,
-    candidate_token_ids,
     check_settings,
-    fit_middle,
     import_optional,
-    label_probs,
-    split_encode,
     template_sha256,
+)
+from audit.moderators.judge.backends.base import (
+    GenSettings,
+    HFTokenizerHooks,
+    Prompt,
+    TokenBackend,
 )
 
 __all__ = ["GenOut", "ItemError", "VLLMBackend"]
@@ -89,10 +95,12 @@ INSTALL_FIX = (
 # --------------------------------------------------------------------------- backend
 
 
-class VLLMBackend:
+class VLLMBackend(HFTokenizerHooks, TokenBackend):
     """vLLM offline engine: exact label-token probabilities and seeded generation."""
 
-    backend = "vllm"
+    backend: ClassVar[str] = "vllm"
+    where: ClassVar[str] = NAME
+    engine_errors: ClassVar[tuple[type[Exception], ...]] = (ValueError, RuntimeError, TypeError)
 
     def __init__(
         self,
@@ -130,6 +138,7 @@ class VLLMBackend:
                 expected=">= 1",
                 actual=repr(tensor_parallel_size),
             )
+        super().__init__()
         self.model = model
         self.revision = revision
         self.dtype = dtype
@@ -139,12 +148,10 @@ class VLLMBackend:
         self.gpu_memory_utilization = gpu_memory_utilization
         self.tensor_parallel_size = tensor_parallel_size
         self.max_model_len = max_model_len
-        self._lock = threading.RLock()
         self._vllm: Any = None
         self._llm: Any = None
         self._tok: Any = None
         self._fingerprint: dict[str, Any] | None = None
-        self._prefix_text: dict[str, str | None] = {}
 
     # ------------------------------------------------------------------ loading
 
@@ -220,18 +227,12 @@ class VLLMBackend:
 
     # ------------------------------------------------------------------ fingerprint
 
-    @property
-    def has_chat_template(self) -> bool:
-        return self.use_chat_template and bool(getattr(self._tokenizer(), "chat_template", None))
-
     def fingerprint(self) -> dict[str, Any]:
         """Everything that changes outputs (not the GPU, batch size or memory share)."""
         with self._lock:
             if self._fingerprint is None:
                 vllm = self._import()
-                tok = self._tokenizer()
-                template = getattr(tok, "chat_template", None)
-                used = template if (self.use_chat_template and template) else None
+                used = self._used_template()
                 config = getattr(getattr(self._llm, "llm_engine", None), "model_config", None)
                 self._fingerprint = {
                     "backend": self.backend,
@@ -250,188 +251,84 @@ class VLLMBackend:
                 }
             return copy.deepcopy(self._fingerprint)
 
-    # ------------------------------------------------------------------ encoding
-
-    def _render(self, content: str) -> str:
-        return str(
-            self._tokenizer().apply_chat_template(
-                [{"role": "user", "content": content}],
-                tokenize=False,
-                add_generation_prompt=True,
-            )
-        )
+    # ------------------------------------------------------------------ token hooks
 
     def _ids(self, text: str, *, special: bool) -> list[int]:
         return list(self._tokenizer().encode(text, add_special_tokens=special))
 
-    def encode(self, prefix: str, suffix: str) -> tuple[list[int], list[int]]:
-        """(shared prefix ids, rest) as in ``HFBackend.encode``; prefix empty if not a true one."""
-        return split_encode(
-            prefix,
-            suffix,
-            render=self._render if self.has_chat_template else None,
-            ids=self._ids,
-            specials=set(getattr(self._tokenizer(), "all_special_ids", ()) or ()),
-            heads=self._prefix_text,
-        )
+    def _specials(self) -> set[int]:
+        return set(getattr(self._tokenizer(), "all_special_ids", ()) or ())
 
-    def prompt_ids(self, prefix: str, suffix: str) -> list[int]:
-        """The token ids submitted for one item (truncated to ``max_length``)."""
-        pre, rest = self.encode(prefix, suffix)
-        return pre + fit_middle(pre, rest, self.max_length, NAME)
+    # ------------------------------------------------------------------ engine primitives
 
-    # ------------------------------------------------------------------ engine calls
-
-    def _run(self, prompts: list[list[int]], params: list[Any]) -> list[Any]:
-        """``LLM.generate`` on token prompts; per-request fallback → ItemError on failure."""
+    def _submit(self, prompts: list[list[int]], params: list[Any]) -> list[Any]:
+        """One ``LLM.generate`` call on token prompts (raises when vLLM rejects it)."""
         if not prompts:
             return []
-        llm = self._llm
         reqs = [{"prompt_token_ids": p} for p in prompts]
-        try:
-            return list(llm.generate(reqs, params, use_tqdm=False))
-        except (ValueError, RuntimeError, TypeError) as batch_exc:
-            if len(reqs) == 1:
-                return [ItemError("engine_error", f"{type(batch_exc).__name__}: {batch_exc}")]
-        outs: list[Any] = []
-        for r, p in zip(reqs, params):
+        return list(self._llm.generate(reqs, params, use_tqdm=False))
+
+    def _label_logprobs(
+        self, prompts: Sequence[Prompt], cand: dict[str, list[int]], reuse: bool
+    ) -> list[dict[int, float] | ItemError]:
+        """Exact log-probs of every candidate token: the top-k list, then a
+        ``prompt_logprobs`` request for each candidate outside it. ``reuse`` is vLLM's
+        own automatic prefix caching."""
+        del reuse
+        vllm = self._vllm
+        ids = [p.ids for p in prompts]
+        first = vllm.SamplingParams(
+            max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS, detokenize=False
+        )
+        got: list[dict[int, float] | ItemError] = []
+        for res in self._submit(ids, [first] * len(ids)):
             try:
-                outs.append(llm.generate([r], [p], use_tqdm=False)[0])
-            except (ValueError, RuntimeError, TypeError) as exc:
-                outs.append(ItemError("engine_error", f"{type(exc).__name__}: {exc}", attempts=2))
-        return outs
-
-    # ------------------------------------------------------------------ label probabilities
-
-    def next_token_probs(
-        self,
-        prefix: str,
-        suffixes: Sequence[str],
-        candidates: dict[str, Sequence[str]],
-        *,
-        batch_size: int = 8,
-        reuse_prefix: bool = True,
-    ) -> list[dict[str, float] | ItemError]:
-        """Per item, each candidate label's probability at the answer position (exact).
-
-        ``batch_size`` and ``reuse_prefix`` are accepted for interface compatibility:
-        vLLM schedules the whole list itself and reuses the prefix through automatic
-        prefix caching.
-        """
-        del batch_size, reuse_prefix
-        with self._lock:
-            self.load()
-            vllm = self._vllm
-            tok = self._tok
-            cand = candidate_token_ids(
-                candidates,
-                lambda s: self._ids(s, special=False),
-                lambda t: str(tok.convert_ids_to_tokens(t)),
+                step = res.outputs[0].logprobs[0]
+                got.append({int(t): float(lp.logprob) for t, lp in step.items()})
+            except (AttributeError, IndexError, KeyError, TypeError) as exc:
+                got.append(ItemError("bad_response", f"no logprobs in the output: {exc!r}"))
+        wanted = self._wanted(cand)
+        todo = [
+            (j, t) for j, g in enumerate(got) if isinstance(g, dict) for t in wanted if t not in g
+        ]
+        if todo:
+            extra = vllm.SamplingParams(
+                max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False
             )
-            wanted = [t for ids in cand.values() for t in ids]
-            prompts = [self.prompt_ids(prefix, s) for s in suffixes]
-            first = vllm.SamplingParams(
-                max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS, detokenize=False
-            )
-            got: list[dict[int, float] | ItemError] = []
-            for res in self._run(prompts, [first] * len(prompts)):
-                if isinstance(res, ItemError):
-                    got.append(res)
-                    continue
+            fallback = self._submit([ids[j] + [t] for j, t in todo], [extra] * len(todo))
+            for (j, t), res in zip(todo, fallback):
+                g = got[j]
+                if not isinstance(g, dict):
+                    continue  # an earlier token of this item had no prompt logprob
                 try:
-                    step = res.outputs[0].logprobs[0]
-                    got.append({int(t): float(lp.logprob) for t, lp in step.items()})
+                    g[t] = float(res.prompt_logprobs[-1][t].logprob)
                 except (AttributeError, IndexError, KeyError, TypeError) as exc:
-                    got.append(ItemError("bad_response", f"no logprobs in the output: {exc!r}"))
-            # exact fallback for candidate tokens outside the top-k
-            todo = [
-                (i, t)
-                for i, g in enumerate(got)
-                if isinstance(g, dict)
-                for t in wanted
-                if t not in g
-            ]
-            if todo:
-                extra = vllm.SamplingParams(
-                    max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False
-                )
-                fallback = self._run([prompts[i] + [t] for i, t in todo], [extra] * len(todo))
-                for (i, t), res in zip(todo, fallback):
-                    g = got[i]
-                    if not isinstance(g, dict):
-                        continue  # an earlier fallback of this item failed
-                    if isinstance(res, ItemError):
-                        got[i] = res
-                        continue
-                    try:
-                        g[t] = float(res.prompt_logprobs[-1][t].logprob)
-                    except (AttributeError, IndexError, KeyError, TypeError) as exc:
-                        got[i] = ItemError(
-                            "bad_response", f"no prompt logprob for token {t}: {exc!r}"
-                        )
-            out: list[dict[str, float] | ItemError] = []
-            for g in got:
-                if isinstance(g, ItemError):
-                    out.append(g)
-                else:
-                    out.append(label_probs(cand, g.__getitem__))
-            return out
+                    got[j] = ItemError("bad_response", f"no prompt logprob for token {t}: {exc!r}")
+        return got
 
-    # ------------------------------------------------------------------ generation
-
-    def generate(
-        self,
-        prefix: str,
-        suffixes: Sequence[str],
-        *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        num_samples: int = 1,
-        seed: int = 0,
-        batch_size: int = 4,
-        stop: Sequence[str] = (),
-    ) -> list[list[GenOut | ItemError]]:
-        """Continuations per item: greedy when ``temperature == 0``, else seeded sampling.
-
-        Sample ``k`` of item ``i`` is its own request seeded from ``seed``, the item's
-        suffix and ``k`` (31 bits of ``HFBackend``'s seed), so it is reproducible and
-        independent of batching. ``batch_size`` is accepted and ignored (vLLM batches).
-        """
-        del batch_size
-        if max_new_tokens < 1 or num_samples < 1:
-            raise ValueError("max_new_tokens and num_samples must be >= 1")
-        if temperature < 0 or not 0 < top_p <= 1:
-            raise ValueError("temperature must be >= 0 and 0 < top_p <= 1")
-        with self._lock:
-            self.load()
-            vllm = self._vllm
-            prompts: list[list[int]] = []
-            params: list[Any] = []
-            for s in suffixes:
-                ids = self.prompt_ids(prefix, s)
-                for k in range(num_samples):
-                    prompts.append(ids)
-                    kw: dict[str, Any] = {
-                        "n": 1,
-                        "max_tokens": int(max_new_tokens),
-                        "temperature": float(temperature),
-                        "top_p": float(top_p) if temperature > 0 else 1.0,
-                        "logprobs": 0,
-                        "skip_special_tokens": True,
-                    }
-                    if temperature > 0:
-                        kw["seed"] = _seed_for(seed, s, k) & 0x7FFFFFFF
-                    if stop:
-                        kw["stop"] = list(stop)
-                    params.append(vllm.SamplingParams(**kw))
-            flat = [self._gen_out(r) for r in self._run(prompts, params)]
-        return [flat[i * num_samples : (i + 1) * num_samples] for i in range(len(suffixes))]
+    def _generate_batch(
+        self, prompts: Sequence[Prompt], seeds: Sequence[int], settings: GenSettings
+    ) -> list[GenOut | ItemError]:
+        """One request per (item, sample); vLLM takes 31-bit seeds."""
+        params: list[Any] = []
+        for seed in seeds:
+            kw: dict[str, Any] = {
+                "n": 1,
+                "max_tokens": settings.max_new_tokens,
+                "temperature": settings.temperature,
+                "top_p": 1.0 if settings.greedy else settings.top_p,
+                "logprobs": 0,
+                "skip_special_tokens": True,
+            }
+            if not settings.greedy:
+                kw["seed"] = seed & 0x7FFFFFFF
+            if settings.stop:
+                kw["stop"] = list(settings.stop)
+            params.append(self._vllm.SamplingParams(**kw))
+        return [self._gen_out(r) for r in self._submit([p.ids for p in prompts], params)]
 
     @staticmethod
     def _gen_out(res: Any) -> GenOut | ItemError:
-        if isinstance(res, ItemError):
-            return res
         try:
             c = res.outputs[0]
             ids = list(c.token_ids)
