@@ -6,4 +6,6 @@ bash scripts/bootstrap.sh --dev
 .venv/bin/ruff check audit tests bench
 # layers (docs/architecture.md): an upward import fails here; the report prints only on failure
 .venv/bin/lint-imports --no-cache >/tmp/audit-lint-imports.txt 2>&1 || { cat /tmp/audit-lint-imports.txt; exit 1; }
+# types: mypy --strict over the package (pyproject [tool.mypy])
+.venv/bin/python -m mypy --strict audit
 exec .venv/bin/python -m pytest -q "$@"
