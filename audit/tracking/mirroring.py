@@ -107,15 +107,22 @@ def _dataset(res: SuiteResult) -> Any:
     )
 
 
+# Counts are exact: they get no interval (a "50 (50–50)" band would be a fake interval),
+# and ``support`` is logged once, as ``/n``, not under both names.
+_COUNTS = frozenset({"support", "n_pos"})
+# What the parent run carries per suite × moderator, so two audits compare at the top
+PARENT_SUMMARY = ("f1", "recall", "fpr", "auprc")
+
+
 def _flat_metrics(res: SuiteResult) -> dict[str, float]:
     out: dict[str, float] = {}
     for cat, per in res.metrics.items():
         for m, v in per.items():
-            if v["value"] is None:
+            if v["value"] is None or m == "support":
                 continue
             base = metric_key(res.suite.name, cat, m)
             out[base] = float(v["value"])
-            if v.get("ci_low") is not None:
+            if m not in _COUNTS and v.get("ci_low") is not None:
                 out[base + "_ci_low"] = float(v["ci_low"])
                 out[base + "_ci_high"] = float(v["ci_high"])
         n = per.get("support", {}).get("value") if per else None
@@ -135,6 +142,34 @@ def _flat_metrics(res: SuiteResult) -> dict[str, float]:
                 out[base + "_ci_low"] = float(rate["ci_low"])
                 out[base + "_ci_high"] = float(rate["ci_high"])
     return out
+
+
+def parent_summary(results: list[SuiteResult]) -> dict[str, float]:
+    """``{moderator}/{suite}/overall/{f1|recall|fpr|auprc}`` with intervals and ``/n``,
+    for the parent run: the MLflow runs table then compares two audits at a glance."""
+    out: dict[str, float] = {}
+    for res in results:
+        per = res.metrics.get("overall") or {}
+        for m in PARENT_SUMMARY:
+            v = per.get(m)
+            if not v or v.get("value") is None:
+                continue
+            base = slug(f"{res.spec.name}/{res.suite.name}/overall/{m}")
+            out[base] = float(v["value"])
+            if v.get("ci_low") is not None:
+                out[base + "_ci_low"] = float(v["ci_low"])
+                out[base + "_ci_high"] = float(v["ci_high"])
+        n = (per.get("support") or {}).get("value")
+        if n is not None:
+            out[slug(f"{res.spec.name}/{res.suite.name}/overall/n")] = float(n)
+    return out
+
+
+def _ms(iso: str | None) -> int | None:
+    """Epoch milliseconds of a record timestamp (the audit's real start/end)."""
+    from datetime import datetime
+
+    return None if not iso else int(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
 def mirror(
@@ -181,7 +216,10 @@ def mirror(
         "reaped": reaped,
     }
     try:
-        parent = client.create_run(exp_id, run_name=record.run_id, tags=base_tags)
+        start_ms, end_ms = _ms(rec.started_at), _ms(rec.finished_at)
+        parent = client.create_run(
+            exp_id, run_name=record.run_id, tags=base_tags, start_time=start_ms
+        )
         pid = parent.info.run_id
         out["parent_run_id"] = pid
         cfg = rec.config
@@ -203,7 +241,9 @@ def mirror(
         for res in results:
             child = client.create_run(
                 exp_id,
-                run_name=f"{res.suite.name}/{res.spec.name}",
+                # moderator first: the runs table groups a model's children together
+                run_name=f"{res.spec.name} · {res.suite.name}",
+                start_time=start_ms,
                 tags={
                     **base_tags,
                     "mlflow.parentRunId": pid,
@@ -246,14 +286,17 @@ def mirror(
             pq = record.dir / "predictions" / f"{res.key}.parquet"
             if pq.exists():
                 client.log_artifact(cid, str(pq), artifact_path="predictions")
-            client.set_terminated(cid, status="FINISHED")
+            client.set_terminated(cid, status="FINISHED", end_time=end_ms)
+        _metrics(client, pid, parent_summary(results))
         _log_disagreements(pid, record, results)
         _log_judge_disagreements(pid, record, results, max_table_rows)
         for name in ("record.json", "config.yaml", "report.md", "report.html"):
             p = record.dir / name
             if p.exists():
                 client.log_artifact(pid, str(p))
-        client.set_terminated(pid, status="FINISHED" if rec.status == "finished" else "FAILED")
+        client.set_terminated(
+            pid, status="FINISHED" if rec.status == "finished" else "FAILED", end_time=end_ms
+        )
     except Exception as exc:
         for rid in [out.get("parent_run_id"), *out["children"].values()]:
             if rid:

@@ -33,6 +33,9 @@ from typing import Any
 from audit.errors import TrackingError
 
 STORE_LOCK_TIMEOUT_S = 300.0
+# MLflow 3's UI opens an experiment tagged "custom_model_development" on the classic
+# runs table instead of the GenAI traces view
+_KIND_TAG, _KIND_RUNS = "mlflow.experimentKind", "custom_model_development"
 PROBE_TIMEOUT_S = 3.0
 PROBE_ATTEMPTS = 3
 
@@ -206,13 +209,15 @@ def open_experiment(uri: str, experiment: str, runs_dir: Path) -> tuple[Any, str
         client = MlflowClient(tracking_uri=uri)
         exp = client.get_experiment_by_name(experiment)
         if exp is not None:
+            if _KIND_TAG not in (exp.tags or {}):  # an experiment made before the tag existed
+                client.set_experiment_tag(exp.experiment_id, _KIND_TAG, _KIND_RUNS)
             return client, str(exp.experiment_id)
         kwargs: dict[str, Any] = {}
         if db is not None:
             kwargs["artifact_location"] = (runs_dir / "mlartifacts").resolve().as_uri()
         # "mlflow.experimentKind" tells MLflow 3's UI to open the classic runs table
         # rather than the GenAI traces view.
-        kwargs["tags"] = {"mlflow.experimentKind": "custom_model_development"}
+        kwargs["tags"] = {_KIND_TAG: _KIND_RUNS}
         try:
             exp_id = client.create_experiment(experiment, **kwargs)
         except Exception:
