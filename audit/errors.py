@@ -11,7 +11,9 @@ one-line message and an exit status::
     ├── ModeratorError              exit 2  moderator spec (unknown type, bad params)
     ├── RunError                    exit 3  scoring failed, error budget exceeded
     ├── TrackingError               exit 3  MLflow store problems
-    └── GateError                   exit 2  (reserved for the release gate)
+    ├── GateError                   exit 2  incomparable runs, bad gate inputs
+    └── GateRefusedError            exit 3  a candidate the gate cannot trust (failed,
+                                            interrupted or partial run)
 
 Exit codes: 0 ok, 1 gate failed, 2 usage/config error, 3 run error.
 """
@@ -120,3 +122,10 @@ class GateError(AuditError):
     """Invalid gate rules or incomparable runs."""
 
     exit_code = EXIT_USAGE
+
+
+class GateRefusedError(AuditError):
+    """The gate cannot trust the candidate (not finished, or missing baseline pairs):
+    no verdict is given (exit 3), never a PASS."""
+
+    exit_code = EXIT_RUN

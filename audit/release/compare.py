@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from audit.errors import ConfigError, GateError
 
@@ -104,10 +105,26 @@ def load_side(ref: str | Path) -> Side:
     rec = p / "record.json" if p.is_dir() else p
     try:
         data = json.loads(rec.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read run record: {exc}", where=str(rec)) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(
+            f"cannot read run record: {exc}",
+            where=str(rec),
+            expected="a run record or baseline snapshot (JSON object)",
+            actual="unreadable",
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            "not a run record or baseline snapshot",
+            where=str(rec),
+            field="(top level)",
+            expected="a JSON object",
+            actual=f"a JSON {type(data).__name__}",
+            fix="point at a record.json or a snapshot written by 'audit baseline update'",
+        )
     snapshot = "snapshot_version" in data
-    if not snapshot:
+    if snapshot:
+        data = _checked_snapshot(data, rec)
+    else:
         from audit.engine.record import parse_record
 
         # typed and migrated: a record of any supported version reads as the current one
@@ -146,6 +163,60 @@ def load_side(ref: str | Path) -> Side:
         ml.get("parent_run_id"),
         data,
     )
+
+
+class _SnapshotResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    suite: str
+    split: str
+    moderator: str
+    items: str = Field(min_length=1)
+    n: int = Field(default=0, ge=0)
+    n_errors: int = Field(default=0, ge=0)
+    error_types: dict[str, int] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class _Snapshot(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    snapshot_version: int
+    run_id: str
+    policy: dict[str, Any]
+    suites: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    results: list[_SnapshotResult] = Field(min_length=1)
+
+
+def _checked_snapshot(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A baseline snapshot validated field by field, every item table decoded once,
+    so a corrupt baseline is a one-line error (exit 2) before any comparison."""
+    from audit._util.validation import parse_model
+
+    snap = parse_model(_Snapshot, data, str(path))
+    for i, r in enumerate(snap.results):
+        try:
+            frame = frame_from_b64(r.items)
+        except Exception as exc:
+            raise ConfigError(
+                f"baseline item table cannot be decoded ({type(exc).__name__})",
+                where=str(path),
+                field=f"results[{i}].items",
+                expected="base64 Parquet written by 'audit baseline update'",
+                actual=f"{len(r.items)} characters that do not decode",
+                fix="regenerate the snapshot with 'audit baseline update'",
+            ) from None
+        missing = [c for c in ("id", "content_hash") if c not in frame.columns]
+        if missing:
+            raise ConfigError(
+                "baseline item table lacks columns",
+                where=str(path),
+                field=f"results[{i}].items",
+                expected="columns id, content_hash, gold.*, score.*, pred.*",
+                actual=f"missing {missing}",
+                fix="regenerate the snapshot with 'audit baseline update'",
+            )
+    return data
 
 
 def pair_results(

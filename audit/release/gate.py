@@ -203,9 +203,55 @@ def _slice_side(side: Side, name: str, value: str) -> Side | None:
     return Side(side.run_id, side.source, side.policy, views, side.mlflow_parent)
 
 
+def refusal_reasons(rules: GateRules, candidate: Side, baseline: Side) -> list[str]:
+    """Why the gate must refuse to judge ``candidate`` (empty when it may).
+
+    A candidate that did not finish (``failed``, ``running``, ``interrupted``) or that
+    lacks any suite × moderator pair of the baseline would otherwise be judged on the
+    pairs it happens to have, and could PASS by omission.
+    """
+    out: list[str] = []
+    for role, side in (("candidate", candidate), ("baseline", baseline)):
+        status = side.data.get("status", "finished")
+        if status != "finished":
+            out.append(f"the {role} run {side.run_id} is {status!r}, not 'finished'")
+    rename = {}
+    if rules.moderator_baseline and rules.moderator_candidate:
+        rename = {rules.moderator_baseline: rules.moderator_candidate}
+    have = {(r.suite, r.split, r.moderator) for r in candidate.results}
+    missing = sorted(
+        f"{r.suite}:{r.split} × {r.moderator}"
+        for r in baseline.results
+        if (r.suite, r.split, rename.get(r.moderator, r.moderator)) not in have
+        and (rules.moderator_baseline is None or r.moderator == rules.moderator_baseline)
+    )
+    if missing:
+        out.append(f"the candidate lacks baseline pair(s): {', '.join(missing)}")
+    if not baseline.results:
+        out.append("the baseline has no results")
+    return out
+
+
 def run_gate(rules: GateRules, candidate: Side, baseline: Side) -> list[Check]:
-    """Every check of ``rules`` on the candidate against the baseline."""
+    """Every check of ``rules`` on the candidate against the baseline.
+
+    Raises:
+        GateRefusedError: the candidate is not a finished run covering every baseline
+            pair (see :func:`refusal_reasons`): exit 3, no verdict.
+    """
+    from audit.errors import GateRefusedError
     from audit.metrics import get_metric
+
+    problems = refusal_reasons(rules, candidate, baseline)
+    if problems:
+        raise GateRefusedError(
+            "gate refused: " + "; ".join(problems),
+            where=candidate.source,
+            field="status / results",
+            expected="a finished candidate with every baseline suite × moderator pair",
+            actual=f"{len(problems)} problem(s)",
+            fix="rerun the candidate to completion (cached items are reused), then gate again",
+        )
 
     checks: list[Check] = []
     pol_ok = (candidate.policy.get("ref"), candidate.policy.get("digest")) == (
