@@ -90,6 +90,8 @@ class ErrorSlice(_Frozen):
     n: int = Field(ge=0)
     n_errors: int = Field(ge=0)
     n_parse_failures: int = Field(ge=0)
+    n_transient: int = Field(default=0, ge=0)
+    """transport failures (timeouts, 5xx, refused connections): retried on the next run"""
     errors_by_type: dict[str, int] = Field(default_factory=dict)
     error_rate: MetricValue
     parse_failure_rate: MetricValue

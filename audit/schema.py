@@ -134,6 +134,36 @@ def content_hash(
     return h.hexdigest()
 
 
+#: Per-item outcome classes (docs/methods.md §5). *Transient* failures say nothing about
+#: the model (the server was down, slow or rate-limited; a batch crashed): they are never
+#: cached, a rerun retries them, and they are reported apart from parse failures.
+#: *Model errors* (``engine_error``, ``bad_response``, ``prompt_too_long``, a 4xx
+#: ``http_error``) and *unparsable output* (``parse_failure``) are what the model did
+#: with the item: deterministic, cached, and counted against the error budget.
+TRANSIENT_ERRORS = frozenset(
+    {
+        "exception",
+        "batch_exception",
+        "timeout",
+        "rate_limited",
+        "server_error",
+        "connection_error",
+        "truncated_response",
+        "scripted",
+    }
+)
+PARSE_FAILURE = "parse_failure"
+
+
+def error_class(error_type: str | None) -> str:
+    """``"transient"``, ``"parse_failure"`` or ``"model_error"`` for an error type."""
+    if error_type in TRANSIENT_ERRORS:
+        return "transient"
+    if error_type == PARSE_FAILURE:
+        return "parse_failure"
+    return "model_error"
+
+
 @dataclass
 class ModeratorOutput:
     """What a moderator returns for one item.

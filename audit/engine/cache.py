@@ -19,12 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from audit.schema import ModeratorOutput
-
-#: error types that a rerun should retry rather than replay from the cache
-TRANSIENT_ERRORS = frozenset(
-    {"exception", "batch_exception", "timeout", "rate_limited", "scripted"}
-)
+from audit.schema import TRANSIENT_ERRORS, ModeratorOutput
 
 
 def fingerprint_hash(fingerprint: dict[str, Any]) -> str:

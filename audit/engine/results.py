@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audit.schema import OVERALL_KEY, POSITIVE, TEXT_FIELDS, UNKNOWN, ModeratorOutput
+from audit.schema import (
+    OVERALL_KEY,
+    POSITIVE,
+    TEXT_FIELDS,
+    TRANSIENT_ERRORS,
+    UNKNOWN,
+    ModeratorOutput,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -285,9 +292,11 @@ def error_breakdown_table(
         for f, t in zip(failed, error_types)
     ]
     parse = np.array([t == PARSE_FAILURE for t in types], dtype=bool)
+    transient = np.array([t is not None and t in TRANSIENT_ERRORS for t in types], dtype=bool)
 
     def row(name: str, value: str, mask: np.ndarray) -> dict[str, Any]:
         k, ne, npf = int(mask.sum()), int(failed[mask].sum()), int(parse[mask].sum())
+        ntr = int(transient[mask].sum())
         by_type = Counter(t for t, m in zip(types, mask) if m and t is not None)
         return {
             "slice": name,
@@ -295,6 +304,9 @@ def error_breakdown_table(
             "n": k,
             "n_errors": ne,
             "n_parse_failures": npf,
+            # transport failures (server down, timeouts): not the model's doing, never
+            # cached, retried by the next run; kept apart from parse failures
+            "n_transient": ntr,
             "errors_by_type": dict(sorted(by_type.items())),
             "error_rate": _rate(ne, k, z),
             "parse_failure_rate": _rate(npf, k, z),

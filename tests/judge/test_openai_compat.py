@@ -183,7 +183,7 @@ def test_persistent_500_gives_call_error_after_max_retries(stub: StubOpenAIServe
     stub.default = server_error(500)
     [r] = _backend(stub, max_retries=3).next_token_probs("P", ["a"], LABELS)
     assert isinstance(r, CallError)
-    assert r.kind == "http_error" and r.attempts == 4 and "500" in r.message
+    assert r.kind == "server_error" and r.attempts == 4 and "500" in r.message
     assert len(stub.posts()) == 4
 
 
@@ -231,7 +231,7 @@ def test_truncated_body_is_retried_then_bad_response(stub: StubOpenAIServer) -> 
     stub.default = truncated()
     [[g]] = _backend(stub, max_retries=1).generate("", ["x"])
     assert isinstance(g, CallError)
-    assert g.kind == "bad_response" and g.attempts == 2 and "truncated" in g.message
+    assert g.kind == "truncated_response" and g.attempts == 2 and "truncated" in g.message
     stub.default = echo()
     stub.enqueue(truncated())
     [[g]] = _backend(stub, max_retries=1).generate("", ["y"])

@@ -30,7 +30,7 @@ from audit.errors import ModeratorError
 from audit.moderators.base import ModeratorBase, ModeratorParams, register
 from audit.moderators.judge.backends._common import GenOut
 from audit.moderators.judge.fewshot import FewShotSelector, FewShotSpec
-from audit.schema import OVERALL_KEY, Item, ModeratorOutput
+from audit.schema import OVERALL_KEY, PARSE_FAILURE, Item, ModeratorOutput, error_class
 
 if TYPE_CHECKING:
     from audit.moderators.judge.backends._common import ItemError
@@ -101,6 +101,9 @@ class LLMJudge(ModeratorBase):
         max_length: int = Field(4096, ge=64)
         timeout_s: float = Field(60.0, gt=0)
         max_concurrency: int = Field(8, ge=1)
+        max_retries: int = Field(4, ge=0, le=20)
+        """``openai_compat``: retries of a transient failure (5xx, refused, timeout, 429)
+        within the run; what still fails is a transient error retried by the next run"""
         few_shot: FewShotSpec | None = None
         policy_detail: Literal["full", "definitions"] = "full"
         category_scores: bool = True
@@ -185,6 +188,7 @@ class LLMJudge(ModeratorBase):
                 p.model,
                 timeout_s=p.timeout_s,
                 max_concurrency=p.max_concurrency,
+                max_retries=p.max_retries,
                 chat=True,
             )
         if p.backend == "vllm":
@@ -436,6 +440,7 @@ class LLMJudge(ModeratorBase):
 
         votes: list[parsers.Verdict] = []
         failures: list[str] = []
+        failure_types: list[str] = []
         raws: list[str] = []
         per_cat_votes: dict[str, list[bool]] = {c: [] for c in self.judged}
         unsafe_votes: list[bool] = []
@@ -444,11 +449,13 @@ class LLMJudge(ModeratorBase):
                 fail = self._failure(g)
                 if fail is not None or not isinstance(g, GenOut):
                     failures.append((fail.error if fail else None) or "error")
+                    failure_types.append((fail.error_type if fail else None) or "engine_error")
                     continue
                 raws.append(g.text)
                 v = parsers.parse(g.text, self.preset.fmt, self.policy, category=one_cat)
                 if v.status != "ok":
                     failures.append(v.reason or "parse failure")
+                    failure_types.append(PARSE_FAILURE)
                     continue
                 votes.append(v)
                 cats = [one_cat] if one_cat is not None else list(self.judged)
@@ -458,9 +465,14 @@ class LLMJudge(ModeratorBase):
                     unsafe_votes.append(bool(v.unsafe))
         raw = raws[0] if len(raws) == 1 else json.dumps(raws, ensure_ascii=False)
         if not votes:
+            # A parse failure only when the model answered something unparsable; an item
+            # whose every call failed in transport is a transient error (retried on the
+            # next run, never cached), a model error otherwise.
+            kind = _no_vote_type(failure_types)
+            first = failure_types.index(kind) if kind in failure_types else 0
             return ModeratorOutput(
-                error=failures[0] if failures else "no output",
-                error_type="parse_failure",
+                error=failures[first] if failures else "no output",
+                error_type=kind,
                 raw_output=raw,
             )
         scores: dict[str, float] = {}
@@ -551,3 +563,13 @@ class LLMJudge(ModeratorBase):
         self.backend.close()
         if self.fewshot is not None:
             self.fewshot.close()
+
+
+def _no_vote_type(failure_types: list[str]) -> str:
+    """The outcome of an item that produced no verdict (see audit.schema.error_class)."""
+    if not failure_types or PARSE_FAILURE in failure_types:
+        return PARSE_FAILURE
+    classes = [error_class(t) for t in failure_types]
+    if all(c == "transient" for c in classes):
+        return failure_types[0]
+    return next(t for t, c in zip(failure_types, classes, strict=True) if c == "model_error")

@@ -46,9 +46,19 @@ def _seed_for(seed: int, suffix: str, sample: int) -> int:
 
 #: why one item failed: the engine rejected or crashed on it (``engine_error``), the
 #: answer lacked what was asked for (``bad_response``), or, for a server, the request
-#: timed out, was rate-limited or got an HTTP error
+#: timed out, was rate-limited, met a 5xx or a refused connection, came back truncated
+#: (all transient: retried on the next run, never cached; audit.schema.TRANSIENT_ERRORS)
+#: or got a 4xx client error (``http_error``, deterministic)
 ItemErrorKind = Literal[
-    "engine_error", "bad_response", "prompt_too_long", "timeout", "rate_limited", "http_error"
+    "engine_error",
+    "bad_response",
+    "prompt_too_long",
+    "timeout",
+    "rate_limited",
+    "server_error",
+    "connection_error",
+    "truncated_response",
+    "http_error",
 ]
 
 

@@ -447,7 +447,7 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
             )
         if status >= 500 or status == 408:
             raise _Attempt(
-                "http_error", f"HTTP {status}: {snippet}", retry=True, retry_after=retry_after
+                "server_error", f"HTTP {status}: {snippet}", retry=True, retry_after=retry_after
             )
         if status >= 400 or status < 200:
             raise _Attempt("http_error", f"HTTP {status}: {snippet}", retry=False)
@@ -507,7 +507,7 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
             raw = b"".join(chunks)
             if expected is not None and expected.isdigit() and len(raw) < int(expected):
                 raise _Attempt(
-                    "bad_response",
+                    "truncated_response",
                     f"truncated body: {len(raw)} of {expected} bytes",
                     retry=True,
                 )
@@ -517,9 +517,9 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
                 "timeout", f"no complete response within {self.timeout_s:g} s", retry=True
             ) from e
         except http.client.IncompleteRead as e:
-            raise _Attempt("bad_response", f"truncated body: {e!r}", retry=True) from e
+            raise _Attempt("truncated_response", f"truncated body: {e!r}", retry=True) from e
         except (ConnectionError, http.client.HTTPException, OSError) as e:
-            raise _Attempt("http_error", f"connection failed: {e!r}", retry=True) from e
+            raise _Attempt("connection_error", f"connection failed: {e!r}", retry=True) from e
         finally:
             conn.close()
 
