@@ -126,3 +126,115 @@ def policy_impact(
 
 
 COMMANDS = [policy]
+
+
+@click.group()
+def pathways() -> None:
+    """Enforcement pathways: are they in sync with the current policy version?"""
+
+
+@pathways.command(name="check")
+@click.option(
+    "--manifest",
+    default="configs/pathways.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+)
+@click.option("--policy", "current", default=None, help="Check against this version instead.")
+@click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False, path_type=Path))
+def pathways_check(manifest: Path, current: str | None, json_out: Path | None) -> None:
+    """Coverage matrix (category × pathway) and sync problems; exit 3 on any problem."""
+    from rich.table import Table
+
+    from audit.change.pathways import check_manifest
+
+    res = check_manifest(manifest, current=current)
+    ids = list(next(iter(res.matrix.values())).keys()) if res.matrix else []
+    t = Table(title=f"coverage of {res.policy.ref} ({res.policy.digest()[:12]}) by {manifest}")
+    t.add_column("category")
+    for p in ids:
+        t.add_column(p, overflow="fold")
+    style = {"full": "green", "partial": "yellow", "none": "red"}
+    for c, row in res.matrix.items():
+        cells = []
+        for p in ids:
+            x = row[p]
+            edge = f" ({x.edge})" if x.edge else ""
+            cells.append(f"[{style[x.coverage]}]{x.coverage}[/]{edge}")
+        t.add_row(c, *cells)
+    con = _console()
+    con.print(t)
+    if json_out is not None:
+        json_out.write_text(json.dumps(res.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
+    if res.problems:
+        for line in res.problems:
+            click.echo(line, err=True)
+        click.echo(f"{len(res.problems)} problem(s): pathways are out of sync", err=True)
+        raise SystemExit(3)
+    con.print(f"all {len(ids)} pathway(s) in sync with {res.policy.ref}")
+
+
+COMMANDS.append(pathways)
+
+
+@click.group()
+def suite() -> None:
+    """Golden-suite versions."""
+
+
+@suite.command(name="diff")
+@click.argument("old")
+@click.argument("new")
+@click.option("--split", default=None, help="Split to compare (default: each card's default).")
+@click.option(
+    "--key",
+    type=click.Choice(["id", "hash"]),
+    default="id",
+    show_default=True,
+    help="Pair rows by id, or by content hash when the id scheme changed.",
+)
+@click.option(
+    "--out",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for suite_diff.json (declarable to the gate) and suite_diff.csv.",
+)
+def suite_diff(old: str, new: str, split: str | None, key: str, out: Path | None) -> None:
+    """Rows added, removed, text or labels changed from suite OLD to NEW.
+
+    OLD and NEW are suite names or card paths, optionally with @REV for the suite as
+    committed at a git revision (e.g. short_video_v1@HEAD~3 short_video_v1).
+    """
+    from rich.table import Table
+
+    from audit.change.suite_diff import diff_suites
+
+    d = diff_suites(old, new, split=split, key="hash" if key == "hash" else "id")
+    con = _console()
+    t = Table(
+        title=f"{d.a['name']} {d.a['version']} ({d.a['digest'][:12]}) → "
+        f"{d.b['name']} {d.b['version']} ({d.b['digest'][:12]}), split {d.b['split']}, by {key}"
+    )
+    t.add_column("rows")
+    t.add_column("count", justify="right")
+    for k, v in d.counts.items():
+        t.add_row(k, str(v))
+    con.print(t)
+    if d.label_changes:
+        lt = Table(title="label changes per category")
+        lt.add_column("category")
+        for k in ("neg→pos", "pos→neg", "unknown→known", "known→unknown"):
+            lt.add_column(k, justify="right")
+        for c, v in d.label_changes.items():
+            lt.add_row(c, *(str(x) for x in v.values()))
+        con.print(lt)
+    for label, cats in (("only in OLD", d.only_a_categories), ("only in NEW", d.only_b_categories)):
+        if cats:
+            con.print(f"categories {label}: {', '.join(cats)} (not compared)")
+    if out is not None:
+        j = _write(out, "suite_diff.json", json.dumps(d.to_json(), indent=2, ensure_ascii=False))
+        c = _write(out, "suite_diff.csv", d.csv())
+        con.print(f"json: {j}\ncsv: {c}")
+
+
+COMMANDS.append(suite)
