@@ -44,10 +44,12 @@ def policy_diff(old: str, new: str, out: Path | None) -> None:
     """Every change from policy OLD to NEW (references like platform-v1, or paths)."""
     from rich.table import Table
 
-    from audit.change.lineage import resolve_policy_path
+    from audit.change.lineage import load_chain, resolve_policy_path
     from audit.change.policy_diff import _short, diff_markdown, diff_policies
     from audit.policy import load_policy
 
+    # walking NEW's supersedes chain catches cycles and missing predecessors
+    load_chain(new)
     a, b = load_policy(old), load_policy(new)
     d = diff_policies(a, b, str(resolve_policy_path(new)))
     t = Table(title=f"{d.old_ref} → {d.new_ref}: {len(d.changes)} change(s)")
@@ -118,7 +120,11 @@ def policy_impact(
     md = impact_markdown(res.summary)
     _write(out, "impact.json", json.dumps(res.summary, indent=2, ensure_ascii=False))
     _write(out, "impact.md", md)
-    _write(out, "review_queue.jsonl", "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in res.queue))
+    _write(
+        out,
+        "review_queue.jsonl",
+        "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in res.queue),
+    )
     _write(out, "migrated_gold.jsonl", "".join(json.dumps(r) + "\n" for r in res.migrated))
     con = _console()
     con.print(md)
@@ -165,7 +171,9 @@ def pathways_check(manifest: Path, current: str | None, json_out: Path | None) -
     con = _console()
     con.print(t)
     if json_out is not None:
-        json_out.write_text(json.dumps(res.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
+        json_out.write_text(
+            json.dumps(res.to_json(), indent=2, ensure_ascii=False), encoding="utf-8"
+        )
     if res.problems:
         for line in res.problems:
             click.echo(line, err=True)
@@ -225,16 +233,16 @@ def suite_diff(old: str, new: str, split: str | None, key: str, out: Path | None
         lt.add_column("category")
         for k in ("neg→pos", "pos→neg", "unknown→known", "known→unknown"):
             lt.add_column(k, justify="right")
-        for c, v in d.label_changes.items():
-            lt.add_row(c, *(str(x) for x in v.values()))
+        for cat, changes in d.label_changes.items():
+            lt.add_row(cat, *(str(x) for x in changes.values()))
         con.print(lt)
     for label, cats in (("only in OLD", d.only_a_categories), ("only in NEW", d.only_b_categories)):
         if cats:
             con.print(f"categories {label}: {', '.join(cats)} (not compared)")
     if out is not None:
         j = _write(out, "suite_diff.json", json.dumps(d.to_json(), indent=2, ensure_ascii=False))
-        c = _write(out, "suite_diff.csv", d.csv())
-        con.print(f"json: {j}\ncsv: {c}")
+        cv = _write(out, "suite_diff.csv", d.csv())
+        con.print(f"json: {j}\ncsv: {cv}")
 
 
 COMMANDS.append(suite)

@@ -247,9 +247,9 @@ def run_gate(rules: GateRules, candidate: Side, baseline: Side) -> list[Check]:
     def blocked(e: dict[str, Any]) -> str | None:
         if not pol_ok and not rules.allow_policy_mismatch:
             return "policy version/digest differs"
-        if not e["digest_match"] and not rules.allow_digest_mismatch:
-            if (e["suite"], str(e["a"].digest), str(e["b"].digest)) not in declared:
-                return "suite digest differs (declare the change with suite_diffs)"
+        change = (e["suite"], str(e["a"].digest), str(e["b"].digest))
+        if not e["digest_match"] and not rules.allow_digest_mismatch and change not in declared:
+            return "suite digest differs (declare the change with suite_diffs)"
         return None
 
     for i, rule in enumerate(rules.rules):

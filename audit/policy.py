@@ -180,34 +180,6 @@ class Policy(_Strict):
             if c.id in seen:
                 raise ValueError(f"duplicate category id {c.id!r}")
             seen.add(c.id)
-        if self.supersedes is not None and self.supersedes == self.ref:
-            raise ValueError(f"supersedes cycle: {self.ref} supersedes itself")
-        if self.retired and self.supersedes is None:
-            raise ValueError("retired categories need supersedes (the version they come from)")
-        olds: set[str] = set()
-        for c in self.categories:
-            if c.renamed_from is not None:
-                if self.supersedes is None:
-                    raise ValueError(f"category {c.id!r}: renamed_from needs supersedes")
-                if c.renamed_from in seen:
-                    raise ValueError(
-                        f"category {c.id!r}: renamed_from {c.renamed_from!r} is still a category"
-                    )
-                if c.renamed_from in olds:
-                    raise ValueError(f"two categories are renamed from {c.renamed_from!r}")
-                olds.add(c.renamed_from)
-        for r in self.retired:
-            if r.id in seen or r.id in olds:
-                raise ValueError(f"retired category {r.id!r} is still a category or renamed")
-            olds.add(r.id)
-            targets = [b.into for b in r.split_into or ()] + (
-                [r.merged_into] if r.merged_into else []
-            )
-            for t in targets:
-                if t not in seen:
-                    raise ValueError(
-                        f"retired category {r.id!r} goes into unknown category {t!r}"
-                    )
         for tax, m in self.mappings.items():
             for e in m.edges:
                 if e.target is not None and e.target not in seen:
@@ -215,6 +187,74 @@ class Policy(_Strict):
                         f"mapping {tax!r}: edge {e.source!r} targets unknown category {e.target!r}"
                     )
         return self
+
+    def versioning_problem(self) -> tuple[str, str, str, str] | None:
+        """The first inconsistency among the version-management fields, as
+        ``(field, message, expected, actual)``; None when consistent.
+
+        Kept out of the pydantic validators so that :func:`load_policy` can name the
+        exact field (``retired[0].merged_into``) in its error.
+        """
+        seen = set(self.category_ids)
+        if self.supersedes is not None and self.supersedes == self.ref:
+            return (
+                "supersedes",
+                "supersedes cycle: the policy supersedes itself",
+                "an earlier version",
+                repr(self.supersedes),
+            )
+        if self.retired and self.supersedes is None:
+            return (
+                "retired",
+                "retired categories need supersedes (the version they come from)",
+                "supersedes: <id>-v<N>",
+                "no supersedes",
+            )
+        olds: set[str] = set()
+        for i, c in enumerate(self.categories):
+            if c.renamed_from is None:
+                continue
+            fld = f"categories[{i}].renamed_from"
+            if self.supersedes is None:
+                return (
+                    fld,
+                    "renamed_from needs supersedes",
+                    "supersedes: <id>-v<N>",
+                    "no supersedes",
+                )
+            if c.renamed_from in seen or c.renamed_from in olds:
+                return (
+                    fld,
+                    "renamed_from names a current category or is used twice",
+                    "an old id that no current category keeps",
+                    repr(c.renamed_from),
+                )
+            olds.add(c.renamed_from)
+        for i, r in enumerate(self.retired):
+            if r.id in seen or r.id in olds:
+                return (
+                    f"retired[{i}].id",
+                    "retired category is still a category or renamed",
+                    "an id gone from this version",
+                    repr(r.id),
+                )
+            olds.add(r.id)
+            if r.merged_into is not None and r.merged_into not in seen:
+                return (
+                    f"retired[{i}].merged_into",
+                    "merge into a category this version lacks",
+                    f"one of {sorted(seen)}",
+                    repr(r.merged_into),
+                )
+            for j, b in enumerate(r.split_into or ()):
+                if b.into not in seen:
+                    return (
+                        f"retired[{i}].split_into[{j}].into",
+                        "split into a category this version lacks",
+                        f"one of {sorted(seen)}",
+                        repr(b.into),
+                    )
+        return None
 
     @property
     def ref(self) -> str:
@@ -294,6 +334,17 @@ def load_policy(ref_or_path: str | Path, *, base: Path | None = None) -> Policy:
     elif not p.is_absolute() and base is not None and not p.exists():
         p = base / p
     policy = load_model(Policy, p)
+    problem = policy.versioning_problem()
+    if problem is not None:
+        fld, msg, expected, actual = problem
+        raise ConfigError(
+            msg,
+            where=str(p),
+            field=fld,
+            expected=expected,
+            actual=actual,
+            fix="correct the version-management fields (configs/policies/README.md)",
+        )
     if p.stem != policy.ref:
         raise ConfigError(
             "policy file name does not match its id and version",

@@ -159,7 +159,10 @@ def migrate_gold(
         elif fate.kind == "split":
             ri, r = retired[o]
             assert r.split_into is not None
-            child = {t: np.where(col == NEGATIVE, NEGATIVE, UNKNOWN).astype(np.int8) for t in fate.targets}
+            child = {
+                t: np.where(col == NEGATIVE, NEGATIVE, UNKNOWN).astype(np.int8)
+                for t in fate.targets
+            }
             for row in np.flatnonzero(col == POSITIVE):
                 chosen: str | None = None
                 for bi, b in enumerate(r.split_into):
@@ -518,7 +521,14 @@ class ImpactResult:
     migrated: list[dict[str, Any]]
 
 
-def _score(spec: ModeratorSpec, policy: Policy, items: Sequence[Item], where: str, field_: str, budget: float) -> tuple[Any, list[ModeratorOutput]]:
+def _score(
+    spec: ModeratorSpec,
+    policy: Policy,
+    items: Sequence[Item],
+    where: str,
+    field_: str,
+    budget: float,
+) -> tuple[Any, list[ModeratorOutput]]:
     from audit.errors import AuditError
     from audit.moderators import MODERATORS
     from audit.runner import score_items
@@ -578,7 +588,9 @@ def run_impact(
     pathways: dict[str, Any] = {}
     for i, spec in enumerate(cfg.pathways):
         try:
-            mod, outs = _score(spec, lin.new, items, config_where, f"pathways[{i}]", cfg.error_budget)
+            mod, outs = _score(
+                spec, lin.new, items, config_where, f"pathways[{i}]", cfg.error_budget
+            )
         except ValidationError as exc:
             raise validation_error(exc, config_where) from None
         pc = tuple(mod.categories)
@@ -688,7 +700,12 @@ def run_impact(
     summary = {
         "from": {"ref": lin.old.ref, "digest": lin.old.digest()},
         "to": {"ref": lin.new.ref, "digest": lin.new.digest()},
-        "suite": {"name": suite.name, "split": suite.split, "digest": suite.digest, "n": len(items)},
+        "suite": {
+            "name": suite.name,
+            "split": suite.split,
+            "digest": suite.digest,
+            "n": len(items),
+        },
         "migration": {
             "counts": mig.counts,
             "dropped": mig.dropped,
@@ -703,7 +720,10 @@ def run_impact(
         },
         "pathways": pathways,
         "bootstrap": {"n_boot": cfg.n_boot, "ci": cfg.ci, "seed": cfg.seed},
-        "review_queue": {"n": len(queue), "n_restricted": int(sum(t["data"]["restricted"] for t in queue))},
+        "review_queue": {
+            "n": len(queue),
+            "n_restricted": int(sum(t["data"]["restricted"] for t in queue)),
+        },
     }
     return ImpactResult(summary, queue, migrated)
 
@@ -756,7 +776,11 @@ def impact_markdown(s: dict[str, Any]) -> str:
             f"{f(g['flip_rate'], True)} | {'n/a' if p is None else f'{p:.3g}'} | "
             f"{g['mcnemar']['method']} |"
         )
-    lines += ["", "## (c) Expected metric change per pathway (gold moved as the judge suggests)", ""]
+    lines += [
+        "",
+        "## (c) Expected metric change per pathway (gold moved as the judge suggests)",
+        "",
+    ]
     if not s["pathways"]:
         lines.append("No pathways configured.")
     for name, pw in s["pathways"].items():

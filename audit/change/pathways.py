@@ -208,9 +208,9 @@ def _covered(pw: Any, cur: Policy, base: Path) -> dict[str, list[tuple[str, str]
         pre = presets.get(pw.preset)
         cats = pw.categories if pw.categories is not None else cur.category_ids
         if pre.taxonomy is not None and pre.taxonomy in cur.mappings:
-            for e in cur.mapping(pre.taxonomy).edges:
-                if e.target is not None and e.target in cats:
-                    out.setdefault(e.target, []).append((e.coverage, f"{e.source}→{e.target}"))
+            for me in cur.mapping(pre.taxonomy).edges:
+                if me.target is not None and me.target in cats:
+                    out.setdefault(me.target, []).append((me.coverage, f"{me.source}→{me.target}"))
         else:
             for c in cats:
                 out.setdefault(c, []).append(("full", f"prompt section {c}"))
@@ -292,8 +292,7 @@ def check_manifest(
                 "escalation": "routing thresholds were",
             }[pw.type]
             res.problems.append(
-                tag.format("validated.policy_digest")
-                + f" {what} last validated against digest "
+                tag.format("validated.policy_digest") + f" {what} last validated against digest "
                 f"{pw.validated.policy_digest[:12]}, not the current {cur.ref} "
                 f"({digest[:12]}): re-validate on the current policy and record it"
             )
@@ -352,7 +351,7 @@ def check_manifest(
                         f"(a heading '# {c}', the id in backticks, or a policy entry 'id: {c}')"
                     )
         covered = _covered(pw, cur, path.parent)
-        for c, cells in sorted(covered.items()):
+        for c in sorted(covered):
             if c not in cur.category_ids:
                 fate = ""
                 for r in cur.retired:
@@ -363,7 +362,7 @@ def check_manifest(
                     + f" maps onto {c!r}, which is not a category of {cur.ref}{fate}: "
                     "remap it onto the current categories"
                 )
-        for c, reason in pw.not_covered.items():
+        for c in pw.not_covered:
             if c not in cur.category_ids:
                 res.problems.append(
                     tag.format(f"not_covered.{c}") + f" names {c!r}, not a category of {cur.ref}"

@@ -117,7 +117,11 @@ def _category_edits(old: Category | None, new: Category, op: Policy, np_: Policy
     new_edges = _edges_for(np_, cid)
     for key in sorted(set(old_edges) | set(new_edges)):
         a_e, b_e = old_edges.get(key), new_edges.get(key)
-        if a_e is not None and b_e is not None and a_e == b_e.model_copy(update={"target": a_e.target}):
+        if (
+            a_e is not None
+            and b_e is not None
+            and a_e == b_e.model_copy(update={"target": a_e.target})
+        ):
             continue
         out.append(
             Change(
@@ -168,11 +172,15 @@ def diff_policies(old: Policy, new: Policy, where: str = "") -> PolicyDiff:
                 )
             )
         elif fate.kind == "merged":
-            changes.append(Change(oid, "merged", "retired.merged_into", oid, fate.targets[0], reason))
+            changes.append(
+                Change(oid, "merged", "retired.merged_into", oid, fate.targets[0], reason)
+            )
         if fate.kind in ("removed", "split", "merged"):
             # the retired id's own edges disappear with it (its successors list theirs)
             for (tax, src), e in sorted(_edges_for(old, oid).items()):
-                changes.append(Change(oid, "mapping", f"mappings.{tax}[{src}]", _edge_json(e), None))
+                changes.append(
+                    Change(oid, "mapping", f"mappings.{tax}[{src}]", _edge_json(e), None)
+                )
     for c in new.categories:
         origins = lin.origins.get(c.id, ())
         counterpart: Category | None = None
@@ -183,7 +191,14 @@ def diff_policies(old: Policy, new: Policy, where: str = "") -> PolicyDiff:
         elif origins:
             changes.append(Change(c.id, "added", "categories", None, c.id, c.change_note))
             changes.append(
-                Change(c.id, "added", "origin", None, list(origins), "takes gold from " + ", ".join(origins))
+                Change(
+                    c.id,
+                    "added",
+                    "origin",
+                    None,
+                    list(origins),
+                    "takes gold from " + ", ".join(origins),
+                )
             )
         else:
             changes.append(Change(c.id, "added", "categories", None, c.id, c.change_note))

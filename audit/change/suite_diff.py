@@ -61,7 +61,16 @@ class SuiteDiff:
 
     def csv(self) -> str:
         buf = io.StringIO()
-        cols = ["change", "id_from", "id_to", "content_hash_from", "content_hash_to", "category", "before", "after"]
+        cols = [
+            "change",
+            "id_from",
+            "id_to",
+            "content_hash_from",
+            "content_hash_to",
+            "category",
+            "before",
+            "after",
+        ]
         w = csv.DictWriter(buf, fieldnames=cols)
         w.writeheader()
         for r in self.rows:
@@ -187,7 +196,15 @@ def diff_loaded(ref_a: str, sa: Any, ref_b: str, sb: Any, key: Key = "id") -> Su
     cats_a, cats_b = list(sa.categories), list(sb.categories)
     shared = [c for c in cats_b if c in cats_a]
     rows: list[dict[str, Any]] = []
-    counts = {"from": len(ka), "to": len(kb), "added": 0, "removed": 0, "text_changed": 0, "labels_changed": 0, "unchanged": 0}
+    counts = {
+        "from": len(ka),
+        "to": len(kb),
+        "added": 0,
+        "removed": 0,
+        "text_changed": 0,
+        "labels_changed": 0,
+        "unchanged": 0,
+    }
     lc = {c: {"neg→pos": 0, "pos→neg": 0, "unknown→known": 0, "known→unknown": 0} for c in shared}
     name = {NEGATIVE: "negative", POSITIVE: "positive", UNKNOWN: "unknown"}
     for k, i in pa.items():
@@ -200,7 +217,12 @@ def diff_loaded(ref_a: str, sa: Any, ref_b: str, sb: Any, key: Key = "id") -> Su
             rows.append({"change": "added", "id_to": ids_b[j], "content_hash_to": h_b[j]})
             continue
         i = pa[k]
-        base = {"id_from": ids_a[i], "id_to": ids_b[j], "content_hash_from": h_a[i], "content_hash_to": h_b[j]}
+        base = {
+            "id_from": ids_a[i],
+            "id_to": ids_b[j],
+            "content_hash_from": h_a[i],
+            "content_hash_to": h_b[j],
+        }
         changed = False
         if h_a[i] != h_b[j]:
             counts["text_changed"] += 1
@@ -222,7 +244,15 @@ def diff_loaded(ref_a: str, sa: Any, ref_b: str, sb: Any, key: Key = "id") -> Su
                 kind = "known→unknown"
             lc[c][kind] += 1
             any_label = True
-            rows.append({"change": "label_changed", **base, "category": c, "before": name[la], "after": name[lb]})
+            rows.append(
+                {
+                    "change": "label_changed",
+                    **base,
+                    "category": c,
+                    "before": name[la],
+                    "after": name[lb],
+                }
+            )
         if any_label:
             counts["labels_changed"] += 1
             changed = True
@@ -281,8 +311,10 @@ def declared_digest_pairs(paths: list[str]) -> set[tuple[str, str, str]]:
 
 
 def digest_change_declared(
-    declared: set[tuple[str, str, str]], suite: str, baseline_digest: str | None, candidate_digest: str | None
+    declared: set[tuple[str, str, str]],
+    suite: str,
+    baseline_digest: str | None,
+    candidate_digest: str | None,
 ) -> bool:
     """Whether a baseline → candidate suite digest change is covered by a declared diff."""
     return (suite, str(baseline_digest), str(candidate_digest)) in declared
-
