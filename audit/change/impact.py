@@ -44,6 +44,10 @@ from audit.errors import ConfigError
 from audit.policy import Policy, SplitCondition
 from audit.schema import NEGATIVE, POSITIVE, UNKNOWN, Item, ModeratorOutput
 
+#: Below this many moved gold labels a bootstrap interval of the change is flagged as
+#: unreliable (docs/methods/change.md §2: percentile intervals of a small count under-cover).
+MIN_MOVED = 10
+
 #: Metrics of :func:`metric_change` (all need only the confusion counts).
 METRICS: tuple[str, ...] = ("recall", "precision", "f1", "fpr")
 
@@ -436,6 +440,7 @@ def metric_change(
         boots_a = _rates(*_counts(w, y_after, d))
     nb = int((y_before != UNKNOWN).sum())
     na = int((y_after != UNKNOWN).sum())
+    n_moved = int((y_before != y_after).sum())
     out: dict[str, MetricDelta] = {}
     alpha = (1.0 - ci) / 2.0
     for m in METRICS:
@@ -455,6 +460,10 @@ def metric_change(
             diff = diff[np.isfinite(diff)]
             if diff.size >= max(10, n_boot // 2):
                 lo, hi = (float(x) for x in np.quantile(diff, [alpha, 1.0 - alpha]))
+                if 0 < n_moved < MIN_MOVED:
+                    # the delta is a small count of moved items: its bootstrap
+                    # distribution is lumpy and percentile intervals under-cover
+                    reason = f"only {n_moved} item(s) moved: the interval is unreliable"
             else:
                 reason = "too few bootstrap resamples with the metric defined"
         else:
