@@ -142,18 +142,21 @@ def pathways() -> None:
 @pathways.command(name="check")
 @click.option(
     "--manifest",
-    default="configs/pathways.yaml",
-    show_default=True,
+    default=None,
     type=click.Path(dir_okay=False, path_type=Path),
+    help="Pathway manifest (default: configs/pathways.yaml of the repository).",
 )
 @click.option("--policy", "current", default=None, help="Check against this version instead.")
 @click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False, path_type=Path))
-def pathways_check(manifest: Path, current: str | None, json_out: Path | None) -> None:
+def pathways_check(manifest: Path | None, current: str | None, json_out: Path | None) -> None:
     """Coverage matrix (category × pathway) and sync problems; exit 3 on any problem."""
     from rich.table import Table
 
     from audit.change.pathways import check_manifest
+    from audit.settings import repo_root
 
+    if manifest is None:
+        manifest = repo_root() / "configs" / "pathways.yaml"
     res = check_manifest(manifest, current=current)
     ids = list(next(iter(res.matrix.values())).keys()) if res.matrix else []
     t = Table(title=f"coverage of {res.policy.ref} ({res.policy.digest()[:12]}) by {manifest}")
