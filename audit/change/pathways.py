@@ -172,7 +172,11 @@ def load_manifest(path: Path) -> Manifest:
     return parse_model(Manifest, data, str(path))
 
 
-def _policy(ref: str, where: str, fld: str, pdir: Path) -> Policy:
+def _policy(
+    ref: str, where: str, fld: str, pdir: Path, cache: dict[str, Policy] | None = None
+) -> Policy:
+    if cache is not None and ref in cache:
+        return cache[ref]
     p = pdir / f"{ref}.yaml"
     if not p.exists():
         known = sorted(x.stem for x in pdir.glob("*.yaml"))
@@ -184,7 +188,10 @@ def _policy(ref: str, where: str, fld: str, pdir: Path) -> Policy:
             actual=repr(ref),
             fix=f"add {p.name} under {pdir} or name an existing version",
         )
-    return load_policy(p)
+    pol = load_policy(p)
+    if cache is not None:
+        cache[ref] = pol
+    return pol
 
 
 def _best(cells: list[tuple[str, str]]) -> Cell:
@@ -248,10 +255,11 @@ def check_manifest(
     man = load_manifest(path)
     where = str(path)
     pdir = policy_dir or policies_dir()
+    loaded: dict[str, Policy] = {}
     cur = (
-        _policy(man.policy, where, "policy", pdir)
+        _policy(man.policy, where, "policy", pdir, loaded)
         if current is None
-        else _policy(current, "--policy", "policy", pdir)
+        else _policy(current, "--policy", "policy", pdir, loaded)
     )
     digest = cur.digest()
     res = CheckResult(where, cur)
@@ -270,7 +278,7 @@ def check_manifest(
                 fix="rename one of the pathways",
             )
         seen.add(pw.id)
-        impl = _policy(pw.implements.policy, where, f"{fld}.implements.policy", pdir)
+        impl = _policy(pw.implements.policy, where, f"{fld}.implements.policy", pdir, loaded)
         tag = f"{where}: {fld}.{{}}: pathway {pw.id!r} ({pw.type})"
         if impl.ref != cur.ref:
             res.problems.append(

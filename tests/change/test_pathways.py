@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,14 @@ def shipped() -> dict[str, Any]:
     return copy.deepcopy(data)
 
 
+@functools.lru_cache(maxsize=1)
+def _v2() -> Any:
+    return load_policy("platform-v2")
+
+
 def synced_to_v2() -> dict[str, Any]:
     """The shipped manifest brought up to platform-v2 the way the team would."""
-    v2 = load_policy("platform-v2")
+    v2 = _v2()
     d = shipped()
     d["policy"] = "platform-v2"
     for p in d["pathways"]:
