@@ -33,7 +33,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,7 +60,10 @@ class ImpactConfig(BaseModel):
             from the policy it is built with, so building it from A and from B is what
             changes). ``fake`` is accepted for dry runs; its flips are not policy-driven.
         pathways: classifier pathways (moderator specs with thresholds) whose metric
-            change is estimated; they are built against the new policy.
+            change is estimated.
+        pathways_policy: which version the pathways are built with: ``from`` (as
+            deployed today, before they are re-mapped; categories they do not score
+            are "not applicable") or ``to`` (already re-mapped to the new version).
         n_boot / ci / seed: paired bootstrap.
         control_slice: random non-flip items added to the review queue per group.
         error_budget: share of items a moderator may fail on.
@@ -70,6 +73,7 @@ class ImpactConfig(BaseModel):
 
     judge: ModeratorSpec
     pathways: tuple[ModeratorSpec, ...] = ()
+    pathways_policy: Literal["from", "to"] = "from"
     n_boot: int = Field(default=1000, ge=0, le=100_000)
     ci: float = Field(default=0.95, gt=0.5, lt=1.0)
     seed: int = 0
@@ -540,10 +544,14 @@ def _score(
 ) -> tuple[Any, list[ModeratorOutput]]:
     from audit.errors import AuditError
     from audit.moderators import MODERATORS
+    from audit.pipeline import _fit_missing_head, _needs_fit
     from audit.runner import score_items
 
     cls = MODERATORS.get(spec.type, where=where, field=f"{field_}.type")
     params = cls.Params.model_validate(spec.params)
+    if _needs_fit(params):
+        # an embedding_head with ``fit:`` and no head on disk is trained once, as in a run
+        _fit_missing_head(params, policy, None)
     try:
         mod = cls(params, policy)
     except AuditError as exc:
@@ -595,11 +603,10 @@ def run_impact(
     moved_gold, moved = judge_moved_gold(mig, flips, dec_b, ok_b, cats_b)
 
     pathways: dict[str, Any] = {}
+    built = lin.old if cfg.pathways_policy == "from" else lin.new
     for i, spec in enumerate(cfg.pathways):
         try:
-            mod, outs = _score(
-                spec, lin.new, items, config_where, f"pathways[{i}]", cfg.error_budget
-            )
+            mod, outs = _score(spec, built, items, config_where, f"pathways[{i}]", cfg.error_budget)
         except ValidationError as exc:
             raise validation_error(exc, config_where) from None
         pc = tuple(mod.categories)
@@ -617,7 +624,7 @@ def run_impact(
                 "n_moved": int((moved[:, k] & ok[:, j]).sum()),
                 "metrics": {m: v.to_json() for m, v in mc.items()},
             }
-        pathways[spec.name] = {"type": spec.type, "categories": per}
+        pathways[spec.name] = {"type": spec.type, "built_with": built.ref, "categories": per}
 
     restricted = lin.old.restricted_ids | lin.new.restricted_ids
     rrows = _restricted_rows(
