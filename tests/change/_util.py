@@ -37,24 +37,76 @@ def copy_shipped(folder: Path) -> tuple[Path, Path]:
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
     return path
 
 
 def harassment_rows() -> list[dict[str, Any]]:
     """A small platform-v1 suite exercising every branch of the v2 harassment split."""
     return [
-        {"id": "r01", "caption": "dirty immigrant, go home", "labels": ["hate", "harassment"], "surface": "comment"},
-        {"id": "r02", "caption": "I know where you park, you're done", "labels": ["harassment", "violent_threats"], "surface": "comment"},
-        {"id": "r03", "caption": "she lives at 14 Birchwood Ln, go tell her", "labels": ["harassment"], "surface": "video"},
-        {"id": "r04", "caption": "rating the girls from my school, #3 is a 2/10", "labels": ["harassment"], "surface": "photo"},
-        {"id": "r05", "caption": "you're the ugliest person on this app", "labels": ["harassment"], "surface": "comment"},
+        {
+            "id": "r01",
+            "caption": "dirty immigrant, go home",
+            "labels": ["hate", "harassment"],
+            "surface": "comment",
+        },
+        {
+            "id": "r02",
+            "caption": "I know where you park, you're done",
+            "labels": ["harassment", "violent_threats"],
+            "surface": "comment",
+        },
+        {
+            "id": "r03",
+            "caption": "she lives at 14 Birchwood Ln, go tell her",
+            "labels": ["harassment"],
+            "surface": "video",
+        },
+        {
+            "id": "r04",
+            "caption": "rating the girls from my school, #3 is a 2/10",
+            "labels": ["harassment"],
+            "surface": "photo",
+        },
+        {
+            "id": "r05",
+            "caption": "you're the ugliest person on this app",
+            "labels": ["harassment"],
+            "surface": "comment",
+        },
         {"id": "r06", "caption": "lovely sunset at the beach", "labels": [], "surface": "photo"},
-        {"id": "r07", "caption": "buy 10k followers for $5", "labels": ["spam"], "surface": "comment"},
-        {"id": "r08", "caption": "like and share or bad luck for seven years", "labels": ["spam"], "surface": "video"},
-        {"id": "r09", "caption": "[restricted: sexualised comment about a minor]", "labels": ["minor_sexual"], "surface": "comment"},
-        {"id": "r10", "caption": "a history of slurs, explained to condemn them", "labels": [], "surface": "video"},
-        {"id": "r11", "caption": "stop talking, nobody likes you, loser", "labels": ["harassment"], "surface": "comment"},
+        {
+            "id": "r07",
+            "caption": "buy 10k followers for $5",
+            "labels": ["spam"],
+            "surface": "comment",
+        },
+        {
+            "id": "r08",
+            "caption": "like and share or bad luck for seven years",
+            "labels": ["spam"],
+            "surface": "video",
+        },
+        {
+            "id": "r09",
+            "caption": "[restricted: sexualised comment about a minor]",
+            "labels": ["minor_sexual"],
+            "surface": "comment",
+        },
+        {
+            "id": "r10",
+            "caption": "a history of slurs, explained to condemn them",
+            "labels": [],
+            "surface": "video",
+        },
+        {
+            "id": "r11",
+            "caption": "stop talking, nobody likes you, loser",
+            "labels": ["harassment"],
+            "surface": "comment",
+        },
         {"id": "r12", "caption": "my cat knocked over a plant", "labels": [], "surface": "video"},
     ]
 

@@ -43,7 +43,12 @@ def c_supersedes_cycle(t: Path):
 
 
 def c_supersedes_itself(t: Path):
-    return _diff(t, lambda d: d.update(supersedes="platform-v2")), 2, "platform-v2.yaml", "supersedes"
+    return (
+        _diff(t, lambda d: d.update(supersedes="platform-v2")),
+        2,
+        "platform-v2.yaml",
+        "supersedes",
+    )
 
 
 def c_missing_predecessor(t: Path):
@@ -127,14 +132,24 @@ def c_pathway_implements_unknown_version(t: Path):
     d = shipped()
     d["pathways"][1]["implements"]["policy"] = "platform-v0"
     p = write_yaml(t / "pathways.yaml", d)
-    return ["pathways", "check", "--manifest", str(p)], 2, "pathways.yaml", "pathways[1].implements.policy"
+    return (
+        ["pathways", "check", "--manifest", str(p)],
+        2,
+        "pathways.yaml",
+        "pathways[1].implements.policy",
+    )
 
 
 def c_pathway_digest_mismatch(t: Path):
     d = synced_to_v2()
     d["pathways"][0]["implements"]["digest"] = "a" * 64
     p = write_yaml(t / "pathways.yaml", d)
-    return ["pathways", "check", "--manifest", str(p)], 3, "pathways.yaml", "pathways[0].implements.digest"
+    return (
+        ["pathways", "check", "--manifest", str(p)],
+        3,
+        "pathways.yaml",
+        "pathways[0].implements.digest",
+    )
 
 
 def c_pathway_maps_onto_removed(t: Path):
@@ -143,7 +158,12 @@ def c_pathway_maps_onto_removed(t: Path):
         {"category": "harassment", "queue": "standard-review", "min_score": 0.7, "action": "remove"}
     )
     p = write_yaml(t / "pathways.yaml", d)
-    return ["pathways", "check", "--manifest", str(p)], 3, "pathways.yaml", "pathways[5].covers/routes"
+    return (
+        ["pathways", "check", "--manifest", str(p)],
+        3,
+        "pathways.yaml",
+        "pathways[5].covers/routes",
+    )
 
 
 def c_guideline_missing(t: Path):
@@ -192,30 +212,67 @@ def c_suite_diff_bad_revision(t: Path):
 def c_impact_config_unknown_key(t: Path):
     card = write_suite(t / "s")
     cfg = write_yaml(t / "impact.yaml", {"judge": {"name": "j", "type": "fake"}, "n_boots": 5})
-    args = ["policy", "impact", "--from", "platform-v1", "--to", "platform-v2", "--suite", str(card)]
+    args = [
+        "policy",
+        "impact",
+        "--from",
+        "platform-v1",
+        "--to",
+        "platform-v2",
+        "--suite",
+        str(card),
+    ]
     return [*args, "--config", str(cfg), "--out", str(t / "o")], 2, "impact.yaml", "n_boots"
 
 
 def c_impact_unknown_judge_type(t: Path):
     card = write_suite(t / "s")
     cfg = write_yaml(t / "impact.yaml", {"judge": {"name": "j", "type": "llm_jduge"}})
-    args = ["policy", "impact", "--from", "platform-v1", "--to", "platform-v2", "--suite", str(card)]
+    args = [
+        "policy",
+        "impact",
+        "--from",
+        "platform-v1",
+        "--to",
+        "platform-v2",
+        "--suite",
+        str(card),
+    ]
     return [*args, "--config", str(cfg), "--out", str(t / "o")], 2, "impact.yaml", "judge.type"
 
 
 def c_impact_suite_on_other_policy(t: Path):
     card = write_suite(t / "s")
     cfg = write_yaml(t / "impact.yaml", {"judge": {"name": "j", "type": "fake"}})
-    args = ["policy", "impact", "--from", "platform-v2", "--to", "platform-v2", "--suite", str(card)]
+    args = [
+        "policy",
+        "impact",
+        "--from",
+        "platform-v2",
+        "--to",
+        "platform-v2",
+        "--suite",
+        str(card),
+    ]
     return [*args, "--config", str(cfg), "--out", str(t / "o")], 2, "suite.yaml", "policy"
 
 
 def c_impact_split_on_missing_slice(t: Path):
-    a, b = _v2(t, lambda d: _split(d)["split_into"].insert(0, {"into": "bullying", "when": {"slice": {"school_year": ["7"]}}}))
+    a, b = _v2(
+        t,
+        lambda d: _split(d)["split_into"].insert(
+            0, {"into": "bullying", "when": {"slice": {"school_year": ["7"]}}}
+        ),
+    )
     card = write_suite(t / "s")
     cfg = write_yaml(t / "impact.yaml", {"judge": {"name": "j", "type": "fake"}})
     args = ["policy", "impact", "--from", str(a), "--to", str(b), "--suite", str(card)]
-    return [*args, "--config", str(cfg), "--out", str(t / "o")], 2, "platform-v2.yaml", "retired[0].split_into[0].when.slice"
+    return (
+        [*args, "--config", str(cfg), "--out", str(t / "o")],
+        2,
+        "platform-v2.yaml",
+        "retired[0].split_into[0].when.slice",
+    )
 
 
 CASES: list[Case] = [

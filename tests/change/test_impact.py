@@ -30,7 +30,7 @@ def _col(labels: np.ndarray, cats: tuple[str, ...], c: str) -> list[int]:
 
 
 def test_split_rule_migrates_gold_and_lists_the_rest(v1v2, tmp_path: Path) -> None:
-    a, b, lin = v1v2
+    a, _b, lin = v1v2
     suite = load_suite(str(write_suite(tmp_path)), a)
     items = suite_items(suite)
     slices = {s: list(suite.dataset[s]) for s in suite.slice_names}
@@ -51,7 +51,12 @@ def test_split_rule_migrates_gold_and_lists_the_rest(v1v2, tmp_path: Path) -> No
     assert th["r06"] == bu["r06"] == NEGATIVE
     # kept categories copy exactly
     assert _col(mig.labels, mig.categories, "spam") == _col(suite.labels, a.category_ids, "spam")
-    assert mig.counts["bullying"] == {"positive": 1, "negative": 9, "unknown": 2, "how": "split from harassment"}
+    assert mig.counts["bullying"] == {
+        "positive": 1,
+        "negative": 9,
+        "unknown": 2,
+        "how": "split from harassment",
+    }
 
 
 def test_three_valued_or_for_merges() -> None:
@@ -87,7 +92,9 @@ def test_flip_matrix_and_mcnemar_on_planted_decisions(v1v2) -> None:
     b_, c_ = m[1][0], m[0][1]
     assert (b_, c_) == (int((dec_a[5:, sp_a] == 1).sum() - (dec_b[5:, sp_b] == 1).sum() + c_), c_)
     assert spam.mcnemar["method"] == "chi2-cc"
-    assert spam.mcnemar["p_value"] == pytest.approx(stats.chi2.sf((abs(b_ - c_) - 1) ** 2 / (b_ + c_), 1))
+    assert spam.mcnemar["p_value"] == pytest.approx(
+        stats.chi2.sf((abs(b_ - c_) - 1) ** 2 / (b_ + c_), 1)
+    )
     split = groups["harassment → targeted_harassment+bullying"]
     assert split.matrix[0][1] + split.matrix[1][0] == 0 and split.mcnemar["p_value"] == 1.0
     assert groups["hate"].flip_rows == []
@@ -100,7 +107,10 @@ def test_exact_mcnemar_for_few_discordant_pairs(v1v2) -> None:
     dec_b = np.zeros((n, len(b.category_ids)), np.int8)
     dec_b[:6, b.category_ids.index("hate")] = 1  # 6 neg→pos, 0 pos→neg
     ok_a, ok_b = np.ones_like(dec_a, bool), np.ones_like(dec_b, bool)
-    g = {x.label: x for x in judge_flips(lin, dec_a, ok_a, a.category_ids, dec_b, ok_b, b.category_ids)}
+    g = {
+        x.label: x
+        for x in judge_flips(lin, dec_a, ok_a, a.category_ids, dec_b, ok_b, b.category_ids)
+    }
     hate = g["hate"]
     assert hate.mcnemar["method"] == "exact"
     assert hate.mcnemar["p_value"] == pytest.approx(stats.binomtest(0, 6, 0.5).pvalue)
@@ -149,7 +159,10 @@ def test_metric_change_point_estimate_and_nan() -> None:
     assert res["fpr"].before == 0.5 and res["fpr"].after == 0.0
     assert res["recall"].n_before == res["recall"].n_after == 4
     none = metric_change(np.zeros(5, np.int8), np.zeros(5, np.int8), d, n_boot=50, ci=0.95, seed=0)
-    assert math.isnan(none["recall"].delta) and none["recall"].reason == "no gold positives on one side"
+    assert (
+        math.isnan(none["recall"].delta)
+        and none["recall"].reason == "no gold positives on one side"
+    )
 
 
 def test_metric_change_interval_covers_planted_truth_fast() -> None:
@@ -182,8 +195,19 @@ def test_cli_impact_end_to_end(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     card = write_suite(tmp_path / "suites")
     out = tmp_path / "out"
     r = run_cli(
-        capsys, "policy", "impact", "--from", "platform-v1", "--to", "platform-v2",
-        "--suite", str(card), "--config", str(_cfg(tmp_path, control_slice=50)), "--out", str(out),
+        capsys,
+        "policy",
+        "impact",
+        "--from",
+        "platform-v1",
+        "--to",
+        "platform-v2",
+        "--suite",
+        str(card),
+        "--config",
+        str(_cfg(tmp_path, control_slice=50)),
+        "--out",
+        str(out),
     )
     assert r.code == 0, r.err
     s = json.loads((out / "impact.json").read_text(encoding="utf-8"))
@@ -194,7 +218,9 @@ def test_cli_impact_end_to_end(capsys: pytest.CaptureFixture[str], tmp_path: Pat
         assert len(g["flips"]) == g["matrix"][0][1] + g["matrix"][1][0]
     # a fake judge scores a category the same under both prompts: only the split can flip
     assert all(len(g["flips"]) == 0 for k, g in groups.items() if "→" not in k)
-    queue = [json.loads(x) for x in (out / "review_queue.jsonl").read_text(encoding="utf-8").splitlines()]
+    queue = [
+        json.loads(x) for x in (out / "review_queue.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     by_id = {t["data"]["item_id"]: t["data"] for t in queue}
     assert any("no branch of the rule matched" in w for w in by_id["r05"]["reasons"])
     # the restricted item is id + hash (+ reasons) only
@@ -215,7 +241,7 @@ def test_llm_judge_prompts_from_both_versions(tmp_path: Path, v1v2) -> None:
     each version, its flips are exactly the items whose group decision differs."""
     from tests.helpers.tiny_lm import build_tiny_causal_lm
 
-    a, b, lin = v1v2
+    a, _b, lin = v1v2
     lm = build_tiny_causal_lm(tmp_path / "lm", max_position_embeddings=4096)
     cfg = ImpactConfig.model_validate(
         {
@@ -243,7 +269,13 @@ def test_llm_judge_prompts_from_both_versions(tmp_path: Path, v1v2) -> None:
     # hate's prompt section changed (counter-speech clarification): same items, two prompts
     assert groups["hate"]["n"] == 4
     assert groups["spam"]["reason"].startswith("the judge does not score")
-    assert groups["harassment → targeted_harassment+bullying"]["reason"].startswith("the judge does not score")
+    assert groups["harassment → targeted_harassment+bullying"]["reason"].startswith(
+        "the judge does not score"
+    )
     flipped = {f["item_id"] for g in groups.values() for f in g["flips"]}
-    queued = {t["data"]["item_id"] for t in res.queue if any("judge flip" in w for w in t["data"]["reasons"])}
+    queued = {
+        t["data"]["item_id"]
+        for t in res.queue
+        if any("judge flip" in w for w in t["data"]["reasons"])
+    }
     assert flipped == queued

@@ -47,8 +47,16 @@ def synced_to_v2() -> dict[str, Any]:
             src = "harassment" if p["id"] == "minilm_head" else "offensive"
             cov = "full" if p["id"] == "minilm_head" else "partial"
             edges += [
-                {"source": "targeted_harassment" if cov == "full" else src, "target": "targeted_harassment", "coverage": cov},
-                {"source": "bullying" if cov == "full" else src, "target": "bullying", "coverage": cov},
+                {
+                    "source": "targeted_harassment" if cov == "full" else src,
+                    "target": "targeted_harassment",
+                    "coverage": cov,
+                },
+                {
+                    "source": "bullying" if cov == "full" else src,
+                    "target": "bullying",
+                    "coverage": cov,
+                },
             ]
             p["label_map"] = edges
             p["thresholds"]["spam"] = 0.7
@@ -63,14 +71,26 @@ def synced_to_v2() -> dict[str, Any]:
         if p["type"] == "escalation":
             routes = [r for r in p["routes"] if r["category"] != "harassment"]
             routes += [
-                {"category": "targeted_harassment", "queue": "standard-review", "min_score": 0.7, "action": "remove"},
-                {"category": "bullying", "queue": "youth-safety", "min_score": 0.6, "action": "escalate"},
+                {
+                    "category": "targeted_harassment",
+                    "queue": "standard-review",
+                    "min_score": 0.7,
+                    "action": "remove",
+                },
+                {
+                    "category": "bullying",
+                    "queue": "youth-safety",
+                    "min_score": 0.6,
+                    "action": "escalate",
+                },
             ]
             p["routes"] = routes
     return d
 
 
-def test_shipped_manifest_is_in_sync_with_its_policy(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_shipped_manifest_is_in_sync_with_its_policy(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     res = check_manifest(SHIPPED)
     assert res.problems == []
     assert set(res.matrix) == set(load_policy("platform-v1").category_ids)
@@ -87,7 +107,14 @@ def test_switching_to_v2_lists_every_lagging_pathway(capsys: pytest.CaptureFixtu
     assert r.code == 3
     lines = [x for x in r.err.splitlines() if x.startswith(str(SHIPPED))]
     joined = "\n".join(lines)
-    for pid in ("minilm_head", "profanity_baseline", "platform_judge", "llama_guard_screen", "reviewer_guideline", "escalation_flow"):
+    for pid in (
+        "minilm_head",
+        "profanity_baseline",
+        "platform_judge",
+        "llama_guard_screen",
+        "reviewer_guideline",
+        "escalation_flow",
+    ):
         assert f"pathway {pid!r}" in joined
         assert any(f"pathway {pid!r}" in x and "implements platform-v1" in x for x in lines)
     assert any("pathways[0].label_map" in x and "'harassment'" in x and "split" in x for x in lines)
@@ -107,8 +134,14 @@ def test_a_manifest_synced_to_v2_passes(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mutate", "needle"),
     [
-        (lambda d: d["pathways"][0]["validated"].update(policy_digest="0" * 64), "validated.policy_digest"),
-        (lambda d: d["pathways"][2]["validated"].update(prompt_hash="f" * 64), "validated.prompt_hash"),
+        (
+            lambda d: d["pathways"][0]["validated"].update(policy_digest="0" * 64),
+            "validated.policy_digest",
+        ),
+        (
+            lambda d: d["pathways"][2]["validated"].update(prompt_hash="f" * 64),
+            "validated.prompt_hash",
+        ),
         (
             lambda d: d["pathways"][0].update(
                 label_map=[e for e in d["pathways"][0]["label_map"] if e["target"] != "spam"]

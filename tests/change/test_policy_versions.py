@@ -70,7 +70,11 @@ def test_rename_and_merge_are_structural(tmp_path: Path) -> None:
             c["id"], c["renamed_from"] = "fake_engagement", "spam"
     v2["categories"] = [c for c in v2["categories"] if c["id"] != "graphic_violence"]
     v2["retired"] = [
-        {"id": "graphic_violence", "reason": "folded into violent content", "merged_into": "violent_threats"}
+        {
+            "id": "graphic_violence",
+            "reason": "folded into violent content",
+            "merged_into": "violent_threats",
+        }
     ]
     for m in v2["mappings"].values():
         for e in m["edges"]:
@@ -88,7 +92,11 @@ def test_rename_and_merge_are_structural(tmp_path: Path) -> None:
     assert any(c.kind == "renamed" and c.before == "spam" for c in d.changes)
     assert any(c.kind == "merged" and c.after == "violent_threats" for c in d.changes)
     # a renamed category with identical text has no field edits
-    assert not [c for c in d.changes if c.category == "fake_engagement" and c.kind in ("definition", "examples")]
+    assert not [
+        c
+        for c in d.changes
+        if c.category == "fake_engagement" and c.kind in ("definition", "examples")
+    ]
 
 
 def test_undeclared_succession_matches_by_id() -> None:
@@ -99,10 +107,16 @@ def test_undeclared_succession_matches_by_id() -> None:
     assert any(c.kind == "added" and c.category == "harassment" for c in d.changes)
 
 
-def test_cli_policy_diff_writes_json_and_markdown(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    r = run_cli(capsys, "policy", "diff", "platform-v1", "platform-v2", "--out", str(tmp_path / "d"))
+def test_cli_policy_diff_writes_json_and_markdown(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    r = run_cli(
+        capsys, "policy", "diff", "platform-v1", "platform-v2", "--out", str(tmp_path / "d")
+    )
     assert r.code == 0, r.err
     js = json.loads((tmp_path / "d" / "policy_diff.json").read_text(encoding="utf-8"))
     assert js["to"]["ref"] == "platform-v2" and js["by_kind"]["split"] == 1
-    assert (tmp_path / "d" / "policy_diff.md").read_text(encoding="utf-8").startswith("# Policy diff")
+    assert (
+        (tmp_path / "d" / "policy_diff.md").read_text(encoding="utf-8").startswith("# Policy diff")
+    )
     assert "targeted_harassment" in r.out

@@ -26,7 +26,14 @@ def _v2_rows() -> list[dict]:
             r["labels"] = []  # spam tightened: one engagement-bait post is not spam
         if r["id"] == "r10":
             r["caption"] = "a history of slurs, explained in order to condemn them"  # text edit
-    rows.append({"id": "r13", "caption": "new hard negative: a gym selfie", "labels": [], "surface": "photo"})
+    rows.append(
+        {
+            "id": "r13",
+            "caption": "new hard negative: a gym selfie",
+            "labels": [],
+            "surface": "photo",
+        }
+    )
     return rows
 
 
@@ -35,12 +42,24 @@ def test_diff_counts_rows_and_labels(tmp_path: Path) -> None:
     b = write_suite(tmp_path / "b", _v2_rows(), version="1.1")
     d = diff_suites(str(a), str(b))
     assert d.counts == {
-        "from": 12, "to": 12, "added": 1, "removed": 1, "text_changed": 1,
-        "labels_changed": 1, "unchanged": 9,
+        "from": 12,
+        "to": 12,
+        "added": 1,
+        "removed": 1,
+        "text_changed": 1,
+        "labels_changed": 1,
+        "unchanged": 9,
     }
-    assert d.label_changes == {"spam": {"neg→pos": 0, "pos→neg": 1, "unknown→known": 0, "known→unknown": 0}}
+    assert d.label_changes == {
+        "spam": {"neg→pos": 0, "pos→neg": 1, "unknown→known": 0, "known→unknown": 0}
+    }
     kinds = {(r["change"], r.get("id_from") or r.get("id_to")) for r in d.rows}
-    assert {("added", "r13"), ("removed", "r12"), ("text_changed", "r10"), ("label_changed", "r08")} <= kinds
+    assert {
+        ("added", "r13"),
+        ("removed", "r12"),
+        ("text_changed", "r10"),
+        ("label_changed", "r08"),
+    } <= kinds
     rows = list(csv.DictReader(io.StringIO(d.csv())))
     assert len(rows) == len(d.rows) and rows[0].keys() >= {"change", "id_from", "content_hash_to"}
     js = d.to_json()
@@ -87,13 +106,32 @@ def test_gate_accepts_only_a_declared_digest_change(tmp_path: Path) -> None:
     assert blocked and all(c.status == "unverifiable" for c in blocked)
     assert "declare the change" in blocked[0].detail
     decl = tmp_path / "suite_diff.json"
-    decl.write_text(json.dumps({"kind": "audit.suite_diff", "from": {"name": "s", "digest": "d1"}, "to": {"name": "s", "digest": "d2"}}))
+    decl.write_text(
+        json.dumps(
+            {
+                "kind": "audit.suite_diff",
+                "from": {"name": "s", "digest": "d1"},
+                "to": {"name": "s", "digest": "d2"},
+            }
+        )
+    )
     ok = run_gate(GateRules(**rules, suite_diffs=[str(decl)]), b, a)
     assert ok and all(c.status == "pass" for c in ok)
     # a diff declared for other digests does not unlock the pair
     other = tmp_path / "other.json"
-    other.write_text(json.dumps({"kind": "audit.suite_diff", "from": {"name": "s", "digest": "d1"}, "to": {"name": "s", "digest": "d9"}}))
-    assert all(c.status == "unverifiable" for c in run_gate(GateRules(**rules, suite_diffs=[str(other)]), b, a))
+    other.write_text(
+        json.dumps(
+            {
+                "kind": "audit.suite_diff",
+                "from": {"name": "s", "digest": "d1"},
+                "to": {"name": "s", "digest": "d9"},
+            }
+        )
+    )
+    assert all(
+        c.status == "unverifiable"
+        for c in run_gate(GateRules(**rules, suite_diffs=[str(other)]), b, a)
+    )
     # compare_sides refuses the pair unless the change is declared
     with pytest.raises(Exception, match="suite digests differ"):
         compare_sides(a, b, n_boot=20)
