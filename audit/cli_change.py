@@ -87,7 +87,7 @@ def policy_diff(old: str, new: str, out: Path | None) -> None:
     "--out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for impact.json, impact.md, review_queue.jsonl, migrated_gold.jsonl.",
+    help="Folder for impact.json/.md, review_queue.jsonl/.csv, migrated_gold.jsonl.",
 )
 def policy_impact(
     old: str,
@@ -99,6 +99,7 @@ def policy_impact(
     out: Path,
 ) -> None:
     """Relabel impact of OLD → NEW on a suite: gold migration, judge flips, metric change."""
+    from audit.analysis.disagreements import export_review_queue
     from audit.change.impact import impact_markdown, load_impact_config, run_impact
     from audit.change.lineage import lineage, resolve_policy_path
     from audit.policy import load_policy
@@ -120,11 +121,7 @@ def policy_impact(
     md = impact_markdown(res.summary)
     _write(out, "impact.json", json.dumps(res.summary, indent=2, ensure_ascii=False))
     _write(out, "impact.md", md)
-    _write(
-        out,
-        "review_queue.jsonl",
-        "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in res.queue),
-    )
+    export_review_queue(res.queue, out)  # review_queue.jsonl + review_queue.csv
     _write(out, "migrated_gold.jsonl", "".join(json.dumps(r) + "\n" for r in res.migrated))
     con = _console()
     con.print(md)

@@ -497,30 +497,33 @@ def review_queue(
     reasons: dict[int, list[str]],
     payload: dict[int, dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """Review-queue tasks, one per queued row, in the shape of
-    :func:`audit.analysis.disagreements.review_queue` (``item_id``, ``content_hash``,
-    ``restricted``, ``reasons``; text fields and judge output only when not restricted)."""
+    """Review-queue tasks in the layout of
+    :func:`audit.analysis.disagreements.review_queue` (``{"id": k, "data": {...}}``
+    with flat scalar fields), so one exporter and one labelling set-up serve both.
+
+    A restricted row is ``item_id``, ``content_hash`` and ``restricted`` only: not even
+    its reasons, which would name the restricted category it flipped in.
+    """
     tasks: list[dict[str, Any]] = []
-    for row in sorted(reasons):
+    for k, row in enumerate(sorted(reasons), start=1):
         it = items[row]
-        if restricted_rows[row]:
-            data: dict[str, Any] = {
-                "item_id": it.id,
-                "content_hash": it.content_hash,
-                "restricted": True,
-            }
-        else:
-            data = {
-                "item_id": it.id,
-                "content_hash": it.content_hash,
-                "restricted": False,
-                "suite": suite_name,
-                "text": it.text(),
-                **{f"field_{k}": v for k, v in it.fields.items()},
-                **payload.get(row, {}),
-            }
-        data["reasons"] = reasons[row]
-        tasks.append({"data": data})
+        data: dict[str, Any] = {
+            "item_id": it.id,
+            "content_hash": it.content_hash,
+            "restricted": bool(restricted_rows[row]),
+        }
+        if not restricted_rows[row]:
+            data["suite"] = suite_name
+            data["text"] = it.text()
+            data.update(it.fields)
+            data["reasons"] = "; ".join(reasons[row])
+            for key, value in payload.get(row, {}).items():
+                if isinstance(value, dict):
+                    for cat, v in value.items():
+                        data[f"{key}_{cat}"] = v
+                else:
+                    data[key] = value
+        tasks.append({"id": k, "data": data})
     return tasks
 
 
