@@ -277,7 +277,11 @@ def judge_flips(
             if olds == news and len(olds) == 1
             else f"{'+'.join(olds) or '∅'} → {'+'.join(news) or '∅'}"
         )
-        missing = [c for c in olds if c not in cats_a] + [c for c in news if c not in cats_b]
+        missing = list(
+            dict.fromkeys(
+                [c for c in olds if c not in cats_a] + [c for c in news if c not in cats_b]
+            )
+        )
         if not olds or not news or missing:
             why = (
                 "added in the new version (no old decision to compare)"
