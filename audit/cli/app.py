@@ -21,6 +21,7 @@ import click
 
 from audit.cli import (
     analysis,
+    change,
     core,
     drift,
     labels,
@@ -50,6 +51,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 # click at top level, so ``audit --help`` stays instant).
 for _module in (
     core,
+    change,
     analysis,
     release,
     report,

@@ -175,10 +175,10 @@ def _prepare(
     for i, spec in enumerate(cfg.moderators):
         cls = MODERATORS.get(spec.type, where=str(path), field=f"moderators[{i}].type")
         params = cls.Params.model_validate(spec.params)
-        if _needs_fit(params) and not fit_heads:
+        if needs_fit(params) and not fit_heads:
             continue
-        if _needs_fit(params):
-            _fit_missing_head(params, policy, console)
+        if needs_fit(params):
+            fit_missing_head(params, policy, console)
         try:
             mod = cls(params, policy)
         except AuditError as exc:
@@ -199,12 +199,12 @@ def _prepare(
     return Prepared(cfg, path, policy, suites, skipped, mods)
 
 
-def _needs_fit(params: Any) -> bool:
+def needs_fit(params: Any) -> bool:
     fit, head = getattr(params, "fit", None), getattr(params, "head", None)
     return fit is not None and head is not None and not (Path(head) / "head.json").exists()
 
 
-def _fit_missing_head(params: Any, policy: Policy, console: Console | None) -> None:
+def fit_missing_head(params: Any, policy: Policy, console: Console | None) -> None:
     """An ``embedding_head`` with ``fit:`` and no head on disk is trained first."""
     from audit.moderators.classifiers.heads import train_head_on_suite
 

@@ -595,19 +595,25 @@ def compare_sides(
     moderator_a: str | None = None,
     moderator_b: str | None = None,
     allow_digest_mismatch: bool = False,
+    declared_diffs: set[tuple[str, str, str]] | None = None,
     **kwargs: Any,
 ) -> list[dict[str, Any]]:
-    """Compare every paired suite × moderator; one entry per pair with the comparisons."""
+    """Compare every paired suite × moderator; one entry per pair with the comparisons.
+
+    ``declared_diffs``: ``(suite, digest A, digest B)`` changes declared by a suite diff
+    (:func:`audit.change.suite_diff.declared_digest_pairs`); they pair like a match.
+    """
     out = []
     for ra, rb in pair_results(a, b, moderator_a, moderator_b):
         match = ra.digest == rb.digest and ra.digest is not None
-        if not match and not allow_digest_mismatch:
+        declared = (ra.suite, str(ra.digest), str(rb.digest)) in (declared_diffs or set())
+        if not match and not allow_digest_mismatch and not declared:
             raise GateError(
                 "suite digests differ: the runs did not score the same items",
                 where=f"{ra.suite_key}",
                 expected=str(ra.digest)[:12],
                 actual=str(rb.digest)[:12],
-                fix="pass --allow-digest-mismatch to pair the items both runs share",
+                fix="declare the change (audit suite diff --out) or pass --allow-digest-mismatch",
             )
         al = align(ra.load(), rb.load())
         cmp = paired_compare(al, **kwargs)

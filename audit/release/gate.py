@@ -101,6 +101,12 @@ class GateRules(BaseModel):
     moderator_candidate: str | None = None
     rules: list[Rule] = Field(default_factory=list)
     budgets: Budgets = Field(default_factory=Budgets)
+    suite_diffs: list[str] = Field(default_factory=list)
+    """Declared suite diffs (``suite_diff.json`` of ``audit suite diff --out``): a suite
+    digest change from baseline to candidate that one of them names is not blocking."""
+    pathways_manifest: str | None = None
+    """A pathway manifest (``configs/pathways.yaml``): its sync check becomes one blocking
+    check per problem (:func:`audit.change.pathways.gate_checks`)."""
 
 
 def load_rules(path: Path) -> GateRules:
@@ -281,11 +287,18 @@ def run_gate(rules: GateRules, candidate: Side, baseline: Side) -> list[Check]:
             cache[key] = compare_sides(a, b, **kw)
         return cache[key]
 
+    declared: set[tuple[str, str, str]] = set()
+    if rules.suite_diffs:
+        from audit.change.suite_diff import declared_digest_pairs
+
+        declared = declared_digest_pairs(rules.suite_diffs)
+
     def blocked(e: dict[str, Any]) -> str | None:
         if not pol_ok and not rules.allow_policy_mismatch:
             return "policy version/digest differs"
-        if not e["digest_match"] and not rules.allow_digest_mismatch:
-            return "suite digest differs"
+        change = (e["suite"], str(e["a"].digest), str(e["b"].digest))
+        if not e["digest_match"] and not rules.allow_digest_mismatch and change not in declared:
+            return "suite digest differs (declare the change with suite_diffs)"
         return None
 
     for i, rule in enumerate(rules.rules):
@@ -386,6 +399,10 @@ def run_gate(rules: GateRules, candidate: Side, baseline: Side) -> list[Check]:
                         det,
                     )
                 )
+    if rules.pathways_manifest is not None:
+        from audit.change.pathways import gate_checks
+
+        checks.extend(gate_checks(rules.pathways_manifest))
     return checks
 
 
