@@ -412,8 +412,16 @@ def gate_checks(manifest: str) -> list[Any]:
         ]  # fmt: skip
     return [
         Check(
-            rule="pathways_sync", suite=str(p), category="*", severity="block",
-            status="fail", value=nan, bound=nan, threshold=nan, n=0, detail=line,
-        )  # fmt: skip
+            rule="pathways_sync",
+            suite=str(p),
+            category="*",
+            severity="block",
+            status="fail",
+            value=nan,
+            bound=nan,
+            threshold=nan,
+            n=0,
+            detail=line,
+        )
         for line in res.problems
     ]

@@ -8,6 +8,7 @@ so bad input never leaves a record behind.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -124,6 +125,13 @@ def _prepare(
     cfg, path, base = resolve_config(config_path, overrides)
     policy = load_policy(cfg.policy, base=base)
     check_against_policy(cfg, policy.category_ids, str(path))
+    _check_metric_names(cfg, str(path))
+    if cfg.output_dir:
+        usable_dir(Path(cfg.output_dir), where=str(path), field="output_dir", create=False)
+    if cfg.runner.cache_dir:
+        usable_dir(
+            Path(cfg.runner.cache_dir), where=str(path), field="runner.cache_dir", create=False
+        )
     suites: list[LoadedSuite] = []
     skipped: list[dict[str, str]] = []
     seen_cards: dict[tuple[Path, str], int] = {}
@@ -275,7 +283,11 @@ def _run_audit(
     prep = prepare(config_path, overrides, console=console)
     cfg, policy = prep.config, prep.policy
     rdir = Path(cfg.output_dir).resolve() if cfg.output_dir else runs_dir
-    rdir.mkdir(parents=True, exist_ok=True)
+    usable_dir(rdir, where=str(prep.config_path), field="output_dir", create=True)
+    # the cache folder too, before a run directory exists: a bad one leaves nothing behind
+    cache_dir = Path(cfg.runner.cache_dir) if cfg.runner.cache_dir else rdir / "cache"
+    if cfg.runner.cache:
+        usable_dir(cache_dir, where=str(prep.config_path), field="runner.cache_dir", create=True)
     if not (mlflow and cfg.tracking.enabled):
         tracking_uri = None
     else:
@@ -320,7 +332,6 @@ def _run_audit(
     )
     cache = None
     if cfg.runner.cache:
-        cache_dir = Path(cfg.runner.cache_dir) if cfg.runner.cache_dir else rdir / "cache"
         cache = PredictionCache(cache_dir / "predictions.sqlite")
     results: list[SuiteResult] = []
     try:
@@ -536,3 +547,57 @@ class _progress:
     def __exit__(self, *exc: Any) -> None:
         if self._p is not None:
             self._p.stop()
+
+
+def _check_metric_names(cfg: RunConfig, where: str) -> None:
+    """Every name in ``metrics.names`` is a registered metric (did-you-mean otherwise)."""
+    from audit.metrics import get_metric
+
+    for i, name in enumerate(cfg.metrics.names or ()):
+        try:
+            get_metric(name)
+        except AuditError as exc:
+            raise ConfigError(
+                exc.message,
+                where=where,
+                field=f"metrics.names[{i}]",
+                expected=exc.expected or "a registered metric (audit list metrics)",
+                actual=repr(name),
+                fix=exc.fix or "see 'audit list metrics'",
+            ) from None
+
+
+def usable_dir(path: Path, *, where: str, field: str, create: bool) -> Path:
+    """``path`` as a directory the run can write to, or a ConfigError before any work.
+
+    A file, a special path (``/dev/null``), a folder under a file, or one that cannot
+    be created or written is refused with the config field that named it; nothing is
+    left behind. With ``create`` the directory is made (the run's own folder).
+    """
+    p = path.expanduser()
+    problem = None
+    if p.exists() and not p.is_dir():
+        problem = "a file" if p.is_file() else "a special file"
+    else:
+        probe = p
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            problem = f"under {probe}, which is not a directory"
+        elif not os.access(probe, os.W_OK | os.X_OK):
+            problem = f"not writable ({probe})"
+    if problem is None and create:
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problem = f"cannot be created ({exc.strerror or exc})"
+    if problem is not None:
+        raise ConfigError(
+            "not a usable directory",
+            where=where,
+            field=field,
+            expected="a writable directory (created if missing)",
+            actual=f"{str(p)[:200]}: {problem}",
+            fix=f"point {field} at a folder you can write to",
+        )
+    return p

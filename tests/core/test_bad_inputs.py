@@ -425,6 +425,45 @@ def c_same_suite_twice_via_two_paths(t: Path):
     return ["run", str(p)], str(p), "suites[1]"
 
 
+# --- config values that only the run can check (issue 9 item 6) -------------------------
+
+
+def c_unknown_metric_name(t: Path):
+    p = _cfg(t, lambda c: c["metrics"].update(names=["f1", "auprcc"]))
+    return ["run", str(p)], str(p), "metrics.names[1]"
+
+
+def c_output_dir_is_a_file(t: Path):
+    f = t / "a_file"
+    f.write_text("x")
+    p = _cfg(t, lambda c: c.update(output_dir=str(f)))
+    return ["run", str(p)], str(p), "output_dir"
+
+
+def c_output_dir_special_path(t: Path):
+    p = _cfg(t, lambda c: c.update(output_dir="/dev/null"))
+    return ["run", str(p)], str(p), "output_dir"
+
+
+def c_output_dir_under_a_file(t: Path):
+    f = t / "a_file"
+    f.write_text("x")
+    p = _cfg(t, lambda c: c.update(output_dir=str(f / "runs")))
+    return ["run", str(p)], str(p), "output_dir"
+
+
+def c_cache_dir_is_a_file(t: Path):
+    f = t / "cache_file"
+    f.write_text("x")
+    p = _cfg(t, lambda c: c["runner"].update(cache_dir=str(f)))
+    return ["run", str(p)], str(p), "runner.cache_dir"
+
+
+def c_cache_dir_under_proc(t: Path):
+    p = _cfg(t, lambda c: c["runner"].update(cache_dir="/proc/audit-cache"))
+    return ["run", str(p)], str(p), "runner.cache_dir"
+
+
 CASES: list[Case] = [
     c_unknown_key,
     c_wrong_type,
@@ -482,6 +521,12 @@ CASES: list[Case] = [
     c_json_records_path_missing,
     c_constant_rule_with_column,
     c_same_suite_twice_via_two_paths,
+    c_unknown_metric_name,
+    c_output_dir_is_a_file,
+    c_output_dir_special_path,
+    c_output_dir_under_a_file,
+    c_cache_dir_is_a_file,
+    c_cache_dir_under_proc,
 ]
 
 
