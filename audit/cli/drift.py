@@ -92,11 +92,10 @@ def drift(
     with an OK / PENDING / ALERT state under the N-of-M rule. Exit: 0 ok, 1 ALERT with
     --fail-on alert, 2 usage/config, 3 run error.
     """
-    from pydantic import ValidationError
 
     from audit.analysis import load_record as load_run
     from audit.errors import UsageError
-    from audit.monitoring import DriftConfig, Thresholds, drift_report
+    from audit.monitoring import drift_report
     from audit.monitoring.runs import run_inputs, runs_drift
 
     if len(runs) < 2:
@@ -107,28 +106,21 @@ def drift(
             expected="RUN_A RUN_B [...]",
             actual=f"{len(runs)} run(s)",
         )
-    if persistence is None:
-        persistence = "1/1" if len(runs) == 2 else "2/3"
-    n_s, _, m_s = persistence.partition("/")
-    try:
-        cfg = DriftConfig(
-            n_bins=n_bins,
-            alpha=alpha,
-            correction=correction,  # type: ignore[arg-type]
-            thresholds=Thresholds(
-                psi=t_psi, ks=t_ks, js=t_js, decision_rate=t_rate, label_rate=t_rate
-            ),
-            persistence_n=int(n_s),
-            persistence_m=int(m_s),
-        )
-    except (ValidationError, ValueError) as exc:
-        raise UsageError(
-            "invalid drift settings",
-            where="audit drift",
-            field="--persistence/--alpha/thresholds",
-            expected="N/M with 1 <= N <= M, 0 < alpha < 1, thresholds >= 0",
-            actual=str(exc).splitlines()[0],
-        ) from None
+    cfg = drift_config(
+        "audit drift",
+        len(runs),
+        persistence,
+        n_bins=n_bins,
+        alpha=alpha,
+        correction=correction,
+        thresholds={
+            "psi": t_psi,
+            "ks": t_ks,
+            "js": t_js,
+            "decision_rate": t_rate,
+            "label_rate": t_rate,
+        },
+    )
     records = [load_run(r) for r in runs]
     if allow_policy_change:
         if len(records) != 2:
@@ -197,6 +189,47 @@ def drift(
         experiment=experiment,
         fail_on=fail_on,
     )
+
+
+def drift_config(
+    command: str,
+    n_periods: int,
+    persistence: str | None,
+    *,
+    n_bins: int,
+    alpha: float,
+    correction: str = "bh",
+    thresholds: dict[str, float] | None = None,
+) -> Any:
+    """A :class:`~audit.monitoring.DriftConfig` from command options, or a UsageError.
+
+    The default persistence is 1-of-1 for two periods (a two-run CI check must be able
+    to alert) and 2-of-3 for longer series.
+    """
+    from pydantic import ValidationError
+
+    from audit.errors import UsageError
+    from audit.monitoring import DriftConfig, Thresholds
+
+    persistence = persistence or ("1/1" if n_periods == 2 else "2/3")
+    n_s, _, m_s = persistence.partition("/")
+    try:
+        return DriftConfig(
+            n_bins=n_bins,
+            alpha=alpha,
+            correction=correction,  # type: ignore[arg-type]
+            thresholds=Thresholds(**(thresholds or {})),
+            persistence_n=int(n_s),
+            persistence_m=int(m_s),
+        )
+    except (ValidationError, ValueError) as exc:
+        raise UsageError(
+            "invalid drift settings",
+            where=command,
+            field="--persistence/--alpha/thresholds",
+            expected="N/M with 1 <= N <= M, 0 < alpha < 1, thresholds >= 0",
+            actual=str(exc).splitlines()[0],
+        ) from None
 
 
 def emit_drift(

@@ -122,11 +122,9 @@ def drift_cmd(
     """Score-distribution and decision-rate drift of one pathway across periods of
     its decision logs (PSI, KS, JS, decision-rate change; OK → PENDING → ALERT).
     Exit 0 ok, 1 alert (with --fail-on alert), 2 bad input, 3 bad logs."""
-    from pydantic import ValidationError
 
-    from audit.cli.drift import emit_drift
+    from audit.cli.drift import drift_config, emit_drift
     from audit.errors import UsageError
-    from audit.monitoring import DriftConfig
     from audit.monitoring.logs import logs_drift
     from audit.production.logs import DecisionLogs, Period
 
@@ -139,20 +137,9 @@ def drift_cmd(
             expected="P1,P2[,...] in time order",
             actual=periods,
         )
-    persistence = persistence or ("1/1" if len(plist) == 2 else "2/3")
-    n_s, _, m_s = persistence.partition("/")
-    try:
-        cfg = DriftConfig(
-            n_bins=n_bins, alpha=alpha, persistence_n=int(n_s), persistence_m=int(m_s)
-        )
-    except (ValidationError, ValueError) as exc:
-        raise UsageError(
-            "invalid drift settings",
-            where="audit production drift",
-            field="--persistence/--alpha",
-            expected="N/M with 1 <= N <= M, 0 < alpha < 1",
-            actual=str(exc).splitlines()[0],
-        ) from None
+    cfg = drift_config(
+        "audit production drift", len(plist), persistence, n_bins=n_bins, alpha=alpha
+    )
     logs = DecisionLogs.open(card)
     series = logs_drift(logs, plist, pathway, cfg)
     notes = [
