@@ -7,6 +7,7 @@ so bad input never leaves a record behind.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Mapping
@@ -391,6 +392,11 @@ def _run_audit(
             _redact(results, policy, record, cache)
     except BaseException as exc:
         msg = exc.render() if isinstance(exc, AuditError) else f"{type(exc).__name__}: {exc}"
+        # the prediction files of the pairs that did finish stay readable (audit report,
+        # audit disagreements): give them the run-wide restricted set too. Best effort
+        # only: a second failure here must not hide the one being reported.
+        with contextlib.suppress(Exception):
+            _redact(results, policy, record, cache)
         status: RunStatus = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         record.finish(status, msg)
         raise

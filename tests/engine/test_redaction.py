@@ -170,3 +170,28 @@ def test_cache_keeps_scores_but_no_text_for_restricted_items(tmp_path: Path) -> 
     assert b"QUOTED-ITEM-TEXT" not in raw
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == 4
+
+
+def test_failed_run_keeps_run_wide_restricted_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A later moderator blows its error budget: the pairs that finished still get
+    the run-wide restricted set in their prediction files."""
+    import pandas as pd
+
+    runs = tmp_path / "runs"
+    rows = _rows()
+    cfg = base_config(write_suite(tmp_path, rows=rows), runs)
+    broken = {
+        "name": "fake_c",
+        "type": "fake",
+        "params": {"fail_batches_containing": ["m000", "m010", "m020"]},
+        "batch_size": 8,
+    }
+    cfg["moderators"] = [_fake("fake_a", "m001", rows), _fake("fake_b", "m002", rows), broken]
+    path = write_config(tmp_path / "run.yaml", cfg)
+    assert run_cli(capsys, "run", str(path), "--no-mlflow").code != 0
+    run_dir = next(runs.glob("*/record.json")).parent
+    assert json.loads((run_dir / "record.json").read_text())["status"] == "failed"
+    pred = pd.read_parquet(run_dir / "predictions" / "mini__fake_a.parquet").set_index("id")
+    assert pred.loc[["m001", "m002", "m003"], "restricted"].all()
