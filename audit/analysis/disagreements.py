@@ -13,7 +13,8 @@ classifier, or the same suite in two runs) are joined on item id and content has
   re-adjudication (docs/methods.md §8: confirmed root causes become new cases).
 
 Restricted items — gold or either decision positive for a policy category with
-``restricted: true``, or the ``restricted`` flag of either prediction table — carry
+``restricted: true``, or the ``restricted`` flag of either prediction table (set
+run-wide by :func:`audit.engine.results.restricted_ids`) — carry
 their id and content hash only: no text, no rationale, no scores (docs/design.md).
 Text is read from the suite (:func:`audit.suites.load_suite`) and only used where the
 item's content hash still matches the run's.

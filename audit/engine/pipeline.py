@@ -7,6 +7,7 @@ so bad input never leaves a record behind.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import time
@@ -332,7 +333,11 @@ def _run_audit(
     )
     cache = None
     if cfg.runner.cache:
-        cache = PredictionCache(cache_dir / "predictions.sqlite")
+        cache = PredictionCache(
+            cache_dir / "predictions.sqlite", restricted_categories=policy.restricted_ids
+        )
+        # gold is known before scoring: those items' raw text never enters the cache
+        cache.withhold(_gold_restricted(prep.suites, policy))
     results: list[SuiteResult] = []
     try:
         for spec, mod in prep.moderators:
@@ -384,12 +389,25 @@ def _run_audit(
                 record.add_result(_result_entry(res, sr, pq, record.dir))
             if spec.explain is None:
                 _close(mod)
+        # one run-wide set, after every moderator scored: an item any moderator (or
+        # gold) puts in a restricted category is withheld by all writers, and no
+        # judge is asked to explain it
+        _redact(results, policy, record, cache)
+        explained = False
         for spec, mod in prep.moderators:
             if spec.explain is not None:
                 _explain_pass(spec, mod, results, record, cache, console)
                 _close(mod)
+                explained = True
+        if explained:  # a post-hoc rationale can name a restricted category
+            _redact(results, policy, record, cache)
     except BaseException as exc:
         msg = exc.render() if isinstance(exc, AuditError) else f"{type(exc).__name__}: {exc}"
+        # the prediction files of the pairs that did finish stay readable (audit report,
+        # audit disagreements): give them the run-wide restricted set too. Best effort
+        # only: a second failure here must not hide the one being reported.
+        with contextlib.suppress(Exception):
+            _redact(results, policy, record, cache)
         status: RunStatus = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         record.finish(status, msg)
         raise
@@ -430,6 +448,38 @@ def _run_audit(
             ) from None
         record.update(mlflow=ref)
     return record, results
+
+
+def _gold_restricted(suites: list[LoadedSuite], policy: Policy) -> set[str]:
+    """Content hashes of items gold marks positive in a restricted category."""
+    from audit.schema import POSITIVE
+
+    out: set[str] = set()
+    for s in suites:
+        ks = [k for k, c in enumerate(s.categories) if c in policy.restricted_ids]
+        if ks:
+            hashes = s.dataset["content_hash"]
+            out.update(hashes[i] for i in (s.labels[:, ks] == POSITIVE).any(axis=1).nonzero()[0])
+    return out
+
+
+def _redact(results: list[SuiteResult], policy: Policy, record: RecordFile, cache: Any) -> None:
+    """Apply the run-wide :func:`audit.engine.results.restricted_ids` to every
+    result, rewrite the prediction files whose ``restricted`` column changed, and
+    scrub those items' raw text from the prediction cache."""
+    import numpy as np
+
+    from audit.engine.results import apply_restricted, predictions_frame, restricted_ids
+
+    restricted = restricted_ids(results, policy)
+    before = [None if r.restricted_mask is None else r.restricted_mask.copy() for r in results]
+    apply_restricted(results, restricted)
+    for res, old in zip(results, before):
+        if old is None or not np.array_equal(old, np.asarray(res.restricted_mask)):
+            pq = record.dir / "predictions" / f"{res.key}.parquet"
+            predictions_frame(res).to_parquet(pq, index=False)
+    if cache is not None and restricted:
+        cache.scrub(restricted)
 
 
 def _same(mod: Moderator) -> Moderator:

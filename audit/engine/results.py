@@ -154,6 +154,48 @@ def build_result(
     )
 
 
+def restricted_ids(results: Sequence[SuiteResult], policy: Policy) -> frozenset[str]:
+    """Content hashes of every item that is restricted anywhere in the run.
+
+    An item is restricted when gold marks it positive in a ``restricted: true``
+    policy category, when *any* moderator's decision in such a category is positive
+    (score ≥ its threshold), or when a judge's rationale names one (its id or name).
+    Keyed by content hash, so the same text is withheld in every suite, sample and
+    moderator table where it appears — the writers never decide per moderator.
+    Call it after all moderators (and any ``explain:`` pass) have run.
+    """
+    rcats = policy.restricted_ids
+    if not rcats:
+        return frozenset()
+    names = {c.lower() for c in rcats} | {policy.category(c).name.lower() for c in rcats}
+    out: set[str] = set()
+    for res in results:
+        cats = list(res.suite.categories)
+        ks = [cats.index(c) for c in rcats if c in cats]
+        hit = np.zeros(res.n, dtype=bool)
+        if ks:
+            hit |= (res.suite.labels[:, ks] == POSITIVE).any(axis=1)
+            with np.errstate(invalid="ignore"):
+                hit |= (res.preds[:, ks] == 1).any(axis=1)
+        for i, r in enumerate(res.rationales):
+            if r and any(nm in r.lower() for nm in names):
+                hit[i] = True
+        if res.restricted_mask is not None:
+            hit |= res.restricted_mask
+        hashes = res.suite.dataset["content_hash"]
+        out.update(hashes[i] for i in np.flatnonzero(hit))
+    return frozenset(out)
+
+
+def apply_restricted(results: Sequence[SuiteResult], restricted: frozenset[str]) -> None:
+    """Set every result's ``restricted_mask`` from the run-wide set of
+    :func:`restricted_ids`, so every writer (FP/FN, judge and disagreement tables,
+    review queues, reports, MLflow) redacts the same items."""
+    for res in results:
+        hashes = res.suite.dataset["content_hash"]
+        res.restricted_mask = np.array([h in restricted for h in hashes], dtype=bool)
+
+
 def _calibrate(
     scores: np.ndarray, cats: tuple[str, ...], spec: ModeratorSpec, fingerprint: dict[str, Any]
 ) -> tuple[np.ndarray, dict[str, Any], str]:

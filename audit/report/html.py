@@ -3,7 +3,9 @@ predictions Parquet files.
 
 One file, no network: inline CSS, inline SVG charts drawn here, no scripts, and a
 Content-Security-Policy that blocks any stray request. Restricted items (Parquet
-``restricted``, or a gold/decision in a restricted category) show id and hash only.
+``restricted``, which the run sets from the run-wide
+:func:`audit.engine.results.restricted_ids`, or a gold/decision in a restricted
+category) show id and hash only.
 """
 
 from __future__ import annotations

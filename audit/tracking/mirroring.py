@@ -14,7 +14,9 @@ killed scoring job never leaves a RUNNING run; a run left RUNNING by a process
 killed *during* mirroring is marked KILLED by the next audit on the same host.
 
 Restricted categories: item text never reaches MLflow — tables carry only id and
-content hash for those rows (the predictions Parquet carries no text at all).
+content hash for those rows (the predictions Parquet carries no text at all). Which
+items are restricted is decided once per run, for every moderator's tables alike
+(:func:`audit.engine.results.restricted_ids`), not per moderator.
 """
 
 from __future__ import annotations
