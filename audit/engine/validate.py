@@ -40,6 +40,15 @@ def _kind(path: Path) -> str:
         return "suite"
     if "policies" in path.parts:
         return "policy"
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:  # a pathway manifest is recognised by its top-level key
+            head = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+            head = None  # the config branch reports the parse error properly
+        if isinstance(head, dict) and "pathways" in head and "moderators" not in head:
+            return "pathways"
     return "config"
 
 
@@ -79,6 +88,19 @@ def validate_one_with_warnings(path: Path) -> tuple[str, list[str]]:
             parts.append(f"{split}={len(s)}")
             warnings += [f"split {split}: {w}" for w in s.warnings]
         return f"suite {card.name} v{card.version}: " + ", ".join(parts), warnings
+    if kind == "pathways":
+        from audit.change.pathways import check_manifest
+
+        res = check_manifest(path)
+        if res.problems:
+            # a lagging pathway is a release problem (``audit pathways check``, exit 3),
+            # not an invalid file: validate reports it and stays green
+            return (
+                f"pathway manifest: {len(res.matrix)} coverage cell(s), "
+                f"{len(res.problems)} sync problem(s) (see 'audit pathways check')",
+                list(res.problems),
+            )
+        return f"pathway manifest: {len(res.matrix)} coverage cell(s), in sync", []
     from audit.engine.pipeline import prepare
 
     prep = prepare(path, fit_heads=False)
