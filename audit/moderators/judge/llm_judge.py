@@ -277,10 +277,19 @@ class LLMJudge(ModeratorBase):
     def _render(self, item: Item, category: str | None = None, examples: Any = None) -> Any:
         from audit.moderators.judge import prompts
 
+        # the backend tokenizer's special/added token strings, defused in item text
+        # (a backend without a visible tokenizer, or a test fake, has none)
+        specials_of = getattr(self.backend, "special_strings", None)
+        specials = frozenset(specials_of()) if callable(specials_of) else frozenset()
         if self.preset.one_policy_per_call:
             assert category is not None
             return prompts.one_category(
-                self.policy, item, category, self.preset.template, examples=examples
+                self.policy,
+                item,
+                category,
+                self.preset.template,
+                examples=examples,
+                specials=specials,
             )
         return prompts.render(
             self.policy,
@@ -290,6 +299,7 @@ class LLMJudge(ModeratorBase):
             section_order=self.section_order,
             examples=examples,
             detail=self.params.policy_detail,
+            specials=specials,
         )
 
     def _label_candidates(self) -> dict[str, Sequence[str]]:
