@@ -87,6 +87,8 @@ class LLMJudge(ModeratorBase):
         base_url: str | None = None
         gguf_file: str | None = None
         revision: str | None = None
+        #: load a pickle-only checkpoint (.bin/.pt; transformers backend): off by default
+        allow_pickle: bool = False
         dtype: str = "auto"
         device: str = "auto"
         preset: str = "platform_cot"
@@ -226,6 +228,7 @@ class LLMJudge(ModeratorBase):
             device=p.device,
             max_length=p.max_length,
             chat_template=self.preset.chat_template,
+            allow_pickle=p.allow_pickle,
         )
 
     def fingerprint(self) -> dict[str, Any]:
