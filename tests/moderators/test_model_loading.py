@@ -113,3 +113,34 @@ def test_llm_judge_backend_refuses_pickle_causal_lm(tmp_path):
     b.load()
     assert b._model is not None
     b.close()
+
+
+def test_vllm_loads_safetensors_only_and_refuses_pickle_dirs(pickled, monkeypatch):
+    import sys
+    import types
+
+    from audit.moderators.judge.backends.vllm import VLLMBackend
+
+    seen: list[dict[str, Any]] = []
+
+    class _Stop(Exception):
+        pass
+
+    def fake_llm(**kw: Any) -> Any:
+        seen.append(kw)
+        raise _Stop  # the load options are all this test needs
+
+    mod = types.ModuleType("vllm")
+    mod.__version__ = "0.99.0+fake"  # type: ignore[attr-defined]
+    mod.LLM = fake_llm  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vllm", mod)
+    with pytest.raises(ModeratorError, match=r"pytorch_model\.bin"):
+        VLLMBackend(str(pickled)).load()
+    assert seen == []  # refused before the engine starts
+    with pytest.raises(_Stop):
+        VLLMBackend("org/hub-model").load()
+    assert seen[-1]["load_format"] == "safetensors"
+    assert seen[-1]["trust_remote_code"] is False
+    with pytest.raises(_Stop):
+        VLLMBackend(str(pickled), allow_pickle=True).load()
+    assert "load_format" not in seen[-1] and seen[-1]["trust_remote_code"] is False

@@ -203,6 +203,7 @@ class LLMJudge(ModeratorBase):
                 max_length=p.max_length,
                 chat_template=self.preset.chat_template,
                 seed=p.seed,
+                allow_pickle=p.allow_pickle,
             )
         if p.backend == "llama_cpp":
             from pathlib import Path
