@@ -152,3 +152,21 @@ def test_role_line_after_any_line_separator_is_defused(sep, template, role):
     assert role.replace(":", "꞉") in out
     # separators are normalised to a newline
     assert out.startswith("hello\n")
+
+
+def test_ordinary_text_is_left_alone():
+    for text in ("a < and > b", "x < y and z > w", "1 <2", "[a] list", "see [1]"):
+        assert prompts.neutralise(text, "platform") == text
+
+
+def test_a_large_added_vocabulary_stays_fast():
+    # Gemma-sized added vocabulary: matching must not be one regex alternation
+    import time
+
+    specials = frozenset([f"<unused{i}>" for i in range(6000)] + ["</think>"])
+    text = "plain words <unused12> and </think> more words " * 60
+    prompts.neutralise(text, "platform", specials)  # builds the index once
+    t0 = time.perf_counter()
+    out = prompts.neutralise(text, "platform", specials)
+    assert time.perf_counter() - t0 < 0.05
+    assert "<unused12>" not in out and "</think>" not in out

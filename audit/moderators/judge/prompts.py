@@ -118,7 +118,8 @@ _ANGLE_RUN = re.compile(r"[<>＜＞﹤﹥]{3,}")
 #: The tokenizer's own special vocabulary is defused on top (``specials=``).
 _SPECIAL = re.compile(
     r"<\||\|>|<｜|｜>"
-    r"|<\s*/?\s*[A-Za-z_][\w.:▁-]{0,48}\s*/?\s*>"
+    r"|</?[A-Za-z_][\w.:▁-]{0,48}/?>"
+    r"|(?i:<\s*/?\s*(?:start_of_turn|end_of_turn|bos|eos|s|pad|unk)\s*>)"
     r"|\[\s*/?\s*[A-Z][A-Z0-9_]*\s*\]|(?i:\[\s*/?\s*inst\s*\])"
 )
 #: Line and paragraph separators a renderer or a model may treat as a line break
@@ -188,16 +189,54 @@ def _defuse(token: str) -> str:
     return out if out != token else token[:1] + _WORD_JOINER + token[1:]
 
 
+#: an index of special-token strings: a regex of their first characters (where a
+#: match can start) and, per first character, ``(length, lower-cased strings)``
+#: groups, longest first
+_SpecialsIndex = tuple[re.Pattern[str], dict[str, tuple[tuple[int, frozenset[str]], ...]]]
+
+
 @lru_cache(maxsize=16)
-def _specials_pattern(specials: frozenset[str]) -> re.Pattern[str] | None:
-    # longest first, so that ``<|im_start|>`` wins over a shorter special inside it;
-    # whitespace-only or one-character added tokens are no control markers; case is
-    # ignored because a ``normalized`` added token matches after the tokenizer's
-    # normaliser, which may lower-case the text
-    toks = sorted((t for t in specials if len(t) > 1 and t.strip()), key=lambda t: (-len(t), t))
-    if not toks:
+def _specials_index(specials: frozenset[str]) -> _SpecialsIndex | None:
+    # whitespace-only or one-character added tokens are no control markers. A regex
+    # alternation of thousands of strings (Gemma has ~6000 added tokens) costs
+    # ~0.1 s per item, so candidates are found by first character and checked by
+    # length with set look-ups. Case is ignored because a ``normalized`` added token
+    # matches after the tokenizer's normaliser, which may lower-case the text.
+    groups: dict[str, dict[int, set[str]]] = {}
+    for t in specials:
+        if len(t) > 1 and t.strip():
+            low = t.lower()
+            groups.setdefault(low[0], {}).setdefault(len(low), set()).add(low)
+    if not groups:
         return None
-    return re.compile("|".join(re.escape(t) for t in toks), re.IGNORECASE)
+    firsts = re.compile("[" + "".join(re.escape(c) for c in sorted(groups)) + "]", re.IGNORECASE)
+    index = {
+        c: tuple((n, frozenset(g[n])) for n in sorted(g, reverse=True)) for c, g in groups.items()
+    }
+    return firsts, index
+
+
+def _defuse_specials(text: str, index: _SpecialsIndex) -> str:
+    """``text`` with every (case-insensitive) occurrence of an indexed special-token
+    string defused, scanning left to right and preferring the longest match."""
+    firsts, by_first = index
+    out: list[str] = []
+    done = pos = 0
+    while (m := firsts.search(text, pos)) is not None:
+        j = m.start()
+        hit = 0
+        for n, strings in by_first.get(text[j].lower(), ()):
+            if text[j : j + n].lower() in strings:
+                hit = n
+                break
+        if hit:
+            out.append(text[done:j])
+            out.append(_defuse(text[j : j + hit]))
+            done = pos = j + hit
+        else:
+            pos = j + 1
+    out.append(text[done:])
+    return "".join(out)
 
 
 def neutralise(
@@ -220,9 +259,9 @@ def neutralise(
     a newline.
     """
     out = _LINE_BREAKS.sub("\n", text)
-    pattern = _specials_pattern(frozenset(specials))
-    if pattern is not None:
-        out = pattern.sub(lambda m: _defuse(m.group()), out)
+    index = _specials_index(frozenset(specials))
+    if index is not None:
+        out = _defuse_specials(out, index)
     out = _ANGLE_RUN.sub(lambda m: _swap(m.group()), out)
     out = _SPECIAL.sub(lambda m: _swap(m.group()), out)
     out = _LG_TAG.sub(r"‹\1", out)
