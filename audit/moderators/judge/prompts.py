@@ -26,8 +26,12 @@ the model cards describe, turn markers included (BOS excluded: the tokenizer add
 it), so a backend must not wrap them again (see ``Preset.chat_template``).
 
 Content safety: the item text is neutralised before rendering (:func:`neutralise`):
-any run of three or more angle brackets (so ``<<<END CONTENT>>>`` cannot be forged),
-special-token look-alikes (``<|...|>``, ``<start_of_turn>``, ``[INST]``, ``<s>``),
+every string the backend's tokenizer maps to a special or added token
+(``specials=``, from ``JudgeBackend.special_strings``), line/paragraph separators
+(CR, U+2028, U+2029, NEL) turned into ``\n``, any run of three or more angle
+brackets (so ``<<<END CONTENT>>>`` cannot be forged), special-token look-alikes of
+the common formats (``<|...|>``, ``<｜...｜>``, ``<start_of_turn>``, ``</think>``,
+``[INST]``, ``[SYSTEM_PROMPT]``, ``<s>``),
 Llama Guard section tags (``<BEGIN ...>``/``<END ...>``) and, per template, lines
 that would impersonate a role of the format (``User:``/``Agent:`` for Llama Guard,
 ``Human user:``/``AI assistant:``/``Harmful request:``... for WildGuard,
