@@ -32,7 +32,10 @@ Device = str  # "auto" | "cpu" | "cuda" | "mps" (also "cuda:N")
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
 
 #: Weight files that define a transformers checkpoint.
-WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.ckpt", "*.gguf")
+#: Weight formats that are Python pickles: loading one can run arbitrary code, so a
+#: checkpoint holding only these is refused unless ``allow_pickle: true``.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 #: Files besides weights that change what a checkpoint computes.
 CONFIG_FILES = ("config.json",)
 TOKENIZER_FILES = (
@@ -114,6 +117,61 @@ def model_files_digest(model_dir: Path) -> dict[str, Any]:
             fix="point at a directory written by save_pretrained()",
         )
     return {"weights_sha256": combine_digests(weights), "files": files}
+
+
+# --------------------------------------------------------------------------- weight format
+
+
+def safe_load_kwargs(
+    model_dir: Path,
+    *,
+    allow_pickle: bool,
+    where: str,
+    gguf_file: str | None = None,
+    field: str = "params.allow_pickle",
+) -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments that load safetensors (or GGUF) only.
+
+    A pickle checkpoint (``.bin``/``.pt``/``.pth``/``.ckpt``) can execute code when
+    loaded, so by default it is refused: with safetensors present, loading is pinned
+    to them (``use_safetensors=True``, never a fallback to a ``.bin`` next to them);
+    with only a pickle, a :class:`ModeratorError` names the folder and the file. Remote
+    code stays off in every case (``trust_remote_code=False``).
+
+    Args:
+        model_dir: the resolved checkpoint directory.
+        allow_pickle: the user's opt-in (``allow_pickle: true`` in params).
+        where: the moderator name, for the error.
+        gguf_file: a GGUF file in ``model_dir`` being loaded (not a pickle).
+        field: the config field named in the error.
+
+    Raises:
+        ModeratorError: only pickle weights and no opt-in.
+    """
+    kw: dict[str, Any] = {"trust_remote_code": False}
+    if gguf_file:
+        return kw
+    if any(model_dir.glob("*.safetensors")):
+        if not allow_pickle:
+            kw["use_safetensors"] = True
+        return kw
+    pickles = sorted(
+        p.name for p in model_dir.iterdir() if p.is_file() and p.suffix in PICKLE_SUFFIXES
+    )
+    if pickles and not allow_pickle:
+        raise ModeratorError(
+            f"{where}: checkpoint {model_dir} has only pickle weights ({pickles[0]})",
+            where=str(model_dir),
+            field=field,
+            expected="model.safetensors (or a GGUF file): pickles can run code when loaded",
+            actual=", ".join(pickles),
+            fix=(
+                "convert to safetensors (load it once in a trusted session and "
+                "save_pretrained(dir, safe_serialization=True)), or set allow_pickle: true "
+                "in params if you trust the file"
+            ),
+        )
+    return kw
 
 
 # --------------------------------------------------------------------------- model location

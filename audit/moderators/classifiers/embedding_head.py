@@ -54,6 +54,7 @@ from audit.moderators._torch import (
     quiet_hf,
     resolve_device,
     resolve_model_dir,
+    safe_load_kwargs,
     sha256_file,
 )
 from audit.moderators.base import ModeratorBase, ModeratorParams, register
@@ -135,8 +136,10 @@ class Encoder:
         normalize: bool = True,
         batch_size: int = 64,
         revision: str | None = None,
+        allow_pickle: bool = False,
     ) -> None:
         self.spec = spec
+        self.allow_pickle = allow_pickle  # pickle-only encoders refused unless opted in
         self.max_length = max_length
         self.device_spec = device
         self.normalize = normalize
@@ -192,8 +195,16 @@ class Encoder:
 
             device = resolve_device(self.device_spec, where=NAME)
             with quiet_hf():
-                tok = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-                model = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
+                safe = safe_load_kwargs(
+                    self.model_dir,
+                    allow_pickle=self.allow_pickle,
+                    where=NAME,
+                    field="params.allow_pickle",
+                )
+                tok = AutoTokenizer.from_pretrained(
+                    self.model_dir, local_files_only=True, trust_remote_code=False
+                )
+                model = AutoModel.from_pretrained(self.model_dir, local_files_only=True, **safe)
             model.eval().to(device)
             mml = getattr(tok, "model_max_length", None)
             if isinstance(mml, int) and 0 < mml < 100_000:
@@ -496,6 +507,8 @@ class EmbeddingHead(ModeratorBase):
 
         encoder: str = DEFAULT_ENCODER
         revision: str | None = None
+        #: load a pickle-only encoder checkpoint (.bin/.pt): off by default
+        allow_pickle: bool = False
         head: Path
         max_length: int = Field(256, ge=2, le=32768)
         device: str = Field("auto", pattern=DEVICE_PATTERN)
@@ -563,6 +576,7 @@ class EmbeddingHead(ModeratorBase):
         self.encoder = Encoder(
             params.encoder,
             revision=params.revision,
+            allow_pickle=params.allow_pickle,
             max_length=params.max_length,
             device=params.device,
             normalize=params.normalize,

@@ -46,6 +46,7 @@ from audit.moderators._torch import (
     resolve_device,
     resolve_dtype,
     resolve_model_dir,
+    safe_load_kwargs,
 )
 from audit.moderators.base import ModeratorBase, ModeratorParams, register
 from audit.policy import Policy
@@ -114,6 +115,9 @@ class HFClassifier(ModeratorBase):
         dtype: Literal["float32", "bfloat16", "float16"] = "float32"
         micro_batch_size: int = Field(32, ge=1)
         max_tokens_per_forward: int = Field(16384, ge=64)
+        #: load a checkpoint that has only pickle weights (.bin/.pt); off by default
+        #: because unpickling can run code
+        allow_pickle: bool = False
 
     def __init__(self, params: Params, policy: Policy) -> None:
         self.params = params
@@ -229,11 +233,17 @@ class HFClassifier(ModeratorBase):
             device = resolve_device(self.params.device, where=NAME)
             with quiet_hf():
                 try:
-                    tok = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
+                    safe = safe_load_kwargs(
+                        self.model_dir, allow_pickle=self.params.allow_pickle, where=NAME
+                    )
+                    tok = AutoTokenizer.from_pretrained(
+                        self.model_dir, local_files_only=True, trust_remote_code=False
+                    )
                     model = AutoModelForSequenceClassification.from_pretrained(
                         self.model_dir,
                         local_files_only=True,
                         dtype=resolve_dtype(self.params.dtype),
+                        **safe,
                     )
                 except (OSError, ValueError) as exc:
                     raise ModeratorError(

@@ -87,6 +87,8 @@ class LLMJudge(ModeratorBase):
         base_url: str | None = None
         gguf_file: str | None = None
         revision: str | None = None
+        #: load a pickle-only checkpoint (.bin/.pt; transformers backend): off by default
+        allow_pickle: bool = False
         dtype: str = "auto"
         device: str = "auto"
         preset: str = "platform_cot"
@@ -201,6 +203,7 @@ class LLMJudge(ModeratorBase):
                 max_length=p.max_length,
                 chat_template=self.preset.chat_template,
                 seed=p.seed,
+                allow_pickle=p.allow_pickle,
             )
         if p.backend == "llama_cpp":
             from pathlib import Path
@@ -226,6 +229,7 @@ class LLMJudge(ModeratorBase):
             device=p.device,
             max_length=p.max_length,
             chat_template=self.preset.chat_template,
+            allow_pickle=p.allow_pickle,
         )
 
     def fingerprint(self) -> dict[str, Any]:
@@ -277,10 +281,19 @@ class LLMJudge(ModeratorBase):
     def _render(self, item: Item, category: str | None = None, examples: Any = None) -> Any:
         from audit.moderators.judge import prompts
 
+        # the backend tokenizer's special/added token strings, defused in item text
+        # (a backend without a visible tokenizer, or a test fake, has none)
+        specials_of = getattr(self.backend, "special_strings", None)
+        specials = frozenset(specials_of()) if callable(specials_of) else frozenset()
         if self.preset.one_policy_per_call:
             assert category is not None
             return prompts.one_category(
-                self.policy, item, category, self.preset.template, examples=examples
+                self.policy,
+                item,
+                category,
+                self.preset.template,
+                examples=examples,
+                specials=specials,
             )
         return prompts.render(
             self.policy,
@@ -290,6 +303,7 @@ class LLMJudge(ModeratorBase):
             section_order=self.section_order,
             examples=examples,
             detail=self.params.policy_detail,
+            specials=specials,
         )
 
     def _label_candidates(self) -> dict[str, Sequence[str]]:

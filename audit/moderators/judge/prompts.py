@@ -26,8 +26,12 @@ the model cards describe, turn markers included (BOS excluded: the tokenizer add
 it), so a backend must not wrap them again (see ``Preset.chat_template``).
 
 Content safety: the item text is neutralised before rendering (:func:`neutralise`):
-any run of three or more angle brackets (so ``<<<END CONTENT>>>`` cannot be forged),
-special-token look-alikes (``<|...|>``, ``<start_of_turn>``, ``[INST]``, ``<s>``),
+every string the backend's tokenizer maps to a special or added token
+(``specials=``, from ``JudgeBackend.special_strings``), line/paragraph separators
+(CR, U+2028, U+2029, NEL) turned into ``\n``, any run of three or more angle
+brackets (so ``<<<END CONTENT>>>`` cannot be forged), special-token look-alikes of
+the common formats (``<|...|>``, ``<｜...｜>``, ``<start_of_turn>``, ``</think>``,
+``[INST]``, ``[SYSTEM_PROMPT]``, ``<s>``),
 Llama Guard section tags (``<BEGIN ...>``/``<END ...>``) and, per template, lines
 that would impersonate a role of the format (``User:``/``Agent:`` for Llama Guard,
 ``Human user:``/``AI assistant:``/``Harmful request:``... for WildGuard,
@@ -111,10 +115,21 @@ LLAMA_GUARD_CATEGORY_NAMES: dict[str, str] = {
 }
 
 _ANGLE_RUN = re.compile(r"[<>＜＞﹤﹥]{3,}")
+#: Special-token look-alikes of the common chat formats, whatever the tokenizer:
+#: ``<|...|>`` and its full-width ``<｜...｜>`` form (DeepSeek), tag-like tokens
+#: (``<start_of_turn>``, ``<start_of_image>``, ``</think>``, ``<tool_call>``, ``<s>``)
+#: and upper-case bracket tokens (``[INST]``, ``[SYSTEM_PROMPT]``, ``[TOOL_CALLS]``).
+#: The tokenizer's own special vocabulary is defused on top (``specials=``).
 _SPECIAL = re.compile(
-    r"<\||\|>|<\s*/?\s*(?:start_of_turn|end_of_turn|bos|eos|s|pad|unk)\s*>|\[\s*/?\s*INST\s*\]",
-    re.IGNORECASE,
+    r"<\||\|>|<｜|｜>"
+    r"|</?[A-Za-z_][\w.:▁-]{0,48}/?>"
+    r"|(?i:<\s*/?\s*(?:start_of_turn|end_of_turn|bos|eos|s|pad|unk)\s*>)"
+    r"|\[\s*/?\s*[A-Z][A-Z0-9_]*\s*\]|(?i:\[\s*/?\s*inst\s*\])"
 )
+#: Line and paragraph separators a renderer or a model may treat as a line break
+#: (so a role line after them would start a line): all become ``\n`` first.
+_LINE_BREAKS = re.compile("\r\n?|[\u2028\u2029\u0085\x0b\x0c]")
+_WORD_JOINER = "\u2060"
 _LG_TAG = re.compile(r"<(\s*(?:BEGIN|END)\s)", re.IGNORECASE)
 #: Role labels neutralised at the start of a line, per template.
 _ROLE_LINES: dict[str, tuple[str, ...]] = {
@@ -166,14 +181,92 @@ def _swap(s: str) -> str:
         .replace("﹥", "›")
         .replace("[", "⟦")
         .replace("]", "⟧")
+        .replace("｜", "¦")
     )
 
 
-def neutralise(text: str, template: str = "platform") -> str:
+def _defuse(token: str) -> str:
+    """``token`` changed so that no tokenizer matches it as the special token any
+    more: its brackets swapped (:func:`_swap`) or, for a token without brackets, a
+    word joiner (U+2060, invisible) after its first character."""
+    out = _swap(token)
+    return out if out != token else token[:1] + _WORD_JOINER + token[1:]
+
+
+#: an index of special-token strings: a regex of their first characters (where a
+#: match can start) and, per first character, ``(length, lower-cased strings)``
+#: groups, longest first
+_SpecialsIndex = tuple[re.Pattern[str], dict[str, tuple[tuple[int, frozenset[str]], ...]]]
+
+
+@lru_cache(maxsize=16)
+def _specials_index(specials: frozenset[str]) -> _SpecialsIndex | None:
+    # whitespace-only or one-character added tokens are no control markers. A regex
+    # alternation of thousands of strings (Gemma has ~6000 added tokens) costs
+    # ~0.1 s per item, so candidates are found by first character and checked by
+    # length with set look-ups. Case is ignored because a ``normalized`` added token
+    # matches after the tokenizer's normaliser, which may lower-case the text.
+    groups: dict[str, dict[int, set[str]]] = {}
+    for t in specials:
+        if len(t) > 1 and t.strip():
+            low = t.lower()
+            groups.setdefault(low[0], {}).setdefault(len(low), set()).add(low)
+    if not groups:
+        return None
+    firsts = re.compile("[" + "".join(re.escape(c) for c in sorted(groups)) + "]", re.IGNORECASE)
+    index = {
+        c: tuple((n, frozenset(g[n])) for n in sorted(g, reverse=True)) for c, g in groups.items()
+    }
+    return firsts, index
+
+
+def _defuse_specials(text: str, index: _SpecialsIndex) -> str:
+    """``text`` with every (case-insensitive) occurrence of an indexed special-token
+    string defused, scanning left to right and preferring the longest match."""
+    firsts, by_first = index
+    out: list[str] = []
+    done = pos = 0
+    while (m := firsts.search(text, pos)) is not None:
+        j = m.start()
+        hit = 0
+        for n, strings in by_first.get(text[j].lower(), ()):
+            if text[j : j + n].lower() in strings:
+                hit = n
+                break
+        if hit:
+            out.append(text[done:j])
+            out.append(_defuse(text[j : j + hit]))
+            done = pos = j + hit
+        else:
+            pos = j + 1
+    out.append(text[done:])
+    return "".join(out)
+
+
+def neutralise(
+    text: str, template: str = "platform", specials: frozenset[str] = frozenset()
+) -> str:
     """``text`` with every delimiter, special-token look-alike and role line of
     ``template`` defused (angle brackets become ``‹ ›``, a role line's colon becomes
-    ``꞉``). Ordinary text, including single ``<``/``>``, is left unchanged."""
-    out = _ANGLE_RUN.sub(lambda m: _swap(m.group()), text)
+    ``꞉``). Ordinary text, including single ``<``/``>``, is left unchanged.
+
+    Args:
+        text: item (or example) text.
+        template: the judge template (its role lines and answer words).
+        specials: the strings the backend's tokenizer maps to a special token (its
+            special and added-special vocabulary, ``JudgeBackend.special_strings``):
+            each occurrence is defused (:func:`_defuse`), so item text can never
+            encode to a special token id, whatever the chat format.
+
+    Line and paragraph separators (bare CR, CRLF, U+2028, U+2029, NEL U+0085, VT,
+    FF) become ``\n`` first, so a fake role line after one is caught like one after
+    a newline.
+    """
+    out = _LINE_BREAKS.sub("\n", text)
+    index = _specials_index(frozenset(specials))
+    if index is not None:
+        out = _defuse_specials(out, index)
+    out = _ANGLE_RUN.sub(lambda m: _swap(m.group()), out)
     out = _SPECIAL.sub(lambda m: _swap(m.group()), out)
     out = _LG_TAG.sub(r"‹\1", out)
     words = _ROLE_WORDS.get(template, ())
@@ -307,13 +400,13 @@ def _tag(item: Item) -> str:
     return _SAFE_TAG.sub("_", h)[:12] or "item"
 
 
-def _item_vars(item: Item, template: str) -> dict[str, Any]:
+def _item_vars(item: Item, template: str, specials: frozenset[str]) -> dict[str, Any]:
     present = [k for k, v in item.fields.items() if v]
     return {
         "tag": _tag(item),
-        "content": neutralise(item.text(), template),
-        "surface": neutralise(item.context.get("surface") or "unknown", template),
-        "language": neutralise(item.context.get("language") or "unknown", template),
+        "content": neutralise(item.text(), template, specials),
+        "surface": neutralise(item.context.get("surface") or "unknown", template, specials),
+        "language": neutralise(item.context.get("language") or "unknown", template, specials),
         "fields": [TEXT_FIELDS.get(k, k) for k in present] or ["none"],
     }
 
@@ -352,6 +445,7 @@ def render(
     section_order: Sequence[str] | None = None,
     examples: Sequence[Example] | None = None,
     detail: str = "full",
+    specials: frozenset[str] = frozenset(),
 ) -> PromptParts:
     """Render the judge prompt for ``item``.
 
@@ -374,6 +468,10 @@ def render(
         detail: ``full`` (each category's definition with its not-allowed and allowed
             examples) or ``definitions`` (definitions only: a prompt about a quarter as
             long, for small or slow judges); platform templates.
+        specials: the backend tokenizer's special-token strings
+            (``JudgeBackend.special_strings``), defused in every item-derived string
+            (content, context, examples) by :func:`neutralise`; the template's own
+            turn markers are untouched.
 
     Raises:
         ModeratorError: unknown template, categories, section order or example labels.
@@ -439,7 +537,7 @@ def render(
         legacy.append(
             {
                 "tag": _tag(ex_item),
-                "content": neutralise(ex_item.text(), template),
+                "content": neutralise(ex_item.text(), template, specials),
                 "violations": json.dumps([c for c in selected if labels.get(c)]),
             }
         )
@@ -451,10 +549,15 @@ def render(
             policy={"ref": policy.ref, "name": policy.name, "description": policy.description},
             sections=section_vars,
             ids=selected,
-            item=_item_vars(item, template),
+            item=_item_vars(item, template, specials),
             examples=legacy,
             shots=_shot_vars(
-                policy, examples or (), template, selected, sections(policy, template, categories)
+                policy,
+                examples or (),
+                template,
+                selected,
+                sections(policy, template, categories),
+                specials,
             ),
             detail=detail,
             SPLIT=split,
@@ -479,11 +582,19 @@ def one_category(
     template: str = "shieldgemma",
     *,
     examples: Sequence[Example] | None = None,
+    specials: frozenset[str] = frozenset(),
 ) -> PromptParts:
     """The prompt for one (item, category) pair, for one-policy-per-call formats
-    (ShieldGemma, Zeng et al. 2024, arXiv 2407.21772). ``examples`` as in
-    :func:`render`; their answer is about ``category`` only."""
-    return render(policy, item, template=template, categories=[category], examples=examples)
+    (ShieldGemma, Zeng et al. 2024, arXiv 2407.21772). ``examples`` and ``specials``
+    as in :func:`render`; the examples' answer is about ``category`` only."""
+    return render(
+        policy,
+        item,
+        template=template,
+        categories=[category],
+        examples=examples,
+        specials=specials,
+    )
 
 
 def _example_codes(policy: Policy, violations: set[str], order: Sequence[str]) -> list[str]:
@@ -513,6 +624,7 @@ def _shot_vars(
     template: str,
     selected: Sequence[str],
     order: Sequence[str],
+    specials: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """Template variables of the few-shot examples: content neutralised like item
     content, and the answer data, restricted to what the prompt asks about (the
@@ -535,13 +647,13 @@ def _shot_vars(
         )
         rationale = None
         if ex.rationale:
-            rationale = neutralise(" ".join(ex.rationale.split()), template)
+            rationale = neutralise(" ".join(ex.rationale.split()), template, specials)
             if len(rationale) > _RATIONALE_CHARS:
                 rationale = rationale[: _RATIONALE_CHARS - 1].rstrip() + "…"
         shots.append(
             {
                 "tag": hashlib.sha256(ex.text.encode("utf-8")).hexdigest()[:12],
-                "content": neutralise(ex.text, template),
+                "content": neutralise(ex.text, template, specials),
                 "violations": json.dumps(violations),
                 "rationale": None
                 if rationale is None

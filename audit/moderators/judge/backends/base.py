@@ -191,6 +191,14 @@ class BackendLoops(Generic[P, C, O]):
     def load(self) -> None:
         """Load the engine (idempotent); nothing to load by default."""
 
+    def special_strings(self) -> frozenset[str]:
+        """Strings the engine's tokenizer turns into a special or added token (a chat
+        turn marker, BOS/EOS, ``</think>``...). The judge defuses each of them in item
+        text before rendering (``prompts.neutralise(specials=...)``), so item text never
+        encodes to such a token id. Empty where the tokenizer is not visible (a
+        server): the pattern-based neutraliser is all there is then."""
+        return frozenset()
+
     def close(self) -> None:
         """Free the engine; nothing to free by default."""
 
@@ -367,6 +375,22 @@ class HFTokenizerHooks:
 
     def _show(self, token: int) -> str:
         return str(self._tokenizer().convert_ids_to_tokens(token))
+
+    def special_strings(self) -> frozenset[str]:
+        """The tokenizer's special tokens plus every added token (special or not:
+        an added token such as Qwen's ``</think>`` or ``<tool_call>`` is matched
+        before the model's normal vocabulary, so it too becomes one id from text)."""
+        tok = self._tokenizer()
+        key = id(tok)
+        memo: tuple[int, frozenset[str]] | None = getattr(self, "_special_memo", None)
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        out = {str(t) for t in (getattr(tok, "all_special_tokens", None) or ())}
+        added = getattr(tok, "added_tokens_decoder", None) or {}
+        out.update(str(getattr(t, "content", t)) for t in added.values())
+        found = frozenset(out)
+        self._special_memo = (key, found)
+        return found
 
 
 class TokenBackend(BackendLoops[Prompt, dict[str, list[int]], dict[int, float]]):

@@ -99,6 +99,7 @@ class HFBackend(HFLoader, HFTokenizerHooks, TokenBackend):
         attn_implementation: str = "sdpa",
         max_length: int = 4096,
         chat_template: bool = True,
+        allow_pickle: bool = False,
     ) -> None:
         check_settings(
             NAME,
@@ -129,6 +130,8 @@ class HFBackend(HFLoader, HFTokenizerHooks, TokenBackend):
         self.attn_implementation = attn_implementation
         self.max_length = max_length
         self.use_chat_template = chat_template
+        # pickle-only checkpoints (.bin/.pt) are refused unless the user opts in
+        self.allow_pickle = allow_pickle
         self._dir: Path | None = None
         self._commit: str | None = None
         self._tok: Any = None

@@ -20,6 +20,7 @@ from audit.moderators._torch import (
     resolve_device,
     resolve_dtype,
     resolve_model_dir,
+    safe_load_kwargs,
     sha256_file,
 )
 
@@ -52,6 +53,7 @@ class HFLoader:
     device: str
     attn_implementation: str
     use_chat_template: bool
+    allow_pickle: bool
     _lock: AbstractContextManager[Any]
     _dir: Path | None
     _commit: str | None
@@ -128,7 +130,7 @@ class HFLoader:
             if self._tok is None:
                 from transformers import AutoTokenizer
 
-                kw: dict[str, Any] = {}
+                kw: dict[str, Any] = {"trust_remote_code": False}
                 src: Path | str = self._resolve()
                 converted = self._converted_tokenizer_dir()
                 if converted is not None and (converted / "tokenizer_config.json").is_file():
@@ -199,6 +201,14 @@ class HFLoader:
                 kw["gguf_file"] = self.gguf_file
             if self.attn_implementation:
                 kw["attn_implementation"] = self.attn_implementation
+            kw.update(
+                safe_load_kwargs(
+                    src,
+                    allow_pickle=getattr(self, "allow_pickle", False),
+                    where=NAME,
+                    gguf_file=kw.get("gguf_file"),
+                )
+            )
             with quiet_hf():
                 try:
                     model: Any = AutoModelForCausalLM.from_pretrained(src, **kw)

@@ -124,6 +124,7 @@ class LlamaCppBackend(TokenBackend):
         self._fmt: Any = None
         self._template: str | None = None
         self._eog: set[int] = set()
+        self._special_texts: frozenset[str] = frozenset()
         self._fingerprint: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ loading
@@ -196,7 +197,37 @@ class LlamaCppBackend(TokenBackend):
                 )
             vocab = llm._model.vocab
             self._eog = {t for t in range(llm.n_vocab()) if lc.llama_vocab_is_eog(vocab, t)}
+            self._special_texts = self._scan_specials(lc, llm)
             self._llm = llm
+
+    @staticmethod
+    def _scan_specials(lc: Any, llm: Any) -> frozenset[str]:
+        """Texts of the GGUF's control and user-defined tokens (llama.cpp's token
+        attributes): the ones ``tokenize(..., special=True)`` turns into one id from
+        text. Falls back to the EOG/BOS tokens where the binding lacks attributes."""
+        vocab = llm._model.vocab
+        get_attr = getattr(lc, "llama_vocab_get_attr", None)
+        mask = int(getattr(lc, "LLAMA_TOKEN_ATTR_CONTROL", 1 << 3)) | int(
+            getattr(lc, "LLAMA_TOKEN_ATTR_USER_DEFINED", 1 << 4)
+        )
+        ids: set[int] = set()
+        n = int(llm.n_vocab())
+        if get_attr is not None:
+            ids = {t for t in range(n) if int(get_attr(vocab, t)) & mask}
+        else:  # pragma: no cover - old binding
+            ids = {t for t in range(n) if lc.llama_vocab_is_eog(vocab, t)} | {llm.token_bos()}
+        texts = set()
+        for t in ids:
+            if t < 0:
+                continue
+            raw: bytes = llm.detokenize([t], special=True)
+            texts.add(raw.decode("utf-8", "replace"))
+        return frozenset(texts)
+
+    def special_strings(self) -> frozenset[str]:
+        """Control and user-defined token texts of the GGUF (see :meth:`_scan_specials`)."""
+        self.load()
+        return self._special_texts
 
     def close(self) -> None:
         """Free the model and context."""

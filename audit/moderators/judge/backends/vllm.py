@@ -114,6 +114,7 @@ class VLLMBackend(HFTokenizerHooks, TokenBackend):
         gpu_memory_utilization: float = 0.9,
         tensor_parallel_size: int = 1,
         max_model_len: int | None = None,
+        allow_pickle: bool = False,
     ) -> None:
         check_settings(
             NAME,
@@ -148,6 +149,8 @@ class VLLMBackend(HFTokenizerHooks, TokenBackend):
         self.gpu_memory_utilization = gpu_memory_utilization
         self.tensor_parallel_size = tensor_parallel_size
         self.max_model_len = max_model_len
+        # pickle-only checkpoints are refused unless the user opts in
+        self.allow_pickle = allow_pickle
         self._vllm: Any = None
         self._llm: Any = None
         self._tok: Any = None
@@ -188,6 +191,7 @@ class VLLMBackend(HFTokenizerHooks, TokenBackend):
             }
             if self.max_model_len is not None:
                 kw["max_model_len"] = self.max_model_len
+            kw.update(self._load_format())
             try:
                 llm = vllm.LLM(**kw)
             except (OSError, ValueError, RuntimeError) as exc:
@@ -201,6 +205,24 @@ class VLLMBackend(HFTokenizerHooks, TokenBackend):
                 ) from exc
             self._llm = llm
             self._tok = llm.get_tokenizer()
+
+    def _load_format(self) -> dict[str, Any]:
+        """vLLM loading options: no remote code, and safetensors only (vLLM's
+        ``auto`` falls back to ``.bin``/``.pt`` pickles) unless ``allow_pickle``; a
+        local pickle-only folder is refused up front with the shared message."""
+        from pathlib import Path
+
+        from audit.moderators._torch import safe_load_kwargs
+
+        kw: dict[str, Any] = {"trust_remote_code": False}
+        local = Path(self.model).expanduser()
+        if self.model.endswith(".gguf"):
+            return kw  # GGUF: vLLM picks its GGUF loader from the file
+        if local.is_dir():
+            safe_load_kwargs(local, allow_pickle=self.allow_pickle, where=NAME)
+        if not self.allow_pickle:
+            kw["load_format"] = "safetensors"
+        return kw
 
     def _tokenizer(self) -> Any:
         self.load()
