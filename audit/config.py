@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator, model_validator
 
@@ -130,6 +130,10 @@ class RunnerSpec(_Strict):
     cache: bool = Field(default=True, strict=True)
     cache_dir: str | None = None
     progress: bool = Field(default=True, strict=True)
+    engine: Literal["local", "ray"] = "local"
+    """``ray`` scores on Ray Data actors (extra ``[distributed]``); same cache, same outputs."""
+    ray_address: str | None = None
+    """Ray cluster address for ``engine: ray``; unset starts a local 2-CPU Ray."""
 
 
 class TrackingSpec(_Strict):

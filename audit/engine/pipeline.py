@@ -353,16 +353,33 @@ def _run_audit(
                 items = suite_items(suite)
                 label = f"{suite.name}:{suite.split} × {spec.name}"
                 with _progress(console, label, len(items), cfg.runner.progress) as advance:
-                    sr = score_items(
-                        functools.partial(_same, mod),
-                        fp,
-                        items,
-                        batch_size=spec.batch_size,
-                        cache=cache,
-                        error_budget=cfg.runner.error_budget,
-                        where=label,
-                        progress=advance,
-                    )
+                    if cfg.runner.engine == "ray":
+                        # actors rebuild the moderator from the same spec; the driver
+                        # keeps the cache, the error budget and the output order
+                        from audit.engine import ray_runner
+
+                        sr = ray_runner.score_items(
+                            ray_runner.ModeratorFactory(spec.type, dict(spec.params), policy),
+                            fp,
+                            items,
+                            batch_size=spec.batch_size,
+                            cache=cache,
+                            error_budget=cfg.runner.error_budget,
+                            where=label,
+                            progress=advance,
+                            address=cfg.runner.ray_address,
+                        )
+                    else:
+                        sr = score_items(
+                            functools.partial(_same, mod),
+                            fp,
+                            items,
+                            batch_size=spec.batch_size,
+                            cache=cache,
+                            error_budget=cfg.runner.error_budget,
+                            where=label,
+                            progress=advance,
+                        )
                 t0 = time.perf_counter()
                 res = build_result(
                     suite,

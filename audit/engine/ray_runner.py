@@ -1,0 +1,332 @@
+"""Ray Data scoring engine (``runner.engine: ray``, extra ``[distributed]``).
+
+Same contract as :func:`audit.engine.runner.score_items`: the driver looks up the
+content-addressed prediction cache first (same keys), ships only the misses (one
+row per distinct content hash) to a Ray Data ``map_batches`` actor pool whose
+actors each build the project's own moderator from the same spec/params, and
+writes every batch back to the cache as it streams in. A worker killed mid-run
+therefore loses at most its in-flight batch: a rerun reads everything already
+committed from the cache and scores only the rest.
+
+Per-item errors stay data exactly as in the local runner (a failed batch becomes
+``batch_exception`` outputs, never a crash) and the error budget is enforced on
+the driver as results arrive. Outputs come back in suite order, keyed by position,
+so predictions and Parquet files are identical to the local engine's.
+
+Local mode (no address) starts ``ray.init(num_cpus=2)`` on the laptop; a cluster
+is one setting (``runner.ray_address``), and the cluster must have ``audit``
+installed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pickle
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audit.engine.cache import PredictionCache, fingerprint_hash
+from audit.engine.runner import ProgressFn, ScoreResult, _over_budget
+from audit.errors import RunError
+from audit.moderators.base import Moderator
+from audit.schema import Item, ModeratorOutput
+
+LOCAL_NUM_CPUS = 2
+"""CPUs a local (addressless) Ray instance is started with: laptop-sized."""
+
+
+class ModeratorFactory:
+    """Picklable recipe that builds a moderator inside a Ray actor.
+
+    Built from the same ``type`` and ``params`` as the config's moderator entry via
+    :data:`audit.moderators.MODERATORS`, so every parameter (logprob mode, presets,
+    thresholds of the adapter) is kept — unlike Ray's own LLM processors.
+    """
+
+    def __init__(self, type_name: str, params: dict[str, Any], policy: Any) -> None:
+        self.type_name = type_name
+        self.params = params
+        self.policy = policy
+
+    def __call__(self) -> Moderator:
+        from audit.moderators import MODERATORS
+
+        cls = MODERATORS.get(self.type_name)
+        return cls(cls.Params.model_validate(self.params), self.policy)
+
+
+class _ScoreActor:
+    """Class-based ``map_batches`` UDF: one moderator per actor, loaded once."""
+
+    def __init__(self, factory: Callable[[], Moderator]) -> None:
+        self.mod = factory()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        items = [pickle.loads(b) for b in batch["item"]]
+        t0 = time.perf_counter()
+        try:
+            outs = self.mod.predict(items)
+            if len(outs) != len(items):
+                raise RuntimeError(
+                    f"moderator returned {len(outs)} outputs for a batch of {len(items)}"
+                )
+        except Exception as exc:  # the whole batch failed: record it per item, as locally
+            msg = f"{type(exc).__name__}: {exc}"
+            outs = [ModeratorOutput(error=msg, error_type="batch_exception") for _ in items]
+        dt = time.perf_counter() - t0
+        return {
+            "pos": np.asarray(batch["pos"], dtype=np.int64),
+            "output": np.asarray(
+                [json.dumps(o.to_json(), ensure_ascii=False) for o in outs], dtype=object
+            ),
+            "seconds": np.full(len(items), dt / max(1, len(items))),
+        }
+
+
+def ray_versions() -> dict[str, str | None]:
+    """Ray and vLLM versions (None when absent), for the run record."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for p in ("ray", "vllm"):
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def ensure_ray(address: str | None, where: str) -> None:
+    """Connect to ``address`` or start a local 2-CPU Ray, quietly; reuse a live one."""
+    try:
+        import ray
+    except ImportError:
+        raise RunError(
+            "runner.engine is 'ray' but Ray is not installed",
+            where=where,
+            field="runner.engine",
+            expected="ray[data]==2.60.0 importable",
+            actual="import ray failed",
+            fix="pip install 'audit[distributed]', or set runner.engine=local",
+        ) from None
+    if ray.is_initialized():
+        return
+    # Local workers must import the same ``audit`` the driver runs (a worktree or
+    # a checkout may shadow an installed copy), so its root goes first on their path.
+    root = str(Path(__file__).resolve().parents[2])
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+        "configure_logging": True,
+    }
+    with warnings.catch_warnings():
+        # 2.60 warns about token authentication on every local start
+        warnings.simplefilter("ignore")
+        try:
+            if address is None:
+                ray.init(num_cpus=LOCAL_NUM_CPUS, runtime_env={"env_vars": env}, **kwargs)
+            else:
+                ray.init(address=address, **kwargs)
+        except Exception as exc:
+            raise RunError(
+                f"could not start or reach Ray: {type(exc).__name__}: {exc}",
+                where=where,
+                field="runner.ray_address",
+                expected="unset (local Ray) or a reachable cluster address (ray://host:10001)",
+                actual=repr(address),
+                fix="check the address and that the cluster runs ray 2.60.0",
+            ) from exc
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+def score_items(
+    get_moderator: Callable[[], Moderator],
+    fingerprint: dict[str, Any],
+    items: Sequence[Item],
+    *,
+    batch_size: int,
+    cache: PredictionCache | None,
+    error_budget: float,
+    where: str,
+    progress: ProgressFn | None = None,
+    address: str | None = None,
+    concurrency: int | None = None,
+    retry_dead_workers: bool = True,
+) -> ScoreResult:
+    """Score ``items`` on Ray Data; same contract as the local ``score_items``.
+
+    Args:
+        get_moderator: a picklable factory (e.g. :class:`ModeratorFactory`) called
+            once inside each actor; never called when every item is cached.
+        fingerprint: the moderator's fingerprint (hashed into the cache key).
+        address: Ray cluster address; None starts a local 2-CPU instance.
+        concurrency: actors in the pool; default one per CPU Ray reports.
+        retry_dead_workers: let Ray restart a dead actor and retry its batch (its
+            default); False fails the run instead, and a rerun resumes from the cache.
+
+    Raises:
+        RunError: Ray missing or unreachable, the moderator failing to build in an
+            actor, or failures above ``error_budget`` × n.
+    """
+    t0 = time.perf_counter()
+    n = len(items)
+    model_key = fingerprint_hash(fingerprint)
+    outputs: list[ModeratorOutput | None] = [None] * n
+    cached = np.zeros(n, dtype=bool)
+    if cache is not None:
+        hit = cache.get_many(model_key, (it.content_hash for it in items))
+        for i, it in enumerate(items):
+            o = hit.get(it.content_hash)
+            if o is not None:
+                outputs[i] = o
+                cached[i] = True
+        if progress and cached.any():
+            progress(int(cached.sum()))
+    # identical content scored once per run: only first occurrences travel to Ray
+    first_of: dict[str, int] = {}
+    for i in range(n):
+        if outputs[i] is None:
+            first_of.setdefault(items[i].content_hash, i)
+    positions_of: dict[int, list[int]] = {}
+    for i in range(n):
+        if outputs[i] is None:
+            positions_of.setdefault(first_of[items[i].content_hash], []).append(i)
+    unique_todo = sorted(positions_of)
+
+    max_errors = math.floor(error_budget * n)
+    n_errors = sum(1 for o in outputs if o is not None and o.error is not None)
+    model_seconds = 0.0
+    batches = 0
+    if unique_todo:
+        for out_pos, out, secs in _stream(
+            get_moderator,
+            items,
+            unique_todo,
+            batch_size,
+            address,
+            concurrency,
+            retry_dead_workers,
+            where,
+        ):
+            batches += 1
+            model_seconds += secs
+            done = 0
+            for p, o in zip(out_pos, out):
+                for i in positions_of[p]:
+                    outputs[i] = o
+                    done += 1
+                    if o.error is not None:
+                        n_errors += 1
+            if cache is not None:
+                cache.put_many(model_key, {items[p].content_hash: o for p, o in zip(out_pos, out)})
+            if progress:
+                progress(done)
+            if n_errors > max_errors:
+                raise _over_budget(outputs, n_errors, n, max_errors, error_budget, where)
+    # rows of a block whose worker died (Ray skips errored blocks, see _stream) come
+    # back missing: a transient error, never cached, so a rerun scores exactly them
+    final = [
+        o
+        if o is not None
+        else ModeratorOutput(
+            error="not scored: its Ray worker died or its block failed (rerun to score it)",
+            error_type="exception",
+        )
+        for o in outputs
+    ]
+    types: dict[str, int] = {}
+    for o in final:
+        if o.error is not None:
+            types[o.error_type or "error"] = types.get(o.error_type or "error", 0) + 1
+    n_err_final = sum(types.values())
+    if n_err_final > max_errors:
+        raise _over_budget(final, n_err_final, n, max_errors, error_budget, where)
+    return ScoreResult(
+        outputs=final,
+        cached=cached,
+        n_errors=n_err_final,
+        seconds=time.perf_counter() - t0,
+        model_seconds=model_seconds,
+        batches=batches,
+        error_types=types,
+    )
+
+
+def _stream(
+    factory: Callable[[], Moderator],
+    items: Sequence[Item],
+    todo: list[int],
+    batch_size: int,
+    address: str | None,
+    concurrency: int | None,
+    retry: bool,
+    where: str,
+) -> Any:
+    """Yield ``(positions, outputs, model_seconds)`` per batch as Ray finishes them."""
+    ensure_ray(address, where)
+    import pyarrow as pa
+    import ray
+
+    if concurrency is None:
+        resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        concurrency = max(1, int(resources.get("CPU", 1)))
+    # Blocks of whole batches, a few per actor, so the pool stays busy and each
+    # block's batches match the configured batch size.
+    per_block = batch_size * max(1, math.ceil(len(todo) / (batch_size * concurrency * 4)))
+    tables = []
+    for start in range(0, len(todo), per_block):
+        chunk = todo[start : start + per_block]
+        tables.append(
+            pa.table(
+                {
+                    "pos": pa.array(chunk, type=pa.int64()),
+                    "item": pa.array([pickle.dumps(items[i]) for i in chunk], type=pa.binary()),
+                }
+            )
+        )
+    # A failed block (its actor killed with retries off, or out of retries) must not
+    # abort the others: their results still stream back and are cached, and the
+    # failed block's rows come back missing (see score_items).
+    ray.data.DataContext.get_current().max_errored_blocks = -1
+    no_retry: dict[str, Any] = {} if retry else {"max_restarts": 0, "max_task_retries": 0}
+    ds = ray.data.from_arrow(tables).map_batches(
+        _ScoreActor,
+        fn_constructor_args=(factory,),
+        batch_size=batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
+        num_cpus=1,
+        **no_retry,
+    )
+    try:
+        for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            pos = [int(p) for p in b["pos"]]
+            outs = [ModeratorOutput.from_json(json.loads(s)) for s in b["output"]]
+            yield pos, outs, float(np.sum(b["seconds"]))
+    except RunError:
+        raise
+    except Exception as exc:
+        first_line = (str(exc).splitlines() or [""])[0][:300]
+        raise RunError(
+            f"the Ray job failed: {type(exc).__name__}: {first_line}",
+            where=where,
+            field="runner.engine",
+            expected="every actor builds its moderator and scores its batches",
+            actual="a Ray task or actor failed (batches already finished are cached)",
+            fix="rerun to resume from the cache; see the Ray worker logs for the cause",
+        ) from exc

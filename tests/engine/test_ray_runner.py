@@ -1,0 +1,188 @@
+"""Ray Data engine: same predictions and cache as the local runner, resumable after a kill."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+pytest.importorskip("ray")
+
+from audit.engine import ray_runner
+from audit.engine.cache import PredictionCache, fingerprint_hash
+from audit.engine.runner import score_items
+from audit.errors import RunError
+from audit.moderators import MODERATORS
+from audit.policy import load_policy
+from audit.schema import Item, ModeratorOutput, content_hash
+from audit.suites import load_suite, suite_items
+
+
+class KillOnce:
+    """Fake moderator: logs every item it scores; dies (os._exit) on ``boom`` once."""
+
+    categories: ClassVar[tuple[str, ...]] = ("hate",)
+    kind: ClassVar[str] = "classifier"
+
+    def __init__(self, log: Path, marker: Path) -> None:
+        self.log = log
+        self.marker = marker
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"type": "kill_once"}
+
+    def predict(self, items: Sequence[Item]) -> list[ModeratorOutput]:
+        if any(it.id == "boom" for it in items) and not self.marker.exists():
+            self.marker.write_text("killed once", encoding="utf-8")
+            os._exit(1)  # a worker dying mid-batch, with no Python cleanup
+        with self.log.open("a", encoding="utf-8") as f:
+            f.write("".join(f"{it.id}\n" for it in items))
+        return [ModeratorOutput(scores={"hate": (len(it.text()) % 10) / 10}) for it in items]
+
+    def close(self) -> None:
+        pass
+
+
+class KillOnceFactory:
+    def __init__(self, log: Path, marker: Path) -> None:
+        self.log, self.marker = log, marker
+
+    def __call__(self) -> KillOnce:
+        return KillOnce(self.log, self.marker)
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[None]:
+    import ray
+    from ray import cloudpickle
+
+    # workers cannot import this test module by name: ship its classes by value
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray_runner.ensure_ray(None, "tests")
+    yield
+    ray.shutdown()
+
+
+def _profanity() -> tuple[Any, Any, Any]:
+    policy = load_policy("platform-v1")
+    params = {"categories": ["hate", "harassment"]}
+    cls = MODERATORS.get("profanity_baseline")
+    mod = cls(cls.Params.model_validate(params), policy)
+    return policy, params, mod
+
+
+def test_fully_cached_run_never_starts_ray(tmp_path: Path) -> None:
+    """Fast: when the cache holds every item, no Ray and no moderator are needed."""
+    import ray
+
+    items = [
+        Item(f"i{k}", content_hash({"caption": f"t{k}"}), {"caption": f"t{k}"}) for k in range(5)
+    ]
+    cache = PredictionCache(tmp_path / "c.sqlite")
+    fp = {"type": "x"}
+    local = score_items(
+        lambda: KillOnce(tmp_path / "log", tmp_path / "m"),
+        fp,
+        items,
+        batch_size=2,
+        cache=cache,
+        error_budget=0.0,
+        where="t",
+    )
+
+    def never() -> Any:
+        raise AssertionError("moderator built although every item was cached")
+
+    was_up = ray.is_initialized()
+    out = ray_runner.score_items(
+        never, fp, items, batch_size=2, cache=cache, error_budget=0.0, where="t"
+    )
+    assert out.cached.all() and out.batches == 0
+    assert [o.scores for o in out.outputs] == [o.scores for o in local.outputs]
+    assert ray.is_initialized() == was_up
+    cache.close()
+
+
+@pytest.mark.slow
+def test_same_predictions_as_local_engine(ray_local: None, tmp_path: Path) -> None:
+    policy, params, mod = _profanity()
+    items = suite_items(load_suite("short_video_v1", policy, split="test"))
+    fp = mod.fingerprint()
+    local = score_items(
+        lambda: mod, fp, items, batch_size=64, cache=None, error_budget=0.0, where="local"
+    )
+    cache = PredictionCache(tmp_path / "ray.sqlite")
+    seen: list[int] = []
+    dist = ray_runner.score_items(
+        ray_runner.ModeratorFactory("profanity_baseline", params, policy),
+        fp,
+        items,
+        batch_size=64,
+        cache=cache,
+        error_budget=0.0,
+        where="ray",
+        progress=seen.append,
+    )
+    assert len(dist.outputs) == len(items) and sum(seen) == len(items)
+    assert [o.to_json() for o in dist.outputs] == [o.to_json() for o in local.outputs]
+    assert not dist.cached.any() and dist.n_errors == 0
+    # results were written back under the local engine's keys
+    again = score_items(
+        lambda: pytest.fail("rescored"),  # type: ignore[arg-type,return-value]
+        fp,
+        items,
+        batch_size=64,
+        cache=cache,
+        error_budget=0.0,
+        where="local",
+    )
+    assert again.cached.all()
+    assert [o.to_json() for o in again.outputs] == [o.to_json() for o in local.outputs]
+    cache.close()
+
+
+def _kill_items() -> list[Item]:
+    ids = [f"a{k:03d}" for k in range(60)] + ["boom"] + [f"b{k:03d}" for k in range(60)]
+    return [Item(i, content_hash({"caption": f"text {i}"}), {"caption": f"text {i}"}) for i in ids]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("retry", [False, True], ids=["run-fails", "ray-retries"])
+def test_killed_worker_loses_nothing_on_rerun(ray_local: None, tmp_path: Path, retry: bool) -> None:
+    """A worker os._exit()s mid-batch once; nothing is lost and nothing cached is rescored.
+
+    Without retries the first run fails (what a lost node looks like); with Ray's
+    retries it finishes. Either way the rerun completes from the cache.
+    """
+    items = _kill_items()
+    log, marker = tmp_path / "scored.log", tmp_path / "marker"
+    cache = PredictionCache(tmp_path / "c.sqlite")
+    fp = {"type": "kill_once"}
+    kw: dict[str, Any] = {"batch_size": 8, "cache": cache, "error_budget": 0.0, "where": "t"}
+    factory = KillOnceFactory(log, marker)
+    if retry:
+        first_res = ray_runner.score_items(factory, fp, items, **kw)
+        assert first_res.n_errors == 0
+    else:
+        with pytest.raises(RunError, match="error budget exceeded"):
+            ray_runner.score_items(factory, fp, items, retry_dead_workers=False, **kw)
+    assert marker.exists(), "the scripted worker kill did not happen"
+    first = log.read_text(encoding="utf-8").split() if log.exists() else []
+    hit = cache.get_many(fingerprint_hash(fp), (it.content_hash for it in items))
+    cached_ids = {it.id for it in items if it.content_hash in hit}
+    assert cached_ids and cached_ids <= set(first)
+    assert ("boom" in cached_ids) == retry
+
+    res = ray_runner.score_items(factory, fp, items, **kw)
+    second = log.read_text(encoding="utf-8").split()[len(first) :]
+    assert res.n_errors == 0
+    assert set(second).isdisjoint(cached_ids), "items cached by the first run were rescored"
+    assert cached_ids | set(second) == {it.id for it in items}
+    assert int(res.cached.sum()) == len(cached_ids)
+    expected = [{"hate": (len(it.text()) % 10) / 10} for it in items]
+    assert [o.scores for o in res.outputs] == expected
+    cache.close()
