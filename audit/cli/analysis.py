@@ -16,12 +16,10 @@ from audit.cli._console import console as _console
 
 
 def _fmt(v: Any, lo: Any = None, hi: Any = None) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    s = f"{v:.3f}"
-    if lo is not None and hi is not None and not (math.isnan(lo) or math.isnan(hi)):
-        s += f" [{lo:.2f}, {hi:.2f}]"
-    return s
+    """The common ``point (low–high)`` format (:mod:`audit.report.numbers`)."""
+    from audit.report.numbers import fmt_interval
+
+    return fmt_interval(v, lo, hi)
 
 
 @click.command()
@@ -170,7 +168,7 @@ def thresholds(
         tab.add_row(
             p.category,
             _fmt(p.threshold),
-            f"{_fmt(p.precision)} ({_fmt(p.precision_lower)})",
+            f"{_fmt(p.precision)} (≥{_fmt(p.precision_lower)})",
             _fmt(p.recall, p.recall_lo, p.recall_hi),
             str(p.n),
             pp,
