@@ -72,7 +72,7 @@ def rca(
                     _fmt(x.fpr, x.fpr_lo, x.fpr_hi),
                     _fmt(x.f1, x.f1_lo, x.f1_hi),
                     _fmt(x.error_contribution),
-                    "–" if math.isnan(x.q_value) else f"{x.q_value:.2g}",
+                    "—" if math.isnan(x.q_value) else f"{x.q_value:.2g}",
                     "worse" if x.q_value < 0.05 else "",
                 )
             out.print(tab)
@@ -162,13 +162,13 @@ def thresholds(
     for h in ("category", "threshold", "precision (lower)", "recall", "n", "prec@π", "note"):
         tab.add_column(h)
     for p in points:
-        pp = "–"
+        pp = "—"
         if p.prevalence is not None:
             pp = f"{_fmt(p.precision_at_prevalence)} (≥{_fmt(p.precision_at_prevalence_conservative)}) @ {p.prevalence:g}"
         tab.add_row(
             p.category,
             _fmt(p.threshold),
-            f"{_fmt(p.precision)} (≥{_fmt(p.precision_lower)})",
+            "—" if p.precision is None else f"{_fmt(p.precision)} (≥{_fmt(p.precision_lower)})",
             _fmt(p.recall, p.recall_lo, p.recall_hi),
             str(p.n),
             pp,
