@@ -190,6 +190,17 @@ class Skipped(_Frozen):
     reason: str
 
 
+class RunWarning(_Frozen):
+    """A Python warning raised during the run (e.g. scikit-learn's
+    ``UndefinedMetricWarning``), kept here instead of on the terminal; repeats of the
+    same category and message are counted, not listed."""
+
+    category: str
+    message: str
+    source: str = ""
+    count: int = 1
+
+
 class MlflowRef(BaseModel):
     """Where the run was mirrored. Extra keys are kept: the mirror may record more
     (it owns MLflow), and a reader should not fail on them."""
@@ -231,6 +242,7 @@ class RunRecord(_Frozen):
     moderators: dict[str, ModeratorEntry] = Field(default_factory=dict)
     results: tuple[ResultEntry, ...] = ()
     skipped: tuple[Skipped, ...] = ()
+    warnings: tuple[RunWarning, ...] = ()
     mlflow: MlflowRef | None = None
     error: str | None = None
 

@@ -16,12 +16,10 @@ from audit.cli._console import console as _console
 
 
 def _fmt(v: Any, lo: Any = None, hi: Any = None) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    s = f"{v:.3f}"
-    if lo is not None and hi is not None and not (math.isnan(lo) or math.isnan(hi)):
-        s += f" [{lo:.2f}, {hi:.2f}]"
-    return s
+    """The common ``point (low–high)`` format (:mod:`audit.report.numbers`)."""
+    from audit.report.numbers import fmt_interval
+
+    return fmt_interval(v, lo, hi)
 
 
 @click.command()
@@ -74,7 +72,7 @@ def rca(
                     _fmt(x.fpr, x.fpr_lo, x.fpr_hi),
                     _fmt(x.f1, x.f1_lo, x.f1_hi),
                     _fmt(x.error_contribution),
-                    "–" if math.isnan(x.q_value) else f"{x.q_value:.2g}",
+                    "—" if math.isnan(x.q_value) else f"{x.q_value:.2g}",
                     "worse" if x.q_value < 0.05 else "",
                 )
             out.print(tab)
@@ -164,13 +162,13 @@ def thresholds(
     for h in ("category", "threshold", "precision (lower)", "recall", "n", "prec@π", "note"):
         tab.add_column(h)
     for p in points:
-        pp = "–"
+        pp = "—"
         if p.prevalence is not None:
             pp = f"{_fmt(p.precision_at_prevalence)} (≥{_fmt(p.precision_at_prevalence_conservative)}) @ {p.prevalence:g}"
         tab.add_row(
             p.category,
             _fmt(p.threshold),
-            f"{_fmt(p.precision)} ({_fmt(p.precision_lower)})",
+            "—" if p.precision is None else f"{_fmt(p.precision)} (≥{_fmt(p.precision_lower)})",
             _fmt(p.recall, p.recall_lo, p.recall_hi),
             str(p.n),
             pp,

@@ -26,7 +26,9 @@ def _cell(d: Any, direction: str) -> str:
     sign = -1.0 if direction == "lower" else 1.0
     lo, hi = sorted((sign * d.lo, sign * d.hi))
     style = "green" if lo > 0 else "red" if hi < 0 else ""
-    txt = f"{d.delta:+.3f} [{d.lo:+.3f},{d.hi:+.3f}]"
+    from audit.report.numbers import fmt_interval
+
+    txt = fmt_interval(d.delta, d.lo, d.hi, signed=True)
     return f"[{style}]{txt}[/]" if style else txt
 
 

@@ -11,7 +11,8 @@ import contextlib
 import functools
 import os
 import time
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -189,7 +190,8 @@ def _prepare(
         if needs_fit(params):
             fit_missing_head(params, policy, console)
         try:
-            mod = cls(params, policy)
+            with _status(console, f"loading moderator {spec.name} ({spec.type})"):
+                mod = cls(params, policy)
         except AuditError as exc:
             # re-anchor the adapter's error on the config file and the moderator entry
             raise exc.relocated(str(path), f"moderators[{i}]") from None
@@ -219,18 +221,34 @@ def fit_missing_head(params: Any, policy: Policy, console: Console | None) -> No
 
     fit, head = params.fit, params.head
 
+    what = f"training the missing head {head} on {fit.suite}:{fit.split} (once)"
+    t0 = time.perf_counter()
+    with _status(console, what) as say:
+        train_head_on_suite(
+            fit.suite,
+            fit.split,
+            Path(head),
+            policy_ref=policy.ref,
+            encoder=params.encoder,
+            C=fit.C,
+            min_positives=fit.min_positives,
+            seed=fit.seed,
+            status=lambda msg: say(f"{what}: {msg}"),
+        )
     if console is not None:
-        console.print(f"training the missing head {head} on {fit.suite}:{fit.split} (once)")
-    train_head_on_suite(
-        fit.suite,
-        fit.split,
-        Path(head),
-        policy_ref=policy.ref,
-        encoder=params.encoder,
-        C=fit.C,
-        min_positives=fit.min_positives,
-        seed=fit.seed,
-    )
+        console.print(f"trained the head {head} ({time.perf_counter() - t0:.0f} s)")
+
+
+@contextlib.contextmanager
+def _status(console: Console | None, text: str) -> Iterator[Callable[[str], None]]:
+    """A live spinner line on ``console`` (nothing without one) for a slow step that
+    has no item count (model loading, head training); yields a function that replaces
+    the line's text. Transient: the line is gone when the step ends."""
+    if console is None:
+        yield lambda _msg: None
+        return
+    with console.status(text) as st:
+        yield lambda msg: st.update(msg)
 
 
 def run_audit(
@@ -261,8 +279,28 @@ def run_audit(
     from audit._util.settings import scoped_env
 
     rdir_default = runs_dir if runs_dir is not None else default_runs_dir()
-    with scoped_env():
-        return _run_audit(config_path, overrides, console, mlflow, rdir_default, tracking_uri)
+    # Python warnings (scikit-learn's UndefinedMetricWarning on a slice without
+    # positives, library deprecations) go into the record, not onto the terminal
+    # between progress bars; the summary says how many there were in one line.
+    with scoped_env(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        record, results = _run_audit(
+            config_path, overrides, console, mlflow, rdir_default, tracking_uri
+        )
+    record.update(warnings=summarise_warnings(caught))
+    return record, results
+
+
+def summarise_warnings(caught: list[warnings.WarningMessage]) -> list[dict[str, Any]]:
+    """Caught warnings as record entries: one per (category, message, source line), with
+    how often it was raised, in first-seen order."""
+    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for w in caught:
+        src = f"{w.filename}:{w.lineno}"
+        key = (w.category.__name__, str(w.message), src)
+        entry = out.setdefault(key, {"category": key[0], "message": key[1], "source": src})
+        entry["count"] = entry.get("count", 0) + 1
+    return list(out.values())
 
 
 def _run_audit(

@@ -34,6 +34,7 @@ from audit.report.markdown import (
     ordered_categories,
     result_error_slices,
 )
+from audit.report.numbers import fmt_num
 
 if TYPE_CHECKING:
     from audit.records import MetricValue, ResultEntry, RunRecord
@@ -42,6 +43,9 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 TOP_K = 12  # disagreements shown per suite × moderator
 N_BINS = 10  # equal-mass reliability bins
 MAX_SLICE_VALUES = 30
+#: heatmap cells with fewer decided items are masked (grey, no colour): with under 10
+#: items one error moves F1 or FPR by 0.1 or more, so a colour would show noise
+MIN_SLICE_N = 10
 _W, _H, _ML, _MR, _MT, _MB = 220, 190, 36, 10, 22, 34
 log = logging.getLogger(__name__)
 
@@ -197,15 +201,34 @@ def reliability_svg(cat: str, y: np.ndarray, s: np.ndarray, ece: str) -> str:
     return _svg(f"{cat} · ECE {ece}", "mean score", "observed rate", body, desc)
 
 
-def _heat(v: float) -> str:
-    if math.isnan(v):
-        return "background:#eceff1;color:#78909c"
+def _heat(v: float, hue: int = 212) -> str:
+    """Cell colour for a value in [0, 1]: darker is higher (hue 212 blue for F1, 24
+    orange for FPR, where higher is worse)."""
     light = 96 - 56 * v
-    return f"background:hsl(212,70%,{light:.0f}%);color:{'#fff' if v > 0.55 else '#102a43'}"
+    return f"background:hsl({hue},70%,{light:.0f}%);color:{'#fff' if v > 0.55 else '#102a43'}"
+
+
+def _heat_cell(where: str, y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
+    """One heatmap cell: masked below :data:`MIN_SLICE_N` decided items, FPR where the
+    slice has no gold positives (F1 is undefined there, and the error that can happen
+    is a false flag), F1 otherwise."""
+    c = confusion(y, p)
+    n, pos = sum(c.values()), c["TP"] + c["FN"]
+    base = {"n": n, "kind": "masked", "text": f"n<{MIN_SLICE_N}", "style": ""}
+    if n < MIN_SLICE_N:
+        tip = f"{where}: masked, n={n} below the minimum of {MIN_SLICE_N}"
+        return base | {"tip": tip}
+    if pos == 0:
+        fpr = c["FP"] / n
+        tip = f"{where}: no gold positives; FPR {fmt_num(fpr)} ({c['FP']} of {n} flagged)"
+        return base | {"kind": "fpr", "text": f"FPR {fpr:.2f}", "style": _heat(fpr, 24), "tip": tip}
+    f1 = _f1(c)
+    tip = f"{where}: F1 {fmt_num(f1)}, n={n}, positives={pos}"
+    return base | {"kind": "f1", "text": f"{f1:.2f}", "style": _heat(f1), "tip": tip}
 
 
 def slice_heatmap(df: Any, cats: list[str]) -> list[dict[str, Any]]:
-    """Per slice column: F1 and n per slice value × category, as styled table cells."""
+    """Per slice column: one cell per slice value × category (:func:`_heat_cell`)."""
     out = []
     for col in [c for c in df.columns if c.startswith("slice.")]:
         vals = df[col].astype("string").fillna("(missing)")
@@ -216,12 +239,7 @@ def slice_heatmap(df: Any, cats: list[str]) -> list[dict[str, Any]]:
             cells = []
             for cat in cats:
                 y, _, p = _known(df[m], cat)
-                c = confusion(y, p)
-                f1, nan = _f1(c), math.isnan(_f1(c))
-                val = "undefined (no positives, no flags)" if nan else f"{f1:.3f}"
-                tip = f"{col[6:]}={v} · {cat}: F1 {val}, n={len(y)}, positives={c['TP'] + c['FN']}"
-                cell = {"text": "—" if nan else f"{f1:.2f}", "n": len(y), "style": _heat(f1)}
-                cells.append({**cell, "tip": tip})
+                cells.append(_heat_cell(f"{col[6:]}={v} · {cat}", y, p))
             rows.append({"value": v, "n": int(m.sum()), "cells": cells})
         out.append({"name": col[6:], "rows": rows, "more": max(0, vals.nunique() - len(top))})
     return out
@@ -263,7 +281,10 @@ def disagreements(
         if f"pred.{rc}" in df:
             restricted |= df[f"pred.{rc}"].fillna(False).to_numpy(dtype=bool)
     cand = []
-    for cat in (c for c in cats if c != "overall"):  # overall errors repeat a category's
+    # overall errors repeat a category's, so overall is used only for a moderator that
+    # scores nothing else (an LLM judge with one UNSAFE/SAFE verdict)
+    own = [c for c in cats if c != "overall"] or [c for c in cats if c == "overall"]
+    for cat in own:
         y, s, p = _cols(df, cat)
         for kind, m, conf in (("FP", (y == 0) & (p == 1), s), ("FN", (y == 1) & (p == 0), 1 - s)):
             cand += [(float(conf[i]), i, cat, kind) for i in np.nonzero(m & ~np.isnan(s))[0]]
@@ -420,6 +441,7 @@ def render_html(record: Any) -> str:
         judge_headers=[h for _, h in JUDGE_METRICS],
         top_parse_slices=TOP_PARSE_SLICES,
         n_bins=N_BINS,
+        min_slice_n=MIN_SLICE_N,
     )
     return env.get_template("report.html.j2").render(**ctx)
 

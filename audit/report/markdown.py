@@ -20,6 +20,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from audit.report.numbers import fmt_interval, fmt_num
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -63,13 +65,14 @@ def metric_fields(v: Any) -> dict[str, Any] | None:
 
 
 def fmt_value(v: Any, *, ci: bool = True) -> str:
+    """A metric as ``point (low–high)`` (:func:`audit.report.numbers.fmt_interval`);
+    ``NaN`` when undefined, ``—`` when absent."""
     v = metric_fields(v)
     if not v or v.get("value") is None:
         return "NaN" if v else "—"
-    s = f"{v['value']:.3f}"
-    if ci and v.get("ci_low") is not None and v.get("ci_high") is not None:
-        s += f" ({v['ci_low']:.2f}–{v['ci_high']:.2f})"
-    return s
+    if not ci:
+        return fmt_num(v["value"])
+    return fmt_interval(v["value"], v.get("ci_low"), v.get("ci_high"))
 
 
 def fmt_defined(v: Any, *, ci: bool = True) -> str:
@@ -328,7 +331,7 @@ def print_summary(console: Console, record: RecordFile) -> None:
     for r in rec.results:
         t = Table(
             title=f"{r.suite}:{r.split} × {r.moderator}  (n={r.n}, errors={r.n_errors}, "
-            f"cached={r.n_cached}; 95% CI in parentheses)",
+            f"cached={r.n_cached}; {rec.config['metrics']['ci']:.0%} CI in parentheses)",
             title_justify="left",
             show_lines=False,
             box=None,
@@ -397,5 +400,14 @@ def print_summary(console: Console, record: RecordFile) -> None:
                     ),
                     markup=False,
                 )
-    for s in rec.skipped:
-        console.print(f"[yellow]skipped[/] {s.suite}: {s.reason}")
+    if rec.skipped:
+        # the reasons were printed when the suites were skipped; one reminder line here
+        names = ", ".join(s.suite for s in rec.skipped)
+        console.print(f"[yellow]skipped optional suites[/] (no data): {names}")
+    if rec.warnings:
+        n = sum(w.count for w in rec.warnings)
+        kinds = len(rec.warnings)
+        console.print(
+            f"[yellow]{n} warning{'s' if n != 1 else ''}[/] ({kinds} distinct): "
+            f"see {record.path.name} (warnings)"
+        )

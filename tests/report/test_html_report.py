@@ -115,6 +115,12 @@ def test_report_structure_and_redaction(tmp_path: Path, monkeypatch: pytest.Monk
     rows = [a for t, a in doc.tags if t == "tr" and "restricted" in a.get("class", "").split()]
     assert rows, "expected restricted items among the disagreements"
     assert html_report.REDACTED in text
+    # no overflow at 1,400 px: every table sits in a horizontal scroll container
+    assert html.count("<table") == html.count('<div class="scroll"><table') > 0
+    assert re.search(r"\.scroll\{[^}]*overflow-x:auto", html)
+    # the heatmap explains its colours and its minimum n
+    assert 'class="legend"' in html
+    assert f"fewer than {html_report.MIN_SLICE_N} items" in html
 
 
 def test_nan_metrics_have_reasons(tmp_path: Path) -> None:
@@ -219,3 +225,49 @@ def test_renders_in_headless_chromium(tmp_path: Path, chromium: Path) -> None:
     )
     res = _chromium(["--dump-dom"], bad, tmp_path / "profile3")
     assert any("x.invalid" in ln for ln in _page_problems(res.stderr))
+
+
+def _frame(gold: list[int], pred: list[int], slice_vals: list[str], cat: str = "hate") -> Any:
+    import pandas as pd
+
+    n = len(gold)
+    return pd.DataFrame(
+        {
+            "id": [f"i{k}" for k in range(n)],
+            "content_hash": [f"h{k}" for k in range(n)],
+            "restricted": [False] * n,
+            "rationale": [f"why {k}" for k in range(n)],
+            f"gold.{cat}": gold,
+            f"score.{cat}": [0.9 if p else 0.1 for p in pred],
+            f"pred.{cat}": pred,
+            "slice.lang": slice_vals,
+        }
+    )
+
+
+def test_heatmap_masks_small_cells_and_shows_fpr_without_positives() -> None:
+    n = html_report.MIN_SLICE_N
+    # "neg": n negatives, 2 flagged -> FPR; "mix": positives -> F1; "tiny": below the minimum
+    gold = [0] * n + [1, 0] * n + [1] * (n - 1)
+    pred = [1, 1] + [0] * (n - 2) + [1, 0] * n + [1] * (n - 1)
+    vals = ["neg"] * n + ["mix"] * (2 * n) + ["tiny"] * (n - 1)
+    (col,) = html_report.slice_heatmap(_frame(gold, pred, vals), ["hate"])
+    cells = {r["value"]: r["cells"][0] for r in col["rows"]}
+    assert cells["neg"]["kind"] == "fpr" and cells["neg"]["text"] == f"FPR {2 / n:.2f}"
+    assert cells["mix"]["kind"] == "f1" and cells["mix"]["text"] == "1.00"
+    assert cells["tiny"]["kind"] == "masked" and cells["tiny"]["style"] == ""
+    assert cells["tiny"]["text"] == f"n<{n}" and "below the minimum" in cells["tiny"]["tip"]
+
+
+def test_overall_only_moderator_gets_its_false_positives_and_negatives() -> None:
+    # an LLM judge that scores only `overall`: 2 FP and 1 FN must be listed, with rationales
+    df = _frame([0, 0, 1, 1, 0], [1, 1, 0, 1, 0], ["en"] * 5, cat="overall")
+    rows = html_report.disagreements(df, ["overall"], frozenset(), {})
+    assert sorted(r["kind"] for r in rows) == ["FN", "FP", "FP"]
+    assert {r["rationale"] for r in rows} == {"why 0", "why 1", "why 2"}
+    # with categories present, overall errors are not listed twice
+    both = _frame([0, 1], [1, 0], ["en"] * 2)
+    both["gold.overall"], both["score.overall"], both["pred.overall"] = [0, 1], [0.9, 0.1], [1, 0]
+    assert {
+        r["category"] for r in html_report.disagreements(both, ["hate", "overall"], frozenset(), {})
+    } == {"hate"}

@@ -95,9 +95,9 @@ def test_llm_judge_section_in_markdown_terminal_and_html(
         ]
     # parse failures: 4 of 40 overall (Wilson interval), all on es (4 of 14)
     lo, hi = _wilson(4, 40)
-    assert f"parse-failure rate: 0.100 ({lo:.2f}–{hi:.2f}) (4 of 40 items)" in part
+    assert f"parse-failure rate: 0.100 ({lo:.3f}–{hi:.3f}) (4 of 40 items)" in part
     lo, hi = _wilson(4, 14)
-    assert f"language=es: {4 / 14:.3f} ({lo:.2f}–{hi:.2f}) (4 of n=14)" in part
+    assert f"language=es: {4 / 14:.3f} ({lo:.3f}–{hi:.3f}) (4 of n=14)" in part
     assert "language=en" not in part  # no parse failure there: not listed
     # the per-slice error table: both types, counted per language
     assert "Errors by slice" in md
@@ -128,7 +128,7 @@ def test_llm_judge_section_in_markdown_terminal_and_html(
     assert kappa in sec
     assert fmt_value(r.metrics["overall"]["negative_agreement"]) in sec
     lo, hi = _wilson(4, 40)
-    assert f"0.100 ({lo:.2f}–{hi:.2f})" in sec and "(4 of 40 items)" in sec
+    assert f"0.100 ({lo:.3f}–{hi:.3f})" in sec and "(4 of 40 items)" in sec
     assert re.search(r"<td>language</td><td>es</td><td class=\"num\">14</td>", sec)
     assert 'class="error-table"' in html and "parse_failure 4, scripted 1" in html
 
@@ -158,8 +158,8 @@ def test_undefined_values_read_na_with_reason(
     entry = entry.model_copy(update={"error_slices": rows})
     record.record = record.record.model_copy(update={"results": (entry,)})
     part = _judge_part(markdown(record))
-    assert "parse-failure rate: 0.300 (0.10–0.60) (3 of 40 items)" in part
-    assert "surface=b: 0.500 (0.00–1.00) (2 of n=4)" in part
+    assert "parse-failure rate: 0.300 (0.100–0.600) (3 of 40 items)" in part
+    assert "surface=b: 0.500 (0.000–1.000) (2 of n=4)" in part
 
 
 def test_absent_without_llm_moderator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
