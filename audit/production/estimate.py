@@ -403,21 +403,7 @@ def _estimate_cell(
         ratios["prevalence_views"] = Ratio(v * dm, True, v * dm, False)
     L = s.labelled
     y = np.nan_to_num(s.y)
-    flags: list[str] = []
-    n_missing = int(np.sum(~L & human_mask & (dm > 0)))
-    if n_missing:
-        flags.append(
-            f"missing_labels: {n_missing} sampled items have no human label (reweighted within stratum)"
-        )
-    n = s.n
-    single = [st[j].key for j in np.flatnonzero((n == 1) & (s.N > 1))]
-    if single:
-        flags.append(
-            f"singleton_strata: {len(single)} (variance borrowed from the frame), e.g. {single[0]}"
-        )
-    empty = [st[j].key for j in np.flatnonzero(s.N == 0)]
-    if empty:
-        flags.append(f"empty_strata: {len(empty)} strata have N_h = 0 in this period")
+    flags = _sample_flags(s, st, human_mask, dm)
     boots = bootstrap(s, list(ratios.values()), reps, seed)
     classical_out: dict[str, Estimate] = {}
     ppi_out: dict[str, PPIEstimate] = {}
@@ -438,31 +424,8 @@ def _estimate_cell(
             flags.append(
                 f"few_positives: {name} rests on {n_pos} labelled positives (< 5); interval unreliable"
             )
-        if use_ref and name == "prevalence_views":
-            # heavy-tailed view weights make the tuned λ and its variance unreliable:
-            # 95% PPI intervals covered only ~84% in the planted simulation (docs §7)
-            ppi_out[name] = PPIEstimate(
-                value=math.nan,
-                se=math.nan,
-                ci_low=math.nan,
-                ci_high=math.nan,
-                lam=math.nan,
-                ess_gain=math.nan,
-                n_reference=0,
-                reason="PPI not applied to view-weighted prevalence (invalid under heavy-tailed views)",
-            )
-        elif use_ref:
-            p = ppi(s, r, frame_grp, iv, Z95, var_floor)
-            ppi_out[name] = PPIEstimate(
-                value=p.interval.value,
-                se=p.interval.se,
-                ci_low=p.interval.ci_low,
-                ci_high=p.interval.ci_high,
-                lam=p.lam,
-                ess_gain=p.ess_gain,
-                n_reference=int(np.count_nonzero(~np.isnan(s.f) & (r.coef_b != 0))),
-                reason=p.interval.reason,
-            )
+        if use_ref:
+            ppi_out[name] = _ppi_estimate(name, s, r, frame_grp, iv, var_floor)
     return CellRecord(
         key=cell_key(pathway, category, dom),
         pathway=pathway,
@@ -472,4 +435,63 @@ def _estimate_cell(
         ppi=ppi_out,
         naive=naive,
         flags=tuple(flags),
+    )
+
+
+def _sample_flags(
+    s: StratifiedSample, st: list[Any], human_mask: np.ndarray, dm: np.ndarray
+) -> list[str]:
+    """Flags on the sample behind a cell: missing human labels, singleton and empty strata."""
+    L = s.labelled
+    flags: list[str] = []
+    n_missing = int(np.sum(~L & human_mask & (dm > 0)))
+    if n_missing:
+        flags.append(
+            f"missing_labels: {n_missing} sampled items have no human label (reweighted within stratum)"
+        )
+    n = s.n
+    single = [st[j].key for j in np.flatnonzero((n == 1) & (s.N > 1))]
+    if single:
+        flags.append(
+            f"singleton_strata: {len(single)} (variance borrowed from the frame), e.g. {single[0]}"
+        )
+    empty = [st[j].key for j in np.flatnonzero(s.N == 0)]
+    if empty:
+        flags.append(f"empty_strata: {len(empty)} strata have N_h = 0 in this period")
+    return flags
+
+
+def _ppi_estimate(
+    name: str,
+    s: StratifiedSample,
+    r: Ratio,
+    frame_grp: np.ndarray,
+    iv: Interval,
+    var_floor: float,
+) -> PPIEstimate:
+    """The PPI++ estimate of one ratio with a reference labeller (not applied to the
+    view-weighted prevalence, with the reason)."""
+    if name == "prevalence_views":
+        # heavy-tailed view weights make the tuned λ and its variance unreliable:
+        # 95% PPI intervals covered only ~84% in the planted simulation (docs §7)
+        return PPIEstimate(
+            value=math.nan,
+            se=math.nan,
+            ci_low=math.nan,
+            ci_high=math.nan,
+            lam=math.nan,
+            ess_gain=math.nan,
+            n_reference=0,
+            reason="PPI not applied to view-weighted prevalence (invalid under heavy-tailed views)",
+        )
+    p = ppi(s, r, frame_grp, iv, Z95, var_floor)
+    return PPIEstimate(
+        value=p.interval.value,
+        se=p.interval.se,
+        ci_low=p.interval.ci_low,
+        ci_high=p.interval.ci_high,
+        lam=p.lam,
+        ess_gain=p.ess_gain,
+        n_reference=int(np.count_nonzero(~np.isnan(s.f) & (r.coef_b != 0))),
+        reason=p.interval.reason,
     )
