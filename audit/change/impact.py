@@ -29,27 +29,41 @@ restricted category carry id and content hash only.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from audit.change.impact_flips import GroupFlips, decisions, judge_flips, judge_moved_gold
+from audit.change.impact_metrics import METRICS, MIN_MOVED, MetricDelta, metric_change
+from audit.change.impact_migration import Migration, migrate_gold
 from audit.change.lineage import Lineage
 from audit.config import ModeratorSpec
-from audit.errors import ConfigError
-from audit.policy import Policy, SplitCondition
-from audit.schema import NEGATIVE, POSITIVE, UNKNOWN, Item, ModeratorOutput
+from audit.policy import Policy
+from audit.schema import POSITIVE, UNKNOWN, Item, ModeratorOutput
 
-#: Below this many moved gold labels a bootstrap interval of the change is flagged as
-#: unreliable (docs/methods/change.md §2: percentile intervals of a small count under-cover).
-MIN_MOVED = 10
-
-#: Metrics of :func:`metric_change` (all need only the confusion counts).
-METRICS: tuple[str, ...] = ("recall", "precision", "f1", "fpr")
+# The parts live in impact_migration / impact_flips / impact_metrics; their public names
+# stay importable from here, where the CLI and audit.change import them.
+__all__ = [
+    "METRICS",
+    "MIN_MOVED",
+    "GroupFlips",
+    "ImpactConfig",
+    "ImpactResult",
+    "MetricDelta",
+    "Migration",
+    "decisions",
+    "impact_markdown",
+    "judge_flips",
+    "judge_moved_gold",
+    "load_impact_config",
+    "metric_change",
+    "migrate_gold",
+    "run_impact",
+]
 
 
 class ImpactConfig(BaseModel):
@@ -79,405 +93,6 @@ class ImpactConfig(BaseModel):
     seed: int = 0
     control_slice: int = Field(default=5, ge=0)
     error_budget: float = Field(default=0.05, ge=0.0, le=1.0)
-
-
-# --------------------------------------------------------------------------- (a)
-@dataclass
-class Migration:
-    """Gold in the new version's categories.
-
-    Attributes:
-        labels: (n, K_new) int8, -1 unknown.
-        review: ``(row, new category or old parent, reason)`` for items a human must label.
-        counts: per new category ``{"positive", "negative", "unknown", "how"}``.
-        dropped: old categories whose gold is dropped (removed categories).
-    """
-
-    categories: tuple[str, ...]
-    labels: np.ndarray
-    review: list[tuple[int, str, str]]
-    counts: dict[str, dict[str, Any]]
-    dropped: list[str]
-
-
-def _or(cols: list[np.ndarray]) -> np.ndarray:
-    """Three-valued OR: positive if any positive, negative if all negative, else unknown."""
-    st = np.stack(cols, axis=1)
-    out = np.full(st.shape[0], UNKNOWN, dtype=np.int8)
-    out[(st == NEGATIVE).all(axis=1)] = NEGATIVE
-    out[(st == POSITIVE).any(axis=1)] = POSITIVE
-    return out
-
-
-def _matches(
-    cond: SplitCondition,
-    row: int,
-    old_labels: np.ndarray,
-    old_ids: tuple[str, ...],
-    slices: dict[str, list[Any]],
-    texts: list[str],
-    where: str,
-    fld: str,
-) -> bool:
-    if cond.label is not None:
-        return bool(old_labels[row, old_ids.index(cond.label)] == POSITIVE)
-    if cond.slice is not None:
-        ((col, values),) = cond.slice.items()
-        if col not in slices:
-            raise ConfigError(
-                "split condition reads a slice column the suite does not have",
-                where=where,
-                field=fld + ".when.slice",
-                expected=f"one of {sorted(slices)}",
-                actual=repr(col),
-                fix="use a slice the suite card declares, or a text_matches / label condition",
-            )
-        return str(slices[col][row]) in values
-    assert cond.text_matches is not None
-    return re.search(cond.text_matches, texts[row]) is not None
-
-
-def migrate_gold(
-    lin: Lineage,
-    old_labels: np.ndarray,
-    items: Sequence[Item],
-    slices: dict[str, list[Any]],
-    where: str,
-) -> Migration:
-    """Move gold from ``lin.old`` to ``lin.new`` categories (part (a) of the module doc).
-
-    Args:
-        old_labels: (n, K_old) gold of the suite under the old version.
-        items: the suite's items, in the same order (texts for ``text_matches``).
-        slices: slice column → values, in the same order (for ``slice`` conditions).
-        where: the new policy's file, for errors.
-    """
-    old_ids, new_ids = lin.old.category_ids, lin.new.category_ids
-    n = old_labels.shape[0]
-    texts = [it.text() for it in items]
-    contrib: dict[str, list[np.ndarray]] = {c: [] for c in new_ids}
-    how: dict[str, list[str]] = {c: [] for c in new_ids}
-    review: list[tuple[int, str, str]] = []
-    retired = {r.id: (i, r) for i, r in enumerate(lin.new.retired)}
-    for o, fate in lin.fates.items():
-        col = old_labels[:, old_ids.index(o)]
-        if fate.kind in ("kept", "renamed", "merged"):
-            contrib[fate.targets[0]].append(col.astype(np.int8))
-            how[fate.targets[0]].append(f"{fate.kind} from {o}" if fate.kind != "kept" else "kept")
-        elif fate.kind == "split":
-            ri, r = retired[o]
-            assert r.split_into is not None
-            child = {
-                t: np.where(col == NEGATIVE, NEGATIVE, UNKNOWN).astype(np.int8)
-                for t in fate.targets
-            }
-            for row in np.flatnonzero(col == POSITIVE):
-                chosen: str | None = None
-                for bi, b in enumerate(r.split_into):
-                    if b.when is None or _matches(
-                        b.when,
-                        int(row),
-                        old_labels,
-                        old_ids,
-                        slices,
-                        texts,
-                        where,
-                        f"retired[{ri}].split_into[{bi}]",
-                    ):
-                        chosen = b.into
-                        break
-                if chosen is None:
-                    review.append((int(row), o, f"split of {o}: no branch of the rule matched"))
-                    continue
-                for t in fate.targets:
-                    child[t][row] = POSITIVE if t == chosen else NEGATIVE
-            for t in fate.targets:
-                contrib[t].append(child[t])
-                how[t].append(f"split from {o}")
-    labels = np.full((n, len(new_ids)), UNKNOWN, dtype=np.int8)
-    counts: dict[str, dict[str, Any]] = {}
-    for k, c in enumerate(new_ids):
-        if contrib[c]:
-            labels[:, k] = _or(contrib[c])
-        col = labels[:, k]
-        counts[c] = {
-            "positive": int((col == POSITIVE).sum()),
-            "negative": int((col == NEGATIVE).sum()),
-            "unknown": int((col == UNKNOWN).sum()),
-            "how": ", ".join(how[c]) or "added: no origin, gold unknown",
-        }
-    dropped = [o for o, f in lin.fates.items() if f.kind == "removed"]
-    return Migration(new_ids, labels, review, counts, dropped)
-
-
-# --------------------------------------------------------------------------- (b)
-@dataclass
-class GroupFlips:
-    """Judge decisions under A vs B for one lineage group.
-
-    Attributes:
-        label: ``old ids → new ids`` (or the id when one-to-one and unchanged).
-        matrix: ``[[neg→neg, neg→pos], [pos→neg, pos→pos]]`` over items both sides scored.
-        mcnemar: ``{"b": pos→neg, "c": neg→pos, "statistic", "p_value", "method"}``.
-        flip_rows: rows that flip.
-        reason: why the group was not compared (judge cannot speak to a category), or None.
-    """
-
-    old: tuple[str, ...]
-    new: tuple[str, ...]
-    label: str
-    n: int
-    matrix: list[list[int]]
-    mcnemar: dict[str, Any]
-    flip_rows: list[int] = field(default_factory=list)
-    reason: str | None = None
-
-    @property
-    def flip_rate(self) -> float:
-        if self.n == 0:
-            return math.nan
-        return (self.matrix[0][1] + self.matrix[1][0]) / self.n
-
-
-def decisions(
-    outputs: Sequence[ModeratorOutput], categories: Sequence[str], spec: ModeratorSpec
-) -> tuple[np.ndarray, np.ndarray]:
-    """(n, K) 0/1 decisions at the spec's thresholds and an (n, K) "scored" mask."""
-    n, k = len(outputs), len(categories)
-    dec = np.zeros((n, k), dtype=np.int8)
-    ok = np.zeros((n, k), dtype=bool)
-    for i, o in enumerate(outputs):
-        if o.error is not None:
-            continue
-        for j, c in enumerate(categories):
-            v = o.scores.get(c)
-            if v is None or math.isnan(v):
-                continue
-            ok[i, j] = True
-            dec[i, j] = 1 if v >= spec.threshold(c) else 0
-    return dec, ok
-
-
-def judge_flips(
-    lin: Lineage,
-    dec_a: np.ndarray,
-    ok_a: np.ndarray,
-    cats_a: Sequence[str],
-    dec_b: np.ndarray,
-    ok_b: np.ndarray,
-    cats_b: Sequence[str],
-) -> list[GroupFlips]:
-    """Flip matrix and McNemar per lineage group (part (b) of the module doc)."""
-    from audit.release.compare import mcnemar
-
-    out: list[GroupFlips] = []
-    for olds, news in lin.groups():
-        label = (
-            olds[0]
-            if olds == news and len(olds) == 1
-            else f"{'+'.join(olds) or '∅'} → {'+'.join(news) or '∅'}"
-        )
-        missing = list(
-            dict.fromkeys(
-                [c for c in olds if c not in cats_a] + [c for c in news if c not in cats_b]
-            )
-        )
-        if not olds or not news or missing:
-            why = (
-                "added in the new version (no old decision to compare)"
-                if not olds
-                else "removed in the new version (no new decision to compare)"
-                if not news
-                else f"the judge does not score {missing}"
-            )
-            nan = math.nan
-            out.append(
-                GroupFlips(
-                    olds,
-                    news,
-                    label,
-                    0,
-                    [[0, 0], [0, 0]],
-                    {"b": 0, "c": 0, "statistic": nan, "p_value": nan, "method": "n/a"},
-                    reason=why,
-                )
-            )
-            continue
-        ia = [list(cats_a).index(c) for c in olds]
-        ib = [list(cats_b).index(c) for c in news]
-        valid = ok_a[:, ia].all(axis=1) & ok_b[:, ib].all(axis=1)
-        da = dec_a[:, ia].max(axis=1)
-        db = dec_b[:, ib].max(axis=1)
-        m = [[0, 0], [0, 0]]
-        for x in (0, 1):
-            for y in (0, 1):
-                m[x][y] = int((valid & (da == x) & (db == y)).sum())
-        t = mcnemar(m[1][0], m[0][1])
-        rows = np.flatnonzero(valid & (da != db)).tolist()
-        out.append(
-            GroupFlips(
-                olds,
-                news,
-                label,
-                int(valid.sum()),
-                m,
-                {
-                    "b": t.b,
-                    "c": t.c,
-                    "statistic": t.statistic,
-                    "p_value": t.p_value,
-                    "method": t.method,
-                },
-                rows,
-            )
-        )
-    return out
-
-
-def judge_moved_gold(
-    mig: Migration,
-    flips: list[GroupFlips],
-    dec_b: np.ndarray,
-    ok_b: np.ndarray,
-    cats_b: Sequence[str],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Gold after moving it as the judge suggests, and a mask of the cells that moved.
-
-    Flip items take the judge's B decision for every new category of the flipping group;
-    split positives the rule left unassigned take it for the split's children.
-    """
-    gold = mig.labels.copy()
-    moved = np.zeros_like(gold, dtype=bool)
-    col = {c: k for k, c in enumerate(mig.categories)}
-    jb = {c: k for k, c in enumerate(cats_b)}
-
-    def put(row: int, c: str) -> None:
-        if c in jb and c in col and ok_b[row, jb[c]]:
-            v = int(dec_b[row, jb[c]])
-            if gold[row, col[c]] != v:
-                moved[row, col[c]] = True
-            gold[row, col[c]] = v
-
-    for g in flips:
-        for row in g.flip_rows:
-            for c in g.new:
-                put(row, c)
-    for row, parent, _ in mig.review:
-        for g in flips:
-            if parent in g.old:
-                for c in g.new:
-                    put(row, c)
-    return gold, moved
-
-
-# --------------------------------------------------------------------------- (c)
-def _rates(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray) -> dict[str, np.ndarray]:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rec = tp / (tp + fn)
-        prec = tp / (tp + fp)
-        f1 = 2 * tp / (2 * tp + fp + fn)
-        fpr = fp / (fp + tn)
-    return {"recall": rec, "precision": prec, "f1": f1, "fpr": fpr}
-
-
-def _counts(w: np.ndarray, y: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Weighted confusion counts; ``w`` is (B, n) or (n,), unknown gold (-1) excluded."""
-    known = y != UNKNOWN
-    pos, neg = known & (y == POSITIVE), known & (y == NEGATIVE)
-    tp = w @ (pos & (d == 1)).astype(float)
-    fn = w @ (pos & (d == 0)).astype(float)
-    fp = w @ (neg & (d == 1)).astype(float)
-    tn = w @ (neg & (d == 0)).astype(float)
-    return tp, fp, fn, tn
-
-
-@dataclass
-class MetricDelta:
-    """One metric before and after the gold moves, with the paired-bootstrap interval."""
-
-    before: float
-    after: float
-    delta: float
-    lo: float
-    hi: float
-    n_before: int
-    n_after: int
-    reason: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        def f(v: float) -> float | None:
-            return None if not math.isfinite(v) else float(v)
-
-        return {
-            "before": f(self.before),
-            "after": f(self.after),
-            "delta": f(self.delta),
-            "lo": f(self.lo),
-            "hi": f(self.hi),
-            "n_before": self.n_before,
-            "n_after": self.n_after,
-            "reason": self.reason,
-        }
-
-
-def metric_change(
-    y_before: np.ndarray,
-    y_after: np.ndarray,
-    d: np.ndarray,
-    *,
-    n_boot: int,
-    ci: float,
-    seed: int,
-) -> dict[str, MetricDelta]:
-    """Change of each of :data:`METRICS` of decisions ``d`` when gold goes from
-    ``y_before`` to ``y_after`` (same items; -1 unknown), with a paired bootstrap.
-
-    Items are resampled with Poisson(1) weights (Hanley & MacGibbon 2006; Oza 2005), the
-    same weights for both golds, so the interval reflects the item-level pairing.
-    Undefined metrics (no positives, no negatives) are NaN with a reason.
-    """
-    ones = np.ones_like(d, dtype=float)
-    pb = _rates(*_counts(ones, y_before, d))
-    pa = _rates(*_counts(ones, y_after, d))
-    boots_b: dict[str, np.ndarray] = {}
-    boots_a: dict[str, np.ndarray] = {}
-    if n_boot > 0:
-        rng = np.random.default_rng(seed)
-        w = rng.poisson(1.0, size=(n_boot, d.size)).astype(float)
-        boots_b = _rates(*_counts(w, y_before, d))
-        boots_a = _rates(*_counts(w, y_after, d))
-    nb = int((y_before != UNKNOWN).sum())
-    na = int((y_after != UNKNOWN).sum())
-    n_moved = int((y_before != y_after).sum())
-    out: dict[str, MetricDelta] = {}
-    alpha = (1.0 - ci) / 2.0
-    for m in METRICS:
-        before, after = float(pb[m]), float(pa[m])
-        delta = after - before
-        lo = hi = math.nan
-        reason = None
-        if not (math.isfinite(before) and math.isfinite(after)):
-            reason = {
-                "recall": "no gold positives on one side",
-                "precision": "no positive decisions on gold-known items",
-                "f1": "no positives and no positive decisions",
-                "fpr": "no gold negatives on one side",
-            }[m]
-        elif n_boot > 0:
-            diff = boots_a[m] - boots_b[m]
-            diff = diff[np.isfinite(diff)]
-            if diff.size >= max(10, n_boot // 2):
-                lo, hi = (float(x) for x in np.quantile(diff, [alpha, 1.0 - alpha]))
-                if 0 < n_moved < MIN_MOVED:
-                    # the delta is a small count of moved items: its bootstrap
-                    # distribution is lumpy and percentile intervals under-cover
-                    reason = f"only {n_moved} item(s) moved: the interval is unreliable"
-            else:
-                reason = "too few bootstrap resamples with the metric defined"
-        else:
-            reason = "n_boot = 0: no interval"
-        out[m] = MetricDelta(before, after, delta, lo, hi, nb, na, reason)
-    return out
 
 
 # --------------------------------------------------------------------------- queue
@@ -609,29 +224,7 @@ def run_impact(
     flips = judge_flips(lin, dec_a, ok_a, cats_a, dec_b, ok_b, cats_b)
     moved_gold, moved = judge_moved_gold(mig, flips, dec_b, ok_b, cats_b)
 
-    pathways: dict[str, Any] = {}
-    built = lin.old if cfg.pathways_policy == "from" else lin.new
-    for i, spec in enumerate(cfg.pathways):
-        try:
-            mod, outs = _score(spec, built, items, config_where, f"pathways[{i}]", cfg.error_budget)
-        except ValidationError as exc:
-            raise validation_error(exc, config_where) from None
-        pc = tuple(mod.categories)
-        dec, ok = decisions(outs, pc, spec)
-        per: dict[str, Any] = {}
-        for k, c in enumerate(mig.categories):
-            if c not in pc:
-                per[c] = {"reason": "not applicable: the pathway does not score this category"}
-                continue
-            j = pc.index(c)
-            yb = np.where(ok[:, j], mig.labels[:, k], UNKNOWN)
-            ya = np.where(ok[:, j], moved_gold[:, k], UNKNOWN)
-            mc = metric_change(yb, ya, dec[:, j], n_boot=cfg.n_boot, ci=cfg.ci, seed=cfg.seed)
-            per[c] = {
-                "n_moved": int((moved[:, k] & ok[:, j]).sum()),
-                "metrics": {m: v.to_json() for m, v in mc.items()},
-            }
-        pathways[spec.name] = {"type": spec.type, "built_with": built.ref, "categories": per}
+    pathways = _pathway_changes(cfg, lin, items, mig, moved_gold, moved, config_where)
 
     restricted = lin.old.restricted_ids | lin.new.restricted_ids
     rrows = _restricted_rows(
@@ -643,75 +236,13 @@ def run_impact(
         ],
         restricted,
     )
-    reasons: dict[int, list[str]] = {}
-    payload: dict[int, dict[str, Any]] = {}
-
-    def add(row: int, why: str) -> None:
-        reasons.setdefault(row, []).append(why)
-        if row not in payload:
-            payload[row] = {
-                "gold_old": {
-                    c: int(suite.labels[row, k]) for k, c in enumerate(lin.old.category_ids)
-                },
-                "gold_migrated": {c: int(mig.labels[row, k]) for k, c in enumerate(mig.categories)},
-                "judge_old": {c: int(dec_a[row, k]) for k, c in enumerate(cats_a) if ok_a[row, k]},
-                "judge_new": {c: int(dec_b[row, k]) for k, c in enumerate(cats_b) if ok_b[row, k]},
-                "scores_old": out_a[row].scores,
-                "scores_new": out_b[row].scores,
-                "rationale_old": out_a[row].rationale,
-                "rationale_new": out_b[row].rationale,
-            }
-
-    rng = np.random.default_rng(cfg.seed)
-    for g in flips:
-        for row in g.flip_rows:
-            add(row, f"judge flip in {g.label}")
-        if g.n and cfg.control_slice:
-            flipping = set(g.flip_rows)
-            valid_rows = [
-                r
-                for r in range(len(items))
-                if r not in flipping
-                and all(ok_a[r, list(cats_a).index(c)] for c in g.old)
-                and all(ok_b[r, list(cats_b).index(c)] for c in g.new)
-            ]
-            k = min(cfg.control_slice, len(valid_rows))
-            for row in sorted(rng.choice(valid_rows, size=k, replace=False).tolist()) if k else []:
-                add(int(row), f"control: random non-flip in {g.label} (seed {cfg.seed})")
-    for row, _parent, why in mig.review:
-        add(row, why)
+    reasons, payload = _review_rows(
+        cfg, suite, lin, mig, flips, len(items),
+        (dec_a, ok_a, cats_a, out_a), (dec_b, ok_b, cats_b, out_b),
+    )  # fmt: skip
     queue = review_queue(suite.name, items, rrows, reasons, payload)
 
-    flip_json = []
-    for g in flips:
-        rows_out = []
-        for row in g.flip_rows:
-            it = items[row]
-            entry: dict[str, Any] = {"item_id": it.id, "content_hash": it.content_hash}
-            if not rrows[row]:
-                entry["rationale_old"] = out_a[row].rationale
-                entry["rationale_new"] = out_b[row].rationale
-                entry["judge_old"] = payload[row]["judge_old"]
-                entry["judge_new"] = payload[row]["judge_new"]
-            else:
-                entry["restricted"] = True
-            rows_out.append(entry)
-        flip_json.append(
-            {
-                "group": g.label,
-                "old": list(g.old),
-                "new": list(g.new),
-                "n": g.n,
-                "matrix": g.matrix,
-                "flip_rate": None if math.isnan(g.flip_rate) else g.flip_rate,
-                "mcnemar": {
-                    k: (None if isinstance(v, float) and math.isnan(v) else v)
-                    for k, v in g.mcnemar.items()
-                },
-                "reason": g.reason,
-                "flips": rows_out,
-            }
-        )
+    flip_json = _flip_json(flips, items, rrows, payload, out_a, out_b)
     migrated = [
         {
             "item_id": it.id,
@@ -749,6 +280,148 @@ def run_impact(
         },
     }
     return ImpactResult(summary, queue, migrated)
+
+
+def _pathway_changes(
+    cfg: ImpactConfig,
+    lin: Lineage,
+    items: Sequence[Item],
+    mig: Migration,
+    moved_gold: np.ndarray,
+    moved: np.ndarray,
+    config_where: str,
+) -> dict[str, Any]:
+    """Part (c) per configured pathway: each category's expected metric change."""
+    from pydantic import ValidationError
+
+    from audit._util.validation import validation_error
+
+    pathways: dict[str, Any] = {}
+    built = lin.old if cfg.pathways_policy == "from" else lin.new
+    for i, spec in enumerate(cfg.pathways):
+        try:
+            mod, outs = _score(spec, built, items, config_where, f"pathways[{i}]", cfg.error_budget)
+        except ValidationError as exc:
+            raise validation_error(exc, config_where) from None
+        pc = tuple(mod.categories)
+        dec, ok = decisions(outs, pc, spec)
+        per: dict[str, Any] = {}
+        for k, c in enumerate(mig.categories):
+            if c not in pc:
+                per[c] = {"reason": "not applicable: the pathway does not score this category"}
+                continue
+            j = pc.index(c)
+            yb = np.where(ok[:, j], mig.labels[:, k], UNKNOWN)
+            ya = np.where(ok[:, j], moved_gold[:, k], UNKNOWN)
+            mc = metric_change(yb, ya, dec[:, j], n_boot=cfg.n_boot, ci=cfg.ci, seed=cfg.seed)
+            per[c] = {
+                "n_moved": int((moved[:, k] & ok[:, j]).sum()),
+                "metrics": {m: v.to_json() for m, v in mc.items()},
+            }
+        pathways[spec.name] = {"type": spec.type, "built_with": built.ref, "categories": per}
+    return pathways
+
+
+#: One side of the judge comparison: decisions, which of them are valid, the judge's
+#: categories and its raw outputs.
+_Side = tuple[np.ndarray, np.ndarray, tuple[str, ...], list[ModeratorOutput]]
+
+
+def _review_rows(
+    cfg: ImpactConfig,
+    suite: Any,
+    lin: Lineage,
+    mig: Migration,
+    flips: list[GroupFlips],
+    n_items: int,
+    side_a: _Side,
+    side_b: _Side,
+) -> tuple[dict[int, list[str]], dict[int, dict[str, Any]]]:
+    """Rows for the review queue with why each is there (flips, a seeded control slice of
+    non-flips, split positives the rules left unassigned) and what a reviewer sees."""
+    dec_a, ok_a, cats_a, out_a = side_a
+    dec_b, ok_b, cats_b, out_b = side_b
+    reasons: dict[int, list[str]] = {}
+    payload: dict[int, dict[str, Any]] = {}
+
+    def add(row: int, why: str) -> None:
+        reasons.setdefault(row, []).append(why)
+        if row not in payload:
+            payload[row] = {
+                "gold_old": {
+                    c: int(suite.labels[row, k]) for k, c in enumerate(lin.old.category_ids)
+                },
+                "gold_migrated": {c: int(mig.labels[row, k]) for k, c in enumerate(mig.categories)},
+                "judge_old": {c: int(dec_a[row, k]) for k, c in enumerate(cats_a) if ok_a[row, k]},
+                "judge_new": {c: int(dec_b[row, k]) for k, c in enumerate(cats_b) if ok_b[row, k]},
+                "scores_old": out_a[row].scores,
+                "scores_new": out_b[row].scores,
+                "rationale_old": out_a[row].rationale,
+                "rationale_new": out_b[row].rationale,
+            }
+
+    rng = np.random.default_rng(cfg.seed)
+    for g in flips:
+        for row in g.flip_rows:
+            add(row, f"judge flip in {g.label}")
+        if g.n and cfg.control_slice:
+            flipping = set(g.flip_rows)
+            valid_rows = [
+                r
+                for r in range(n_items)
+                if r not in flipping
+                and all(ok_a[r, list(cats_a).index(c)] for c in g.old)
+                and all(ok_b[r, list(cats_b).index(c)] for c in g.new)
+            ]
+            k = min(cfg.control_slice, len(valid_rows))
+            for row in sorted(rng.choice(valid_rows, size=k, replace=False).tolist()) if k else []:
+                add(int(row), f"control: random non-flip in {g.label} (seed {cfg.seed})")
+    for row, _parent, why in mig.review:
+        add(row, why)
+    return reasons, payload
+
+
+def _flip_json(
+    flips: list[GroupFlips],
+    items: Sequence[Item],
+    rrows: np.ndarray,
+    payload: dict[int, dict[str, Any]],
+    out_a: list[ModeratorOutput],
+    out_b: list[ModeratorOutput],
+) -> list[dict[str, Any]]:
+    """Part (b) for the summary: per group the flip matrix, McNemar and the flipping
+    items (restricted ones as id and content hash only)."""
+    flip_json = []
+    for g in flips:
+        rows_out = []
+        for row in g.flip_rows:
+            it = items[row]
+            entry: dict[str, Any] = {"item_id": it.id, "content_hash": it.content_hash}
+            if not rrows[row]:
+                entry["rationale_old"] = out_a[row].rationale
+                entry["rationale_new"] = out_b[row].rationale
+                entry["judge_old"] = payload[row]["judge_old"]
+                entry["judge_new"] = payload[row]["judge_new"]
+            else:
+                entry["restricted"] = True
+            rows_out.append(entry)
+        flip_json.append(
+            {
+                "group": g.label,
+                "old": list(g.old),
+                "new": list(g.new),
+                "n": g.n,
+                "matrix": g.matrix,
+                "flip_rate": None if math.isnan(g.flip_rate) else g.flip_rate,
+                "mcnemar": {
+                    k: (None if isinstance(v, float) and math.isnan(v) else v)
+                    for k, v in g.mcnemar.items()
+                },
+                "reason": g.reason,
+                "flips": rows_out,
+            }
+        )
+    return flip_json
 
 
 def load_impact_config(path: Path) -> ImpactConfig:

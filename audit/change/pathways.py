@@ -280,112 +280,141 @@ def check_manifest(
         seen.add(pw.id)
         impl = _policy(pw.implements.policy, where, f"{fld}.implements.policy", pdir, loaded)
         tag = f"{where}: {fld}.{{}}: pathway {pw.id!r} ({pw.type})"
-        if impl.ref != cur.ref:
-            res.problems.append(
-                tag.format("implements.policy")
-                + f" implements {impl.ref} but the current policy is {cur.ref}: update its "
-                "mapping and thresholds to the current version"
-            )
-        if pw.implements.digest != impl.digest():
-            res.problems.append(
-                tag.format("implements.digest")
-                + f" digest {pw.implements.digest[:12]} is not {impl.ref}'s "
-                f"({impl.digest()[:12]}): the policy file changed after the pathway was synced"
-            )
-        if pw.validated.policy_digest != digest:
-            what = {
-                "classifier": "thresholds were",
-                "llm_prompt": "prompt was",
-                "guideline": "guideline was",
-                "escalation": "routing thresholds were",
-            }[pw.type]
-            res.problems.append(
-                tag.format("validated.policy_digest") + f" {what} last validated against digest "
-                f"{pw.validated.policy_digest[:12]}, not the current {cur.ref} "
-                f"({digest[:12]}): re-validate on the current policy and record it"
-            )
-        if isinstance(pw, PromptPathway):
-            from audit.moderators.judge import presets, prompts
-
-            pre = presets.get(pw.preset)
-            h = prompts.template_hash(
-                cur, pre.template, categories=pw.categories, detail=pw.policy_detail
-            )
-            if pw.validated.prompt_hash is None:
-                res.problems.append(
-                    tag.format("validated.prompt_hash")
-                    + " records no prompt hash: validate the rendered prompt and record "
-                    f"its hash ({h[:12]}…)"
-                )
-            elif pw.validated.prompt_hash != h:
-                res.problems.append(
-                    tag.format("validated.prompt_hash")
-                    + f" prompt rendered from {cur.ref} ({h[:12]}) differs from the "
-                    f"validated one ({pw.validated.prompt_hash[:12]}): re-validate the prompt"
-                )
-        if isinstance(pw, ClassifierPathway):
-            for c in pw.thresholds:
-                if c != "default" and c not in cur.category_ids:
-                    res.problems.append(
-                        tag.format(f"thresholds.{c}")
-                        + f" sets a threshold for {c!r}, which {cur.ref} does not have"
-                    )
-                elif not 0.0 <= pw.thresholds[c] <= 1.0:
-                    raise ConfigError(
-                        "threshold out of range",
-                        where=where,
-                        field=f"{fld}.thresholds.{c}",
-                        expected="a number in [0, 1]",
-                        actual=repr(pw.thresholds[c]),
-                    )
-        if isinstance(pw, GuidelinePathway):
-            doc = _resolve(pw.document, path.parent)
-            if not doc.is_file():
-                raise ConfigError(
-                    "guideline document not found",
-                    where=where,
-                    field=f"{fld}.document",
-                    expected="an existing file (relative to the manifest or the repository)",
-                    actual=repr(pw.document),
-                    fix="write the guideline or correct the path",
-                )
-            text = doc.read_text(encoding="utf-8")
-            for c in pw.covers:
-                markers = (f"`{c}`", f"# {c}", f"id: {c}\n")
-                if c in cur.category_ids and not any(m in text for m in markers):
-                    res.problems.append(
-                        tag.format(f"covers.{c}")
-                        + f" claims {c!r} but {pw.document} has no section for it "
-                        f"(a heading '# {c}', the id in backticks, or a policy entry 'id: {c}')"
-                    )
-        covered = _covered(pw, cur, path.parent)
-        for c in sorted(covered):
-            if c not in cur.category_ids:
-                fate = ""
-                for r in cur.retired:
-                    if r.id == c:
-                        fate = f" (retired in {cur.ref}: {r.kind})"
-                res.problems.append(
-                    tag.format("label_map" if pw.type == "classifier" else "covers/routes")
-                    + f" maps onto {c!r}, which is not a category of {cur.ref}{fate}: "
-                    "remap it onto the current categories"
-                )
-        for c in pw.not_covered:
-            if c not in cur.category_ids:
-                res.problems.append(
-                    tag.format(f"not_covered.{c}") + f" names {c!r}, not a category of {cur.ref}"
-                )
-        for c in cur.category_ids:
-            cell = _best(covered.get(c, []))
-            if cell.coverage == "none" and c in pw.not_covered:
-                cell = Cell("none", "out of scope: " + pw.not_covered[c])
-            elif cell.coverage == "none":
-                res.problems.append(
-                    tag.format("coverage")
-                    + f" does not cover {c!r}: map it, or list it under not_covered with a reason"
-                )
+        res.problems += _sync_problems(pw, impl, cur, digest, tag)
+        res.problems += _type_problems(pw, cur, tag, where, fld, path.parent)
+        cells, problems = _coverage_cells(pw, cur, tag, path.parent)
+        res.problems += problems
+        for c, cell in cells.items():
             res.matrix[c][pw.id] = cell
     return res
+
+
+def _sync_problems(pw: Any, impl: Policy, cur: Policy, digest: str, tag: str) -> list[str]:
+    """Whether the pathway implements, and was validated against, the current policy."""
+    out: list[str] = []
+    if impl.ref != cur.ref:
+        out.append(
+            tag.format("implements.policy")
+            + f" implements {impl.ref} but the current policy is {cur.ref}: update its "
+            "mapping and thresholds to the current version"
+        )
+    if pw.implements.digest != impl.digest():
+        out.append(
+            tag.format("implements.digest")
+            + f" digest {pw.implements.digest[:12]} is not {impl.ref}'s "
+            f"({impl.digest()[:12]}): the policy file changed after the pathway was synced"
+        )
+    if pw.validated.policy_digest != digest:
+        what = {
+            "classifier": "thresholds were",
+            "llm_prompt": "prompt was",
+            "guideline": "guideline was",
+            "escalation": "routing thresholds were",
+        }[pw.type]
+        out.append(
+            tag.format("validated.policy_digest") + f" {what} last validated against digest "
+            f"{pw.validated.policy_digest[:12]}, not the current {cur.ref} "
+            f"({digest[:12]}): re-validate on the current policy and record it"
+        )
+    return out
+
+
+def _type_problems(pw: Any, cur: Policy, tag: str, where: str, fld: str, base: Path) -> list[str]:
+    """The checks one pathway type needs: a prompt's rendered hash, a classifier's
+    thresholds, a guideline's sections (ConfigError where the manifest itself is wrong)."""
+    out: list[str] = []
+    if isinstance(pw, PromptPathway):
+        from audit.moderators.judge import presets, prompts
+
+        pre = presets.get(pw.preset)
+        h = prompts.template_hash(
+            cur, pre.template, categories=pw.categories, detail=pw.policy_detail
+        )
+        if pw.validated.prompt_hash is None:
+            out.append(
+                tag.format("validated.prompt_hash")
+                + " records no prompt hash: validate the rendered prompt and record "
+                f"its hash ({h[:12]}…)"
+            )
+        elif pw.validated.prompt_hash != h:
+            out.append(
+                tag.format("validated.prompt_hash")
+                + f" prompt rendered from {cur.ref} ({h[:12]}) differs from the "
+                f"validated one ({pw.validated.prompt_hash[:12]}): re-validate the prompt"
+            )
+    if isinstance(pw, ClassifierPathway):
+        for c in pw.thresholds:
+            if c != "default" and c not in cur.category_ids:
+                out.append(
+                    tag.format(f"thresholds.{c}")
+                    + f" sets a threshold for {c!r}, which {cur.ref} does not have"
+                )
+            elif not 0.0 <= pw.thresholds[c] <= 1.0:
+                raise ConfigError(
+                    "threshold out of range",
+                    where=where,
+                    field=f"{fld}.thresholds.{c}",
+                    expected="a number in [0, 1]",
+                    actual=repr(pw.thresholds[c]),
+                )
+    if isinstance(pw, GuidelinePathway):
+        doc = _resolve(pw.document, base)
+        if not doc.is_file():
+            raise ConfigError(
+                "guideline document not found",
+                where=where,
+                field=f"{fld}.document",
+                expected="an existing file (relative to the manifest or the repository)",
+                actual=repr(pw.document),
+                fix="write the guideline or correct the path",
+            )
+        text = doc.read_text(encoding="utf-8")
+        for c in pw.covers:
+            markers = (f"`{c}`", f"# {c}", f"id: {c}\n")
+            if c in cur.category_ids and not any(m in text for m in markers):
+                out.append(
+                    tag.format(f"covers.{c}")
+                    + f" claims {c!r} but {pw.document} has no section for it "
+                    f"(a heading '# {c}', the id in backticks, or a policy entry 'id: {c}')"
+                )
+    return out
+
+
+def _coverage_cells(
+    pw: Any, cur: Policy, tag: str, base: Path
+) -> tuple[dict[str, Cell], list[str]]:
+    """The pathway's column of the coverage matrix and the mappings that do not fit the
+    current categories."""
+    out: list[str] = []
+    cells: dict[str, Cell] = {}
+    covered = _covered(pw, cur, base)
+    for c in sorted(covered):
+        if c not in cur.category_ids:
+            fate = ""
+            for r in cur.retired:
+                if r.id == c:
+                    fate = f" (retired in {cur.ref}: {r.kind})"
+            out.append(
+                tag.format("label_map" if pw.type == "classifier" else "covers/routes")
+                + f" maps onto {c!r}, which is not a category of {cur.ref}{fate}: "
+                "remap it onto the current categories"
+            )
+    for c in pw.not_covered:
+        if c not in cur.category_ids:
+            out.append(
+                tag.format(f"not_covered.{c}") + f" names {c!r}, not a category of {cur.ref}"
+            )
+    for c in cur.category_ids:
+        cell = _best(covered.get(c, []))
+        if cell.coverage == "none" and c in pw.not_covered:
+            cell = Cell("none", "out of scope: " + pw.not_covered[c])
+        elif cell.coverage == "none":
+            out.append(
+                tag.format("coverage")
+                + f" does not cover {c!r}: map it, or list it under not_covered with a reason"
+            )
+        cells[c] = cell
+    return cells, out
 
 
 def gate_checks(manifest: str) -> list[Any]:

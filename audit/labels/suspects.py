@@ -158,7 +158,7 @@ def run_suspects(
     """
     import pandas as pd
 
-    from audit.analysis import analysable_categories, load_predictions, select_results
+    from audit.analysis import load_predictions, select_results
     from audit.policy import load_policy
 
     policy = load_policy(record.data["policy"]["ref"])
@@ -176,60 +176,9 @@ def run_suspects(
                 f"{key}: suite not loadable from the run's card; ranking from the model "
                 "scores only (no CROWDLAB, no text in the export)"
             )
-        ann = s.annotations if s is not None else None
-        pos = {iid: i for i, iid in enumerate(s.dataset["id"])} if s is not None else {}
-        if s is not None:
-            hashes = dict(zip(s.dataset["id"], s.dataset["content_hash"]))
-            stale = [i for i, h in zip(df["id"], df["content_hash"]) if hashes.get(i) != h]
-            if stale:
-                raise ConfigError(
-                    f"{len(stale)} run item(s) differ from the suite on disk (e.g. {stale[0]!r})",
-                    where=str(record.path),
-                    field=f"results[{entry.suite}].content_hash",
-                    expected="the suite version the run scored",
-                    actual="changed or missing items",
-                    fix="rerun on the current suite, or restore the suite version of the run",
-                )
-        item_restricted = (
-            df["restricted"].fillna(True).to_numpy(dtype=bool)
-            if "restricted" in df.columns
-            else np.zeros(len(df), dtype=bool)
-        )
-        for cat in analysable_categories(df, overall=False):
-            y = df[f"gold.{cat}"].to_numpy(dtype=np.int8)
-            sc = df[f"score.{cat}"].to_numpy(dtype=float)
-            ok = (y != -1) & ~np.isnan(sc)
-            if ok.sum() < 2:
-                notes.append(f"{entry.suite} × {entry.moderator} · {cat}: < 2 items")
-                continue
-            dec = df[f"pred.{cat}"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-            ann_lab = None
-            if ann is not None and cat in ann.covers:
-                rows = [pos[i] for i in df["id"][ok]]
-                ann_lab = ann.category(cat)[rows]
-            cols, cnotes = category_suspects(
-                y[ok],
-                sc[ok],
-                dec[ok],
-                annotator_labels=ann_lab,
-                annotators=ann.annotators if ann is not None else (),
-            )
-            notes += [f"{entry.suite} × {entry.moderator} · {cat}: {x}" for x in cnotes]
-            part = pd.DataFrame(
-                {
-                    "suite": entry.suite,
-                    "moderator": entry.moderator,
-                    "category": cat,
-                    "item_id": df["id"][ok].to_numpy(),
-                    "content_hash": df["content_hash"][ok].to_numpy(),
-                    "restricted": item_restricted[ok] | (cat in restricted_cats),
-                    "gold": y[ok].astype(int),
-                    "score": sc[ok],
-                    "decision": dec[ok],
-                    **cols,
-                }
-            )
-            frames.append(part)
+        parts, enotes = _entry_suspects(record, entry, df, s, restricted_cats)
+        frames += parts
+        notes += enotes
     if not frames:
         raise ConfigError(
             "no category with scores and known gold in the run",
@@ -250,6 +199,79 @@ def run_suspects(
         if c not in table.columns:
             table[c] = np.nan
     return table[list(COLUMNS)].reset_index(drop=True), notes
+
+
+def _entry_suspects(
+    record: RunRecord,
+    entry: Any,
+    df: pd.DataFrame,
+    s: LoadedSuite | None,
+    restricted_cats: frozenset[str],
+) -> tuple[list[pd.DataFrame], list[str]]:
+    """Suspect rows of one suite × moderator result, one frame per analysable category,
+    and the notes explaining categories left out; refuses a run whose items differ from
+    the suite on disk (the annotator rows would not line up)."""
+    import pandas as pd
+
+    from audit.analysis import analysable_categories
+
+    frames: list[pd.DataFrame] = []
+    notes: list[str] = []
+    ann = s.annotations if s is not None else None
+    pos = {iid: i for i, iid in enumerate(s.dataset["id"])} if s is not None else {}
+    if s is not None:
+        hashes = dict(zip(s.dataset["id"], s.dataset["content_hash"]))
+        stale = [i for i, h in zip(df["id"], df["content_hash"]) if hashes.get(i) != h]
+        if stale:
+            raise ConfigError(
+                f"{len(stale)} run item(s) differ from the suite on disk (e.g. {stale[0]!r})",
+                where=str(record.path),
+                field=f"results[{entry.suite}].content_hash",
+                expected="the suite version the run scored",
+                actual="changed or missing items",
+                fix="rerun on the current suite, or restore the suite version of the run",
+            )
+    item_restricted = (
+        df["restricted"].fillna(True).to_numpy(dtype=bool)
+        if "restricted" in df.columns
+        else np.zeros(len(df), dtype=bool)
+    )
+    for cat in analysable_categories(df, overall=False):
+        y = df[f"gold.{cat}"].to_numpy(dtype=np.int8)
+        sc = df[f"score.{cat}"].to_numpy(dtype=float)
+        ok = (y != -1) & ~np.isnan(sc)
+        if ok.sum() < 2:
+            notes.append(f"{entry.suite} × {entry.moderator} · {cat}: < 2 items")
+            continue
+        dec = df[f"pred.{cat}"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        ann_lab = None
+        if ann is not None and cat in ann.covers:
+            rows = [pos[i] for i in df["id"][ok]]
+            ann_lab = ann.category(cat)[rows]
+        cols, cnotes = category_suspects(
+            y[ok],
+            sc[ok],
+            dec[ok],
+            annotator_labels=ann_lab,
+            annotators=ann.annotators if ann is not None else (),
+        )
+        notes += [f"{entry.suite} × {entry.moderator} · {cat}: {x}" for x in cnotes]
+        part = pd.DataFrame(
+            {
+                "suite": entry.suite,
+                "moderator": entry.moderator,
+                "category": cat,
+                "item_id": df["id"][ok].to_numpy(),
+                "content_hash": df["content_hash"][ok].to_numpy(),
+                "restricted": item_restricted[ok] | (cat in restricted_cats),
+                "gold": y[ok].astype(int),
+                "score": sc[ok],
+                "decision": dec[ok],
+                **cols,
+            }
+        )
+        frames.append(part)
+    return frames, notes
 
 
 def load_run_suites(

@@ -5,6 +5,9 @@
 (:mod:`audit.monitoring.state`) with policy-version breaks marked. Inputs are plain
 arrays (:class:`DriftInput`), so the golden-run CLI and the production-logs reader feed
 the same code. Methods: docs/methods.md §7 and ``docs/methods/drift.md``.
+
+The models are in :mod:`audit.monitoring.report_models`, the input checks in
+:mod:`audit.monitoring.report_inputs`.
 """
 
 from __future__ import annotations
@@ -12,385 +15,53 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from audit.errors import ConfigError, RunError
 from audit.monitoring import metrics as dm
-from audit.monitoring._ecdf import GRID, SampleIndex, compare_samples
-from audit.monitoring.state import State, check_rule, nominal_alert_rate, persistence_states
-
-SCHEMA_VERSION = 1
-
-Family = Literal["psi", "js", "ks", "decision_rate", "label_rate"]
-FAMILIES: tuple[Family, ...] = ("psi", "js", "ks", "decision_rate", "label_rate")
-
-
-class DriftInputError(RunError):
-    """Scores, decisions or labels that cannot be compared (exit 3)."""
-
-
-class PolicyBoundaryError(ConfigError):
-    """Reference and current were scored under different policy versions (exit 2)."""
-
-
-@dataclass(frozen=True)
-class DriftInput:
-    """One category's data in one period.
-
-    Attributes:
-        scores: per item score in [0, 1]; NaN = not scored (counted, then left out).
-        decisions: optional per item decision: bool, or float 1/0 with NaN = none.
-        labels: optional per item gold/reference label: 1, 0, or −1 = unknown.
-        policy_version: the policy the scores and decisions were made under.
-    """
-
-    scores: Any
-    decisions: Any = None
-    labels: Any = None
-    policy_version: str | None = None
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Thresholds(_Frozen):
-    """Effect sizes at or above which a metric counts as drift (docs/methods.md §7)."""
-
-    psi: float = Field(default=0.25, ge=0)
-    """PSI: < 0.1 stable, 0.1–0.25 moderate, > 0.25 significant."""
-    js: float = Field(default=0.1, ge=0, le=1)
-    ks: float = Field(default=0.1, ge=0, le=1)
-    decision_rate: float = Field(default=0.02, ge=0, le=1)
-    """absolute change in the share of items actioned"""
-    label_rate: float = Field(default=0.02, ge=0, le=1)
-
-
-class DriftConfig(_Frozen):
-    """How drift is measured and when a category breaches.
-
-    A category breaches in a period when some enabled metric's effect reaches its
-    threshold **and** that metric's test is significant at ``alpha`` after a Bonferroni
-    correction over the enabled test families (PSI and JS share one test: both are
-    read from the same bin counts) and, with ``correction="bh"``, a Benjamini–Hochberg
-    correction across categories.
-    """
-
-    n_bins: int = Field(default=10, ge=2, le=1000)
-    epsilon: float = Field(default=dm.DEFAULT_EPSILON, gt=0, lt=0.01)
-    thresholds: Thresholds = Thresholds()
-    metrics: tuple[Family, ...] = FAMILIES
-    alpha: float = Field(default=0.05, gt=0, lt=1)
-    conf: float = Field(default=0.95, gt=0.5, lt=1)
-    correction: Literal["none", "bh"] = "bh"
-    persistence_n: int = Field(default=2, ge=1)
-    persistence_m: int = Field(default=3, ge=1)
-
-    @model_validator(mode="after")
-    def _rule(self) -> DriftConfig:
-        try:
-            check_rule(self.persistence_n, self.persistence_m)
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
-        if not self.metrics:
-            raise ValueError("metrics must name at least one of " + ", ".join(FAMILIES))
-        return self
-
-    def nominal_alert_rate(self) -> float:
-        """ALERT rate under no drift for independent periods (upper bound)."""
-        return nominal_alert_rate(self.alpha, self.persistence_n, self.persistence_m)
-
-
-class Stat(_Frozen):
-    """One distribution metric: value, test p-value, threshold, and whether it fired."""
-
-    value: float | None
-    p_value: float | None
-    threshold: float
-    exceeded: bool
-    reason: str | None = None
-
-
-class RateStat(_Frozen):
-    """A proportion in reference and current with the change and its interval."""
-
-    reference: float | None
-    current: float | None
-    delta: float | None
-    ci_low: float | None
-    ci_high: float | None
-    n_reference: int
-    n_current: int
-    n_excluded_reference: int
-    n_excluded_current: int
-    p_value: float | None
-    threshold: float
-    exceeded: bool
-    method: str = "newcombe-hybrid-score"
-    reason: str | None = None
-
-
-class ReferenceBins(_Frozen):
-    """Bin edges computed on the reference, stored with it, and its counts."""
-
-    edges: tuple[float, ...]
-    """interior edges of right-closed bins; outer edges are −∞ and +∞"""
-    requested: int
-    counts: tuple[int, ...]
-
-
-class CategoryDrift(_Frozen):
-    """Drift of one category between reference and current."""
-
-    category: str
-    n_reference: int
-    n_current: int
-    n_missing_reference: int
-    """items with a NaN score (not scored) in the reference: counted, left out"""
-    n_missing_current: int
-    bins: ReferenceBins
-    current_counts: tuple[int, ...]
-    psi: Stat
-    js: Stat
-    ks: Stat
-    decision_rate: RateStat | None
-    label_rate: RateStat | None
-    p_value: float | None
-    """Bonferroni-combined p-value over the families whose effect reached its threshold
-    (1.0 when none did; None when nothing could be evaluated)"""
-    q_value: float | None
-    """Benjamini–Hochberg q-value of ``p_value`` across categories (``correction="bh"``)"""
-    triggered: tuple[Family, ...]
-    """families whose effect reached its threshold with a significant test"""
-    breach: bool | None
-    """None: not evaluable (no scores on one side)"""
-    state: State
-    reason: str | None = None
-
-
-class DriftReport(_Frozen):
-    """Drift of every category between a reference and one current period."""
-
-    schema_version: int = SCHEMA_VERSION
-    reference_label: str
-    current_label: str
-    policy_version_reference: str | None
-    policy_version_current: str | None
-    policy_break: bool
-    """True only when a comparison across policy versions was explicitly allowed"""
-    config: DriftConfig
-    categories: tuple[CategoryDrift, ...]
-    only_in_reference: tuple[str, ...] = ()
-    only_in_current: tuple[str, ...] = ()
-
-    @property
-    def any_alert(self) -> bool:
-        return any(c.state == "ALERT" for c in self.categories)
-
-    def category(self, name: str) -> CategoryDrift:
-        for c in self.categories:
-            if c.category == name:
-                return c
-        raise KeyError(name)
-
-    def to_json(self) -> str:
-        return self.model_dump_json(indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> DriftReport:
-        return cls.model_validate_json(text)
-
-
-class PeriodResult(_Frozen):
-    """One period of a :class:`DriftSeries`."""
-
-    index: int
-    label: str
-    policy_version: str | None
-    role: Literal["reference", "compared"]
-    """``reference`` for the first period and for the first period after a break"""
-    policy_break: bool
-    """True where the policy version changed: a new series starts here"""
-    report: DriftReport | None
-
-
-class DriftSeries(_Frozen):
-    """A series of periods, each compared with the reference of its policy segment."""
-
-    schema_version: int = SCHEMA_VERSION
-    config: DriftConfig
-    periods: tuple[PeriodResult, ...]
-
-    @property
-    def any_alert(self) -> bool:
-        return any(p.report is not None and p.report.any_alert for p in self.periods)
-
-    @property
-    def last(self) -> DriftReport | None:
-        """The report of the last compared period (``None`` if there is none)."""
-        for p in reversed(self.periods):
-            if p.report is not None:
-                return p.report
-        return None
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-@dataclass
-class _Prepared:
-    index: SampleIndex
-    n_missing: int
-    decisions: tuple[int, int, int] | None  # (k actioned, n with a decision, n excluded)
-    labels: tuple[int, int, int] | None
-
-
-def _f(x: float) -> float | None:
-    return None if math.isnan(x) else float(x)
-
-
-def _grid(n: int) -> int:
-    """Cells for samples of up to ``n`` scores: a power of two near ``n`` in [2¹⁰, 2¹⁶].
-
-    Any power of two gives exact answers (``_ecdf``); the cost is O(n + G), so small
-    samples should not pay for 65,536 cells, and large ones want cells small enough
-    that few elements need sorting.
-    """
-    return int(min(GRID, max(1 << 10, 1 << max(n - 1, 1).bit_length())))
-
-
-def _prepare(
-    inp: DriftInput, where: str, buffer: NDArray[np.int64] | None = None, grid: int = GRID
-) -> _Prepared:
-    """Validate one input; NaN scores are counted and left out, anything else is an error."""
-    s = np.asarray(inp.scores)
-    if s.ndim != 1:
-        raise DriftInputError(
-            "scores must be one-dimensional",
-            where=where,
-            field="scores",
-            expected="a 1-D array of scores in [0, 1]",
-            actual=f"shape {s.shape}",
-        )
-    if s.dtype.kind not in "fiub":
-        raise DriftInputError(
-            "scores must be numeric",
-            where=where,
-            field="scores",
-            expected="floats in [0, 1] (NaN = not scored)",
-            actual=f"dtype {s.dtype}",
-        )
-    if s.dtype.kind != "f":
-        s = s.astype(np.float64)
-    # min/max propagate NaN, and [0, 1] bounds exclude ±inf: two passes validate the
-    # common all-scored case; the NaN mask is built only when there is a NaN
-    x: NDArray[np.floating] = s
-    n_missing = 0
-    if s.size and math.isnan(float(np.min(s))):
-        nan = np.isnan(s)
-        n_missing = int(nan.sum())
-        x = s[~nan]
-    if x.size and (float(np.min(x)) < 0 or float(np.max(x)) > 1):
-        bad = x[~(np.isfinite(x) & (x >= 0) & (x <= 1))]
-        raise DriftInputError(
-            "scores outside [0, 1]",
-            where=where,
-            field="scores",
-            expected="scores in [0, 1] (NaN = not scored)",
-            actual=f"{bad.size} values such as {float(bad[0])!r}",
-            fix="pass probabilities, not logits or margins",
-        )
-    return _Prepared(
-        SampleIndex(np.ascontiguousarray(x), grid=grid, buffer=buffer),
-        n_missing,
-        _decisions(inp.decisions, s.size, where),
-        _labels(inp.labels, s.size, where),
-    )
-
-
-def _same_length(a: NDArray[Any], n: int, where: str, field: str) -> None:
-    if a.ndim != 1 or a.size != n:
-        raise DriftInputError(
-            f"{field} must align with scores",
-            where=where,
-            field=field,
-            expected=f"a 1-D array of {n} values",
-            actual=f"shape {a.shape}",
-        )
-
-
-def _decisions(d: Any, n: int, where: str) -> tuple[int, int, int] | None:
-    if d is None:
-        return None
-    a = np.asarray(d)
-    _same_length(a, n, where, "decisions")
-    if a.dtype.kind == "b":
-        return int(a.sum()), int(a.size), 0
-    if a.dtype.kind not in "fiu":
-        raise DriftInputError(
-            "decisions must be booleans or 1/0",
-            where=where,
-            field="decisions",
-            expected="bool, or float 1/0 with NaN = no decision",
-            actual=f"dtype {a.dtype}",
-        )
-    a = a.astype(np.float64)
-    known = ~np.isnan(a)
-    if not np.isin(a[known], (0.0, 1.0)).all():
-        raise DriftInputError(
-            "decisions must be 1 or 0",
-            where=where,
-            field="decisions",
-            expected="1 (actioned), 0 (not actioned) or NaN (no decision)",
-            actual=repr(sorted(set(np.unique(a[known]).tolist()) - {0.0, 1.0})[:3]),
-        )
-    return int(a[known].sum()), int(known.sum()), int((~known).sum())
-
-
-def _labels(y: Any, n: int, where: str) -> tuple[int, int, int] | None:
-    if y is None:
-        return None
-    a = np.asarray(y)
-    _same_length(a, n, where, "labels")
-    if a.dtype.kind == "f":
-        if np.isnan(a).any() or not np.isin(a, (-1.0, 0.0, 1.0)).all():
-            raise DriftInputError(
-                "labels must be 1, 0 or -1",
-                where=where,
-                field="labels",
-                expected="integers 1 (violating), 0, -1 (unknown)",
-                actual="floats with other values or NaN",
-                fix="encode unknown labels as -1",
-            )
-        a = a.astype(np.int64)
-    if a.dtype.kind not in "iub" or not np.isin(a, (-1, 0, 1)).all():
-        raise DriftInputError(
-            "labels must be 1, 0 or -1",
-            where=where,
-            field="labels",
-            expected="integers 1 (violating), 0, -1 (unknown)",
-            actual=f"dtype {a.dtype}",
-        )
-    known = a != -1
-    return int((a[known] == 1).sum()), int(known.sum()), int((~known).sum())
-
-
-def _policy_version(inputs: Mapping[str, DriftInput], label: str) -> str | None:
-    versions = {i.policy_version for i in inputs.values()}
-    if len(versions) > 1:
-        raise PolicyBoundaryError(
-            "one period mixes policy versions",
-            where=label,
-            field="policy_version",
-            expected="one policy version per period",
-            actual=", ".join(sorted(str(v) for v in versions)),
-            fix="split the period at the policy change and compare like with like",
-        )
-    return next(iter(versions)) if versions else None
+from audit.monitoring._ecdf import compare_samples
+from audit.monitoring.report_inputs import _f, _grid, _policy_version, _prepare, _Prepared
+from audit.monitoring.report_models import (
+    FAMILIES,
+    SCHEMA_VERSION,
+    CategoryDrift,
+    DriftConfig,
+    DriftInput,
+    DriftInputError,
+    DriftReport,
+    DriftSeries,
+    Family,
+    PeriodResult,
+    PolicyBoundaryError,
+    RateStat,
+    ReferenceBins,
+    Stat,
+    Thresholds,
+)
+from audit.monitoring.state import persistence_states
+
+# The models live in report_models and the input checks in report_inputs; the public
+# names stay importable from here, where audit.monitoring and its readers import them.
+__all__ = [
+    "FAMILIES",
+    "SCHEMA_VERSION",
+    "CategoryDrift",
+    "DriftConfig",
+    "DriftInput",
+    "DriftInputError",
+    "DriftReport",
+    "DriftSeries",
+    "Family",
+    "PeriodResult",
+    "PolicyBoundaryError",
+    "RateStat",
+    "ReferenceBins",
+    "Stat",
+    "Thresholds",
+    "drift_report",
+    "drift_series",
+]
 
 
 # ------------------------------------------------------------------------ comparison

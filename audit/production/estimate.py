@@ -28,7 +28,7 @@ from audit.production.estimators import (
     ppi,
 )
 from audit.production.labels import LabelSet, read_labels
-from audit.production.sample import SampleManifest
+from audit.production.sample import SampledStratum, SampleManifest
 
 RECORD_VERSION = 1
 METRICS = ("precision", "recall", "prevalence", "prevalence_views")
@@ -172,29 +172,7 @@ def estimate(
     var_floor: float = 1.0,
 ) -> ProductionRecord:
     """Join labels with the manifest and estimate every cell (see module docstring)."""
-    import pyarrow.parquet as pq
-
-    sample_path = manifest_dir / manifest.sample_file
-    if not sample_path.is_file():
-        raise ProductionError(
-            "sample file named by the manifest not found",
-            where=str(manifest_dir / "manifest.json"),
-            field="sample_file",
-            expected=str(sample_path),
-            actual="no such file",
-        )
-    import hashlib
-
-    if hashlib.sha256(sample_path.read_bytes()).hexdigest() != manifest.sample_sha256:
-        raise ProductionError(
-            "sample file changed since the manifest was written",
-            where=str(sample_path),
-            field="sample_sha256",
-            expected=manifest.sample_sha256[:12],
-            actual="a different digest",
-            fix="re-draw the sample; never edit sample.parquet",
-        )
-    d = pq.read_table(sample_path).to_pydict()
+    d = _read_sample(manifest, manifest_dir)
     item = np.asarray(d["item_id"], dtype=object)
     cat = np.asarray(d["category"], dtype=object)
     pw = np.asarray(d["pathway"], dtype=object)
@@ -225,7 +203,73 @@ def estimate(
         np.array([rl.values.get(k, math.nan) for k in keys]) if rl else np.full(len(keys), math.nan)
     )
     missing = is_h & np.isnan(y_all)
+    srecs = _stratum_records(manifest, sid, is_h, y_all, f_all)
     cells: list[CellRecord] = []
+    cell_ids: dict[tuple[str, str], list[int]] = {}
+    for s in manifest.strata:
+        cell_ids.setdefault((s.pathway, s.category), []).append(s.id)
+    has_views = not all(math.isnan(s.views_h) for s in manifest.strata)
+    use_ref = rl is not None
+    for (pwy, cg), ids in sorted(cell_ids.items()):
+        cells.extend(
+            _cell_records(
+                pwy, cg, [strata[i] for i in ids], d, pw, cat, sid, is_h, y_all, f_all, views,
+                use_ref, has_views, bootstrap_reps, seed, var_floor,
+            )
+        )  # fmt: skip
+    return ProductionRecord(
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        period=manifest.period,
+        policy_version=manifest.policy_version,
+        logs_digest=manifest.logs_digest,
+        manifest_digest=manifest.digest(),
+        plan_digest=manifest.plan_digest,
+        human_labels=_info(hl),
+        reference_labels=_info(rl) if rl else None,
+        bootstrap_reps=bootstrap_reps,
+        seed=seed,
+        n_missing_labels=int(missing.sum()),
+        cells=tuple(cells),
+        strata=tuple(srecs),
+    )
+
+
+def _read_sample(manifest: SampleManifest, manifest_dir: Path) -> dict[str, Any]:
+    """The drawn sample as columns, refused when missing or changed since the manifest."""
+    import pyarrow.parquet as pq
+
+    sample_path = manifest_dir / manifest.sample_file
+    if not sample_path.is_file():
+        raise ProductionError(
+            "sample file named by the manifest not found",
+            where=str(manifest_dir / "manifest.json"),
+            field="sample_file",
+            expected=str(sample_path),
+            actual="no such file",
+        )
+    import hashlib
+
+    if hashlib.sha256(sample_path.read_bytes()).hexdigest() != manifest.sample_sha256:
+        raise ProductionError(
+            "sample file changed since the manifest was written",
+            where=str(sample_path),
+            field="sample_sha256",
+            expected=manifest.sample_sha256[:12],
+            actual="a different digest",
+            fix="re-draw the sample; never edit sample.parquet",
+        )
+    d: dict[str, Any] = pq.read_table(sample_path).to_pydict()
+    return d
+
+
+def _stratum_records(
+    manifest: SampleManifest,
+    sid: np.ndarray,
+    is_h: np.ndarray,
+    y_all: np.ndarray,
+    f_all: np.ndarray,
+) -> list[StratumRecord]:
+    """Per stratum: labelled, missing and reference counts, p̂_h and the disagreement."""
     srecs: list[StratumRecord] = []
     for s in manifest.strata:
         sel = sid == s.id
@@ -253,75 +297,77 @@ def estimate(
                 n_both=int(both.sum()),
             )
         )
-    cell_ids: dict[tuple[str, str], list[int]] = {}
-    for s in manifest.strata:
-        cell_ids.setdefault((s.pathway, s.category), []).append(s.id)
-    has_views = not all(math.isnan(s.views_h) for s in manifest.strata)
-    use_ref = rl is not None
-    for (pwy, cg), ids in sorted(cell_ids.items()):
-        st = [strata[i] for i in ids]
-        local = {s.id: j for j, s in enumerate(st)}
-        N = np.array([s.N_h for s in st], dtype=float)
-        frame_grp = np.array([0 if s.frame == "actioned" else 1 for s in st])
-        # units of this cell: human or reference sampled rows
-        sel = (pw == pwy) & (cat == cg)
-        h = np.array([local[int(x)] for x in sid[sel]], dtype=np.int64)
-        y = y_all[sel]
-        f = f_all[sel]
-        hm = is_h[sel]
-        vv = views[sel]
+    return srecs
+
+
+def _cell_records(
+    pwy: str,
+    cg: str,
+    st: list[SampledStratum],
+    d: dict[str, Any],
+    pw: np.ndarray,
+    cat: np.ndarray,
+    sid: np.ndarray,
+    is_h: np.ndarray,
+    y_all: np.ndarray,
+    f_all: np.ndarray,
+    views: np.ndarray,
+    use_ref: bool,
+    has_views: bool,
+    bootstrap_reps: int,
+    seed: int,
+    var_floor: float,
+) -> list[CellRecord]:
+    """The records of one (pathway, category) cell: the whole cell, then each slice value."""
+    out: list[CellRecord] = []
+    local = {s.id: j for j, s in enumerate(st)}
+    N = np.array([s.N_h for s in st], dtype=float)
+    frame_grp = np.array([0 if s.frame == "actioned" else 1 for s in st])
+    # units of this cell: human or reference sampled rows
+    sel = (pw == pwy) & (cat == cg)
+    h = np.array([local[int(x)] for x in sid[sel]], dtype=np.int64)
+    y = y_all[sel]
+    f = f_all[sel]
+    hm = is_h[sel]
+    vv = views[sel]
+    if not use_ref:
+        # without a reference labeller only the human units are in the sample
+        h, y, f, vv, hm = h[hm], y[hm], f[hm], vv[hm], hm[hm]
+    A = np.array([st[j].frame == "actioned" for j in h], dtype=float)
+    m = np.bincount(h[~np.isnan(f)], minlength=len(st)).astype(float)
+    samp = StratifiedSample(N=N, m=m, h=h, y=y, f=f)
+    domains: list[dict[str, str]] = [{}]
+    sl_vals: dict[str, np.ndarray] = {}
+    for sc in _slice_columns(d):
+        sl_vals[sc] = np.asarray(d[f"slice.{sc}"], dtype=object)[sel]
         if not use_ref:
-            # without a reference labeller only the human units are in the sample
-            h, y, f, vv, hm = h[hm], y[hm], f[hm], vv[hm], hm[hm]
-        A = np.array([st[j].frame == "actioned" for j in h], dtype=float)
-        m = np.bincount(h[~np.isnan(f)], minlength=len(st)).astype(float)
-        samp = StratifiedSample(N=N, m=m, h=h, y=y, f=f)
-        domains: list[dict[str, str]] = [{}]
-        sl_vals: dict[str, np.ndarray] = {}
-        for sc in _slice_columns(d):
-            sl_vals[sc] = np.asarray(d[f"slice.{sc}"], dtype=object)[sel]
-            if not use_ref:
-                sl_vals[sc] = sl_vals[sc][is_h[sel]]
-            for v in sorted({str(x) for x in sl_vals[sc]}):
-                domains.append({sc: v})
-        for dom in domains:
-            dm = np.ones(len(h))
-            for k, v in dom.items():
-                dm = dm * (sl_vals[k].astype(str) == v)
-            cells.append(
-                _estimate_cell(
-                    pwy,
-                    cg,
-                    dom,
-                    samp,
-                    A,
-                    dm,
-                    vv,
-                    hm,
-                    frame_grp,
-                    st,
-                    has_views,
-                    bootstrap_reps,
-                    seed,
-                    use_ref,
-                    var_floor,
-                )
+            sl_vals[sc] = sl_vals[sc][is_h[sel]]
+        for v in sorted({str(x) for x in sl_vals[sc]}):
+            domains.append({sc: v})
+    for dom in domains:
+        dm = np.ones(len(h))
+        for k, v in dom.items():
+            dm = dm * (sl_vals[k].astype(str) == v)
+        out.append(
+            _estimate_cell(
+                pwy,
+                cg,
+                dom,
+                samp,
+                A,
+                dm,
+                vv,
+                hm,
+                frame_grp,
+                st,
+                has_views,
+                bootstrap_reps,
+                seed,
+                use_ref,
+                var_floor,
             )
-    return ProductionRecord(
-        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        period=manifest.period,
-        policy_version=manifest.policy_version,
-        logs_digest=manifest.logs_digest,
-        manifest_digest=manifest.digest(),
-        plan_digest=manifest.plan_digest,
-        human_labels=_info(hl),
-        reference_labels=_info(rl) if rl else None,
-        bootstrap_reps=bootstrap_reps,
-        seed=seed,
-        n_missing_labels=int(missing.sum()),
-        cells=tuple(cells),
-        strata=tuple(srecs),
-    )
+        )
+    return out
 
 
 def _slice_columns(d: dict[str, Any]) -> list[str]:
@@ -357,21 +403,7 @@ def _estimate_cell(
         ratios["prevalence_views"] = Ratio(v * dm, True, v * dm, False)
     L = s.labelled
     y = np.nan_to_num(s.y)
-    flags: list[str] = []
-    n_missing = int(np.sum(~L & human_mask & (dm > 0)))
-    if n_missing:
-        flags.append(
-            f"missing_labels: {n_missing} sampled items have no human label (reweighted within stratum)"
-        )
-    n = s.n
-    single = [st[j].key for j in np.flatnonzero((n == 1) & (s.N > 1))]
-    if single:
-        flags.append(
-            f"singleton_strata: {len(single)} (variance borrowed from the frame), e.g. {single[0]}"
-        )
-    empty = [st[j].key for j in np.flatnonzero(s.N == 0)]
-    if empty:
-        flags.append(f"empty_strata: {len(empty)} strata have N_h = 0 in this period")
+    flags = _sample_flags(s, st, human_mask, dm)
     boots = bootstrap(s, list(ratios.values()), reps, seed)
     classical_out: dict[str, Estimate] = {}
     ppi_out: dict[str, PPIEstimate] = {}
@@ -392,31 +424,8 @@ def _estimate_cell(
             flags.append(
                 f"few_positives: {name} rests on {n_pos} labelled positives (< 5); interval unreliable"
             )
-        if use_ref and name == "prevalence_views":
-            # heavy-tailed view weights make the tuned λ and its variance unreliable:
-            # 95% PPI intervals covered only ~84% in the planted simulation (docs §7)
-            ppi_out[name] = PPIEstimate(
-                value=math.nan,
-                se=math.nan,
-                ci_low=math.nan,
-                ci_high=math.nan,
-                lam=math.nan,
-                ess_gain=math.nan,
-                n_reference=0,
-                reason="PPI not applied to view-weighted prevalence (invalid under heavy-tailed views)",
-            )
-        elif use_ref:
-            p = ppi(s, r, frame_grp, iv, Z95, var_floor)
-            ppi_out[name] = PPIEstimate(
-                value=p.interval.value,
-                se=p.interval.se,
-                ci_low=p.interval.ci_low,
-                ci_high=p.interval.ci_high,
-                lam=p.lam,
-                ess_gain=p.ess_gain,
-                n_reference=int(np.count_nonzero(~np.isnan(s.f) & (r.coef_b != 0))),
-                reason=p.interval.reason,
-            )
+        if use_ref:
+            ppi_out[name] = _ppi_estimate(name, s, r, frame_grp, iv, var_floor)
     return CellRecord(
         key=cell_key(pathway, category, dom),
         pathway=pathway,
@@ -426,4 +435,63 @@ def _estimate_cell(
         ppi=ppi_out,
         naive=naive,
         flags=tuple(flags),
+    )
+
+
+def _sample_flags(
+    s: StratifiedSample, st: list[Any], human_mask: np.ndarray, dm: np.ndarray
+) -> list[str]:
+    """Flags on the sample behind a cell: missing human labels, singleton and empty strata."""
+    L = s.labelled
+    flags: list[str] = []
+    n_missing = int(np.sum(~L & human_mask & (dm > 0)))
+    if n_missing:
+        flags.append(
+            f"missing_labels: {n_missing} sampled items have no human label (reweighted within stratum)"
+        )
+    n = s.n
+    single = [st[j].key for j in np.flatnonzero((n == 1) & (s.N > 1))]
+    if single:
+        flags.append(
+            f"singleton_strata: {len(single)} (variance borrowed from the frame), e.g. {single[0]}"
+        )
+    empty = [st[j].key for j in np.flatnonzero(s.N == 0)]
+    if empty:
+        flags.append(f"empty_strata: {len(empty)} strata have N_h = 0 in this period")
+    return flags
+
+
+def _ppi_estimate(
+    name: str,
+    s: StratifiedSample,
+    r: Ratio,
+    frame_grp: np.ndarray,
+    iv: Interval,
+    var_floor: float,
+) -> PPIEstimate:
+    """The PPI++ estimate of one ratio with a reference labeller (not applied to the
+    view-weighted prevalence, with the reason)."""
+    if name == "prevalence_views":
+        # heavy-tailed view weights make the tuned λ and its variance unreliable:
+        # 95% PPI intervals covered only ~84% in the planted simulation (docs §7)
+        return PPIEstimate(
+            value=math.nan,
+            se=math.nan,
+            ci_low=math.nan,
+            ci_high=math.nan,
+            lam=math.nan,
+            ess_gain=math.nan,
+            n_reference=0,
+            reason="PPI not applied to view-weighted prevalence (invalid under heavy-tailed views)",
+        )
+    p = ppi(s, r, frame_grp, iv, Z95, var_floor)
+    return PPIEstimate(
+        value=p.interval.value,
+        se=p.interval.se,
+        ci_low=p.interval.ci_low,
+        ci_high=p.interval.ci_high,
+        lam=p.lam,
+        ess_gain=p.ess_gain,
+        n_reference=int(np.count_nonzero(~np.isnan(s.f) & (r.coef_b != 0))),
+        reason=p.interval.reason,
     )

@@ -255,6 +255,8 @@ class PPIResult:
     ess_gain: float
 
 
+# Over 80 lines on purpose: one estimator read top to bottom (λ tuning, the ratio, its
+# two-phase variance, METHODS §6.7); split up, the derivation no longer reads as one.
 def ppi(
     s: StratifiedSample,
     r: Ratio,

@@ -75,28 +75,7 @@ def read_labels(
     p = Path(path)
     df = _read(p)
     where = str(p)
-    for col in ("item_id", "category"):
-        if col not in df.columns:
-            raise LabelsError(
-                f"column {col!r} missing",
-                where=where,
-                field=col,
-                expected="columns item_id, category, label",
-                actual=str(list(df.columns)[:8]),
-            )
-    if "label" in df.columns:
-        kind: Literal["label", "score"] = "label"
-        col = "label"
-    elif reference and "score" in df.columns:
-        kind, col = "score", "score"
-    else:
-        raise LabelsError(
-            "column 'label' missing",
-            where=where,
-            field="label",
-            expected="a label column (0/1)" + (" or a score column in [0, 1]" if reference else ""),
-            actual=str(list(df.columns)[:8]),
-        )
+    kind, col = _label_column(df, where, reference)
     if df.empty:
         raise LabelsError(
             "labels file has no rows",
@@ -145,7 +124,73 @@ def read_labels(
             actual=repr(unknown[0]),
             fix="check the category ids against the policy and the logs",
         )
-    keys = list(zip(ids.astype(str), cats))
+    values, n_dup, n_res = _collapse(
+        list(zip(ids.astype(str), cats)), vals, kind, col, resolve, where
+    )
+    unsampled = [k for k in values if k not in sampled]
+    if unsampled and not allow_unsampled:
+        raise LabelsError(
+            f"{len(unsampled)} labels for items that were not sampled (e.g. {unsampled[0][0]!r}/{unsampled[0][1]!r})",
+            where=where,
+            field="item_id",
+            expected="ids from this sample's batch",
+            actual=f"{len(unsampled)} unknown (item, category) pairs",
+            fix="label the batch of this manifest, or pass --allow-unsampled to ignore them (counted)",
+        )
+    for k in unsampled:
+        del values[k]
+    return LabelSet(
+        path=where,
+        sha256=hashlib.sha256(p.read_bytes()).hexdigest(),
+        values=values,
+        n_rows=len(df),
+        n_duplicates_collapsed=n_dup,
+        n_conflicts_resolved=n_res,
+        n_unsampled_ignored=len(unsampled),
+        kind=kind,
+    )
+
+
+def _label_column(
+    df: pd.DataFrame, where: str, reference: bool
+) -> tuple[Literal["label", "score"], str]:
+    """Which column carries the labels (``label``, or a reference labeller's ``score``);
+    LabelsError when the key columns or both are missing."""
+    for col in ("item_id", "category"):
+        if col not in df.columns:
+            raise LabelsError(
+                f"column {col!r} missing",
+                where=where,
+                field=col,
+                expected="columns item_id, category, label",
+                actual=str(list(df.columns)[:8]),
+            )
+    if "label" in df.columns:
+        kind: Literal["label", "score"] = "label"
+        col = "label"
+    elif reference and "score" in df.columns:
+        kind, col = "score", "score"
+    else:
+        raise LabelsError(
+            "column 'label' missing",
+            where=where,
+            field="label",
+            expected="a label column (0/1)" + (" or a score column in [0, 1]" if reference else ""),
+            actual=str(list(df.columns)[:8]),
+        )
+    return kind, col
+
+
+def _collapse(
+    keys: list[tuple[str, str]],
+    vals: pd.Series,
+    kind: str,
+    col: str,
+    resolve: Literal["error", "majority"],
+    where: str,
+) -> tuple[dict[tuple[str, str], float], int, int]:
+    """One value per (item, category): identical repeats collapse (counted), conflicts are
+    an error or, with ``resolve="majority"``, a strict majority of 0/1 labels."""
     groups: dict[tuple[str, str], list[float]] = {}
     for k, v in zip(keys, vals.to_numpy(dtype=float)):
         groups.setdefault(k, []).append(float(v))
@@ -174,25 +219,4 @@ def read_labels(
             actual=f"{len(vs)} rows that disagree",
             fix="adjudicate, or pass --resolve majority",
         )
-    unsampled = [k for k in values if k not in sampled]
-    if unsampled and not allow_unsampled:
-        raise LabelsError(
-            f"{len(unsampled)} labels for items that were not sampled (e.g. {unsampled[0][0]!r}/{unsampled[0][1]!r})",
-            where=where,
-            field="item_id",
-            expected="ids from this sample's batch",
-            actual=f"{len(unsampled)} unknown (item, category) pairs",
-            fix="label the batch of this manifest, or pass --allow-unsampled to ignore them (counted)",
-        )
-    for k in unsampled:
-        del values[k]
-    return LabelSet(
-        path=where,
-        sha256=hashlib.sha256(p.read_bytes()).hexdigest(),
-        values=values,
-        n_rows=len(df),
-        n_duplicates_collapsed=n_dup,
-        n_conflicts_resolved=n_res,
-        n_unsampled_ignored=len(unsampled),
-        kind=kind,
-    )
+    return values, n_dup, n_res

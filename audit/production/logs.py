@@ -375,6 +375,58 @@ class DecisionLogs:
         if pathways:
             rel = f"SELECT * FROM ({rel}) WHERE pathway IN ({', '.join(sql_str(p) for p in pathways)})"
         c = self.card.columns
+        row, groups = self._scan(rel, group_sql)
+        n, zero_v = row[0], row[10]
+        where = self.where
+        scope = " ".join(
+            x
+            for x in (
+                f"period {period.label}" if period else "",
+                f"pathway {pathway!r}" if pathway else "",
+                f"policy_version {policy_version!r}" if policy_version else "",
+            )
+            if x
+        )
+        if n == 0:
+            raise LogsError(
+                f"no decisions in the logs for {scope or 'the source'}",
+                where=where,
+                field=f"{c.ts} (columns.ts)" if period else "source.path",
+                expected="at least one row",
+                actual="0 rows",
+                fix="check --period/--pathway against the logs",
+            )
+
+        _refuse_bad_values(c, n, row, where)
+        versions = self._distinct(rel, "policy_version")
+        if len(versions) > 1:
+            raise LogsError(
+                f"{len(versions)} policy versions in one period ({scope or 'whole source'})",
+                where=where,
+                field=f"{c.policy_version} (columns.policy_version)",
+                expected="one policy version per audited period",
+                actual=", ".join(versions[:5]),
+                fix="audit each version separately: --policy-version VERSION",
+            )
+        n_extra = self._duplicate_keys(period, pathway, policy_version, pathways, n)
+        pw = self._distinct(rel, "pathway")
+        cats = self._distinct(rel, "category")
+        return LogsReport(
+            n_rows=int(n) - n_extra,
+            pathways=tuple(pw),
+            categories=tuple(cats),
+            policy_version=versions[0],
+            n_duplicates_dropped=n_extra,
+            has_views=c.views is not None,
+            n_views_zero=int(zero_v),
+            groups=groups,
+        )
+
+    def _scan(
+        self, rel: str, group_sql: str | None
+    ) -> tuple[tuple[Any, ...], dict[Any, tuple[int, float]]]:
+        """The one validation scan: the counts :func:`_refuse_bad_values` reads, combined
+        over groups, and per group (with ``group_sql``) rows and the views total."""
         gsel = f"{group_sql} AS g, " if group_sql else ""
         rows = self.con.execute(
             f"""SELECT {gsel}count(*),
@@ -399,71 +451,27 @@ class DecisionLogs:
                 groups[r[0]] = (int(r[1]), float(r[-1]) if r[-1] is not None else math.nan)
             rows = [tuple(r[1:]) for r in rows]
         row = _combine(rows)
-        (n, null_id, null_key, null_act, null_score, nan, oor, smin, smax) = row[:9]
-        (neg_v, zero_v, null_v, null_ts) = row[9:13]
-        where = self.where
-        scope = " ".join(
-            x
-            for x in (
-                f"period {period.label}" if period else "",
-                f"pathway {pathway!r}" if pathway else "",
-                f"policy_version {policy_version!r}" if policy_version else "",
-            )
-            if x
-        )
-        if n == 0:
-            raise LogsError(
-                f"no decisions in the logs for {scope or 'the source'}",
-                where=where,
-                field=f"{c.ts} (columns.ts)" if period else "source.path",
-                expected="at least one row",
-                actual="0 rows",
-                fix="check --period/--pathway against the logs",
-            )
+        return row, groups
 
-        def bad(canon: str, col: str | None, msg: str, count: int, exp: str, got: str) -> None:
-            raise LogsError(
-                f"{msg} in {count:,} of {n:,} rows",
-                where=where,
-                field=f"{col} (columns.{canon})",
-                expected=exp,
-                actual=got,
-                fix="fix or filter these rows upstream; nothing is coerced",
-            )
-
-        if null_id:
-            bad("item_id", c.item_id, "NULL item id", null_id, "non-null ids", "NULL")
-        if null_key:
-            bad("category", c.category, "NULL category or pathway", null_key, "non-null", "NULL")
-        if null_ts:
-            bad("ts", c.ts, "NULL timestamp", null_ts, "non-null", "NULL")
-        if null_act:
-            bad("actioned", c.actioned, "NULL decision", null_act, "true/false", "NULL")
-        if null_score:
-            bad("score", c.score, "NULL score", null_score, "a number in [0, 1]", "NULL")
-        if nan:
-            bad("score", c.score, "NaN score", nan, "a number in [0, 1]", "NaN")
-        if oor:
-            bad("score", c.score, "score outside [0, 1]", oor, "[0, 1]", f"range [{smin}, {smax}]")
-        if neg_v:
-            bad("views", c.views, "negative view count", neg_v, "views >= 0", "< 0")
-        if c.views and null_v:
-            bad("views", c.views, "NULL view count", null_v, "views >= 0", "NULL")
-        versions = [
+    def _distinct(self, rel: str, column: str) -> list[str]:
+        """The distinct values of one canonical column of ``rel``, sorted."""
+        return [
             str(r[0])
             for r in self.con.execute(
-                f"SELECT DISTINCT policy_version FROM ({rel}) ORDER BY 1"
+                f"SELECT DISTINCT {column} FROM ({rel}) ORDER BY 1"
             ).fetchall()
         ]
-        if len(versions) > 1:
-            raise LogsError(
-                f"{len(versions)} policy versions in one period ({scope or 'whole source'})",
-                where=where,
-                field=f"{c.policy_version} (columns.policy_version)",
-                expected="one policy version per audited period",
-                actual=", ".join(versions[:5]),
-                fix="audit each version separately: --policy-version VERSION",
-            )
+
+    def _duplicate_keys(
+        self,
+        period: Period | None,
+        pathway: str | None,
+        policy_version: str | None,
+        pathways: tuple[str, ...],
+        n: int,
+    ) -> int:
+        """The extra rows duplicate (item, category, pathway) keys add; LogsError when the
+        card does not allow duplicates."""
         # one 64-bit hash per key: all hashes distinct proves all keys distinct; only
         # when some collide (a duplicate, or a ~1e-6 chance collision) run the exact query
         native = self.relation_sql(period, pathway, policy_version, dedupe=False, native_ids=True)
@@ -483,32 +491,13 @@ class DecisionLogs:
         if n_dup_keys and self.card.duplicates == "error":
             raise LogsError(
                 f"{n_dup_keys:,} duplicate (item, category, pathway) keys ({n_extra:,} extra rows)",
-                where=where,
-                field=f"{c.item_id}+{c.category}+{c.pathway} (columns.item_id)",
+                where=self.where,
+                field=f"{self.card.columns.item_id}+{self.card.columns.category}+{self.card.columns.pathway} (columns.item_id)",
                 expected="one decision per item, category and pathway",
                 actual=f"{n_extra:,} extra rows",
                 fix="deduplicate upstream, or set `duplicates: latest` in the card",
             )
-        pw = [
-            str(r[0])
-            for r in self.con.execute(f"SELECT DISTINCT pathway FROM ({rel}) ORDER BY 1").fetchall()
-        ]
-        cats = [
-            str(r[0])
-            for r in self.con.execute(
-                f"SELECT DISTINCT category FROM ({rel}) ORDER BY 1"
-            ).fetchall()
-        ]
-        return LogsReport(
-            n_rows=int(n) - n_extra,
-            pathways=tuple(pw),
-            categories=tuple(cats),
-            policy_version=versions[0],
-            n_duplicates_dropped=n_extra,
-            has_views=c.views is not None,
-            n_views_zero=int(zero_v),
-            groups=groups,
-        )
+        return n_extra
 
     def count_items(
         self,
@@ -555,3 +544,39 @@ class DecisionLogs:
                 actioned=np.asarray(tbl["actioned"], dtype=bool)[m],
             )
         return out
+
+
+def _refuse_bad_values(c: Any, n: int, row: tuple[Any, ...], where: str) -> None:
+    """LogsError for the first kind of bad value the validation scan counted (NULL keys,
+    timestamps, decisions or scores, NaN or out-of-range scores, bad view counts)."""
+    (_, null_id, null_key, null_act, null_score, nan, oor, smin, smax) = row[:9]
+    (neg_v, _, null_v, null_ts) = row[9:13]
+
+    def bad(canon: str, col: str | None, msg: str, count: int, exp: str, got: str) -> None:
+        raise LogsError(
+            f"{msg} in {count:,} of {n:,} rows",
+            where=where,
+            field=f"{col} (columns.{canon})",
+            expected=exp,
+            actual=got,
+            fix="fix or filter these rows upstream; nothing is coerced",
+        )
+
+    if null_id:
+        bad("item_id", c.item_id, "NULL item id", null_id, "non-null ids", "NULL")
+    if null_key:
+        bad("category", c.category, "NULL category or pathway", null_key, "non-null", "NULL")
+    if null_ts:
+        bad("ts", c.ts, "NULL timestamp", null_ts, "non-null", "NULL")
+    if null_act:
+        bad("actioned", c.actioned, "NULL decision", null_act, "true/false", "NULL")
+    if null_score:
+        bad("score", c.score, "NULL score", null_score, "a number in [0, 1]", "NULL")
+    if nan:
+        bad("score", c.score, "NaN score", nan, "a number in [0, 1]", "NaN")
+    if oor:
+        bad("score", c.score, "score outside [0, 1]", oor, "[0, 1]", f"range [{smin}, {smax}]")
+    if neg_v:
+        bad("views", c.views, "negative view count", neg_v, "views >= 0", "< 0")
+    if c.views and null_v:
+        bad("views", c.views, "NULL view count", null_v, "views >= 0", "NULL")

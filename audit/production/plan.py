@@ -26,12 +26,18 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from audit.production.allocation import (
+    Z80,
+    Z95,
+    _edges,
+    _scale_to_budget,
+    allocate_cell,
+    var_total,
+)
 from audit.production.errors import PlanError
 from audit.production.logs import DecisionLogs, Period, sql_ident, sql_str
 
 PLAN_VERSION = 1
-Z95 = 1.959963984540054
-Z80 = 0.8416212335729143
 
 
 class _Frozen(BaseModel):
@@ -118,47 +124,6 @@ def cell_key(pathway: str, category: str, sl: dict[str, str]) -> str:
     return f"{pathway}/{category}{tail}"
 
 
-def _edges(qs: list[float]) -> list[float]:
-    """Strictly increasing interior edges in (0, 1) from quantiles (ties merged)."""
-    out: list[float] = []
-    for q in qs:
-        if q is None or not math.isfinite(q):
-            continue
-        if 0.0 < q < 1.0 and (not out or q > out[-1] + 1e-12):
-            out.append(float(q))
-    return out
-
-
-def neyman(N: np.ndarray, S: np.ndarray, n_total: float) -> np.ndarray:
-    """Neyman allocation n_h = n N_h S_h / Σ N_h S_h (real-valued, uncapped)."""
-    w = N * S
-    tot = w.sum()
-    if tot <= 0:
-        return np.asarray(n_total * N / max(N.sum(), 1), dtype=np.float64)
-    return np.asarray(n_total * w / tot, dtype=np.float64)
-
-
-def _cap_floor(alloc: np.ndarray, N: np.ndarray, floor: int) -> np.ndarray:
-    """Round up, floor at min(floor, N_h), cap at N_h."""
-    n = np.ceil(alloc)
-    n = np.maximum(n, np.minimum(floor, N))
-    return np.asarray(np.minimum(n, N), dtype=np.int64)
-
-
-def var_total(N: np.ndarray, p: np.ndarray, n: np.ndarray) -> float:
-    """Σ N_h² (1 − f_h) p_h(1−p_h)/n_h for Bernoulli strata (planning variance)."""
-    live = (N > 0) & (n > 0)
-    S2 = p * (1 - p)
-    return float(np.sum((N**2 * (1 - n / np.maximum(N, 1)) * S2 / np.maximum(n, 1))[live]))
-
-
-def _n_for_variance(N: np.ndarray, S: np.ndarray, v_target: float) -> float:
-    """Total n for Neyman allocation achieving Var(total) = v_target (Cochran 5.26)."""
-    if v_target <= 0:
-        return float(N.sum())
-    return float((N * S).sum() ** 2 / (v_target + (N * S**2).sum()))
-
-
 def _prior_from_record(path: Path | None) -> dict[str, float]:
     """Stratum key → p̂_h from a previous production record (if given)."""
     if path is None:
@@ -196,6 +161,7 @@ def _prior_half_widths(path: Path | None) -> dict[str, dict[str, float]]:
     return out
 
 
+# Over 80 lines only by its 16-parameter signature; each step is a helper below.
 def build_plan(
     logs: DecisionLogs,
     period: Period,
@@ -216,6 +182,86 @@ def build_plan(
     certainty_views: int | None = None,
 ) -> Plan:
     """Build a plan from one period of logs (see the module docstring)."""
+    _check_args(
+        logs, slices, half_width, bulk_quantile, precision_prior, recall_prior, floor,
+        reference_factor,
+    )  # fmt: skip
+    reports = []
+    for pw in pathways or (None,):
+        reports.append(logs.check(period, pw, policy_version))
+    rep = reports[0]
+    all_pw = tuple(sorted({p for r in reports for p in r.pathways}))
+    pw_filter = ""
+    if pathways:
+        pw_filter = " WHERE pathway IN (" + ", ".join(sql_str(p) for p in pathways) + ")"
+    rel = f"SELECT * FROM ({logs.relation_sql(period, None, policy_version)}){pw_filter}"
+    sl_cols = [sql_ident("slice." + s) for s in slices]
+    group = ", ".join(["pathway", "category", "actioned", *sl_cols])
+    qa = [i / bands_actioned for i in range(1, bands_actioned)]
+    qb = [
+        bulk_quantile + (1 - bulk_quantile) * i / bands_not_actioned
+        for i in range(bands_not_actioned)
+    ]
+    has_views = logs.card.columns.views is not None
+    k_cert = (20 if has_views else 0) if certainty_views is None else certainty_views
+    if k_cert and not has_views:
+        raise PlanError(
+            "certainty strata need views",
+            field="--certainty-views",
+            expected="0 without a views column",
+            actual=str(k_cert),
+        )
+    thresholds = _certainty_thresholds(logs, group, rel, k_cert)
+    rows = logs.con.execute(
+        f"SELECT {group}, count(*), quantile_cont(score, {qa or [0.5]}), "
+        f"quantile_cont(score, {qb}) FROM ({rel}) GROUP BY {group} ORDER BY {group}"
+    ).fetchall()
+    specs = _band_specs(rows, slices, bands_actioned, thresholds)
+    counts = _stratum_counts(logs, rel, specs, slices)
+    prior_rec = _prior_from_record(previous)
+    prev_se = _prior_half_widths(previous)
+    by_cell: dict[str, list[dict[str, Any]]] = {}
+    for sp in specs:
+        N_h, mean_score = counts.get(sp["id"], (0, 0.0))
+        sp["N_h"], sp["mean_score"] = N_h, mean_score
+        tag = "viral" if sp.get("views_min") is not None else sp["band"]
+        sp["key"] = f"{cell_key(sp['pathway'], sp['category'], sp['slice'])}|{sp['frame']}|{tag}"
+        by_cell.setdefault(cell_key(sp["pathway"], sp["category"], sp["slice"]), []).append(sp)
+    cells = _cell_plans(
+        by_cell, half_width, floor, precision_prior, recall_prior, prior_rec, prev_se, max_labels
+    )
+    strata = _strata(specs, reference_factor)
+    return Plan(
+        logs_card=str(logs.card_path),
+        logs_digest=logs.digest(period),
+        period=period.label,
+        policy_version=rep.policy_version,
+        pathways=all_pw,
+        slices=slices,
+        half_width=half_width,
+        floor=floor,
+        bands_actioned=bands_actioned,
+        bands_not_actioned=bands_not_actioned,
+        bulk_quantile=bulk_quantile,
+        reference_factor=reference_factor,
+        certainty_views=k_cert,
+        max_labels=max_labels,
+        strata=tuple(strata),
+        cells=tuple(cells),
+    )
+
+
+def _check_args(
+    logs: DecisionLogs,
+    slices: tuple[str, ...],
+    half_width: float,
+    bulk_quantile: float,
+    precision_prior: float,
+    recall_prior: float,
+    floor: int,
+    reference_factor: float,
+) -> None:
+    """Refuse planning options that cannot give a valid plan, naming the flag."""
     if not 0 < half_width < 0.5:
         raise PlanError(
             "bad target half-width",
@@ -261,31 +307,12 @@ def build_plan(
                 actual=repr(sname),
                 fix="add it to the logs card's slices",
             )
-    reports = []
-    for pw in pathways or (None,):
-        reports.append(logs.check(period, pw, policy_version))
-    rep = reports[0]
-    all_pw = tuple(sorted({p for r in reports for p in r.pathways}))
-    pw_filter = ""
-    if pathways:
-        pw_filter = " WHERE pathway IN (" + ", ".join(sql_str(p) for p in pathways) + ")"
-    rel = f"SELECT * FROM ({logs.relation_sql(period, None, policy_version)}){pw_filter}"
-    sl_cols = [sql_ident("slice." + s) for s in slices]
-    group = ", ".join(["pathway", "category", "actioned", *sl_cols])
-    qa = [i / bands_actioned for i in range(1, bands_actioned)]
-    qb = [
-        bulk_quantile + (1 - bulk_quantile) * i / bands_not_actioned
-        for i in range(bands_not_actioned)
-    ]
-    has_views = logs.card.columns.views is not None
-    k_cert = (20 if has_views else 0) if certainty_views is None else certainty_views
-    if k_cert and not has_views:
-        raise PlanError(
-            "certainty strata need views",
-            field="--certainty-views",
-            expected="0 without a views column",
-            actual=str(k_cert),
-        )
+
+
+def _certainty_thresholds(
+    logs: DecisionLogs, group: str, rel: str, k_cert: int
+) -> dict[tuple[Any, ...], int]:
+    """Per group, the view count at or above which an item is taken with certainty."""
     thresholds: dict[tuple[Any, ...], int] = {}
     if k_cert:
         # the k-th largest view count per group; only for groups large enough that
@@ -297,11 +324,17 @@ def build_plan(
         ).fetchall():
             if int(r[-1]) >= 10 * k_cert and int(r[-2]) > 0:
                 thresholds[tuple(r[:-2])] = int(r[-2])
-    rows = logs.con.execute(
-        f"SELECT {group}, count(*), quantile_cont(score, {qa or [0.5]}), "
-        f"quantile_cont(score, {qb}) FROM ({rel}) GROUP BY {group} ORDER BY {group}"
-    ).fetchall()
-    # strata edges per group, then the exact N_h and mean score per band in one pass
+    return thresholds
+
+
+def _band_specs(
+    rows: list[Any],
+    slices: tuple[str, ...],
+    bands_actioned: int,
+    thresholds: dict[tuple[Any, ...], int],
+) -> list[dict[str, Any]]:
+    """Stratum specs (numbered) from the per-group score quantiles: the score bands of
+    each frame, plus a take-all stratum where a group has a certainty threshold."""
     specs: list[dict[str, Any]] = []
     for r in rows:
         pw, cat, act = str(r[0]), str(r[1]), bool(r[2])
@@ -345,82 +378,12 @@ def build_plan(
             )
     for i, sp in enumerate(specs):
         sp["id"] = i
-    counts = _stratum_counts(logs, rel, specs, slices)
-    prior_rec = _prior_from_record(previous)
-    prev_se = _prior_half_widths(previous)
+    return specs
+
+
+def _strata(specs: list[dict[str, Any]], reference_factor: float) -> list[Stratum]:
+    """The plan's strata from the allocated specs; m_h adds the reference-labeller margin."""
     strata: list[Stratum] = []
-    cells: list[CellPlan] = []
-    by_cell: dict[str, list[dict[str, Any]]] = {}
-    for sp in specs:
-        N_h, mean_score = counts.get(sp["id"], (0, 0.0))
-        sp["N_h"], sp["mean_score"] = N_h, mean_score
-        tag = "viral" if sp.get("views_min") is not None else sp["band"]
-        sp["key"] = f"{cell_key(sp['pathway'], sp['category'], sp['slice'])}|{sp['frame']}|{tag}"
-        by_cell.setdefault(cell_key(sp["pathway"], sp["category"], sp["slice"]), []).append(sp)
-    for ckey, sps in by_cell.items():
-        A0 = [s for s in sps if s["frame"] == "actioned" and s["N_h"] > 0]
-        B0 = [s for s in sps if s["frame"] == "not_actioned" and s["N_h"] > 0]
-        NA = sum(s["N_h"] for s in A0)
-        NB = sum(s["N_h"] for s in B0)
-        _assign_priors(A0, B0, NA, precision_prior, recall_prior, prior_rec)
-        # take-all strata: n_h = N_h, outside the Neyman allocation (no variance)
-        for s in A0 + B0:
-            if s.get("views_min") is not None:
-                s["n_h"] = s["N_h"]
-        A = [s for s in A0 if s.get("views_min") is None]
-        B = [s for s in B0 if s.get("views_min") is None]
-        NA_arr = np.array([s["N_h"] for s in A], dtype=float)
-        NB_arr = np.array([s["N_h"] for s in B], dtype=float)
-        pA = np.array([s["p_prior"] for s in A])
-        pB = np.array([s["p_prior"] for s in B])
-        SA, SB = np.sqrt(pA * (1 - pA)), np.sqrt(pB * (1 - pB))
-        e2 = (half_width / Z95) ** 2
-        note = None
-        # precision: Var(P) = Var(T_A)/N_A² <= e²/z²
-        nA_tot = _n_for_variance(NA_arr, SA, e2 * NA**2) if A else 0.0
-        nA = _cap_floor(neyman(NA_arr, SA, nA_tot), NA_arr, floor) if A else np.zeros(0, np.int64)
-        TA = float(sum(s["N_h"] * s["p_prior"] for s in A0))
-        TB = float(sum(s["N_h"] * s["p_prior"] for s in B0))
-        T = TA + TB
-        R = TA / T if T > 0 else math.nan
-        VA = var_total(NA_arr, pA, nA)
-        # recall: Var(R) = [(1−R)² V_A + R² V_B]/T² <= e²/z²  →  target for V_B
-        if B and T > 0 and R > 0:
-            vb = (e2 * T**2 - (1 - R) ** 2 * VA) / R**2
-            if vb <= 0:
-                note = "precision sample alone exceeds the recall target; recall half-width above target"
-                vb = e2 * T**2 / (2 * R**2)
-            nB_tot = _n_for_variance(NB_arr, SB, vb)
-        else:
-            nB_tot = 0.0
-        nB = _cap_floor(neyman(NB_arr, SB, nB_tot), NB_arr, floor) if B else np.zeros(0, np.int64)
-        for s, n in zip(A, nA):
-            s["n_h"] = int(n)
-        for s, n in zip(B, nB):
-            s["n_h"] = int(n)
-        for s in sps:
-            s.setdefault("n_h", 0)
-            s.setdefault("p_prior", math.nan)
-        cells.append(
-            _cell_summary(
-                ckey, sps, NA, NB, precision_prior, recall_prior, note, prev_se.get(ckey, {})
-            )
-        )
-    if max_labels is not None:
-        _scale_to_budget(by_cell, max_labels, floor)
-        cells = [
-            _cell_summary(
-                c.key,
-                by_cell[c.key],
-                c.N_actioned,
-                c.N_not_actioned,
-                precision_prior,
-                recall_prior,
-                "scaled to --max-labels",
-                prev_se.get(c.key, {}),
-            )
-            for c in cells
-        ]
     for sp in specs:
         m_h = min(sp["N_h"], math.ceil(sp["n_h"] * reference_factor))
         strata.append(
@@ -442,55 +405,47 @@ def build_plan(
                 m_h=m_h,
             )
         )
-    return Plan(
-        logs_card=str(logs.card_path),
-        logs_digest=logs.digest(period),
-        period=period.label,
-        policy_version=rep.policy_version,
-        pathways=all_pw,
-        slices=slices,
-        half_width=half_width,
-        floor=floor,
-        bands_actioned=bands_actioned,
-        bands_not_actioned=bands_not_actioned,
-        bulk_quantile=bulk_quantile,
-        reference_factor=reference_factor,
-        certainty_views=k_cert,
-        max_labels=max_labels,
-        strata=tuple(strata),
-        cells=tuple(cells),
-    )
+    return strata
 
 
-def _assign_priors(
-    A: list[dict[str, Any]],
-    B: list[dict[str, Any]],
-    NA: int,
-    P0: float,
-    R0: float,
+def _cell_plans(
+    by_cell: dict[str, list[dict[str, Any]]],
+    half_width: float,
+    floor: int,
+    precision_prior: float,
+    recall_prior: float,
     prior_rec: dict[str, float],
-) -> None:
-    """p_h per stratum: a previous estimate where it exists, else the guesses.
-
-    Guesses: in A, p_h ∝ mean score rescaled so the frame mean is P0; in B the
-    expected misses N_A P0 (1 − R0)/R0 are spread over the bands ∝ N_h · mean score.
-    Clipped away from 0 and 1 so no stratum gets S_h = 0 (and zero allocation).
-    """
-    if A:
-        ms = np.array([max(s["mean_score"], 1e-3) for s in A])
-        N = np.array([s["N_h"] for s in A], dtype=float)
-        p = ms * P0 * N.sum() / float((N * ms).sum())
-        for s, v in zip(A, p):
-            s["p_prior"] = prior_rec.get(s["key"], float(np.clip(v, 0.02, 0.98)))
-    if B:
-        misses = NA * P0 * (1 - R0) / R0 if NA else 0.01 * sum(s["N_h"] for s in B)
-        ms = np.array([max(s["mean_score"], 1e-4) for s in B])
-        N = np.array([s["N_h"] for s in B], dtype=float)
-        share = N * ms / float((N * ms).sum())
-        for s, sh in zip(B, share):
-            s["p_prior"] = prior_rec.get(
-                s["key"], float(np.clip(misses * sh / max(s["N_h"], 1), 0.002, 0.98))
+    prev_se: dict[str, dict[str, float]],
+    max_labels: int | None,
+) -> list[CellPlan]:
+    """Allocate every cell (setting n_h on its strata) and summarise it; with a label
+    budget, scale all allocations down and summarise again."""
+    cells: list[CellPlan] = []
+    for ckey, sps in by_cell.items():
+        note = allocate_cell(sps, half_width, floor, precision_prior, recall_prior, prior_rec)
+        NA = sum(s["N_h"] for s in sps if s["frame"] == "actioned" and s["N_h"] > 0)
+        NB = sum(s["N_h"] for s in sps if s["frame"] == "not_actioned" and s["N_h"] > 0)
+        cells.append(
+            _cell_summary(
+                ckey, sps, NA, NB, precision_prior, recall_prior, note, prev_se.get(ckey, {})
             )
+        )
+    if max_labels is not None:
+        _scale_to_budget(by_cell, max_labels, floor)
+        cells = [
+            _cell_summary(
+                c.key,
+                by_cell[c.key],
+                c.N_actioned,
+                c.N_not_actioned,
+                precision_prior,
+                recall_prior,
+                "scaled to --max-labels",
+                prev_se.get(c.key, {}),
+            )
+            for c in cells
+        ]
+    return cells
 
 
 def _cell_summary(
@@ -543,30 +498,6 @@ def _cell_summary(
         mde_recall=mde(vR, "recall"),
         note=note,
     )
-
-
-def _scale_to_budget(by_cell: dict[str, list[dict[str, Any]]], budget: int, floor: int) -> None:
-    """Scale every stratum's allocation down to a total label budget (floors kept)."""
-    items = [s for sps in by_cell.values() for s in sps if s["N_h"] > 0]
-    floors = np.array(
-        [s["N_h"] if s.get("views_min") is not None else min(floor, s["N_h"]) for s in items], float
-    )
-    n = np.array([s["n_h"] for s in items], float)
-    if n.sum() <= budget:
-        return
-    if floors.sum() > budget:
-        raise PlanError(
-            "label budget below the per-stratum floors",
-            field="--max-labels",
-            expected=f">= {int(floors.sum())} (floor × strata)",
-            actual=str(budget),
-            fix="raise --max-labels, lower --floor or use fewer bands",
-        )
-    extra = n - floors
-    k = (budget - floors.sum()) / extra.sum()
-    new = floors + np.floor(extra * k)
-    for s, v in zip(items, new):
-        s["n_h"] = int(v)
 
 
 def _stratum_counts(

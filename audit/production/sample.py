@@ -155,8 +155,6 @@ def draw_sample(
     restricted: frozenset[str] = frozenset(),
 ) -> SampleManifest:
     """Draw the sample and write ``sample.parquet``, the batches and ``manifest.json``."""
-    from audit.schema import content_hash
-
     case = stratum_case_sql(plan.strata, plan.slices)
     # one scan validates the period and, when duplicates are an error (so none
     # survive validation), also counts N_h and the views per stratum
@@ -183,6 +181,47 @@ def draw_sample(
         + ", ".join(sql_str(p) for p in plan.pathways)
         + ")"
     )
+    counts = _counts_today(logs, plan, rep, case, rel, fused)
+    strata, alloc, notes = _allocate_today(
+        plan, counts, period, logs.card.columns.views is not None
+    )
+    tbl = _draw(logs, plan, period, seed, alloc, policy_version, strata)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    import pyarrow.parquet as pq
+
+    sample_path = out_dir / "sample.parquet"
+    pq.write_table(tbl, sample_path)
+    sha = hashlib.sha256(sample_path.read_bytes()).hexdigest()
+    batches = _write_batches(tbl, out_dir, batch_format, restricted)
+    import duckdb
+
+    man = SampleManifest(
+        logs_card=str(logs.card_path),
+        logs_digest=logs.digest(period),
+        period=period.label,
+        policy_version=pv,
+        pathways=plan.pathways,
+        slices=plan.slices,
+        plan_digest=plan.digest(),
+        seed=seed,
+        engine=f"duckdb {duckdb.__version__}",
+        n_rows=sum(r.n_rows for r in reports),
+        n_duplicates_dropped=sum(r.n_duplicates_dropped for r in reports),
+        strata=tuple(strata),
+        sample_file=sample_path.name,
+        sample_sha256=sha,
+        batches={k: Path(v).name for k, v in batches.items()},
+        restricted_categories=tuple(sorted(restricted)),
+        notes=tuple(notes),
+    )
+    (out_dir / "manifest.json").write_text(man.model_dump_json(indent=2), encoding="utf-8")
+    return man
+
+
+def _counts_today(
+    logs: DecisionLogs, plan: Plan, rep: Any, case: str, rel: str, fused: bool
+) -> dict[int, tuple[int, float]]:
+    """N_h and the views per planned stratum in this period; refuse rows no stratum takes."""
     sl_cols = [sql_ident("slice." + s) for s in plan.slices]
     if fused:
         rows = [(g, nv[0], nv[1]) for g, nv in rep.groups.items()]
@@ -216,6 +255,14 @@ def draw_sample(
             actual="a group absent from the plan",
             fix="re-run `audit production plan` on logs that include it",
         )
+    return counts
+
+
+def _allocate_today(
+    plan: Plan, counts: dict[int, tuple[int, float]], period: Period, has_views: bool
+) -> tuple[list[SampledStratum], dict[int, int], list[str]]:
+    """Today's n_h / m_h per stratum from the plan and today's N_h, with notes on strata
+    that emptied since planning."""
     strata: list[SampledStratum] = []
     alloc: dict[int, int] = {}
     notes: list[str] = []
@@ -236,9 +283,23 @@ def draw_sample(
             n_h=n_h,
             m_h=m_h,
             N_plan=s.N_h,
-            views_h=views if logs.card.columns.views else math.nan,
+            views_h=views if has_views else math.nan,
         )
         strata.append(SampledStratum(**d))
+    return strata, alloc, notes
+
+
+def _draw(
+    logs: DecisionLogs,
+    plan: Plan,
+    period: Period,
+    seed: int,
+    alloc: dict[int, int],
+    policy_version: str | None,
+    strata: list[SampledStratum],
+) -> Any:
+    """The sampled rows as an Arrow table, with the ``human`` flag (rank within n_h) and
+    each row's ``content_hash``."""
     sizes = {s.id: s.N_h for s in strata}
     tbl = logs.con.sql(
         sampling_sql(logs, plan, period, seed, alloc, policy_version, sizes)
@@ -252,7 +313,8 @@ def draw_sample(
             sampling_sql(logs, plan, period, seed, alloc, policy_version)
         ).to_arrow_table()
     import pyarrow as pa
-    import pyarrow.parquet as pq
+
+    from audit.schema import content_hash
 
     human_n = {s.id: s.n_h for s in strata}
     ranks = tbl.column("rank").to_pylist()
@@ -266,10 +328,13 @@ def draw_sample(
     tbl = tbl.append_column("human", human).append_column(
         "content_hash", pa.array(hashes, pa.string())
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sample_path = out_dir / "sample.parquet"
-    pq.write_table(tbl, sample_path)
-    sha = hashlib.sha256(sample_path.read_bytes()).hexdigest()
+    return tbl
+
+
+def _write_batches(
+    tbl: Any, out_dir: Path, batch_format: str, restricted: frozenset[str]
+) -> dict[str, str]:
+    """The human batch (rank within n_h) and the reference batch (all m_h), by path."""
     batches = {
         "human": str(
             _write_batch(
@@ -290,29 +355,7 @@ def draw_sample(
             )
         ),
     }
-    import duckdb
-
-    man = SampleManifest(
-        logs_card=str(logs.card_path),
-        logs_digest=logs.digest(period),
-        period=period.label,
-        policy_version=pv,
-        pathways=plan.pathways,
-        slices=plan.slices,
-        plan_digest=plan.digest(),
-        seed=seed,
-        engine=f"duckdb {duckdb.__version__}",
-        n_rows=sum(r.n_rows for r in reports),
-        n_duplicates_dropped=sum(r.n_duplicates_dropped for r in reports),
-        strata=tuple(strata),
-        sample_file=sample_path.name,
-        sample_sha256=sha,
-        batches={k: Path(v).name for k, v in batches.items()},
-        restricted_categories=tuple(sorted(restricted)),
-        notes=tuple(notes),
-    )
-    (out_dir / "manifest.json").write_text(man.model_dump_json(indent=2), encoding="utf-8")
-    return man
+    return batches
 
 
 def _write_batch(

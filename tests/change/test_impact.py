@@ -11,7 +11,8 @@ import pytest
 from scipy import stats
 
 from audit.change import lineage, metric_change, migrate_gold
-from audit.change.impact import ImpactConfig, _or, judge_flips, run_impact
+from audit.change.impact import ImpactConfig, judge_flips, run_impact
+from audit.change.impact_migration import _or
 from audit.policy import load_policy
 from audit.schema import NEGATIVE, POSITIVE, UNKNOWN
 from audit.suites.loader import load_suite, suite_items

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from audit.production import DecisionLogs, Period, build_plan, draw_sample, sampling_sql
-from audit.production.plan import _n_for_variance
+from audit.production.allocation import _n_for_variance
 from audit.production.sample import seed_key
 
 DAY = Period.parse("2026-11-30")

