@@ -111,7 +111,7 @@ def load_config(config: str | Path | Mapping[str, Any], overrides: Sequence[str]
     Raises:
         ConfigError / ModeratorError: the first problem, naming file and field.
     """
-    from audit.engine.pipeline import resolve_config
+    from audit.engine.prepare import resolve_config
 
     cfg, _, _ = resolve_config(config, tuple(overrides))
     return cfg

@@ -164,7 +164,7 @@ def _score(
     field_: str,
     budget: float,
 ) -> tuple[Any, list[ModeratorOutput]]:
-    from audit.engine.pipeline import fit_missing_head, needs_fit
+    from audit.engine.prepare import fit_missing_head, needs_fit
     from audit.engine.runner import score_items
     from audit.errors import AuditError
     from audit.moderators import MODERATORS

@@ -101,7 +101,7 @@ def validate_one_with_warnings(path: Path) -> tuple[str, list[str]]:
                 list(res.problems),
             )
         return f"pathway manifest: {len(res.matrix)} coverage cell(s), in sync", []
-    from audit.engine.pipeline import prepare
+    from audit.engine.prepare import prepare
 
     prep = prepare(path, fit_heads=False)
     pending = len(prep.config.moderators) - len(prep.moderators)

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _lint(root: Path) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("lint-imports")
     return subprocess.run(
-        [str(exe), "--config", str(root / "pyproject.toml"), "--no-cache"],
+        [str(exe), str(root / "pyproject.toml"), "--no-cache"],
         cwd=root,
         capture_output=True,
         text=True,
