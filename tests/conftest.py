@@ -16,6 +16,9 @@ settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHES
 
 REPO = Path(__file__).resolve().parent.parent
 
+# shared fixtures defined in helper modules (the fake vLLM engine)
+pytest_plugins = ["tests.helpers.fake_vllm"]
+
 
 def shared_data_root() -> Path:
     env = os.environ.get("AUDIT_DATA_ROOT")

@@ -1,3 +1,3 @@
 """Reuse the synthetic run-record fixture of the drift tests."""
 
-from tests.drift.conftest import make_run  # noqa: F401  (a pytest fixture)
+from tests.helpers.drift_runs import make_run  # noqa: F401  (a pytest fixture)

@@ -17,8 +17,8 @@ from audit.calibration import (
     save_artifact,
 )
 from audit.errors import ConfigError
-from tests.drift.conftest import MakeRun
 from tests.helpers.cli import run_cli
+from tests.helpers.drift_runs import MakeRun
 
 
 def _miscalibrated(n: int, seed: int, kind: str = "power") -> tuple[np.ndarray, np.ndarray]:

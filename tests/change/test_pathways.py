@@ -18,8 +18,8 @@ from audit.policy import load_policy
 from audit.release.compare import Side
 from audit.release.gate import GateRules, run_gate, verdict
 from tests.change._util import write_yaml
-from tests.gate.test_compare import make_run
 from tests.helpers.cli import run_cli
+from tests.helpers.runs import make_run
 
 SHIPPED = repo_root() / "configs" / "pathways.yaml"
 
@@ -163,7 +163,7 @@ def _sides(tmp_path: Path) -> tuple[Side, Side]:
     import numpy as np
 
     from audit.release.compare import load_side
-    from tests.gate.test_compare import make_frame
+    from tests.helpers.runs import make_frame
 
     y = np.array([[1], [0], [1], [0]] * 5)
     f = make_frame(y, np.where(y == 1, 0.9, 0.1), ["hate"])

@@ -15,8 +15,8 @@ from audit.change import declared_digest_pairs, diff_suites
 from audit.release.compare import compare_sides, load_side
 from audit.release.gate import GateRules, Rule, run_gate
 from tests.change._util import harassment_rows, write_suite
-from tests.gate.test_compare import make_frame, make_run
 from tests.helpers.cli import run_cli
+from tests.helpers.runs import make_frame, make_run
 
 
 def _v2_rows() -> list[dict]:

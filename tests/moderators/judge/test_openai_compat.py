@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-_ROOT = Path(__file__).resolve().parents[2]
+_ROOT = Path(__file__).resolve().parents[3]
 if str(_ROOT) not in sys.path:  # `pytest` run without `python -m`
     sys.path.insert(0, str(_ROOT))
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.gate.test_compare import make_frame, make_run
 from tests.helpers.cli import run_cli
+from tests.helpers.runs import make_frame, make_run
 
 N_POS = N_NEG = 1000
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.drift.conftest import MakeRun
 from tests.helpers.cli import run_cli
+from tests.helpers.drift_runs import MakeRun
 
 
 def _scores(seed: int, a: float = 0.5, n: int = 3000) -> dict[str, np.ndarray]:

@@ -9,7 +9,6 @@ import pytest
 from audit.moderators import MODERATORS
 from audit.schema import OVERALL_KEY, Item, content_hash
 from tests.helpers.tiny_lm import build_tiny_causal_lm
-from tests.judge.test_vllm_backend import fake_vllm  # noqa: F401  (fixture)
 
 TEXTS = ["nice video of my dog", "I will hurt you tomorrow", "buy followers cheap"]
 
@@ -31,7 +30,7 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_causal_lm(tmp_path_factory.mktemp("lm") / "tiny")
 
 
-def test_vllm_backend_through_the_judge(policy, fake_vllm) -> None:  # noqa: F811
+def test_vllm_backend_through_the_judge(policy, fake_vllm) -> None:
     # the fake tokenizer is character-level: ShieldGemma's Yes/No differ in the first token
     j = _judge(
         policy,

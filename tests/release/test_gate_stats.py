@@ -13,7 +13,7 @@ from scipy import stats
 from audit.records import CheckStatus
 from audit.release.compare import CategoryComparison, Delta, align, paired_compare
 from audit.release.gate import Check, Rule, evaluate_rule, verdict
-from tests.gate.test_compare import make_frame
+from tests.helpers.runs import make_frame
 
 RANK = {"pass": 0, "uninformative": 1, "unverifiable": 1, "fail": 2}
 
