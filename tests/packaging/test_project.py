@@ -23,6 +23,7 @@ def test_init_writes_the_project(tmp_path: Path, capsys: pytest.CaptureFixture[s
         "configs/gates/default.yaml",
         "configs/gates/release.yaml",
         "configs/policies/platform-v1.yaml",
+        "configs/policies/platform-v2.yaml",
         "configs/quickstart.yaml",
         "runs/.gitignore",
         "suites/README.md",

@@ -65,10 +65,10 @@ def test_project_policy_shadows_packaged(project: Path) -> None:
 
 def test_missing_policy_names_every_place_searched(project: Path) -> None:
     with pytest.raises(ConfigError) as exc:
-        load_policy("platform-v9")
+        load_policy("platfrom-v1")
     msg = str(exc.value)
-    assert str(project / "configs/policies/platform-v9.yaml") in msg
-    assert str(REPO / "configs/policies/platform-v9.yaml") in msg
+    assert str(project / "configs/policies/platfrom-v1.yaml") in msg
+    assert str(REPO / "configs/policies/platfrom-v1.yaml") in msg
     assert "did you mean 'platform-v1'" in msg
 
 
