@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from audit.engine.cache import PredictionCache, fingerprint_hash
-from audit.engine.runner import ProgressFn, ScoreResult, _over_budget
+from audit.engine.runner import ProgressFn, ScoreResult, finish_scoring, over_budget
 from audit.errors import RunError
 from audit.moderators.base import Moderator
 from audit.schema import Item, ModeratorOutput
@@ -237,33 +237,19 @@ def score_items(
             if progress:
                 progress(done)
             if n_errors > max_errors:
-                raise _over_budget(outputs, n_errors, n, max_errors, error_budget, where)
+                raise over_budget(outputs, n_errors, n, max_errors, error_budget, where)
     # rows of a block whose worker died (Ray skips errored blocks, see _stream) come
     # back missing: a transient error, never cached, so a rerun scores exactly them
-    final = [
-        o
-        if o is not None
-        else ModeratorOutput(
-            error="not scored: its Ray worker died or its block failed (rerun to score it)",
-            error_type="exception",
-        )
-        for o in outputs
-    ]
-    types: dict[str, int] = {}
-    for o in final:
-        if o.error is not None:
-            types[o.error_type or "error"] = types.get(o.error_type or "error", 0) + 1
-    n_err_final = sum(types.values())
-    if n_err_final > max_errors:
-        raise _over_budget(final, n_err_final, n, max_errors, error_budget, where)
-    return ScoreResult(
-        outputs=final,
+    return finish_scoring(
+        outputs,
+        "not scored: its Ray worker died or its block failed (rerun to score it)",
         cached=cached,
-        n_errors=n_err_final,
-        seconds=time.perf_counter() - t0,
+        max_errors=max_errors,
+        error_budget=error_budget,
+        where=where,
+        t0=t0,
         model_seconds=model_seconds,
         batches=batches,
-        error_types=types,
     )
 
 

@@ -133,9 +133,42 @@ def score_items(
         if progress:
             progress(len(idx) + sum(1 for j in dup_of.values() if j in idx_set))
         if n_errors > max_errors:
-            raise _over_budget(outputs, n_errors, n, max_errors, error_budget, where)
+            raise over_budget(outputs, n_errors, n, max_errors, error_budget, where)
+    return finish_scoring(
+        outputs,
+        "not scored",
+        cached=cached,
+        max_errors=max_errors,
+        error_budget=error_budget,
+        where=where,
+        t0=t0,
+        model_seconds=model_seconds,
+        batches=batches,
+    )
+
+
+def finish_scoring(
+    outputs: Sequence[ModeratorOutput | None],
+    missing: str,
+    *,
+    cached: np.ndarray,
+    max_errors: int,
+    error_budget: float,
+    where: str,
+    t0: float,
+    model_seconds: float,
+    batches: int,
+) -> ScoreResult:
+    """Close a scoring pass (shared by the local and the Ray engine): items left without
+    an output become transient ``exception`` errors (never cached, so a rerun scores
+    them), errors are counted by type, and the error budget is checked once more.
+
+    Raises:
+        RunError: more than ``max_errors`` items failed.
+    """
+    n = len(outputs)
     final = [
-        o if o is not None else ModeratorOutput(error="not scored", error_type="exception")
+        o if o is not None else ModeratorOutput(error=missing, error_type="exception")
         for o in outputs
     ]
     types: dict[str, int] = {}
@@ -144,7 +177,7 @@ def score_items(
             types[o.error_type or "error"] = types.get(o.error_type or "error", 0) + 1
     n_err_final = sum(types.values())
     if n_err_final > max_errors:
-        raise _over_budget(final, n_err_final, n, max_errors, error_budget, where)
+        raise over_budget(final, n_err_final, n, max_errors, error_budget, where)
     return ScoreResult(
         outputs=final,
         cached=cached,
@@ -156,7 +189,7 @@ def score_items(
     )
 
 
-def _over_budget(
+def over_budget(
     outputs: Sequence[ModeratorOutput | None],
     n_errors: int,
     n: int,
