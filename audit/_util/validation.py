@@ -280,3 +280,37 @@ def parse_model(
 def load_model(model: type[M], path: Path, *, error: type[AuditError] = ConfigError) -> M:
     """Read YAML at ``path`` and validate it into ``model``."""
     return parse_model(model, read_yaml(path, error=error), str(path), error=error)
+
+
+def load_json_model(
+    model: type[M], path: Path, *, error: type[AuditError] = ConfigError, what: str = "file"
+) -> M:
+    """Read a JSON file written by the harness and validate it into ``model``.
+
+    Unreadable files and invalid content become one-line ``error``s naming the file and
+    the first bad field (bounded reprs: a huge value is never formatted in full).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(
+            f"{what} not readable",
+            where=str(path),
+            expected=f"a {what} (JSON)",
+            actual=type(exc).__name__,
+        ) from None
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        err = validation_error(exc, str(path), error=error)
+        err.expected = (
+            f"a {what} written by audit" if err.expected == "a valid value" else err.expected
+        )
+        raise type(err)(
+            err.message,
+            where=err.where,
+            field=err.field,
+            expected=err.expected,
+            actual=err.actual,
+            fix=err.fix,
+        ) from None

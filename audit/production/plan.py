@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from audit.production.allocation import (
     Z80,
@@ -539,23 +539,7 @@ def stratum_case_sql(
 
 
 def load_plan(path: str | Path) -> Plan:
-    """Read a plan file."""
-    p = Path(path)
-    try:
-        return Plan.model_validate_json(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PlanError(
-            "plan file not readable",
-            where=str(p),
-            expected="a plan JSON",
-            actual=type(exc).__name__,
-        ) from None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise PlanError(
-            str(err["msg"]),
-            where=str(p),
-            field=".".join(str(x) for x in err["loc"]),
-            expected="a plan written by `audit production plan`",
-            actual=repr(err.get("input"))[:60],
-        ) from None
+    """Read a plan file (one-line errors naming the file and the first bad field)."""
+    from audit._util.validation import load_json_model
+
+    return load_json_model(Plan, Path(path), error=PlanError, what="plan")

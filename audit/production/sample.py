@@ -23,7 +23,7 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from audit.production.errors import PlanError, ProductionError
 from audit.production.logs import DecisionLogs, Period, sql_ident, sql_str
@@ -406,23 +406,9 @@ def _write_batch(
 
 
 def load_manifest(path: str | Path) -> SampleManifest:
-    """Read a sample manifest."""
-    p = Path(path)
-    try:
-        return SampleManifest.model_validate_json(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ProductionError(
-            "manifest not readable",
-            where=str(p),
-            expected="manifest.json",
-            actual=type(exc).__name__,
-        ) from None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ProductionError(
-            str(err["msg"]),
-            where=str(p),
-            field=".".join(str(x) for x in err["loc"]),
-            expected="a manifest written by `audit production sample`",
-            actual=repr(err.get("input"))[:60],
-        ) from None
+    """Read a sample manifest file (one-line errors naming the file and the first bad field)."""
+    from audit._util.validation import load_json_model
+
+    return load_json_model(
+        SampleManifest, Path(path), error=ProductionError, what="sample manifest"
+    )
