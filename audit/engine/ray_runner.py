@@ -34,7 +34,13 @@ from typing import Any
 import numpy as np
 
 from audit.engine.cache import PredictionCache, fingerprint_hash
-from audit.engine.runner import ProgressFn, ScoreResult, finish_scoring, over_budget
+from audit.engine.runner import (
+    ProgressFn,
+    ScoreResult,
+    cached_outputs,
+    finish_scoring,
+    over_budget,
+)
 from audit.errors import RunError
 from audit.moderators.base import Moderator
 from audit.schema import Item, ModeratorOutput
@@ -186,17 +192,7 @@ def score_items(
     t0 = time.perf_counter()
     n = len(items)
     model_key = fingerprint_hash(fingerprint)
-    outputs: list[ModeratorOutput | None] = [None] * n
-    cached = np.zeros(n, dtype=bool)
-    if cache is not None:
-        hit = cache.get_many(model_key, (it.content_hash for it in items))
-        for i, it in enumerate(items):
-            o = hit.get(it.content_hash)
-            if o is not None:
-                outputs[i] = o
-                cached[i] = True
-        if progress and cached.any():
-            progress(int(cached.sum()))
+    outputs, cached = cached_outputs(items, model_key, cache, progress)
     # identical content scored once per run: only first occurrences travel to Ray
     first_of: dict[str, int] = {}
     for i in range(n):

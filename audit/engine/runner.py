@@ -68,17 +68,7 @@ def score_items(
     t0 = time.perf_counter()
     n = len(items)
     model_key = fingerprint_hash(fingerprint)
-    outputs: list[ModeratorOutput | None] = [None] * n
-    cached = np.zeros(n, dtype=bool)
-    if cache is not None:
-        hit = cache.get_many(model_key, (it.content_hash for it in items))
-        for i, it in enumerate(items):
-            o = hit.get(it.content_hash)
-            if o is not None:
-                outputs[i] = o
-                cached[i] = True
-        if progress and cached.any():
-            progress(int(cached.sum()))
+    outputs, cached = cached_outputs(items, model_key, cache, progress)
     todo = [i for i in range(n) if outputs[i] is None]
     # identical content scored once per run
     first_of: dict[str, int] = {}
@@ -145,6 +135,29 @@ def score_items(
         model_seconds=model_seconds,
         batches=batches,
     )
+
+
+def cached_outputs(
+    items: Sequence[Item],
+    model_key: str,
+    cache: PredictionCache | None,
+    progress: ProgressFn | None,
+) -> tuple[list[ModeratorOutput | None], np.ndarray]:
+    """Outputs already in the cache (``None`` where missing) and the cached mask, shared by
+    the local and the Ray engine so both look items up by the same content-addressed key."""
+    n = len(items)
+    outputs: list[ModeratorOutput | None] = [None] * n
+    cached = np.zeros(n, dtype=bool)
+    if cache is not None:
+        hit = cache.get_many(model_key, (it.content_hash for it in items))
+        for i, it in enumerate(items):
+            o = hit.get(it.content_hash)
+            if o is not None:
+                outputs[i] = o
+                cached[i] = True
+        if progress and cached.any():
+            progress(int(cached.sum()))
+    return outputs, cached
 
 
 def finish_scoring(
