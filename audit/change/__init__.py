@@ -28,11 +28,19 @@ from audit.change.lineage import (
 )
 from audit.change.pathways import CheckResult, Manifest, check_manifest, gate_checks, load_manifest
 from audit.change.policy_diff import Change, PolicyDiff, diff_markdown, diff_policies
-from audit.change.suite_diff import SuiteDiff, declared_digest_pairs, diff_loaded, diff_suites
+from audit.change.suite_diff import (
+    DeclaredDiff,
+    SuiteDiff,
+    declared_digest_pairs,
+    diff_loaded,
+    diff_suites,
+    load_declared_diff,
+)
 
 __all__ = [
     "Change",
     "CheckResult",
+    "DeclaredDiff",
     "Fate",
     "ImpactConfig",
     "ImpactResult",
@@ -53,6 +61,7 @@ __all__ = [
     "judge_flips",
     "lineage",
     "load_chain",
+    "load_declared_diff",
     "load_impact_config",
     "load_manifest",
     "metric_change",

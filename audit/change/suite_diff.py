@@ -19,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from audit.errors import ConfigError, SuiteError
 from audit.schema import NEGATIVE, POSITIVE, UNKNOWN
@@ -159,8 +160,8 @@ def _side(ref: str, s: Any) -> dict[str, Any]:
     }
 
 
-def diff_loaded(ref_a: str, sa: Any, ref_b: str, sb: Any, key: Key = "id") -> SuiteDiff:
-    """Diff two loaded suites (:class:`audit.suites.loader.LoadedSuite`)."""
+def _keys(ref_a: str, sa: Any, ref_b: str, sb: Any, key: Key) -> tuple[list[str], list[str]]:
+    """The pairing key of every row of each version (ids, or content hashes when unique)."""
     ids_a, ids_b = list(sa.dataset["id"]), list(sb.dataset["id"])
     h_a, h_b = list(sa.dataset["content_hash"]), list(sb.dataset["content_hash"])
     if key == "hash":
@@ -177,40 +178,49 @@ def diff_loaded(ref_a: str, sa: Any, ref_b: str, sb: Any, key: Key = "id") -> Su
                         fix="pair by id (--key id), or deduplicate the suite",
                     )
                 seen[h] = i
-        ka, kb = h_a, h_b
-    else:
-        ka, kb = ids_a, ids_b
-        common = set(ids_a) & set(ids_b)
-        if not common and set(h_a) & set(h_b):
-            n = len(set(h_a) & set(h_b))
-            raise SuiteError(
-                "the two versions share no ids but share items by content: different id schemes",
-                where=f"{ref_a} vs {ref_b}",
-                field="id",
-                expected="the same id scheme in both versions",
-                actual=f"0 common ids, {n} common content hashes",
-                fix="pair rows by content with --key hash",
-            )
+        return h_a, h_b
+    if not set(ids_a) & set(ids_b) and set(h_a) & set(h_b):
+        n = len(set(h_a) & set(h_b))
+        raise SuiteError(
+            "the two versions share no ids but share items by content: different id schemes",
+            where=f"{ref_a} vs {ref_b}",
+            field="id",
+            expected="the same id scheme in both versions",
+            actual=f"0 common ids, {n} common content hashes",
+            fix="pair rows by content with --key hash",
+        )
+    return ids_a, ids_b
+
+
+_LABEL_NAME = {NEGATIVE: "negative", POSITIVE: "positive", UNKNOWN: "unknown"}
+
+
+def _label_kind(before: int, after: int) -> str:
+    if before == NEGATIVE and after == POSITIVE:
+        return "neg→pos"
+    if before == POSITIVE and after == NEGATIVE:
+        return "pos→neg"
+    return "unknown→known" if before == UNKNOWN else "known→unknown"
+
+
+def diff_loaded(ref_a: str, sa: Any, ref_b: str, sb: Any, key: Key = "id") -> SuiteDiff:
+    """Diff two loaded suites (:class:`audit.suites.loader.LoadedSuite`)."""
+    ka, kb = _keys(ref_a, sa, ref_b, sb, key)
+    ids_a, ids_b = list(sa.dataset["id"]), list(sb.dataset["id"])
+    h_a, h_b = list(sa.dataset["content_hash"]), list(sb.dataset["content_hash"])
     pa = {k: i for i, k in enumerate(ka)}
     pb = {k: i for i, k in enumerate(kb)}
     cats_a, cats_b = list(sa.categories), list(sb.categories)
-    shared = [c for c in cats_b if c in cats_a]
-    rows: list[dict[str, Any]] = []
-    counts = {
-        "from": len(ka),
-        "to": len(kb),
-        "added": 0,
-        "removed": 0,
-        "text_changed": 0,
-        "labels_changed": 0,
-        "unchanged": 0,
-    }
-    lc = {c: {"neg→pos": 0, "pos→neg": 0, "unknown→known": 0, "known→unknown": 0} for c in shared}
-    name = {NEGATIVE: "negative", POSITIVE: "positive", UNKNOWN: "unknown"}
-    for k, i in pa.items():
-        if k not in pb:
-            counts["removed"] += 1
-            rows.append({"change": "removed", "id_from": ids_a[i], "content_hash_from": h_a[i]})
+    shared = [(c, cats_a.index(c), cats_b.index(c)) for c in cats_b if c in cats_a]
+    rows: list[dict[str, Any]] = [
+        {"change": "removed", "id_from": ids_a[i], "content_hash_from": h_a[i]}
+        for k, i in pa.items()
+        if k not in pb
+    ]
+    counts = {"from": len(ka), "to": len(kb), "added": 0, "removed": len(rows)}
+    counts |= dict.fromkeys(("text_changed", "labels_changed", "unchanged"), 0)
+    kinds = ("neg→pos", "pos→neg", "unknown→known", "known→unknown")
+    lc = {c: dict.fromkeys(kinds, 0) for c, _, _ in shared}
     for k, j in pb.items():
         if k not in pa:
             counts["added"] += 1
@@ -223,41 +233,27 @@ def diff_loaded(ref_a: str, sa: Any, ref_b: str, sb: Any, key: Key = "id") -> Su
             "content_hash_from": h_a[i],
             "content_hash_to": h_b[j],
         }
-        changed = False
-        if h_a[i] != h_b[j]:
+        text = h_a[i] != h_b[j]
+        if text:
             counts["text_changed"] += 1
             rows.append({"change": "text_changed", **base})
-            changed = True
-        any_label = False
-        for c in shared:
-            la = int(sa.labels[i, cats_a.index(c)])
-            lb = int(sb.labels[j, cats_b.index(c)])
-            if la == lb:
-                continue
-            if la == NEGATIVE and lb == POSITIVE:
-                kind = "neg→pos"
-            elif la == POSITIVE and lb == NEGATIVE:
-                kind = "pos→neg"
-            elif la == UNKNOWN:
-                kind = "unknown→known"
-            else:
-                kind = "known→unknown"
-            lc[c][kind] += 1
-            any_label = True
-            rows.append(
-                {
-                    "change": "label_changed",
-                    **base,
-                    "category": c,
-                    "before": name[la],
-                    "after": name[lb],
-                }
-            )
-        if any_label:
-            counts["labels_changed"] += 1
-            changed = True
-        if not changed:
-            counts["unchanged"] += 1
+        n_label = 0
+        for c, ia, ib in shared:
+            la, lb = int(sa.labels[i, ia]), int(sb.labels[j, ib])
+            if la != lb:
+                lc[c][_label_kind(la, lb)] += 1
+                n_label += 1
+                rows.append(
+                    {
+                        "change": "label_changed",
+                        **base,
+                        "category": c,
+                        "before": _LABEL_NAME[la],
+                        "after": _LABEL_NAME[lb],
+                    }
+                )
+        counts["labels_changed"] += n_label > 0
+        counts["unchanged"] += not text and not n_label
     return SuiteDiff(
         _side(ref_a, sa),
         _side(ref_b, sb),
@@ -277,44 +273,71 @@ def diff_suites(ref_a: str, ref_b: str, *, split: str | None = None, key: Key = 
         return diff_loaded(ref_a, sa, ref_b, sb, key)
 
 
-def declared_digest_pairs(paths: list[str]) -> set[tuple[str, str, str]]:
-    """``(suite name, from digest, to digest)`` of each declared ``suite_diff.json``.
+class _DiffSide(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = Field(min_length=1)
+    digest: str = Field(min_length=1)
+    split: str | None = None
+
+
+class _DiffFile(BaseModel):
+    """The fields of ``suite_diff.json`` a declaration relies on (the rest is report)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    kind: Literal["audit.suite_diff"]
+    from_: _DiffSide = Field(alias="from")
+    to: _DiffSide
+    counts: dict[str, int] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeclaredDiff:
+    """A suite version change declared to a comparison (``--declared-diff``)."""
+
+    path: str
+    suite: str
+    split: str | None
+    from_digest: str
+    to_digest: str
+    counts: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.path,
+            "suite": self.suite,
+            "split": self.split,
+            "from_digest": self.from_digest,
+            "to_digest": self.to_digest,
+            "counts": self.counts,
+        }
+
+
+def load_declared_diff(path: str | Path) -> DeclaredDiff:
+    """Read one ``suite_diff.json`` (``audit suite diff --out``).
 
     Raises:
-        ConfigError: a file is missing, not JSON, or not a suite diff.
+        ConfigError: missing, not JSON, or not a suite diff (names the file and field).
     """
-    out: set[tuple[str, str, str]] = set()
-    for p in paths:
-        path = Path(p)
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(
-                f"cannot read declared suite diff: {exc}",
-                where=str(path),
-                field="suite_diffs",
-                expected="a suite_diff.json written by `audit suite diff --out`",
-                actual=type(exc).__name__,
-                fix="write it with `audit suite diff A B --out DIR`",
-            ) from None
-        if not isinstance(d, dict) or d.get("kind") != "audit.suite_diff":
-            raise ConfigError(
-                "not a suite diff",
-                where=str(path),
-                field="kind",
-                expected="'audit.suite_diff'",
-                actual=repr(d.get("kind") if isinstance(d, dict) else type(d).__name__),
-                fix="declare the suite_diff.json written by `audit suite diff --out`",
-            )
-        out.add((str(d["from"]["name"]), str(d["from"]["digest"]), str(d["to"]["digest"])))
-    return out
+    from audit._util.validation import load_json_model
+
+    try:
+        d = load_json_model(_DiffFile, Path(path), what="suite diff (audit suite diff --out)")
+    except ConfigError as exc:
+        raise ConfigError(
+            exc.message,
+            where=exc.where,
+            field=exc.field,
+            expected=exc.expected,
+            actual=exc.actual,
+            fix="declare the suite_diff.json written by `audit suite diff OLD NEW --out DIR`",
+        ) from None
+    return DeclaredDiff(
+        str(path), d.from_.name, d.from_.split, d.from_.digest, d.to.digest, dict(d.counts)
+    )
 
 
-def digest_change_declared(
-    declared: set[tuple[str, str, str]],
-    suite: str,
-    baseline_digest: str | None,
-    candidate_digest: str | None,
-) -> bool:
-    """Whether a baseline → candidate suite digest change is covered by a declared diff."""
-    return (suite, str(baseline_digest), str(candidate_digest)) in declared
+def declared_digest_pairs(paths: list[str]) -> set[tuple[str, str, str]]:
+    """``(suite name, from digest, to digest)`` of each declared ``suite_diff.json``."""
+    return {(d.suite, d.from_digest, d.to_digest) for d in map(load_declared_diff, paths)}

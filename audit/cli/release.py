@@ -95,6 +95,14 @@ def _log_compare(a: Any, b: Any, payload: dict[str, Any]) -> str | None:
 @click.option("--moderator-a", default=None, help="Moderator of A to pair (default: same names).")
 @click.option("--moderator-b", default=None, help="Moderator of B to pair with it.")
 @click.option("--allow-digest-mismatch", is_flag=True, help="Pair the items both suites share.")
+@click.option(
+    "--declared-diff",
+    "declared_diffs",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="suite_diff.json of `audit suite diff A_VERSION B_VERSION --out DIR` (repeatable): "
+    "compare a suite scored on two versions on the items both share unchanged.",
+)
 @click.option("--n-boot", default=1000, show_default=True, type=click.IntRange(0))
 @click.option("--ci", default=0.95, show_default=True, type=click.FloatRange(0.5, 0.999))
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -108,6 +116,7 @@ def compare(
     moderator_a: str | None,
     moderator_b: str | None,
     allow_digest_mismatch: bool,
+    declared_diffs: tuple[Path, ...],
     n_boot: int,
     ci: float,
     seed: int,
@@ -117,8 +126,10 @@ def compare(
     no_mlflow: bool,
 ) -> None:
     """Paired comparison of RUN_B against RUN_A (run dirs, record.json paths or run ids)."""
-    from audit.release.compare import compare_sides, comparison_json, load_side
+    from audit.change.suite_diff import load_declared_diff
+    from audit.release.compare import compare_sides, comparison_json, declared_note, load_side
 
+    declared = [load_declared_diff(p) for p in declared_diffs]
     a, b = load_side(run_a), load_side(run_b)
     mlist = [m.strip() for m in metrics.split(",")] if metrics else None
     entries = compare_sides(
@@ -127,6 +138,7 @@ def compare(
         moderator_a=moderator_a,
         moderator_b=moderator_b,
         allow_digest_mismatch=allow_digest_mismatch,
+        declared_diffs=declared,
         metrics=mlist,
         n_boot=n_boot,
         ci=ci,
@@ -134,6 +146,10 @@ def compare(
     )
     shown = [m for m in show.split(",") if m and (mlist is None or m in mlist)]
     _print_compare(entries, shown, f"B {b.run_id} vs A {a.run_id}")
+    for e in entries:
+        note = declared_note(e)
+        if note:
+            _console().print(note)
     payload = comparison_json(a, b, entries, n_boot=n_boot, ci=ci, seed=seed)
     if json_out:
         json_out.write_text(json.dumps(payload, indent=2), encoding="utf-8")
@@ -152,6 +168,22 @@ def compare(
 @click.option(
     "--rules", "rules_path", required=True, type=click.Path(dir_okay=False, path_type=Path)
 )
+@click.option(
+    "--declared-diff",
+    "declared_diffs",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="suite_diff.json of `audit suite diff BASELINE_VERSION CANDIDATE_VERSION --out DIR` "
+    "(repeatable; added to the rules' suite_diffs).",
+)
+@click.option(
+    "--agreement",
+    "agreements",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="agreement.json of `audit agreement SUITE --out` (repeatable; added to the rules' "
+    "gold_agreement): blocking checks on its unreliable-gold categories only warn.",
+)
 @click.option("--junit", default=None, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -165,6 +197,8 @@ def gate(
     candidate: str,
     baseline: str,
     rules_path: Path,
+    declared_diffs: tuple[Path, ...],
+    agreements: tuple[Path, ...],
     junit: Path | None,
     json_out: Path | None,
     md_out: Path | None,
@@ -175,19 +209,26 @@ def gate(
     from rich.table import Table
 
     from audit.release.gate import (
+        evaluate_gate,
         junit_xml,
         load_rules,
         markdown_summary,
         resolve_side,
-        run_gate,
         verdict,
     )
 
     rules = load_rules(rules_path)
+    rules = rules.model_copy(
+        update={
+            "suite_diffs": [*rules.suite_diffs, *map(str, declared_diffs)],
+            "gold_agreement": [*rules.gold_agreement, *map(str, agreements)],
+        }
+    )
     with tempfile.TemporaryDirectory() as td:
         base = resolve_side(baseline, Path(td) / "baseline")
         cand = resolve_side(candidate, Path(td) / "candidate")
-        checks = run_gate(rules, cand, base)
+        report = evaluate_gate(rules, cand, base)
+    checks = report.checks
     code, word = verdict(checks)
     t = Table(title=f"gate {rules_path.name}: candidate {cand.run_id} vs baseline {base.run_id}")
     for col in (
@@ -212,8 +253,10 @@ def gate(
         )  # fmt: skip
     out = _console()
     out.print(t)
+    for note in report.notes:
+        out.print(note, markup=False)
     out.print(f"[bold]{word}[/] (exit {code}): intersection–union over blocking checks")
-    md = markdown_summary(checks, word, cand.run_id, base.run_id)
+    md = markdown_summary(checks, word, cand.run_id, base.run_id, notes=report.notes)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as fh:
@@ -229,10 +272,15 @@ def gate(
         for r in rows:
             for k in ("bound", "threshold"):
                 r[k] = r[k] if r[k] == r[k] else None
-        json_out.write_text(
-            json.dumps({"verdict": word, "exit_code": code, "checks": rows}, indent=2),
-            encoding="utf-8",
-        )
+        payload = {
+            "verdict": word,
+            "exit_code": code,
+            "declared_diffs": report.declared_diffs,
+            "unreliable_gold": report.unreliable_gold,
+            "notes": report.notes,
+            "checks": rows,
+        }
+        json_out.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     raise SystemExit(code)
 
 

@@ -28,13 +28,25 @@ under ``runs/`` or a baseline snapshot JSON (:mod:`audit.release.gate`); it live
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from audit.errors import GateError
-from audit.release.sides import ResultView, Side, frame_from_b64, load_side, pair_results
+from audit.release.sides import (
+    DIGEST_FIX,
+    ResultView,
+    Side,
+    frame_from_b64,
+    load_side,
+    match_declared,
+    pair_results,
+)
+
+if TYPE_CHECKING:
+    from audit.change.suite_diff import DeclaredDiff
 
 # Loading and pairing live in audit.release.sides; their names stay importable from
 # here, where the gate, the API, the CLI and audit.release import them.
@@ -50,6 +62,7 @@ __all__ = [
     "align",
     "compare_sides",
     "comparison_json",
+    "declared_note",
     "frame_from_b64",
     "load_side",
     "mcnemar",
@@ -80,6 +93,9 @@ class Aligned:
     n_only_a: int = 0
     n_only_b: int = 0
     n_hash_mismatch: int = 0
+    n_gold_changed: int = 0
+    """Items with the same id and content whose gold differs (a relabel between suite
+    versions): excluded, since the two runs were scored against different answers."""
 
 
 def _cats(frame: Any) -> list[str]:
@@ -87,7 +103,8 @@ def _cats(frame: Any) -> list[str]:
 
 
 def align(fa: Any, fb: Any) -> Aligned:
-    """Inner-join two prediction frames by id; items whose content hash differs are dropped."""
+    """Inner-join two prediction frames by id; items whose content hash or gold differs
+    are dropped and counted (equal suite digests imply neither happens)."""
     ca = _cats(fa)
     cats = [c for c in ca if c in set(_cats(fb)) and f"score.{c}" in fa and f"score.{c}" in fb]
 
@@ -100,6 +117,11 @@ def align(fa: Any, fb: Any) -> Aligned:
     same = (m["content_hash_a"] == m["content_hash_b"]).to_numpy()
     n_mismatch = int((~same).sum())
     m = m[same]
+    relabelled = np.zeros(len(m), dtype=bool)
+    for c in cats:
+        relabelled |= (m[f"gold.{c}_a"] != m[f"gold.{c}_b"]).to_numpy()
+    n_relabelled = int(relabelled.sum())
+    m = m[~relabelled]
 
     def arr(prefix: str, side: str, dtype: Any, fill: Any) -> np.ndarray:
         cols = [f"{prefix}.{c}{side}" for c in cats]
@@ -119,9 +141,10 @@ def align(fa: Any, fb: Any) -> Aligned:
         arr("pred", "_b", "boolean", False).astype(bool),
         m["error_a"].notna().to_numpy(),
         m["error_b"].notna().to_numpy(),
-        len(fa) - len(m) - n_mismatch,
-        len(fb) - len(m) - n_mismatch,
+        len(fa) - len(m) - n_mismatch - n_relabelled,
+        len(fb) - len(m) - n_mismatch - n_relabelled,
         n_mismatch,
+        n_relabelled,
     )
 
 
@@ -423,25 +446,37 @@ def compare_sides(
     moderator_a: str | None = None,
     moderator_b: str | None = None,
     allow_digest_mismatch: bool = False,
-    declared_diffs: set[tuple[str, str, str]] | None = None,
+    declared_diffs: Sequence[DeclaredDiff] = (),
+    roles: tuple[str, str] = ("A", "B"),
     **kwargs: Any,
 ) -> list[dict[str, Any]]:
     """Compare every paired suite × moderator; one entry per pair with the comparisons.
 
-    ``declared_diffs``: ``(suite, digest A, digest B)`` changes declared by a suite diff
-    (:func:`audit.change.suite_diff.declared_digest_pairs`); they pair like a match.
+    ``declared_diffs``: suite diffs (``audit suite diff --out``) whose from / to digests
+    must be exactly A's and B's (:func:`audit.release.sides.match_declared`, exit 2
+    otherwise); a declared pair is compared on the items both versions share unchanged
+    (same id, content hash and gold), the others are counted in the entry.
+
+    Raises:
+        GateError: a suite's digests differ and the change is neither declared nor
+            allowed (``allow_digest_mismatch``).
     """
+    pairs = pair_results(a, b, moderator_a, moderator_b)
+    declared = match_declared(declared_diffs, pairs, roles)
     out = []
-    for ra, rb in pair_results(a, b, moderator_a, moderator_b):
+    for ra, rb in pairs:
         match = ra.digest == rb.digest and ra.digest is not None
-        declared = (ra.suite, str(ra.digest), str(rb.digest)) in (declared_diffs or set())
-        if not match and not allow_digest_mismatch and not declared:
+        decl = declared.get(ra.suite_key)
+        if not match and not allow_digest_mismatch and decl is None:
             raise GateError(
-                "suite digests differ: the runs did not score the same items",
-                where=f"{ra.suite_key}",
-                expected=str(ra.digest)[:12],
-                actual=str(rb.digest)[:12],
-                fix="declare the change (audit suite diff --out) or pass --allow-digest-mismatch",
+                f"suite {ra.suite_key} was scored on two versions ({roles[0]} digest "
+                f"{str(ra.digest)[:12]}, {roles[1]} digest {str(rb.digest)[:12]}): the runs "
+                "did not score the same items",
+                where=ra.suite_key,
+                field="suites.digest",
+                expected="equal digests, or a declared suite diff",
+                actual="different digests",
+                fix=f"{DIGEST_FIX} (or --allow-digest-mismatch to pair the items both share)",
             )
         al = align(ra.load(), rb.load())
         cmp = paired_compare(al, **kwargs)
@@ -452,10 +487,12 @@ def compare_sides(
                 "moderator_a": ra.moderator,
                 "moderator_b": rb.moderator,
                 "digest_match": match,
+                "declared_diff": None if decl is None else decl.to_json(),
                 "n": int(al.ids.size),
                 "n_only_a": al.n_only_a,
                 "n_only_b": al.n_only_b,
                 "n_hash_mismatch": al.n_hash_mismatch,
+                "n_gold_changed": al.n_gold_changed,
                 "error_rate_a": float(al.err_a.mean()) if al.ids.size else float("nan"),
                 "error_rate_b": float(al.err_b.mean()) if al.ids.size else float("nan"),
                 "a": ra,
@@ -464,6 +501,20 @@ def compare_sides(
             }
         )
     return out
+
+
+def declared_note(e: dict[str, Any], roles: tuple[str, str] = ("A", "B")) -> str | None:
+    """One line on what a declared suite diff did to an entry of :func:`compare_sides`."""
+    d = e.get("declared_diff")
+    if d is None:
+        return None
+    return (
+        f"{e['suite']}:{e['split']}: declared suite diff {d['file']} "
+        f"({d['from_digest'][:12]} → {d['to_digest'][:12]}): compared on the {e['n']} items "
+        f"both versions share unchanged; excluded {e['n_hash_mismatch']} with changed text, "
+        f"{e['n_gold_changed']} with changed gold, {e['n_only_a']} only in {roles[0]}, "
+        f"{e['n_only_b']} only in {roles[1]}"
+    )
 
 
 def comparison_json(a: Side, b: Side, entries: list[dict[str, Any]], **meta: Any) -> dict[str, Any]:

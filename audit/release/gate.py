@@ -15,8 +15,14 @@ Each rule × suite × category is one check with one status:
     exceeds ``δ`` (the golden set cannot resolve the margin). Treated like unverifiable
     for blocking rules unless the rule sets ``allow_uninformative: true``.
 ``unverifiable``
-    A NaN value or bound, a missing slice or category, a suite digest or policy version
-    mismatch the rules do not allow. NaN never passes.
+    A NaN value or bound, a missing slice or category, a policy version mismatch the
+    rules do not allow. NaN never passes.
+
+A suite scored on two versions (different digests) is refused outright unless the change
+is declared with its ``audit suite diff`` (``suite_diffs:`` / ``--declared-diff``) or the
+rules set ``allow_digest_mismatch``. A blocking check on a category that an agreement
+record (``gold_agreement:`` / ``--agreement``) marks *unreliable gold* is downgraded to a
+warning naming the category, its alpha and the threshold (docs/methods/labels.md §2).
 
 The verdict is an **intersection–union test** (Berger 1982): the gate passes only if every
 blocking check passes; each check is run at level α with no multiplicity correction, and
@@ -28,13 +34,37 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from audit.records import Check
-from audit.release.compare import Side, compare_sides, load_side
+from audit.release.compare import Side, compare_sides, declared_note
+from audit.release.snapshot import resolve_side, write_snapshot
+
+__all__ = [
+    "Budget",
+    "Budgets",
+    "Check",
+    "GateReport",
+    "GateRules",
+    "Rule",
+    "evaluate_gate",
+    "evaluate_rule",
+    "junit_xml",
+    "load_rules",
+    "markdown_summary",
+    "refusal_reasons",
+    "resolve_side",
+    "run_gate",
+    "verdict",
+    "write_snapshot",
+]
+
+if TYPE_CHECKING:
+    from audit.change.suite_diff import DeclaredDiff
 
 Severity = Literal["block", "warn"]
 
@@ -102,8 +132,13 @@ class GateRules(BaseModel):
     rules: list[Rule] = Field(default_factory=list)
     budgets: Budgets = Field(default_factory=Budgets)
     suite_diffs: list[str] = Field(default_factory=list)
-    """Declared suite diffs (``suite_diff.json`` of ``audit suite diff --out``): a suite
-    digest change from baseline to candidate that one of them names is not blocking."""
+    """Declared suite diffs (``suite_diff.json`` of ``audit suite diff --out``; the CLI's
+    ``--declared-diff`` adds to them): each must describe exactly the baseline → candidate
+    digest change of its suite (else exit 2); that suite is then compared on the items
+    both versions share unchanged. An undeclared change is refused (exit 3)."""
+    gold_agreement: list[str] = Field(default_factory=list)
+    """Agreement records (``agreement.json`` of ``audit agreement --out``) of suites the
+    candidate scored: blocking checks on a category they mark unreliable gold only warn."""
     pathways_manifest: str | None = None
     """A pathway manifest (``configs/pathways.yaml``): its sync check becomes one blocking
     check per problem (:func:`audit.change.pathways.gate_checks`)."""
@@ -238,15 +273,169 @@ def refusal_reasons(rules: GateRules, candidate: Side, baseline: Side) -> list[s
     return out
 
 
-def run_gate(rules: GateRules, candidate: Side, baseline: Side) -> list[Check]:
-    """Every check of ``rules`` on the candidate against the baseline.
+@dataclass
+class GateReport:
+    """Every check of a gate run and what shaped them: the declared suite diffs used
+    and the categories whose gold an agreement record marks unreliable."""
+
+    checks: list[Check]
+    declared_diffs: list[dict[str, Any]] = field(default_factory=list)
+    unreliable_gold: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Context:
+    """What every check of one gate run reads."""
+
+    rules: GateRules
+    candidate: Side
+    baseline: Side
+    declared: list[DeclaredDiff]
+    unreliable: dict[tuple[str, str], str]
+    policy_ok: bool
+    cache: dict[Any, list[dict[str, Any]] | None] = field(default_factory=dict)
+    downgraded: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def entries(self, slice_: dict[str, str] | None) -> list[dict[str, Any]] | None:
+        """The paired comparison, whole or on one slice value (None: slice missing)."""
+        key = tuple(sorted(slice_.items())) if slice_ else None
+        if key not in self.cache:
+            a: Side | None = self.baseline
+            b: Side | None = self.candidate
+            if slice_:
+                ((nm, val),) = slice_.items()
+                a, b = _slice_side(self.baseline, nm, val), _slice_side(self.candidate, nm, val)
+            self.cache[key] = (
+                None
+                if a is None or b is None
+                else compare_sides(
+                    a,
+                    b,
+                    moderator_a=self.rules.moderator_baseline,
+                    moderator_b=self.rules.moderator_candidate,
+                    # undeclared digest changes were refused before any comparison
+                    allow_digest_mismatch=True,
+                    declared_diffs=self.declared,
+                    roles=("baseline", "candidate"),
+                    n_boot=self.rules.n_boot,
+                    ci=1.0 - 2.0 * self.rules.alpha,
+                    seed=self.rules.seed,
+                )
+            )
+        return self.cache[key]
+
+    def blocked(self) -> str | None:
+        if not self.policy_ok and not self.rules.allow_policy_mismatch:
+            return "policy version/digest differs"
+        return None
+
+    def check(self, suite: str, *fields: Any) -> Check:
+        """A check of ``suite``; a blocking one on a category with unreliable gold is
+        downgraded to a warning that says why (docs/methods/labels.md §2)."""
+        c = _check(*fields)
+        why = self.unreliable.get((suite, c.category))
+        if why is None or c.severity != "block":
+            return c
+        key = (suite, c.category)
+        self.downgraded[key] = self.downgraded.get(key, 0) + 1
+        return c.model_copy(update={"severity": "warn", "detail": f"{c.detail}; warn only: {why}"})
+
+
+def _rule_checks(ctx: _Context) -> list[Check]:
+    from audit.metrics import get_metric
+
+    checks: list[Check] = []
+    nan = math.nan
+    for i, rule in enumerate(ctx.rules.rules):
+        rname = rule.name or f"{rule.metric}#{i}"
+        if rule.slice:
+            rname += "[" + ",".join(f"{k}={v}" for k, v in rule.slice.items()) + "]"
+        direction = get_metric(rule.metric).direction
+        es = ctx.entries(rule.slice)
+        if es is None:
+            row = (
+                "*",
+                "*",
+                rule.severity,
+                "unverifiable",
+                nan,
+                nan,
+                nan,
+                0,
+                "slice column missing",
+            )
+            checks.append(_check(rname, *row))
+            continue
+        for e in es:
+            lbl = f"{e['suite']}/{e['moderator_b']}"
+            if rule.suites and e["suite"] not in rule.suites:
+                continue
+            cats = rule.categories or [c for c, v in e["categories"].items() if v.n > 0]
+            for cat in cats:
+                cmp = e["categories"].get(cat)
+                why = ctx.blocked()
+                if cmp is None or why:
+                    det = why or "category not in both runs"
+                    row = (rule.severity, "unverifiable", nan, nan, nan, 0, det)
+                    checks.append(ctx.check(e["suite"], rname, lbl, cat, *row))
+                    continue
+                st, val, bound, thr, det = evaluate_rule(rule, cmp, direction, ctx.rules.alpha)
+                row = (rule.severity, st, val, bound, thr, cmp.n, det)
+                checks.append(ctx.check(e["suite"], rname, lbl, cat, *row))
+    return checks
+
+
+def _budget_checks(ctx: _Context) -> list[Check]:
+    checks: list[Check] = []
+    es = ctx.entries(None) or []
+    for bname in ("parse_failure_rate", "error_rate", "negative_flip_rate"):
+        budget: Budget | None = getattr(ctx.rules.budgets, bname)
+        if budget is None:
+            continue
+        for e in es:
+            rb = e["b"]
+            if bname == "negative_flip_rate":
+                cats = budget.categories or [c for c, v in e["categories"].items() if v.n > 0]
+                items = []
+                for c in cats:
+                    x = e["categories"].get(c)
+                    items.append((c, x.negative_flip_rate if x else math.nan, x.n if x else 0))
+            else:
+                num = (
+                    rb.error_types.get("parse_failure", 0)
+                    if bname == "parse_failure_rate"
+                    else rb.n_errors
+                )
+                items = [("*", num / rb.n if rb.n else math.nan, rb.n)]
+            for cat, v, n in items:
+                why = ctx.blocked()
+                if why or _nan(v):
+                    st, det = "unverifiable", why or "rate is undefined"
+                else:
+                    st = "pass" if v <= budget.max else "fail"
+                    det = f"{v:.4f} vs max {budget.max}"
+                lbl = f"{e['suite']}/{e['moderator_b']}"
+                row = (budget.severity, st, v, v, budget.max, n, det)
+                checks.append(ctx.check(e["suite"], bname, lbl, cat, *row))
+    return checks
+
+
+def evaluate_gate(rules: GateRules, candidate: Side, baseline: Side) -> GateReport:
+    """Every check of ``rules`` on the candidate against the baseline, with the notes
+    on declared suite diffs and unreliable gold (``audit gate --json`` writes them).
 
     Raises:
         GateRefusedError: the candidate is not a finished run covering every baseline
-            pair (see :func:`refusal_reasons`): exit 3, no verdict.
+            pair (see :func:`refusal_reasons`), or a suite was scored on two versions
+            and the change is not declared: exit 3, no verdict.
+        ConfigError: a declared suite diff or an agreement record does not describe the
+            runs' suite versions, or is unreadable (exit 2).
     """
+    from audit.change.suite_diff import load_declared_diff
     from audit.errors import GateRefusedError
-    from audit.metrics import get_metric
+    from audit.release.gate_inputs import gold_reliability, refuse_digest_changes
+    from audit.release.sides import match_declared, pair_results
 
     problems = refusal_reasons(rules, candidate, baseline)
     if problems:
@@ -258,152 +447,40 @@ def run_gate(rules: GateRules, candidate: Side, baseline: Side) -> list[Check]:
             actual=f"{len(problems)} problem(s)",
             fix="rerun the candidate to completion (cached items are reused), then gate again",
         )
-
-    checks: list[Check] = []
-    pol_ok = (candidate.policy.get("ref"), candidate.policy.get("digest")) == (
+    declared = [load_declared_diff(p) for p in rules.suite_diffs]
+    pairs = pair_results(baseline, candidate, rules.moderator_baseline, rules.moderator_candidate)
+    roles = ("baseline", "candidate")
+    matched = match_declared(declared, pairs, roles)
+    refuse_digest_changes(rules, pairs, matched, candidate.source)
+    unreliable, records = gold_reliability(rules.gold_agreement, candidate)
+    policy_ok = (candidate.policy.get("ref"), candidate.policy.get("digest")) == (
         baseline.policy.get("ref"),
         baseline.policy.get("digest"),
     )
-    kw: dict[str, Any] = {
-        "moderator_a": rules.moderator_baseline,
-        "moderator_b": rules.moderator_candidate,
-        "allow_digest_mismatch": True,
-        "n_boot": rules.n_boot,
-        "ci": 1.0 - 2.0 * rules.alpha,
-        "seed": rules.seed,
-    }
-    cache: dict[Any, list[dict[str, Any]]] = {}
-
-    def entries(slice_: dict[str, str] | None) -> list[dict[str, Any]] | None:
-        key = tuple(sorted(slice_.items())) if slice_ else None
-        if key not in cache:
-            a, b = baseline, candidate
-            if slice_:
-                ((nm, val),) = slice_.items()
-                a2, b2 = _slice_side(baseline, nm, val), _slice_side(candidate, nm, val)
-                if a2 is None or b2 is None:
-                    return None
-                a, b = a2, b2
-            cache[key] = compare_sides(a, b, **kw)
-        return cache[key]
-
-    declared: set[tuple[str, str, str]] = set()
-    if rules.suite_diffs:
-        from audit.change.suite_diff import declared_digest_pairs
-
-        declared = declared_digest_pairs(rules.suite_diffs)
-
-    def blocked(e: dict[str, Any]) -> str | None:
-        if not pol_ok and not rules.allow_policy_mismatch:
-            return "policy version/digest differs"
-        change = (e["suite"], str(e["a"].digest), str(e["b"].digest))
-        if not e["digest_match"] and not rules.allow_digest_mismatch and change not in declared:
-            return "suite digest differs (declare the change with suite_diffs)"
-        return None
-
-    for i, rule in enumerate(rules.rules):
-        rname = rule.name or f"{rule.metric}#{i}"
-        if rule.slice:
-            rname += "[" + ",".join(f"{k}={v}" for k, v in rule.slice.items()) + "]"
-        direction = get_metric(rule.metric).direction
-        es = entries(rule.slice)
-        if es is None:
-            checks.append(
-                _check(
-                    rname,
-                    "*",
-                    "*",
-                    rule.severity,
-                    "unverifiable",
-                    math.nan,
-                    math.nan,
-                    math.nan,
-                    0,
-                    "slice column missing",
-                )
-            )
-            continue
-        for e in es:
-            lbl = f"{e['suite']}/{e['moderator_b']}"
-            if rule.suites and e["suite"] not in rule.suites:
-                continue
-            cats = rule.categories or [c for c, v in e["categories"].items() if v.n > 0]
-            for cat in cats:
-                cmp = e["categories"].get(cat)
-                why = blocked(e)
-                if cmp is None or why:
-                    checks.append(
-                        _check(
-                            rname,
-                            lbl,
-                            cat,
-                            rule.severity,
-                            "unverifiable",
-                            math.nan,
-                            math.nan,
-                            math.nan,
-                            0,
-                            why or "category not in both runs",
-                        )
-                    )
-                    continue
-                st, val, bound, thr, det = evaluate_rule(rule, cmp, direction, rules.alpha)
-                checks.append(
-                    _check(rname, lbl, cat, rule.severity, st, val, bound, thr, cmp.n, det)
-                )
-    es = entries(None) or []
-    for bname in ("parse_failure_rate", "error_rate", "negative_flip_rate"):
-        budget: Budget | None = getattr(rules.budgets, bname)
-        if budget is None:
-            continue
-        for e in es:
-            rb = e["b"]
-            if bname == "negative_flip_rate":
-                cats = budget.categories or [c for c, v in e["categories"].items() if v.n > 0]
-                vals = [
-                    (
-                        c,
-                        e["categories"][c].negative_flip_rate if c in e["categories"] else math.nan,
-                        e["categories"].get(c),
-                    )
-                    for c in cats
-                ]
-                items = [(c, v, x.n if x else 0) for c, v, x in vals]
-            else:
-                num = (
-                    rb.error_types.get("parse_failure", 0)
-                    if bname == "parse_failure_rate"
-                    else rb.n_errors
-                )
-                items = [("*", num / rb.n if rb.n else math.nan, rb.n)]
-            for cat, v, n in items:
-                why = blocked(e)
-                if why or _nan(v):
-                    st, det = "unverifiable", why or "rate is undefined"
-                else:
-                    st, det = (
-                        ("pass" if v <= budget.max else "fail"),
-                        f"{v:.4f} vs max {budget.max}",
-                    )
-                checks.append(
-                    _check(
-                        bname,
-                        f"{e['suite']}/{e['moderator_b']}",
-                        cat,
-                        budget.severity,
-                        st,
-                        v,
-                        v,
-                        budget.max,
-                        n,
-                        det,
-                    )
-                )
+    ctx = _Context(rules, candidate, baseline, declared, unreliable, policy_ok)
+    checks = _rule_checks(ctx) + _budget_checks(ctx)
     if rules.pathways_manifest is not None:
         from audit.change.pathways import gate_checks
 
         checks.extend(gate_checks(rules.pathways_manifest))
-    return checks
+    notes = [
+        n for e in (ctx.entries(None) if matched else None) or [] if (n := declared_note(e, roles))
+    ]
+    for (suite, cat), k in sorted(ctx.downgraded.items()):
+        notes.append(
+            f"{suite}: {k} blocking check(s) downgraded to warn: {unreliable[(suite, cat)]}"
+        )
+    return GateReport(
+        checks,
+        [d.to_json() for d in {id(d): d for d in matched.values()}.values()],
+        [r.to_json() for r in records],
+        notes,
+    )
+
+
+def run_gate(rules: GateRules, candidate: Side, baseline: Side) -> list[Check]:
+    """The checks of :func:`evaluate_gate` (same refusals and errors)."""
+    return evaluate_gate(rules, candidate, baseline).checks
 
 
 def verdict(checks: list[Check]) -> tuple[int, str]:
@@ -420,14 +497,19 @@ def _fmt(v: float) -> str:
     return "nan" if _nan(v) else f"{v:+.4f}"
 
 
-def markdown_summary(checks: list[Check], word: str, candidate: str, baseline: str) -> str:
-    """Markdown for ``$GITHUB_STEP_SUMMARY``: verdict, then every non-passing check."""
+def markdown_summary(
+    checks: list[Check], word: str, candidate: str, baseline: str, notes: list[str] | None = None
+) -> str:
+    """Markdown for ``$GITHUB_STEP_SUMMARY``: verdict, notes (declared suite diffs,
+    unreliable gold), then every check, non-passing first."""
     lines = [
         f"## audit gate: {word}",
         "",
         f"candidate `{candidate}` vs baseline `{baseline}`: "
         f"{sum(c.status == 'pass' for c in checks)}/{len(checks)} checks pass",
         "",
+        *[f"- {n}" for n in notes or []],
+        *([""] if notes else []),
         "| rule | suite | category | severity | status | value | bound | threshold | n | detail |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -465,81 +547,6 @@ def junit_xml(checks: list[Check]) -> str:
     suite.set("errors", str(n_err))
     suite.set("skipped", str(n_skip))
     return ET.tostring(suite, encoding="unicode", xml_declaration=True)
-
-
-_SNAPSHOT_COLS = ("id", "content_hash", "error", "error_type")
-
-
-def write_snapshot(run: str | Path, name: str, out_dir: Path) -> Path:
-    """Write ``<out_dir>/<name>.json``: a baseline that can be gated against without runs/.
-
-    It keeps the record's metrics, suite digests, policy, moderator fingerprints and,
-    per result, the item table needed for pairing (ids, content hashes, scores, decisions,
-    gold, errors, slices) as a base64 zstd Parquet.
-    """
-    import base64
-    import io
-
-    from audit._util.settings import check_writable
-    from audit.engine.record import utcnow, write_json_atomic
-    from audit.release.compare import load_side
-
-    check_writable(out_dir, "baseline snapshot")  # before the work, not after
-    side = load_side(run)
-    d = side.data
-    results = []
-    raw = {(r["suite"], r["split"], r["moderator"]): r for r in d.get("results", [])}
-    for rv in side.results:
-        f = rv.load()
-        keep = [
-            c
-            for c in f.columns
-            if c in _SNAPSHOT_COLS or c.split(".")[0] in ("score", "pred", "gold", "slice")
-        ]
-        buf = io.BytesIO()
-        f[keep].to_parquet(buf, compression="zstd", index=False)
-        entry = {
-            k: v for k, v in raw[(rv.suite, rv.split, rv.moderator)].items() if k != "predictions"
-        }
-        entry["items"] = base64.b64encode(buf.getvalue()).decode("ascii")
-        results.append(entry)
-    snap = {
-        "snapshot_version": 1,
-        "schema_version": d.get("schema_version"),
-        "name": name,
-        "created_at": utcnow(),
-        "run_id": side.run_id,
-        "policy": d.get("policy"),
-        "suites": d.get("suites"),
-        "moderators": {
-            k: {kk: v.get(kk) for kk in ("type", "fingerprint", "fingerprint_hash", "thresholds")}
-            for k, v in (d.get("moderators") or {}).items()
-        },
-        "git": (d.get("provenance") or {}).get("git"),
-        "mlflow": d.get("mlflow"),
-        "results": results,
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.json"
-    write_json_atomic(path, snap)
-    return path
-
-
-def resolve_side(ref: str, workdir: Path) -> Side:
-    """A run/record/run id/snapshot, ``mlflow:<run_id>`` or ``mlflow-tag:key=value``.
-
-    MLflow references download the parent run's ``record.json`` and its children's
-    ``predictions/*.parquet`` artifacts into ``workdir``.
-    """
-    if not ref.startswith(("mlflow:", "mlflow-tag:")):
-        return load_side(ref)
-    from audit._util.settings import runs_dir
-    from audit.tracking.artifacts import download_audit_run
-
-    rid = download_audit_run(ref, workdir, runs_dir())
-    side = load_side(workdir)
-    side.mlflow_parent = rid
-    return side
 
 
 def _const_frame(frame: Any) -> Callable[[], Any]:

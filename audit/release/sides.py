@@ -7,14 +7,23 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit.errors import ConfigError, GateError
+
+if TYPE_CHECKING:
+    from audit.change.suite_diff import DeclaredDiff
+
+#: How to make a suite version change comparable (docs/methods/change.md §4).
+DIGEST_FIX = (
+    "write the diff of the two versions with `audit suite diff OLD NEW --out DIR` and pass "
+    "--declared-diff DIR/suite_diff.json"
+)
 
 
 @dataclass
@@ -221,3 +230,49 @@ def pair_results(
             fix="pick moderators with --moderator-a / --moderator-b",
         )
     return pairs
+
+
+def match_declared(
+    diffs: Sequence[DeclaredDiff],
+    pairs: list[tuple[ResultView, ResultView]],
+    roles: tuple[str, str] = ("A", "B"),
+) -> dict[str, DeclaredDiff]:
+    """The declared suite diff of each paired suite split (``suite:split`` → diff).
+
+    A diff is accepted only for exactly the change it describes: its from-digest must be
+    the first side's digest and its to-digest the second's. Anything else is a stale or
+    misdirected declaration and an error, never silently ignored.
+
+    Raises:
+        ConfigError: the diff names a suite no pair scored, or other digests (exit 2).
+    """
+    out: dict[str, DeclaredDiff] = {}
+    for d in diffs:
+        hits = [
+            (ra, rb)
+            for ra, rb in pairs
+            if ra.suite == d.suite and (d.split is None or ra.split == d.split)
+        ]
+        if not hits:
+            raise ConfigError(
+                "declared suite diff is for a suite neither run scored in common",
+                where=d.path,
+                field="from.name",
+                expected=" or ".join(sorted({ra.suite_key for ra, _ in pairs})),
+                actual=f"{d.suite}:{d.split}" if d.split else d.suite,
+                fix="declare the diff of a suite both runs scored",
+            )
+        for ra, rb in hits:
+            if (str(ra.digest), str(rb.digest)) != (d.from_digest, d.to_digest):
+                raise ConfigError(
+                    f"declared suite diff does not describe the runs' versions of {ra.suite_key}",
+                    where=d.path,
+                    field="from.digest / to.digest",
+                    expected=f"{str(ra.digest)[:12]} ({roles[0]}) → {str(rb.digest)[:12]} "
+                    f"({roles[1]})",
+                    actual=f"{d.from_digest[:12]} → {d.to_digest[:12]}",
+                    fix="write the diff of exactly these two versions with "
+                    "`audit suite diff OLD NEW --out DIR`",
+                )
+            out[ra.suite_key] = d
+    return out

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audit.change import declared_digest_pairs, diff_suites
+from audit.change import declared_digest_pairs, diff_suites, load_declared_diff
+from audit.errors import ConfigError, GateError, GateRefusedError
 from audit.release.compare import compare_sides, load_side
 from audit.release.gate import GateRules, Rule, run_gate
 from tests.change._util import harassment_rows, write_suite
@@ -96,43 +97,37 @@ def test_suite_at_a_git_revision(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert (out / "suite_diff.csv").read_text(encoding="utf-8").startswith("change,")
 
 
+def _declare(path: Path, frm: str, to: str) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "kind": "audit.suite_diff",
+                "from": {"name": "s", "digest": frm},
+                "to": {"name": "s", "digest": to},
+            }
+        )
+    )
+    return path
+
+
 def test_gate_accepts_only_a_declared_digest_change(tmp_path: Path) -> None:
     y = np.array([[1], [0], [1], [0]] * 10)
     f = make_frame(y, np.where(y == 1, 0.9, 0.1), ["hate"])
     a = load_side(make_run(tmp_path, "base", {("s", "m"): f}, digest="d1"))
     b = load_side(make_run(tmp_path, "cand", {("s", "m"): f}, digest="d2"))
     rules = {"rules": [Rule(metric="recall", margin=0.05)], "n_boot": 50}
-    blocked = run_gate(GateRules(**rules), b, a)
-    assert blocked and all(c.status == "unverifiable" for c in blocked)
-    assert "declare the change" in blocked[0].detail
-    decl = tmp_path / "suite_diff.json"
-    decl.write_text(
-        json.dumps(
-            {
-                "kind": "audit.suite_diff",
-                "from": {"name": "s", "digest": "d1"},
-                "to": {"name": "s", "digest": "d2"},
-            }
-        )
-    )
+    with pytest.raises(GateRefusedError, match="suite s:test was scored on two versions"):
+        run_gate(GateRules(**rules), b, a)
+    decl = _declare(tmp_path / "suite_diff.json", "d1", "d2")
     ok = run_gate(GateRules(**rules, suite_diffs=[str(decl)]), b, a)
     assert ok and all(c.status == "pass" for c in ok)
-    # a diff declared for other digests does not unlock the pair
-    other = tmp_path / "other.json"
-    other.write_text(
-        json.dumps(
-            {
-                "kind": "audit.suite_diff",
-                "from": {"name": "s", "digest": "d1"},
-                "to": {"name": "s", "digest": "d9"},
-            }
-        )
-    )
-    assert all(
-        c.status == "unverifiable"
-        for c in run_gate(GateRules(**rules, suite_diffs=[str(other)]), b, a)
-    )
+    # a diff declared for other digests is an error, never silently ignored
+    other = _declare(tmp_path / "other.json", "d1", "d9")
+    with pytest.raises(ConfigError, match="does not describe the runs' versions of s:test"):
+        run_gate(GateRules(**rules, suite_diffs=[str(other)]), b, a)
     # compare_sides refuses the pair unless the change is declared
-    with pytest.raises(Exception, match="suite digests differ"):
+    with pytest.raises(GateError, match="scored on two versions"):
         compare_sides(a, b, n_boot=20)
-    assert compare_sides(a, b, n_boot=20, declared_diffs=declared_digest_pairs([str(decl)]))
+    (e,) = compare_sides(a, b, n_boot=20, declared_diffs=[load_declared_diff(decl)])
+    assert e["declared_diff"]["file"] == str(decl) and e["n"] == 40
+    assert declared_digest_pairs([str(decl)]) == {("s", "d1", "d2")}
