@@ -195,6 +195,28 @@ def _score(
     return mod, res.outputs
 
 
+#: One side of the judge comparison: decisions, which of them are valid, the judge's
+#: categories and its raw outputs.
+_Side = tuple[np.ndarray, np.ndarray, tuple[str, ...], list[ModeratorOutput]]
+
+
+def _judge_side(
+    cfg: ImpactConfig, policy: Policy, items: Sequence[Item], config_where: str
+) -> _Side:
+    """The judge built with its prompt rendered from ``policy``, scored on ``items``."""
+    from pydantic import ValidationError
+
+    from audit._util.validation import validation_error
+
+    try:
+        judge, outs = _score(cfg.judge, policy, items, config_where, "judge", cfg.error_budget)
+    except ValidationError as exc:
+        raise validation_error(exc, config_where) from None
+    cats = tuple(judge.categories)
+    dec, ok = decisions(outs, cats, cfg.judge)
+    return dec, ok, cats, outs
+
+
 def run_impact(
     cfg: ImpactConfig,
     lin: Lineage,
@@ -204,23 +226,15 @@ def run_impact(
     policy_where: str,
 ) -> ImpactResult:
     """Parts (a), (b), (c) and the review queue for one loaded suite split."""
-    from pydantic import ValidationError
-
-    from audit._util.validation import validation_error
     from audit.suites.loader import suite_items
 
     items = suite_items(suite)
     slices = {s: list(suite.dataset[s]) for s in suite.slice_names}
     mig = migrate_gold(lin, suite.labels, items, slices, policy_where)
 
-    try:
-        judge_a, out_a = _score(cfg.judge, lin.old, items, config_where, "judge", cfg.error_budget)
-        judge_b, out_b = _score(cfg.judge, lin.new, items, config_where, "judge", cfg.error_budget)
-    except ValidationError as exc:
-        raise validation_error(exc, config_where) from None
-    cats_a, cats_b = tuple(judge_a.categories), tuple(judge_b.categories)
-    dec_a, ok_a = decisions(out_a, cats_a, cfg.judge)
-    dec_b, ok_b = decisions(out_b, cats_b, cfg.judge)
+    (dec_a, ok_a, cats_a, out_a), (dec_b, ok_b, cats_b, out_b) = (
+        _judge_side(cfg, policy, items, config_where) for policy in (lin.old, lin.new)
+    )
     flips = judge_flips(lin, dec_a, ok_a, cats_a, dec_b, ok_b, cats_b)
     moved_gold, moved = judge_moved_gold(mig, flips, dec_b, ok_b, cats_b)
 
@@ -320,11 +334,6 @@ def _pathway_changes(
             }
         pathways[spec.name] = {"type": spec.type, "built_with": built.ref, "categories": per}
     return pathways
-
-
-#: One side of the judge comparison: decisions, which of them are valid, the judge's
-#: categories and its raw outputs.
-_Side = tuple[np.ndarray, np.ndarray, tuple[str, ...], list[ModeratorOutput]]
 
 
 def _review_rows(

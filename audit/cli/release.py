@@ -160,6 +160,41 @@ def compare(
             _console().print(f"mlflow run: {rid} (experiment audit-compare)")
 
 
+def _checks_table(checks: list[Any], title: str) -> Any:
+    from rich.table import Table
+
+    t = Table(title=title)
+    for col in ("rule", "suite", "category", "sev", "status", "value", "bound", "threshold",
+                "n", "detail"):  # fmt: skip
+        t.add_column(col)
+    colour = {"pass": "green", "fail": "red", "uninformative": "yellow", "unverifiable": "magenta"}
+    for c in checks:
+        t.add_row(
+            c.rule, c.suite, c.category, c.severity, f"[{colour[c.status]}]{c.status}[/]",
+            *(f"{v:+.4f}" if v == v else "nan" for v in (c.value, c.bound, c.threshold)),
+            str(c.n), c.detail,
+        )  # fmt: skip
+    return t
+
+
+def _verdict_json(report: Any, word: str, code: int) -> dict[str, Any]:
+    """``audit gate --json``: the verdict, what shaped it, and every check (NaN → null)."""
+    rows = []
+    for c in report.checks:
+        r = c.model_dump()
+        for k in ("value", "bound", "threshold"):
+            r[k] = r[k] if r[k] == r[k] else None
+        rows.append(r)
+    return {
+        "verdict": word,
+        "exit_code": code,
+        "declared_diffs": report.declared_diffs,
+        "unreliable_gold": report.unreliable_gold,
+        "notes": report.notes,
+        "checks": rows,
+    }
+
+
 @click.command()
 @click.option("--candidate", required=True, help="Run dir, record.json, run id or mlflow ref.")
 @click.option(
@@ -206,8 +241,6 @@ def gate(
     """Release gate: exit 0 pass, 1 failed, 2 config error, 3 unverifiable."""
     import tempfile
 
-    from rich.table import Table
-
     from audit.release.gate import (
         evaluate_gate,
         junit_xml,
@@ -230,29 +263,9 @@ def gate(
         report = evaluate_gate(rules, cand, base)
     checks = report.checks
     code, word = verdict(checks)
-    t = Table(title=f"gate {rules_path.name}: candidate {cand.run_id} vs baseline {base.run_id}")
-    for col in (
-        "rule",
-        "suite",
-        "category",
-        "sev",
-        "status",
-        "value",
-        "bound",
-        "threshold",
-        "n",
-        "detail",
-    ):
-        t.add_column(col)
-    colour = {"pass": "green", "fail": "red", "uninformative": "yellow", "unverifiable": "magenta"}
-    for c in checks:
-        t.add_row(
-            c.rule, c.suite, c.category, c.severity, f"[{colour[c.status]}]{c.status}[/]",
-            *(f"{v:+.4f}" if v == v else "nan" for v in (c.value, c.bound, c.threshold)),
-            str(c.n), c.detail,
-        )  # fmt: skip
     out = _console()
-    out.print(t)
+    out.print(_checks_table(checks, f"gate {rules_path.name}: candidate {cand.run_id} vs "
+                            f"baseline {base.run_id}"))  # fmt: skip
     for note in report.notes:
         out.print(note, markup=False)
     out.print(f"[bold]{word}[/] (exit {code}): intersection–union over blocking checks")
@@ -266,21 +279,7 @@ def gate(
     if junit:
         junit.write_text(junit_xml(checks), encoding="utf-8")
     if json_out:
-        rows = [
-            {**c.model_dump(), "value": c.value if c.value == c.value else None} for c in checks
-        ]
-        for r in rows:
-            for k in ("bound", "threshold"):
-                r[k] = r[k] if r[k] == r[k] else None
-        payload = {
-            "verdict": word,
-            "exit_code": code,
-            "declared_diffs": report.declared_diffs,
-            "unreliable_gold": report.unreliable_gold,
-            "notes": report.notes,
-            "checks": rows,
-        }
-        json_out.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        json_out.write_text(json.dumps(_verdict_json(report, word, code), indent=2), "utf-8")
     raise SystemExit(code)
 
 

@@ -450,6 +450,57 @@ def _adjudicated_gold(suite: Any, adjudicated: Any) -> np.ndarray:
     return np.asarray(out)
 
 
+def _checked_inputs(suite: Any, threshold: float) -> tuple[Any, str]:
+    """The suite's per-annotator labels and card path, or a one-line error."""
+    from audit.suites.loader import LoadedSuite
+
+    assert isinstance(suite, LoadedSuite)
+    where = str(suite.card_path)
+    if suite.annotations is None:
+        raise SuiteError(
+            "suite has no per-annotator labels",
+            where=where,
+            field="annotations",
+            expected="a card with an 'annotations:' block (long or wide format)",
+            actual="none",
+            fix="use a multi-annotator card, e.g. suites/convabuse",
+        )
+    if not 0.0 < threshold <= 1.0:
+        raise SuiteError(
+            "alpha threshold out of range",
+            where="--threshold",
+            field="threshold",
+            expected="a number in (0, 1]",
+            actual=str(threshold),
+        )
+    return suite.annotations, where
+
+
+def _category_record(
+    ann: Any,
+    cat: str,
+    gold_all: np.ndarray,
+    threshold: float,
+    conf: float,
+    weights: np.ndarray,
+    where: str,
+) -> dict[str, Any]:
+    """One covered category: every statistic, its reliability band and whether its gold
+    is unreliable (nominal alpha below ``threshold`` or undefined)."""
+    ratings = ann.category(cat)
+    check_pairable(ratings, where, f"labels ({cat})")
+    k = ann.categories.index(cat)
+    res = category_agreement(
+        ratings, ann.annotators, gold=gold_all[:, k], binary=True, conf=conf, weights=weights
+    )
+    band = reliability_band(res["stats"]["krippendorff_alpha_nominal"]["value"], threshold)
+    res["reliability"] = band
+    res["unreliable_gold"] = band in ("unreliable", "undefined")
+    res["gold_positives"] = int((ann.gold[:, k] == 1).sum())
+    res["gold_unknown"] = int((ann.gold[:, k] == -1).sum())
+    return res
+
+
 #: Version of the agreement record layout (``agreement.json``).
 RECORD_SCHEMA = 1
 
@@ -477,28 +528,7 @@ def suite_agreement(
         SuiteError: the suite has no per-annotator labels, or no item of a category
             has two ratings.
     """
-    from audit.suites.loader import LoadedSuite
-
-    assert isinstance(suite, LoadedSuite)
-    where = str(suite.card_path)
-    ann = suite.annotations
-    if ann is None:
-        raise SuiteError(
-            "suite has no per-annotator labels",
-            where=where,
-            field="annotations",
-            expected="a card with an 'annotations:' block (long or wide format)",
-            actual="none",
-            fix="use a multi-annotator card, e.g. suites/convabuse",
-        )
-    if not 0.0 < threshold <= 1.0:
-        raise SuiteError(
-            "alpha threshold out of range",
-            where="--threshold",
-            field="threshold",
-            expected="a number in (0, 1]",
-            actual=str(threshold),
-        )
+    ann, where = _checked_inputs(suite, threshold)
     weights = bootstrap_weights(len(ann), n_boot, seed)
     gold_all = ann.gold.astype(float)
     gold_all[ann.gold == -1] = np.nan
@@ -506,25 +536,11 @@ def suite_agreement(
     if adjudicated is not None:
         gold_all = _adjudicated_gold(suite, adjudicated)
         gold_source = f"adjudicated: {adjudicated.card_path}"
-    cats: dict[str, Any] = {}
-    unreliable: list[str] = []
-    for cat in ann.covers:
-        ratings = ann.category(cat)
-        check_pairable(ratings, where, f"labels ({cat})")
-        k = ann.categories.index(cat)
-        gold = gold_all[:, k]
-        res = category_agreement(
-            ratings, ann.annotators, gold=gold, binary=True, conf=conf, weights=weights
-        )
-        alpha = res["stats"]["krippendorff_alpha_nominal"]["value"]
-        band = reliability_band(alpha, threshold)
-        res["reliability"] = band
-        res["unreliable_gold"] = band in ("unreliable", "undefined")
-        res["gold_positives"] = int((ann.gold[:, k] == 1).sum())
-        res["gold_unknown"] = int((ann.gold[:, k] == -1).sum())
-        if res["unreliable_gold"]:
-            unreliable.append(cat)
-        cats[cat] = res
+    cats = {
+        cat: _category_record(ann, cat, gold_all, threshold, conf, weights, where)
+        for cat in ann.covers
+    }
+    unreliable = [c for c, res in cats.items() if res["unreliable_gold"]]
     scales: dict[str, Any] = {}
     for name, ratings in ann.scales.items():
         check_pairable(ratings, where, f"annotations.scales ({name})")
