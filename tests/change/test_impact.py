@@ -11,12 +11,12 @@ import pytest
 from scipy import stats
 
 from audit.change import lineage, metric_change, migrate_gold
-from audit.change.impact import ImpactConfig, judge_flips, run_impact
+from audit.change.impact import judge_flips
 from audit.change.impact_migration import _or
 from audit.policy import load_policy
 from audit.schema import NEGATIVE, POSITIVE, UNKNOWN
 from audit.suites.loader import load_suite, suite_items
-from tests.change._util import write_suite, write_yaml
+from tests.change._util import harassment_rows, write_suite, write_yaml
 from tests.helpers.cli import run_cli
 
 
@@ -239,44 +239,79 @@ def test_cli_impact_end_to_end(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     assert len(migrated) == 12 and "bullying" in json.loads(migrated[0])["labels"]
 
 
-def test_llm_judge_prompts_from_both_versions(tmp_path: Path, v1v2) -> None:
-    """A real ``llm_judge`` (tiny random-weight LM): scored under prompts rendered from
-    each version, its flips are exactly the items whose group decision differs."""
+def _tiny_judge(lm: Path, threshold: float) -> dict:
+    return {
+        "name": "judge",
+        "type": "llm_judge",
+        "batch_size": 4,
+        "params": {
+            "model": str(lm),
+            "preset": "shieldgemma",
+            "mode": "logprob",
+            "device": "cpu",
+            "max_length": 4096,
+            "categories": ["hate"],
+        },
+        "thresholds": {"default": threshold},
+    }
+
+
+def test_cli_impact_with_a_tiny_llm_judge(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, v1v2
+) -> None:
+    """End to end with a real ``llm_judge`` (a tiny random-weight LM on CPU): the judge
+    is built with its prompt rendered from each version and scores the same items.
+
+    v2 adds a counter-speech clarification to hate, so the two prompts differ and the
+    same model gives the counter-speech item r10 two different scores; a threshold
+    between them makes r10 flip by construction, which the flip matrix, McNemar and the
+    flipped-item list must all show."""
+    from audit.moderators import MODERATORS
     from tests.helpers.tiny_lm import build_tiny_causal_lm
 
-    a, _b, lin = v1v2
+    a, b, _ = v1v2
     lm = build_tiny_causal_lm(tmp_path / "lm", max_position_embeddings=4096)
-    cfg = ImpactConfig.model_validate(
-        {
-            "judge": {
-                "name": "judge",
-                "type": "llm_judge",
-                "batch_size": 4,
-                "params": {
-                    "model": str(lm),
-                    "preset": "shieldgemma",
-                    "mode": "logprob",
-                    "device": "cpu",
-                    "max_length": 4096,
-                    "categories": ["hate"],
-                },
-                "thresholds": {"default": 0.5},
-            },
-            "n_boot": 50,
-            "control_slice": 0,
-        }
+    rows = [r for r in harassment_rows() if r["id"] in ("r06", "r07", "r10")]
+    card = write_suite(tmp_path / "suites", rows)
+    r10 = [it for it in suite_items(load_suite(str(card), a)) if it.id == "r10"]
+    spec = _tiny_judge(lm, 0.5)
+    cls = MODERATORS.get("llm_judge", where="test", field="type")
+    p_old, p_new = (
+        cls(cls.Params.model_validate(spec["params"]), pol).predict(r10)[0].scores["hate"]
+        for pol in (a, b)
     )
-    suite = load_suite(str(write_suite(tmp_path / "suites")), a, limit=4)
-    res = run_impact(cfg, lin, suite, config_where="impact.yaml", policy_where="platform-v2.yaml")
-    groups = {g["group"]: g for g in res.summary["judge"]["groups"]}
-    # hate's prompt section changed (counter-speech clarification): same items, two prompts
-    assert groups["hate"]["n"] == 4
+    assert p_old != p_new  # the prompts rendered from A and B differ
+    cfg = write_yaml(
+        tmp_path / "impact.yaml",
+        {"judge": _tiny_judge(lm, (p_old + p_new) / 2), "n_boot": 50, "control_slice": 2},
+    )
+    out = tmp_path / "out"
+    args = ["--suite", str(card), "--config", str(cfg), "--out", str(out)]
+    r = run_cli(capsys, "policy", "impact", "--from", "platform-v1", "--to", "platform-v2", *args)
+    assert r.code == 0, r.err
+    s = json.loads((out / "impact.json").read_text(encoding="utf-8"))
+    assert s["judge"]["type"] == "llm_judge" and s["judge"]["errors_old"] == 0
+    groups = {g["group"]: g for g in s["judge"]["groups"]}
+    hate = groups["hate"]
+    assert hate["n"] == 3 and sum(map(sum, hate["matrix"])) == 3
+    (flip,) = [f for f in hate["flips"] if f["item_id"] == "r10"]
+    went_up = p_new > p_old
+    assert flip["judge_old"] == {"hate": int(not went_up)}
+    assert flip["judge_new"] == {"hate": int(went_up)}
+    assert {"rationale_old", "rationale_new"} <= set(flip)  # logprob mode: no free text
+    assert len(hate["flips"]) == hate["matrix"][0][1] + hate["matrix"][1][0]
+    m = hate["mcnemar"]
+    assert m["method"] == "exact" and m["b"] + m["c"] == len(hate["flips"])
+    assert m["p_value"] == pytest.approx(
+        min(1.0, 2 * stats.binom.cdf(min(m["b"], m["c"]), m["b"] + m["c"], 0.5))
+    )
+    # categories the judge does not score are reported, not guessed
     assert groups["spam"]["reason"].startswith("the judge does not score")
-    assert groups["harassment → targeted_harassment+bullying"]["reason"].startswith(
-        "the judge does not score"
-    )
+    queue = [json.loads(x) for x in (out / "review_queue.jsonl").read_text().splitlines()]
+    by_id = {t["data"]["item_id"]: t["data"] for t in queue}
+    assert "judge flip in hate" in by_id["r10"]["reasons"]
     flipped = {f["item_id"] for g in groups.values() for f in g["flips"]}
-    queued = {
-        t["data"]["item_id"] for t in res.queue if "judge flip" in t["data"].get("reasons", "")
-    }
-    assert flipped == queued
+    assert flipped == {i for i, d in by_id.items() if "judge flip" in d.get("reasons", "")}
+    assert by_id["r10"]["scores_old_hate"] == pytest.approx(p_old, abs=1e-6)
+    assert by_id["r10"]["scores_new_hate"] == pytest.approx(p_new, abs=1e-6)
+    assert "McNemar" in (out / "impact.md").read_text(encoding="utf-8")
