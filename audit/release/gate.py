@@ -377,12 +377,11 @@ def _rule_checks(ctx: _Context) -> list[Check]:
                 why = ctx.blocked()
                 if cmp is None or why:
                     det = why or "category not in both runs"
-                    row = (rule.severity, "unverifiable", nan, nan, nan, 0, det)
-                    checks.append(ctx.check(e["suite"], rname, lbl, cat, *row))
-                    continue
-                st, val, bound, thr, det = evaluate_rule(rule, cmp, direction, ctx.rules.alpha)
-                row = (rule.severity, st, val, bound, thr, cmp.n, det)
-                checks.append(ctx.check(e["suite"], rname, lbl, cat, *row))
+                    res = ("unverifiable", nan, nan, nan, 0, det)
+                else:
+                    st, val, bound, thr, det = evaluate_rule(rule, cmp, direction, ctx.rules.alpha)
+                    res = (st, val, bound, thr, cmp.n, det)
+                checks.append(ctx.check(e["suite"], rname, lbl, cat, rule.severity, *res))
     return checks
 
 
