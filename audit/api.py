@@ -231,18 +231,19 @@ def gate(
     ``baseline`` may also be a committed snapshot JSON (``configs/baselines/*.json``).
     """
     from audit.release.compare import load_side
-    from audit.release.gate import GateRules, load_rules, run_gate, verdict
+    from audit.release.gate import GateRules, evaluate_gate, load_rules, verdict
 
     parsed = rules if isinstance(rules, GateRules) else load_rules(Path(rules))
     cand, base = load_side(_side_ref(candidate)), load_side(_side_ref(baseline))
-    checks = run_gate(parsed, cand, base)
-    code, word = verdict(checks)
+    report = evaluate_gate(parsed, cand, base)
+    code, word = verdict(report.checks)
     return Verdict.model_validate(
         {
             "candidate": cand.run_id,
             "baseline": base.run_id,
             "word": word,
             "exit_code": code,
-            "checks": checks,
+            "checks": report.checks,
+            "notes": report.notes,
         }
     )

@@ -296,6 +296,9 @@ class Verdict(_Frozen):
     word: Literal["PASS", "FAIL", "UNVERIFIABLE"]
     exit_code: Literal[0, 1, 3]
     checks: tuple[Check, ...]
+    #: what shaped the checks: declared suite diffs used, blocking checks downgraded
+    #: to warn on unreliable gold (one line each; empty when neither applies)
+    notes: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:

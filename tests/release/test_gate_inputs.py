@@ -296,3 +296,19 @@ def test_corrupt_agreement_record_is_rejected(
     r = _gate(capsys, cand, base, _rules(tmp_path, ["harassment"]), "--agreement", str(bad))
     assert r.code == 2 and str(bad) in r.err and field in r.err.lower(), r.err
     assert "\n" not in r.err.strip()
+
+
+def test_api_gate_verdict_carries_the_downgrade_note(capsys, tmp_path: Path, agreement) -> None:
+    """``audit.gate`` (the notebook path) returns the same downgrade as the CLI, with
+    the note in the typed verdict, not only in the JSON the CLI writes."""
+    import audit
+
+    path, rec = agreement
+    base, cand = _runs(tmp_path, rec["suite"]["digest"])
+    v = audit.gate(cand, base, _rules(tmp_path, ["harassment"], gold_agreement=[str(path)]))
+    assert v.exit_code == 0 and v.word == "PASS"
+    (c,) = v.checks
+    assert (c.status, c.severity) == ("fail", "warn")
+    assert len(v.notes) == 1 and "downgraded to warn" in v.notes[0]
+    plain = audit.gate(cand, base, _rules(tmp_path, ["harassment"]))
+    assert plain.exit_code == 1 and plain.notes == ()
