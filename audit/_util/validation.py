@@ -121,6 +121,47 @@ def read_yaml(path: Path, *, error: type[AuditError] = ConfigError) -> Any:
     """
     import yaml
 
+    text = _read_text(path, error)
+    loader = _strict_loader()(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        too_big = _node_budget(node)
+        if too_big:
+            raise error(
+                f"YAML document refused: {too_big}",
+                where=str(path),
+                expected=f"at most {MAX_YAML_NODES:,} values and {MAX_YAML_DEPTH} levels",
+                actual=too_big,
+                fix="write the values out instead of expanding anchors/aliases",
+            )
+        return loader.construct_document(node)
+    except _DuplicateKey as dup:
+        raise error(
+            f"duplicate key {_clip(dup.key)} on lines {dup.first} and {dup.second}",
+            where=f"{path}:{dup.second}",
+            field=str(dup.key)[:60],
+            expected="each key once per mapping",
+            actual=f"defined on lines {dup.first} and {dup.second}",
+            fix="remove one of the two (YAML would silently keep the last)",
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        loc = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(
+            f"invalid YAML at {loc}: {problem}",
+            where=str(path),
+            fix="fix the YAML syntax (indentation, quotes, colons)",
+        ) from None
+    finally:
+        loader.dispose()
+
+
+def _read_text(path: Path, error: type[AuditError]) -> str:
+    """The file's UTF-8 text, after checking it exists, is a regular file and is small
+    enough to parse; each failure is a one-line ``error``."""
     if not path.exists():
         raise error(
             "file not found",
@@ -158,41 +199,7 @@ def read_yaml(path: Path, *, error: type[AuditError] = ConfigError) -> Any:
         ) from None
     except OSError as exc:
         raise error(f"cannot read file: {exc.strerror or exc}", where=str(path)) from None
-    loader = _strict_loader()(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        too_big = _node_budget(node)
-        if too_big:
-            raise error(
-                f"YAML document refused: {too_big}",
-                where=str(path),
-                expected=f"at most {MAX_YAML_NODES:,} values and {MAX_YAML_DEPTH} levels",
-                actual=too_big,
-                fix="write the values out instead of expanding anchors/aliases",
-            )
-        return loader.construct_document(node)
-    except _DuplicateKey as dup:
-        raise error(
-            f"duplicate key {_clip(dup.key)} on lines {dup.first} and {dup.second}",
-            where=f"{path}:{dup.second}",
-            field=str(dup.key)[:60],
-            expected="each key once per mapping",
-            actual=f"defined on lines {dup.first} and {dup.second}",
-            fix="remove one of the two (YAML would silently keep the last)",
-        ) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise error(
-            f"invalid YAML at {loc}: {problem}",
-            where=str(path),
-            fix="fix the YAML syntax (indentation, quotes, colons)",
-        ) from None
-    finally:
-        loader.dispose()
+    return text
 
 
 def field_path(loc: tuple[Any, ...]) -> str:

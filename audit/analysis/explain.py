@@ -28,6 +28,7 @@ import numpy as np
 if TYPE_CHECKING:
     from audit.config import ExplainSpec
     from audit.engine.results import SuiteResult
+    from audit.schema import Item, ModeratorOutput
 
 #: how rationales written by :func:`explain_disagreements` are labelled
 POST_HOC = "post_hoc"
@@ -73,23 +74,10 @@ def explain_disagreements(
     """Write post-hoc rationales into ``res.rationales`` for the judge's strongest
     disagreements; returns the summary stored in the run record."""
     from audit.engine.cache import fingerprint_hash
-    from audit.suites.loader import suite_items
+    from audit.suites import suite_items
 
     found = disagreements(res, others)
-    restricted = (
-        res.restricted_mask if res.restricted_mask is not None else np.zeros(res.n, dtype=bool)
-    )
-    thr = res.thresholds.get("overall", res.thresholds.get("default", 0.5))
-    cands = [i for i in found if res.rationales[i] is None and not restricted[i]]
-    ids = res.suite.dataset["id"]
-    cands.sort(
-        key=lambda i: (
-            "gold" not in found[i],
-            -len(found[i]),
-            -abs(float(res.overall_score[i]) - thr),
-            ids[i],
-        )
-    )
+    cands = _candidates(res, found)
     chosen = cands[: spec.max_items]
     summary: dict[str, Any] = {
         "kind": POST_HOC,
@@ -108,8 +96,61 @@ def explain_disagreements(
     items = [all_items[i] for i in chosen]
     decisions = [bool(res.overall_pred[i]) for i in chosen]
     fp = fingerprint_hash({**res.fingerprint, "explain": spec.model_dump(mode="json")})
-    keys = {True: f"{fp}:flag", False: f"{fp}:pass"}
-    got: dict[int, Any] = {}
+    got, summary["cached"] = _rationales(
+        items, decisions, f"{fp}:flag", f"{fp}:pass", judge, spec, cache
+    )
+    ids = res.suite.dataset["id"]
+    for k, i in enumerate(chosen):
+        o = got[k]
+        entry = {
+            "id": ids[i],
+            "against": found[i],
+            "decision": "flag" if decisions[k] else "pass",
+        }
+        if o.error is None and o.rationale:
+            res.rationales[i] = o.rationale
+            summary["written"] += 1
+        else:
+            summary["failed"] += 1
+            entry["error"] = o.error
+        summary["items"].append(entry)
+    return summary
+
+
+def _candidates(res: SuiteResult, found: dict[int, list[str]]) -> list[int]:
+    """Disagreements eligible for a rationale (none yet, not restricted), strongest
+    first: against gold, against more moderators, further from the threshold, by id."""
+    restricted = (
+        res.restricted_mask if res.restricted_mask is not None else np.zeros(res.n, dtype=bool)
+    )
+    thr = res.thresholds.get("overall", res.thresholds.get("default", 0.5))
+    cands = [i for i in found if res.rationales[i] is None and not restricted[i]]
+    ids = res.suite.dataset["id"]
+    cands.sort(
+        key=lambda i: (
+            "gold" not in found[i],
+            -len(found[i]),
+            -abs(float(res.overall_score[i]) - thr),
+            ids[i],
+        )
+    )
+    return cands
+
+
+def _rationales(
+    items: list[Item],
+    decisions: list[bool],
+    flag_key: str,
+    pass_key: str,
+    judge: Any,
+    spec: ExplainSpec,
+    cache: Any,
+) -> tuple[dict[int, ModeratorOutput], int]:
+    """Per chosen item (by position): its rationale output, from the cache (keyed by the
+    decision) or written by the judge now; and how many came from the cache. Fresh
+    rationales without an error are cached."""
+    keys = {True: flag_key, False: pass_key}
+    got: dict[int, ModeratorOutput] = {}
     if cache is not None:
         for d in (True, False):
             rows = [k for k, dec in enumerate(decisions) if dec is d]
@@ -117,8 +158,8 @@ def explain_disagreements(
             for k in rows:
                 if items[k].content_hash in hit:
                     got[k] = hit[items[k].content_hash]
-    summary["cached"] = len(got)
-    todo = [k for k in range(len(chosen)) if k not in got]
+    n_cached = len(got)
+    todo = [k for k in range(len(items)) if k not in got]
     if todo:
         outs = judge.explain(
             [items[k] for k in todo],
@@ -136,18 +177,4 @@ def explain_disagreements(
                 }
                 if fresh:
                     cache.put_many(keys[d], fresh)
-    for k, i in enumerate(chosen):
-        o = got[k]
-        entry = {
-            "id": ids[i],
-            "against": found[i],
-            "decision": "flag" if decisions[k] else "pass",
-        }
-        if o.error is None and o.rationale:
-            res.rationales[i] = o.rationale
-            summary["written"] += 1
-        else:
-            summary["failed"] += 1
-            entry["error"] = o.error
-        summary["items"].append(entry)
-    return summary
+    return got, n_cached

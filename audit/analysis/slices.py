@@ -21,6 +21,7 @@ Missing slice values are grouped as ``(missing)``; a slice column with a single 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -81,20 +82,14 @@ def slice_table(
     """
     import pandas as pd
 
-    from audit.metrics import UndefinedMetricWarning, fpr, precision, recall
-
     cats = categories if categories is not None else analysable_categories(df)
     cols = [c for c in df.columns if c.startswith("slice.")]
     if slices is not None:
         cols = [f"slice.{s}" for s in slices if f"slice.{s}" in df.columns]
-    z = z_value(conf)
+    st = _Settings(z=z_value(conf), conf=conf, n_boot=n_boot, seed=seed)
     rows: list[dict[str, Any]] = []
     for cat in cats:
-        y, s, pr = category_arrays(df, cat)
-        valid = (y != -1) & ~np.isnan(s) & ~np.isnan(pr)
-        pred = np.nan_to_num(pr, nan=0.0) == 1
-        err = valid & (((y == 0) & pred) | ((y == 1) & ~pred))
-        total_err = int(err.sum())
+        a = _errors_of(df, cat)
         for col in cols:
             vals = df[col].astype(object).where(df[col].notna(), MISSING).astype(str)
             values = vals.to_numpy()
@@ -102,69 +97,7 @@ def slice_table(
             if len(uniq) < 2:  # a constant column (e.g. source) has no "outside"
                 continue
             for v in uniq:
-                m = values == v
-                mi, mo = m & valid, ~m & valid
-                yy, ss, pp = y[m], s[m], pred[m]
-                ok = valid[m]
-                yk, pk = yy[ok], pp[ok]
-                tp = int(((yk == 1) & pk).sum())
-                fp = int(((yk == 0) & pk).sum())
-                fn = int(((yk == 1) & ~pk).sum())
-                tn = int(((yk == 0) & ~pk).sum())
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UndefinedMetricWarning)
-                    pm = precision(yk, pk)
-                    rm = recall(yk, pk)
-                    fm = fpr(yk, pk)
-                p_lo, p_hi = wilson(tp, tp + fp, z)
-                r_lo, r_hi = wilson(tp, tp + fn, z)
-                f_lo, f_hi = wilson(fp, fp + tn, z)
-                f1v, f1lo, f1hi, f1reason = _f1_interval(yk, ss[ok], pk, n_boot, conf, seed)
-                e_in, n_in = int(err[mi].sum()), int(mi.sum())
-                e_out, n_out = int(err[mo].sum()), int(mo.sum())
-                reasons = []
-                if n_in == 0:
-                    pval, reasons = np.nan, ["no scored items with known gold in the slice"]
-                elif n_out == 0:
-                    pval, reasons = np.nan, ["slice covers every item: nothing to compare to"]
-                else:
-                    pval = _fisher_greater(e_in, n_in - e_in, e_out, n_out - e_out)
-                for name, r in (("precision", pm), ("recall", rm), ("fpr", fm)):
-                    if r.reason:
-                        reasons.append(f"{name}: {r.reason}")
-                if f1reason and rm.reason is None:
-                    reasons.append(f"f1: {f1reason}")
-                rows.append(
-                    {
-                        "category": cat,
-                        "slice": col[len("slice.") :],
-                        "value": v,
-                        "n": n_in,
-                        "n_pos": tp + fn,
-                        "tp": tp,
-                        "fp": fp,
-                        "fn": fn,
-                        "tn": tn,
-                        "precision": pm.value,
-                        "precision_lo": float(p_lo),
-                        "precision_hi": float(p_hi),
-                        "recall": rm.value,
-                        "recall_lo": float(r_lo),
-                        "recall_hi": float(r_hi),
-                        "f1": f1v,
-                        "f1_lo": f1lo,
-                        "f1_hi": f1hi,
-                        "fpr": fm.value,
-                        "fpr_lo": float(f_lo),
-                        "fpr_hi": float(f_hi),
-                        "errors": e_in,
-                        "error_rate": e_in / n_in if n_in else np.nan,
-                        "error_rate_outside": e_out / n_out if n_out else np.nan,
-                        "error_contribution": e_in / total_err if total_err else np.nan,
-                        "p_value": pval,
-                        "reason": "; ".join(reasons) or None,
-                    }
-                )
+                rows.append(_slice_row(cat, col[len("slice.") :], v, values == v, a, st))
     out = pd.DataFrame(rows)
     if out.empty:
         return out
@@ -174,6 +107,108 @@ def slice_table(
     out["_e"] = out["error_contribution"].fillna(-1.0)
     out = out.sort_values(["_c", "_e", "error_rate"], ascending=[True, False, False])
     return out.drop(columns=["_c", "_e"]).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    z: float
+    conf: float
+    n_boot: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class _CategoryErrors:
+    """One category's arrays over the whole result, and which items are errors."""
+
+    y: np.ndarray
+    s: np.ndarray
+    pred: np.ndarray
+    valid: np.ndarray
+    """scored, with known gold"""
+    err: np.ndarray
+    """valid and wrong (FP or FN)"""
+    total_err: int
+
+
+def _errors_of(df: pd.DataFrame, cat: str) -> _CategoryErrors:
+    y, s, pr = category_arrays(df, cat)
+    valid = (y != -1) & ~np.isnan(s) & ~np.isnan(pr)
+    pred = np.nan_to_num(pr, nan=0.0) == 1
+    err = valid & (((y == 0) & pred) | ((y == 1) & ~pred))
+    return _CategoryErrors(y, s, pred, valid, err, int(err.sum()))
+
+
+def _slice_row(
+    cat: str, slice_name: str, value: str, m: np.ndarray, a: _CategoryErrors, st: _Settings
+) -> dict[str, Any]:
+    """One (category, slice, value) row: confusion cells, metrics with intervals, the
+    error share and the inside-vs-outside test, with the reasons for any NaN."""
+    from audit.metrics import UndefinedMetricWarning, fpr, precision, recall
+
+    mi, mo = m & a.valid, ~m & a.valid
+    ok = a.valid[m]
+    yk, pk = a.y[m][ok], a.pred[m][ok]
+    tp = int(((yk == 1) & pk).sum())
+    fp = int(((yk == 0) & pk).sum())
+    fn = int(((yk == 1) & ~pk).sum())
+    tn = int(((yk == 0) & ~pk).sum())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        pm = precision(yk, pk)
+        rm = recall(yk, pk)
+        fm = fpr(yk, pk)
+    p_lo, p_hi = wilson(tp, tp + fp, st.z)
+    r_lo, r_hi = wilson(tp, tp + fn, st.z)
+    f_lo, f_hi = wilson(fp, fp + tn, st.z)
+    f1v, f1lo, f1hi, f1reason = _f1_interval(yk, a.s[m][ok], pk, st.n_boot, st.conf, st.seed)
+    e_in, n_in = int(a.err[mi].sum()), int(mi.sum())
+    e_out, n_out = int(a.err[mo].sum()), int(mo.sum())
+    pval, reasons = _error_test(e_in, n_in, e_out, n_out)
+    for name, r in (("precision", pm), ("recall", rm), ("fpr", fm)):
+        if r.reason:
+            reasons.append(f"{name}: {r.reason}")
+    if f1reason and rm.reason is None:
+        reasons.append(f"f1: {f1reason}")
+    return {
+        "category": cat,
+        "slice": slice_name,
+        "value": value,
+        "n": n_in,
+        "n_pos": tp + fn,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "precision": pm.value,
+        "precision_lo": float(p_lo),
+        "precision_hi": float(p_hi),
+        "recall": rm.value,
+        "recall_lo": float(r_lo),
+        "recall_hi": float(r_hi),
+        "f1": f1v,
+        "f1_lo": f1lo,
+        "f1_hi": f1hi,
+        "fpr": fm.value,
+        "fpr_lo": float(f_lo),
+        "fpr_hi": float(f_hi),
+        "errors": e_in,
+        "error_rate": e_in / n_in if n_in else np.nan,
+        "error_rate_outside": e_out / n_out if n_out else np.nan,
+        "error_contribution": e_in / a.total_err if a.total_err else np.nan,
+        "p_value": pval,
+        "reason": "; ".join(reasons) or None,
+    }
+
+
+def _error_test(e_in: int, n_in: int, e_out: int, n_out: int) -> tuple[float, list[str]]:
+    """Fisher p-value that the error rate inside exceeds the rate outside (NaN, with
+    the reason, when either side is empty)."""
+    if n_in == 0:
+        return np.nan, ["no scored items with known gold in the slice"]
+    if n_out == 0:
+        return np.nan, ["slice covers every item: nothing to compare to"]
+    return _fisher_greater(e_in, n_in - e_in, e_out, n_out - e_out), []
 
 
 def rca(

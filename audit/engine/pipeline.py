@@ -11,7 +11,8 @@ import contextlib
 import functools
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,15 +24,18 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from audit.config import ModeratorSpec, RunConfig
+    from audit.engine.cache import PredictionCache
     from audit.engine.record import RecordFile
     from audit.engine.results import SuiteResult
+    from audit.engine.runner import ScoreResult
     from audit.moderators.base import Moderator
     from audit.policy import Policy
     from audit.records import ResultEntry, RunStatus
+    from audit.schema import Item
     from audit.suites import LoadedSuite
 
 
-from audit.engine.prepare import prepare, usable_dir
+from audit.engine.prepare import Prepared, prepare, usable_dir
 
 
 def run_audit(
@@ -86,6 +90,19 @@ def summarise_warnings(caught: list[warnings.WarningMessage]) -> list[dict[str, 
     return list(out.values())
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every phase of one run shares once the record is open."""
+
+    cfg: RunConfig
+    policy: Policy
+    record: RecordFile
+    cache: PredictionCache | None
+    console: Console | None
+    fingerprints: dict[str, tuple[dict[str, Any], str]]
+    """per moderator name: its fingerprint and the fingerprint's hash"""
+
+
 def _run_audit(
     config_path: str | Path | Mapping[str, Any] | RunConfig,
     overrides: tuple[str, ...],
@@ -94,38 +111,68 @@ def _run_audit(
     runs_dir: Path,
     tracking_uri: str | None,
 ) -> tuple[RecordFile, list[SuiteResult]]:
-    from audit._util.settings import repo_root
-    from audit.engine.cache import PredictionCache, fingerprint_hash
-    from audit.engine.record import RecordFile, make_run_id, provenance, reap_interrupted
-    from audit.engine.results import build_result, compute_result_metrics, predictions_frame
-    from audit.engine.runner import score_items
-    from audit.report.markdown import write_report
-    from audit.suites.loader import suite_items
+    """prepare → locate (folders, tracking store) → open the record → score and measure
+    each moderator × suite → redact and explain → finish, report, mirror."""
+    from audit.engine.record import reap_interrupted
 
     prep = prepare(config_path, overrides, console=console)
-    cfg, policy = prep.config, prep.policy
+    rdir, cache_dir, tracking_uri = _locate(prep, runs_dir, mlflow, tracking_uri)
+    reaped = reap_interrupted(rdir)
+    if reaped and console is not None:
+        console.print(f"[yellow]marked {len(reaped)} interrupted run(s)[/]: {', '.join(reaped)}")
+    fps = _fingerprints(prep)
+    record = _open_record(prep, overrides, rdir, fps)
+    run = _Run(prep.config, prep.policy, record, _open_cache(prep, cache_dir), console, fps)
+    results = _score_all(run, prep)
+    record.finish("finished")
+    _publish(run, results, rdir, tracking_uri)
+    return record, results
+
+
+def _locate(
+    prep: Prepared, runs_dir: Path, mlflow: bool, tracking_uri: str | None
+) -> tuple[Path, Path, str | None]:
+    """The runs folder, the cache folder and the tracking URI (None: no mirror), each
+    checked before a run directory exists: a bad one leaves nothing behind."""
+    cfg = prep.config
     rdir = Path(cfg.output_dir).resolve() if cfg.output_dir else runs_dir
     usable_dir(rdir, where=str(prep.config_path), field="output_dir", create=True)
-    # the cache folder too, before a run directory exists: a bad one leaves nothing behind
     cache_dir = Path(cfg.runner.cache_dir) if cfg.runner.cache_dir else rdir / "cache"
     if cfg.runner.cache:
         usable_dir(cache_dir, where=str(prep.config_path), field="runner.cache_dir", create=True)
     if not (mlflow and cfg.tracking.enabled):
-        tracking_uri = None
-    else:
-        # Fail fast, before anything is scored: an unreachable server, a half-migrated
-        # store or a lock held too long is a one-line error in seconds (store.py).
-        from audit.tracking.store import default_tracking_uri, open_experiment
+        return rdir, cache_dir, None
+    # Fail fast, before anything is scored: an unreachable server, a half-migrated
+    # store or a lock held too long is a one-line error in seconds (store.py).
+    from audit.tracking.store import default_tracking_uri, open_experiment
 
-        tracking_uri = tracking_uri or cfg.tracking.uri or default_tracking_uri(rdir)
-        open_experiment(tracking_uri, cfg.tracking.experiment, rdir)
-    reaped = reap_interrupted(rdir)
-    if reaped and console is not None:
-        console.print(f"[yellow]marked {len(reaped)} interrupted run(s)[/]: {', '.join(reaped)}")
+    tracking_uri = tracking_uri or cfg.tracking.uri or default_tracking_uri(rdir)
+    open_experiment(tracking_uri, cfg.tracking.experiment, rdir)
+    return rdir, cache_dir, tracking_uri
+
+
+def _fingerprints(prep: Prepared) -> dict[str, tuple[dict[str, Any], str]]:
+    from audit.engine.cache import fingerprint_hash
+
     fps = {}
     for spec, mod in prep.moderators:
         fp = {"type": spec.type, **mod.fingerprint()}
         fps[spec.name] = (fp, fingerprint_hash(fp))
+    return fps
+
+
+def _open_record(
+    prep: Prepared,
+    overrides: tuple[str, ...],
+    rdir: Path,
+    fps: dict[str, tuple[dict[str, Any], str]],
+) -> RecordFile:
+    """Create the run folder and its record header (config, provenance, policy, suites,
+    moderators) and write the resolved config beside it."""
+    from audit._util.settings import repo_root
+    from audit.engine.record import RecordFile, make_run_id, provenance
+
+    cfg, policy = prep.config, prep.policy
     header = {
         "config": cfg.model_dump(mode="json"),
         "config_path": str(prep.config_path),
@@ -152,140 +199,184 @@ def _run_audit(
     (record.dir / "config.yaml").write_text(
         yaml.safe_dump(header["config"], sort_keys=False, allow_unicode=True), encoding="utf-8"
     )
-    cache = None
-    if cfg.runner.cache:
-        cache = PredictionCache(
-            cache_dir / "predictions.sqlite", restricted_categories=policy.restricted_ids
-        )
-        # gold is known before scoring: those items' raw text never enters the cache
-        cache.withhold(_gold_restricted(prep.suites, policy))
+    return record
+
+
+def _open_cache(prep: Prepared, cache_dir: Path) -> PredictionCache | None:
+    if not prep.config.runner.cache:
+        return None
+    from audit.engine.cache import PredictionCache
+
+    policy = prep.policy
+    cache = PredictionCache(
+        cache_dir / "predictions.sqlite", restricted_categories=policy.restricted_ids
+    )
+    # gold is known before scoring: those items' raw text never enters the cache
+    cache.withhold(_gold_restricted(prep.suites, policy))
+    return cache
+
+
+def _score_all(run: _Run, prep: Prepared) -> list[SuiteResult]:
+    """Every moderator × suite scored and measured, then the run-wide redaction and the
+    explain passes. On any failure the record is closed as failed (or interrupted)."""
     results: list[SuiteResult] = []
     try:
         for spec, mod in prep.moderators:
-            fp, fph = fps[spec.name]
             for full in prep.suites:
                 if spec.suites is not None and full.name not in spec.suites:
                     continue
-                suite = (
-                    full.sample(spec.sample.n, seed=spec.sample.seed, stratify=spec.sample.stratify)
-                    if spec.sample is not None
-                    else full
-                )
-                items = suite_items(suite)
-                label = f"{suite.name}:{suite.split} × {spec.name}"
-                with _progress(console, label, len(items), cfg.runner.progress) as advance:
-                    if cfg.runner.engine == "ray":
-                        # actors rebuild the moderator from the same spec; the driver
-                        # keeps the cache, the error budget and the output order
-                        from audit.engine import ray_runner
-
-                        sr = ray_runner.score_items(
-                            ray_runner.ModeratorFactory(spec.type, dict(spec.params), policy),
-                            fp,
-                            items,
-                            batch_size=spec.batch_size,
-                            cache=cache,
-                            error_budget=cfg.runner.error_budget,
-                            where=label,
-                            progress=advance,
-                            address=cfg.runner.ray_address,
-                        )
-                    else:
-                        sr = score_items(
-                            functools.partial(_same, mod),
-                            fp,
-                            items,
-                            batch_size=spec.batch_size,
-                            cache=cache,
-                            error_budget=cfg.runner.error_budget,
-                            where=label,
-                            progress=advance,
-                        )
-                t0 = time.perf_counter()
-                res = build_result(
-                    suite,
-                    spec,
-                    policy,
-                    tuple(mod.categories),
-                    fp,
-                    fph,
-                    sr.outputs,
-                    sr.cached,
-                    {"scoring_s": sr.seconds, "model_s": sr.model_seconds},
-                )
-                compute_result_metrics(
-                    res,
-                    names=cfg.metrics.names,
-                    n_boot=cfg.metrics.bootstrap,
-                    ci=cfg.metrics.ci,
-                    seed=cfg.metrics.seed,
-                )
-                res.timings["metrics_s"] = time.perf_counter() - t0
-                pq = record.dir / "predictions" / f"{res.key}.parquet"
-                predictions_frame(res).to_parquet(pq, index=False)
-                results.append(res)
-                record.add_result(_result_entry(res, sr, pq, record.dir))
+                results.append(_score_pair(run, spec, mod, full))
             if spec.explain is None:
                 _close(mod)
         # one run-wide set, after every moderator scored: an item any moderator (or
         # gold) puts in a restricted category is withheld by all writers, and no
         # judge is asked to explain it
-        _redact(results, policy, record, cache)
+        _redact(results, run.policy, run.record, run.cache)
         explained = False
         for spec, mod in prep.moderators:
             if spec.explain is not None:
-                _explain_pass(spec, mod, results, record, cache, console)
+                _explain_pass(spec, mod, results, run.record, run.cache, run.console)
                 _close(mod)
                 explained = True
         if explained:  # a post-hoc rationale can name a restricted category
-            _redact(results, policy, record, cache)
+            _redact(results, run.policy, run.record, run.cache)
     except BaseException as exc:
         msg = exc.render() if isinstance(exc, AuditError) else f"{type(exc).__name__}: {exc}"
         # the prediction files of the pairs that did finish stay readable (audit report,
         # audit disagreements): give them the run-wide restricted set too. Best effort
         # only: a second failure here must not hide the one being reported.
         with contextlib.suppress(Exception):
-            _redact(results, policy, record, cache)
+            _redact(results, run.policy, run.record, run.cache)
         status: RunStatus = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        record.finish(status, msg)
+        run.record.finish(status, msg)
         raise
     finally:
-        if cache is not None:
-            cache.close()
-    record.finish("finished")
-    write_report(record, results)
+        if run.cache is not None:
+            run.cache.close()
+    return results
+
+
+def _score_pair(run: _Run, spec: ModeratorSpec, mod: Moderator, full: LoadedSuite) -> SuiteResult:
+    """One moderator on one suite (its sample, if the spec asks for one): scored, its
+    metrics computed, its prediction file written and its record entry added."""
+    from audit.engine.results import build_result, compute_result_metrics, predictions_frame
+    from audit.suites import suite_items
+
+    cfg = run.cfg
+    fp, fph = run.fingerprints[spec.name]
+    suite = (
+        full.sample(spec.sample.n, seed=spec.sample.seed, stratify=spec.sample.stratify)
+        if spec.sample is not None
+        else full
+    )
+    items = suite_items(suite)
+    label = f"{suite.name}:{suite.split} × {spec.name}"
+    with _progress(run.console, label, len(items), cfg.runner.progress) as advance:
+        sr = _score(run, spec, mod, fp, items, label, advance)
+    t0 = time.perf_counter()
+    res = build_result(
+        suite,
+        spec,
+        run.policy,
+        tuple(mod.categories),
+        fp,
+        fph,
+        sr.outputs,
+        sr.cached,
+        {"scoring_s": sr.seconds, "model_s": sr.model_seconds},
+    )
+    compute_result_metrics(
+        res,
+        names=cfg.metrics.names,
+        n_boot=cfg.metrics.bootstrap,
+        ci=cfg.metrics.ci,
+        seed=cfg.metrics.seed,
+    )
+    res.timings["metrics_s"] = time.perf_counter() - t0
+    pq = run.record.dir / "predictions" / f"{res.key}.parquet"
+    predictions_frame(res).to_parquet(pq, index=False)
+    run.record.add_result(_result_entry(res, sr, pq, run.record.dir))
+    return res
+
+
+def _score(
+    run: _Run,
+    spec: ModeratorSpec,
+    mod: Moderator,
+    fp: dict[str, Any],
+    items: list[Item],
+    label: str,
+    advance: Callable[[int], None],
+) -> ScoreResult:
+    """Score ``items`` on the configured engine (local loop or Ray actors)."""
+    cfg = run.cfg
+    if cfg.runner.engine == "ray":
+        # actors rebuild the moderator from the same spec; the driver
+        # keeps the cache, the error budget and the output order
+        from audit.engine import ray_runner
+
+        return ray_runner.score_items(
+            ray_runner.ModeratorFactory(spec.type, dict(spec.params), run.policy),
+            fp,
+            items,
+            batch_size=spec.batch_size,
+            cache=run.cache,
+            error_budget=cfg.runner.error_budget,
+            where=label,
+            progress=advance,
+            address=cfg.runner.ray_address,
+        )
+    from audit.engine.runner import score_items
+
+    return score_items(
+        functools.partial(_same, mod),
+        fp,
+        items,
+        batch_size=spec.batch_size,
+        cache=run.cache,
+        error_budget=cfg.runner.error_budget,
+        where=label,
+        progress=advance,
+    )
+
+
+def _publish(run: _Run, results: list[SuiteResult], rdir: Path, tracking_uri: str | None) -> None:
+    """The finished run's Markdown and HTML reports, then its MLflow mirror."""
     from audit.report.html import write_html_report
+    from audit.report.markdown import write_report
 
+    record = run.record
+    write_report(record, results)
     write_html_report(record.dir, mlflow=False)
-    if tracking_uri is not None:
-        from audit.errors import TrackingError
-        from audit.tracking.mirroring import mirror
+    if tracking_uri is None:
+        return
+    from audit.errors import TrackingError
+    from audit.tracking.mirroring import mirror
 
-        try:
-            ref = mirror(
-                record,
-                results,
-                uri=tracking_uri,
-                experiment=cfg.tracking.experiment,
-                runs_dir=rdir,
-                max_table_rows=cfg.tracking.max_table_rows,
-            )
-        except TrackingError as exc:
-            # The scores and metrics are complete and stay "finished"; the record says
-            # the mirror failed (README: "When MLflow is unreachable").
-            record.update(
-                mlflow={"status": "failed", "tracking_uri": tracking_uri, "error": exc.render()}
-            )
-            raise TrackingError(
-                f"the run finished but was not mirrored to MLflow: {exc.message}",
-                where=tracking_uri,
-                expected="a reachable tracking store",
-                actual="mirror failed",
-                fix=f"the record is complete at {record.path}; rerun the same config once the "
-                "store is back (every prediction is cached) or pass --no-mlflow",
-            ) from None
-        record.update(mlflow=ref)
-    return record, results
+    try:
+        ref = mirror(
+            record,
+            results,
+            uri=tracking_uri,
+            experiment=run.cfg.tracking.experiment,
+            runs_dir=rdir,
+            max_table_rows=run.cfg.tracking.max_table_rows,
+        )
+    except TrackingError as exc:
+        # The scores and metrics are complete and stay "finished"; the record says
+        # the mirror failed (README: "When MLflow is unreachable").
+        record.update(
+            mlflow={"status": "failed", "tracking_uri": tracking_uri, "error": exc.render()}
+        )
+        raise TrackingError(
+            f"the run finished but was not mirrored to MLflow: {exc.message}",
+            where=tracking_uri,
+            expected="a reachable tracking store",
+            actual="mirror failed",
+            fix=f"the record is complete at {record.path}; rerun the same config once the "
+            "store is back (every prediction is cached) or pass --no-mlflow",
+        ) from None
+    record.update(mlflow=ref)
 
 
 def _gold_restricted(suites: list[LoadedSuite], policy: Policy) -> set[str]:

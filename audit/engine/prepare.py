@@ -111,9 +111,7 @@ def _prepare(
     fit_heads: bool,
 ) -> Prepared:
     from audit.config import check_against_policy
-    from audit.moderators import MODERATORS
     from audit.policy import load_policy
-    from audit.suites import SuiteDataMissing, load_suite
 
     cfg, path, base = resolve_config(config_path, overrides)
     policy = load_policy(cfg.policy, base=base)
@@ -125,6 +123,19 @@ def _prepare(
         usable_dir(
             Path(cfg.runner.cache_dir), where=str(path), field="runner.cache_dir", create=False
         )
+    suites, skipped = _load_suites(cfg, path, policy, console)
+    _check_moderator_suites(cfg, path, suites)
+    mods = _build_moderators(cfg, path, policy, console, fit_heads)
+    return Prepared(cfg, path, policy, suites, skipped, mods)
+
+
+def _load_suites(
+    cfg: RunConfig, path: Path, policy: Policy, console: Console | None
+) -> tuple[list[LoadedSuite], list[dict[str, str]]]:
+    """The config's suites, loaded; missing data of an ``optional`` suite skips it (with
+    the reason), a suite split listed twice or no loadable suite at all is an error."""
+    from audit.suites import SuiteDataMissing, load_suite
+
     suites: list[LoadedSuite] = []
     skipped: list[dict[str, str]] = []
     seen_cards: dict[tuple[Path, str], int] = {}
@@ -160,6 +171,11 @@ def _prepare(
             actual=f"{len(skipped)} optional suite(s) skipped",
             fix="set AUDIT_DATA_ROOT or add a suite whose data is present",
         )
+    return suites, skipped
+
+
+def _check_moderator_suites(cfg: RunConfig, path: Path, suites: list[LoadedSuite]) -> None:
+    """A moderator's ``suites:`` names only suites this config scores."""
     known = {ref.name for ref in cfg.suites} | {s.name for s in suites}
     for i, spec in enumerate(cfg.moderators):
         bad = sorted(set(spec.suites or ()) - known)
@@ -172,6 +188,15 @@ def _prepare(
                 actual=repr(bad),
                 fix="use a suite's name as listed under suites: (or its card name)",
             )
+
+
+def _build_moderators(
+    cfg: RunConfig, path: Path, policy: Policy, console: Console | None, fit_heads: bool
+) -> list[tuple[ModeratorSpec, Moderator]]:
+    """Build every moderator (fitting a missing head first); with ``fit_heads=False`` one
+    that would need a fit is left out. Adapter errors are re-anchored on the config."""
+    from audit.moderators import MODERATORS
+
     mods: list[tuple[ModeratorSpec, Moderator]] = []
     for i, spec in enumerate(cfg.moderators):
         cls = MODERATORS.get(spec.type, where=str(path), field=f"moderators[{i}].type")
@@ -198,7 +223,7 @@ def _prepare(
                     fix="remove explain:, or use an llm_judge preset that supports it",
                 )
         mods.append((spec, mod))
-    return Prepared(cfg, path, policy, suites, skipped, mods)
+    return mods
 
 
 def needs_fit(params: Any) -> bool:

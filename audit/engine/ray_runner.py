@@ -38,8 +38,11 @@ from audit.engine.runner import (
     ProgressFn,
     ScoreResult,
     cached_outputs,
+    fill_outputs,
     finish_scoring,
     over_budget,
+    pending_groups,
+    predict_batch,
 )
 from audit.errors import RunError
 from audit.moderators.base import Moderator
@@ -78,15 +81,7 @@ class _ScoreActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         items = [pickle.loads(b) for b in batch["item"]]
         t0 = time.perf_counter()
-        try:
-            outs = self.mod.predict(items)
-            if len(outs) != len(items):
-                raise RuntimeError(
-                    f"moderator returned {len(outs)} outputs for a batch of {len(items)}"
-                )
-        except Exception as exc:  # the whole batch failed: record it per item, as locally
-            msg = f"{type(exc).__name__}: {exc}"
-            outs = [ModeratorOutput(error=msg, error_type="batch_exception") for _ in items]
+        outs = predict_batch(self.mod, items)  # a failed batch: per-item errors, as locally
         dt = time.perf_counter() - t0
         return {
             "pos": np.asarray(batch["pos"], dtype=np.int64),
@@ -194,15 +189,8 @@ def score_items(
     model_key = fingerprint_hash(fingerprint)
     outputs, cached = cached_outputs(items, model_key, cache, progress)
     # identical content scored once per run: only first occurrences travel to Ray
-    first_of: dict[str, int] = {}
-    for i in range(n):
-        if outputs[i] is None:
-            first_of.setdefault(items[i].content_hash, i)
-    positions_of: dict[int, list[int]] = {}
-    for i in range(n):
-        if outputs[i] is None:
-            positions_of.setdefault(first_of[items[i].content_hash], []).append(i)
-    unique_todo = sorted(positions_of)
+    groups = pending_groups(items, outputs)
+    unique_todo = list(groups)
 
     max_errors = math.floor(error_budget * n)
     n_errors = sum(1 for o in outputs if o is not None and o.error is not None)
@@ -221,13 +209,8 @@ def score_items(
         ):
             batches += 1
             model_seconds += secs
-            done = 0
-            for p, o in zip(out_pos, out):
-                for i in positions_of[p]:
-                    outputs[i] = o
-                    done += 1
-                    if o.error is not None:
-                        n_errors += 1
+            done, errors = fill_outputs(outputs, groups, out_pos, out)
+            n_errors += errors
             if cache is not None:
                 cache.put_many(model_key, {items[p].content_hash: o for p, o in zip(out_pos, out)})
             if progress:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,19 +68,8 @@ def score_items(
     n = len(items)
     model_key = fingerprint_hash(fingerprint)
     outputs, cached = cached_outputs(items, model_key, cache, progress)
-    todo = [i for i in range(n) if outputs[i] is None]
-    # identical content scored once per run
-    first_of: dict[str, int] = {}
-    dup_of: dict[int, int] = {}
-    unique_todo: list[int] = []
-    for i in todo:
-        h = items[i].content_hash
-        if h in first_of:
-            dup_of[i] = first_of[h]
-        else:
-            first_of[h] = i
-            unique_todo.append(i)
-
+    groups = pending_groups(items, outputs)  # identical content scored once per run
+    unique_todo = list(groups)
     max_errors = math.floor(error_budget * n)
     n_errors = sum(1 for o in outputs if o is not None and o.error is not None)
     model_seconds = 0.0
@@ -91,37 +79,16 @@ def score_items(
         idx = unique_todo[start : start + batch_size]
         if mod is None:
             mod = get_moderator()
-        idx_set = set(idx)
-        batch = [items[i] for i in idx]
         tb = time.perf_counter()
-        try:
-            outs = mod.predict(batch)
-            if len(outs) != len(batch):
-                raise RuntimeError(
-                    f"moderator returned {len(outs)} outputs for a batch of {len(batch)}"
-                )
-        except Exception as exc:  # the whole batch failed: record it per item
-            msg = f"{type(exc).__name__}: {exc}"
-            tb_last = traceback.format_exc(limit=3).strip().splitlines()[-1]
-            outs = [
-                ModeratorOutput(error=msg if msg else tb_last, error_type="batch_exception")
-                for _ in batch
-            ]
+        outs = predict_batch(mod, [items[i] for i in idx])
         model_seconds += time.perf_counter() - tb
         batches += 1
-        for i, o in zip(idx, outs):
-            outputs[i] = o
-            if o.error is not None:
-                n_errors += 1
-        for i, j in dup_of.items():
-            if outputs[j] is not None and outputs[i] is None:
-                outputs[i] = outputs[j]
-                if outputs[i].error is not None:  # type: ignore[union-attr]
-                    n_errors += 1
+        done, errors = fill_outputs(outputs, groups, idx, outs)
+        n_errors += errors
         if cache is not None:
             cache.put_many(model_key, {items[i].content_hash: o for i, o in zip(idx, outs)})
         if progress:
-            progress(len(idx) + sum(1 for j in dup_of.values() if j in idx_set))
+            progress(done)
         if n_errors > max_errors:
             raise over_budget(outputs, n_errors, n, max_errors, error_budget, where)
     return finish_scoring(
@@ -135,6 +102,58 @@ def score_items(
         model_seconds=model_seconds,
         batches=batches,
     )
+
+
+def pending_groups(
+    items: Sequence[Item], outputs: Sequence[ModeratorOutput | None]
+) -> dict[int, list[int]]:
+    """Items still without an output, grouped by content: the first position of each
+    distinct content hash → every position sharing it (itself first). Keys come in
+    ascending order, so they are the positions to score, in suite order; shared by the
+    local and the Ray engine."""
+    first_of: dict[str, int] = {}
+    groups: dict[int, list[int]] = {}
+    for i, o in enumerate(outputs):
+        if o is None:
+            j = first_of.setdefault(items[i].content_hash, i)
+            if j == i:
+                groups[i] = [i]
+            else:
+                groups[j].append(i)
+    return groups
+
+
+def fill_outputs(
+    outputs: list[ModeratorOutput | None],
+    groups: dict[int, list[int]],
+    positions: Sequence[int],
+    outs: Sequence[ModeratorOutput],
+) -> tuple[int, int]:
+    """Write each scored output to every position of its content group; returns the
+    number of items completed and how many of them are errors."""
+    done = errors = 0
+    for p, o in zip(positions, outs):
+        for i in groups[p]:
+            outputs[i] = o
+            done += 1
+            if o.error is not None:
+                errors += 1
+    return done, errors
+
+
+def predict_batch(mod: Moderator, batch: list[Item]) -> list[ModeratorOutput]:
+    """``mod.predict(batch)``; a batch that raises (or returns the wrong number of
+    outputs) becomes one ``batch_exception`` output per item, never a crash."""
+    try:
+        outs = mod.predict(batch)
+        if len(outs) != len(batch):
+            raise RuntimeError(
+                f"moderator returned {len(outs)} outputs for a batch of {len(batch)}"
+            )
+    except Exception as exc:  # the whole batch failed: record it per item
+        msg = f"{type(exc).__name__}: {exc}"
+        return [ModeratorOutput(error=msg, error_type="batch_exception") for _ in batch]
+    return outs
 
 
 def cached_outputs(

@@ -303,32 +303,15 @@ def compute_metrics(
         raise an :class:`UndefinedMetricWarning` naming the category.
     """
     yy, ss, pp = _as_2d(as_labels(y)), _as_2d(as_scores(score)), _as_2d(as_pred(pred))
-    if not (yy.shape == ss.shape == pp.shape):
-        raise ValueError(f"shapes differ: y {yy.shape}, score {ss.shape}, pred {pp.shape}")
-    names = list(categories)
-    if len(names) != yy.shape[1] or len(set(names)) != len(names):
-        raise ValueError(f"need {yy.shape[1]} distinct category names, got {names!r}")
-    if not 0.0 < ci < 1.0:
-        raise ValueError(f"ci must be in (0, 1), got {ci}")
-    if n_boot < 0:
-        raise ValueError(f"n_boot must be >= 0, got {n_boot}")
-    if method not in ("auto", "row", "cell"):
-        raise ValueError(f"method must be 'auto', 'row' or 'cell', got {method!r}")
+    _check_arguments(yy, ss, pp, categories, ci, n_boot, method)
     specs = [get_metric(m) for m in (metric_names() if metrics is None else metrics)]
-    n_cat = len(names)
+    names = list(categories)
     if overall is not None:
-        if "overall" in names:
-            raise ValueError("a category is named 'overall' and `overall` was given")
-        oy, os_, op = as_labels(overall[0]), as_scores(overall[1]), as_pred(overall[2])
-        if not (oy.shape == os_.shape == op.shape == (yy.shape[0],)):
-            raise ValueError(f"overall arrays must have shape ({yy.shape[0]},)")
-        yy = np.column_stack([yy, oy])
-        ss = np.column_stack([ss, os_])
-        pp = np.column_stack([pp, op])
+        yy, ss, pp = _with_overall(yy, ss, pp, names, overall)
         names.append("overall")
     n_rows = yy.shape[0]
-    if method == "auto":
-        method = "row" if n_rows * n_cat <= ROW_BOOTSTRAP_MAX_CELLS else "cell"
+    if method == "auto":  # the size rule counts the categories, not the overall column
+        method = "row" if n_rows * len(categories) <= ROW_BOOTSTRAP_MAX_CELLS else "cell"
     n_threads = max(1, min(threads or os.cpu_count() or 1, len(names)))
     prep = [
         (nm, yy[:, k], ss[:, k], pp[:, k], specs, method, hist_bins) for k, nm in enumerate(names)
@@ -344,25 +327,75 @@ def compute_metrics(
             boots = parallel_map(_cell_column, args, n_threads)
     label = "row-bootstrap" if method == "row" else "cell-bootstrap"
     out: dict[str, dict[str, MetricValue]] = {}
-    for k, col in enumerate(cols):
-        per: dict[str, MetricValue] = {}
-        for spec in specs:
-            res = col.points[spec.name]
-            if res.reason is not None:
-                warnings.warn(
-                    f"category {col.name!r}: {spec.name} is undefined: {res.reason}",
-                    UndefinedMetricWarning,
-                    stacklevel=2,
-                )
-            if spec.family == "count":
-                lo, hi, how = res.value, res.value, "exact"
-            elif boots is None:
-                lo, hi, how = float("nan"), float("nan"), "none"
-            else:
-                lo, hi = percentile_interval(boots[k][spec.name], res.value, ci)
-                how = label
-            per[spec.name] = MetricValue(
-                spec.name, res.value, lo, hi, col.n, res.reason, how, res.n_excluded
-            )
-        out[col.name] = per
+    for k, col in enumerate(cols):  # a loop, not a comprehension: see the stacklevel below
+        out[col.name] = _metric_values(col, specs, None if boots is None else boots[k], ci, label)
     return out
+
+
+def _check_arguments(
+    yy: np.ndarray,
+    ss: np.ndarray,
+    pp: np.ndarray,
+    categories: list[str],
+    ci: float,
+    n_boot: int,
+    method: str,
+) -> None:
+    if not (yy.shape == ss.shape == pp.shape):
+        raise ValueError(f"shapes differ: y {yy.shape}, score {ss.shape}, pred {pp.shape}")
+    names = list(categories)
+    if len(names) != yy.shape[1] or len(set(names)) != len(names):
+        raise ValueError(f"need {yy.shape[1]} distinct category names, got {names!r}")
+    if not 0.0 < ci < 1.0:
+        raise ValueError(f"ci must be in (0, 1), got {ci}")
+    if n_boot < 0:
+        raise ValueError(f"n_boot must be >= 0, got {n_boot}")
+    if method not in ("auto", "row", "cell"):
+        raise ValueError(f"method must be 'auto', 'row' or 'cell', got {method!r}")
+
+
+def _with_overall(
+    yy: np.ndarray,
+    ss: np.ndarray,
+    pp: np.ndarray,
+    names: list[str],
+    overall: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The arrays with the any-violation column appended (resampled with the rows)."""
+    if "overall" in names:
+        raise ValueError("a category is named 'overall' and `overall` was given")
+    oy, os_, op = as_labels(overall[0]), as_scores(overall[1]), as_pred(overall[2])
+    if not (oy.shape == os_.shape == op.shape == (yy.shape[0],)):
+        raise ValueError(f"overall arrays must have shape ({yy.shape[0]},)")
+    return np.column_stack([yy, oy]), np.column_stack([ss, os_]), np.column_stack([pp, op])
+
+
+def _metric_values(
+    col: _Column,
+    specs: list[MetricSpec],
+    boot: dict[str, np.ndarray] | None,
+    ci: float,
+    label: str,
+) -> dict[str, MetricValue]:
+    """One column's metrics: point estimates with their bootstrap interval (counts are
+    exact, no interval without a bootstrap); undefined ones warn, naming the category."""
+    per: dict[str, MetricValue] = {}
+    for spec in specs:
+        res = col.points[spec.name]
+        if res.reason is not None:
+            warnings.warn(
+                f"category {col.name!r}: {spec.name} is undefined: {res.reason}",
+                UndefinedMetricWarning,
+                stacklevel=3,  # attributed to compute_metrics' caller
+            )
+        if spec.family == "count":
+            lo, hi, how = res.value, res.value, "exact"
+        elif boot is None:
+            lo, hi, how = float("nan"), float("nan"), "none"
+        else:
+            lo, hi = percentile_interval(boot[spec.name], res.value, ci)
+            how = label
+        per[spec.name] = MetricValue(
+            spec.name, res.value, lo, hi, col.n, res.reason, how, res.n_excluded
+        )
+    return per

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from rich.console import Console
+    from rich.table import Table
 
     from audit.engine.record import RecordFile
     from audit.engine.results import SuiteResult
@@ -325,32 +326,11 @@ def write_report(record: RecordFile, results: list[SuiteResult] | None = None) -
 
 
 def print_summary(console: Console, record: RecordFile) -> None:
-    from rich.table import Table
-
+    """The terminal summary: one metrics table per result, then judge validation and
+    errors by slice where they apply, and one line each for skipped suites and warnings."""
     rec = record.record
     for r in rec.results:
-        t = Table(
-            title=f"{r.suite}:{r.split} × {r.moderator}  (n={r.n}, errors={r.n_errors}, "
-            f"cached={r.n_cached}; {rec.config['metrics']['ci']:.0%} CI in parentheses)",
-            title_justify="left",
-            show_lines=False,
-            box=None,
-            pad_edge=False,
-        )
-        t.add_column("category", no_wrap=True)
-        t.add_column("n", justify="right")
-        for _, h in SUMMARY_METRICS:
-            t.add_column(h, justify="right", no_wrap=True)
-        for cat in ordered_categories(r.metrics):
-            per = r.metrics[cat]
-            support = per.get("support")
-            n = support.value if support is not None else None
-            t.add_row(
-                cat,
-                "—" if n is None or (isinstance(n, float) and math.isnan(n)) else str(int(n)),
-                *[fmt_value(per.get(m), ci=m not in ("prevalence",)) for m, _ in SUMMARY_METRICS],
-            )
-        console.print(t)
+        console.print(_metrics_table(r, rec.config["metrics"]["ci"]))
     ci = rec.config["metrics"]["ci"]
     for r in rec.results:
         llm = is_llm(rec, r.moderator)
@@ -358,48 +338,9 @@ def print_summary(console: Console, record: RecordFile) -> None:
             continue
         rows = result_error_slices(record.dir, r, ci=ci)
         if llm:
-            jv = judge_validation(rec, r, rows)
-            t = Table(
-                title=f"judge validation · {jv['suite']} × {jv['moderator']}",
-                title_justify="left",
-                box=None,
-                pad_edge=False,
-            )
-            t.add_column("category", no_wrap=True)
-            t.add_column("n", justify="right")
-            for _, h in JUDGE_METRICS:
-                t.add_column(h, justify="right")
-            for row in jv["rows"]:
-                t.add_row(
-                    row["category"],
-                    "—" if row["n"] is None else str(row["n"]),
-                    *[fmt_defined(row["metrics"][m]) for m, _ in JUDGE_METRICS],
-                )
-            console.print(t)
-            if jv["parse"] is not None:
-                top = "; ".join(
-                    f"{x['slice']}={x['value']} {fmt_value(x['parse_failure_rate'], ci=False)}"
-                    f" (n={x['n']})"
-                    for x in jv["top_slices"]
-                )
-                console.print(
-                    f"parse-failure rate {fmt_defined(jv['parse'])}"
-                    + (f"; highest: {top}" if top else ""),
-                    markup=False,
-                )
+            _print_judge_validation(console, judge_validation(rec, r, rows))
         if r.n_errors:
-            failed = [x for x in rows or () if x["slice"] != "overall" and x["n_errors"]]
-            failed.sort(key=lambda x: (-x["n_errors"] / x["n"], -x["n"]))
-            worst = error_table_rows(failed[:5])
-            if worst:
-                console.print(
-                    f"errors by slice · {r.suite}:{r.split} × {r.moderator}: "
-                    + "; ".join(
-                        f"{x['slice']}={x['value']} {x['n_errors']}/{x['n']} ({x['by_type']})"
-                        for x in worst
-                    ),
-                    markup=False,
-                )
+            _print_error_slices(console, r, rows)
     if rec.skipped:
         # the reasons were printed when the suites were skipped; one reminder line here
         names = ", ".join(s.suite for s in rec.skipped)
@@ -410,4 +351,80 @@ def print_summary(console: Console, record: RecordFile) -> None:
         console.print(
             f"[yellow]{n} warning{'s' if n != 1 else ''}[/] ({kinds} distinct): "
             f"see {record.path.name} (warnings)"
+        )
+
+
+def _metrics_table(r: ResultEntry, ci: float) -> Table:
+    from rich.table import Table
+
+    t = Table(
+        title=f"{r.suite}:{r.split} × {r.moderator}  (n={r.n}, errors={r.n_errors}, "
+        f"cached={r.n_cached}; {ci:.0%} CI in parentheses)",
+        title_justify="left",
+        show_lines=False,
+        box=None,
+        pad_edge=False,
+    )
+    t.add_column("category", no_wrap=True)
+    t.add_column("n", justify="right")
+    for _, h in SUMMARY_METRICS:
+        t.add_column(h, justify="right", no_wrap=True)
+    for cat in ordered_categories(r.metrics):
+        per = r.metrics[cat]
+        support = per.get("support")
+        n = support.value if support is not None else None
+        t.add_row(
+            cat,
+            "—" if n is None or (isinstance(n, float) and math.isnan(n)) else str(int(n)),
+            *[fmt_value(per.get(m), ci=m not in ("prevalence",)) for m, _ in SUMMARY_METRICS],
+        )
+    return t
+
+
+def _print_judge_validation(console: Console, jv: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table(
+        title=f"judge validation · {jv['suite']} × {jv['moderator']}",
+        title_justify="left",
+        box=None,
+        pad_edge=False,
+    )
+    t.add_column("category", no_wrap=True)
+    t.add_column("n", justify="right")
+    for _, h in JUDGE_METRICS:
+        t.add_column(h, justify="right")
+    for row in jv["rows"]:
+        t.add_row(
+            row["category"],
+            "—" if row["n"] is None else str(row["n"]),
+            *[fmt_defined(row["metrics"][m]) for m, _ in JUDGE_METRICS],
+        )
+    console.print(t)
+    if jv["parse"] is not None:
+        top = "; ".join(
+            f"{x['slice']}={x['value']} {fmt_value(x['parse_failure_rate'], ci=False)} (n={x['n']})"
+            for x in jv["top_slices"]
+        )
+        console.print(
+            f"parse-failure rate {fmt_defined(jv['parse'])}" + (f"; highest: {top}" if top else ""),
+            markup=False,
+        )
+
+
+def _print_error_slices(
+    console: Console, r: ResultEntry, rows: list[dict[str, Any]] | None
+) -> None:
+    """One line: the five slices with the highest error rate (ties: the larger slice)."""
+    failed = [x for x in rows or () if x["slice"] != "overall" and x["n_errors"]]
+    failed.sort(key=lambda x: (-x["n_errors"] / x["n"], -x["n"]))
+    worst = error_table_rows(failed[:5])
+    if worst:
+        console.print(
+            f"errors by slice · {r.suite}:{r.split} × {r.moderator}: "
+            + "; ".join(
+                f"{x['slice']}={x['value']} {x['n_errors']}/{x['n']} ({x['by_type']})"
+                for x in worst
+            ),
+            markup=False,
         )

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -183,34 +184,13 @@ def mirror(
     runs_dir: Path,
     max_table_rows: int,
 ) -> dict[str, Any]:
-    """Write the parent and child runs; returns ids for the record."""
-    from audit.engine.results import fp_fn_frame
+    """Write the parent and child runs; returns ids for the record.
 
-    try:
-        client, exp_id = _setup(uri, experiment, runs_dir)
-        reaped = reap_orphans(client, exp_id)
-    except Exception as exc:
-        raise TrackingError(
-            f"cannot open the MLflow store: {type(exc).__name__}: {exc}",
-            where=uri,
-            fix="check tracking.uri / MLFLOW_TRACKING_URI, or pass --no-mlflow",
-        ) from None
-    import mlflow
-
+    Every run created is registered in the returned ids at once, so a failure part way
+    marks each of them FAILED instead of leaving one RUNNING."""
+    client, exp_id, reaped = _open_store(uri, experiment, runs_dir)
     rec = record.record
-    git = rec.provenance.git
-    base_tags = {
-        "audit.run_id": record.run_id,
-        "audit.config_hash": rec.config_hash,
-        "audit.policy": rec.policy.ref,
-        "audit.policy_digest": rec.policy.digest,
-        "audit.host": socket.gethostname(),
-        "audit.pid": str(os.getpid()),
-        "audit.record": str(record.path),
-        "mlflow.source.git.commit": git.commit or "",
-        "audit.git_dirty": str(git.dirty),
-        **{f"user.{k}": v for k, v in rec.config.get("tags", {}).items()},
-    }
+    base_tags = _base_tags(record)
     out: dict[str, Any] = {
         "tracking_uri": uri,
         "experiment_id": exp_id,
@@ -218,87 +198,14 @@ def mirror(
         "reaped": reaped,
     }
     try:
-        start_ms, end_ms = _ms(rec.started_at), _ms(rec.finished_at)
-        parent = client.create_run(
-            exp_id, run_name=record.run_id, tags=base_tags, start_time=start_ms
-        )
-        pid = parent.info.run_id
+        t = _Target(client, exp_id, base_tags, _ms(rec.started_at), _ms(rec.finished_at))
+        pid = _parent_run(t, record)
         out["parent_run_id"] = pid
-        cfg = rec.config
-        _params(
-            client,
-            pid,
-            {
-                "config.name": cfg["name"],
-                "config.hash": rec.config_hash,
-                "policy": rec.policy.ref,
-                "seed": cfg["seed"],
-                "suites": ",".join(s.name for s in rec.suites.values()),
-                "moderators": ",".join(m["name"] for m in cfg["moderators"]),
-                "metrics.bootstrap": cfg["metrics"]["bootstrap"],
-                "metrics.ci": cfg["metrics"]["ci"],
-                "runner.error_budget": cfg["runner"]["error_budget"],
-            },
-        )
         for res in results:
-            child = client.create_run(
-                exp_id,
-                # moderator first: the runs table groups a model's children together
-                run_name=f"{res.spec.name} · {res.suite.name}",
-                start_time=start_ms,
-                tags={
-                    **base_tags,
-                    "mlflow.parentRunId": pid,
-                    "audit.suite": res.suite.name,
-                    "audit.suite_digest": res.suite.digest,
-                    "audit.suite_version": res.suite.card.version,
-                    "audit.moderator": res.spec.name,
-                    "audit.moderator_type": res.spec.type,
-                    "audit.fingerprint": res.fingerprint_hash,
-                },
-            )
-            cid = child.info.run_id
+            cid = _child_run(t, pid, res)
             out["children"][res.key] = cid
-            _params(
-                client,
-                cid,
-                {
-                    "suite": res.suite.name,
-                    "suite.split": res.suite.split,
-                    "suite.version": res.suite.card.version,
-                    "suite.n": res.n,
-                    "moderator": res.spec.name,
-                    "moderator.type": res.spec.type,
-                    "moderator.fingerprint": res.fingerprint_hash[:16],
-                    "moderator.batch_size": res.spec.batch_size,
-                    "moderator.categories": ",".join(res.categories),
-                    "thresholds": json.dumps(res.spec.thresholds, sort_keys=True),
-                    **{
-                        f"params.{k}": json.dumps(v) if not isinstance(v, str) else v
-                        for k, v in sorted(res.spec.params.items())
-                    },
-                },
-            )
-            _metrics(client, cid, _flat_metrics(res))
-            with mlflow.start_run(run_id=cid, nested=True):
-                mlflow.log_input(_dataset(res), context=res.suite.split)
-                table = fp_fn_frame(res, max_table_rows)
-                if not table.empty:
-                    mlflow.log_table(table, artifact_file="fp_fn.json")
-            pq = record.dir / "predictions" / f"{res.key}.parquet"
-            if pq.exists():
-                client.log_artifact(cid, str(pq), artifact_path="predictions")
-            client.set_terminated(cid, status="FINISHED", end_time=end_ms)
-        _metrics(client, pid, parent_summary(results))
-        _log_disagreements(pid, record, results)
-        _log_judge_disagreements(pid, record, results, max_table_rows)
-        for name in ("record.json", "config.yaml", "report.md", "report.html"):
-            p = record.dir / name
-            if p.exists():
-                client.log_artifact(pid, str(p))
-        client.set_terminated(
-            pid, status="FINISHED" if rec.status == "finished" else "FAILED", end_time=end_ms
-        )
+            _fill_child(t, cid, record, res, max_table_rows)
+        _finish_parent(t, pid, record, results, max_table_rows)
     except Exception as exc:
         for rid in [out.get("parent_run_id"), *out["children"].values()]:
             if rid:
@@ -310,6 +217,157 @@ def mirror(
             fix="the run record on disk is complete; rerun to retry mirroring",
         ) from exc
     return out
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where and how one audit's runs are written: the client, the experiment, the tags
+    every run carries and the audit's real start and end (epoch ms)."""
+
+    client: Any
+    exp_id: str
+    base_tags: dict[str, str]
+    start_ms: int | None
+    end_ms: int | None
+
+
+def _open_store(uri: str, experiment: str, runs_dir: Path) -> tuple[Any, str, int]:
+    """The client and experiment id, after reaping runs orphaned by a killed mirror."""
+    try:
+        client, exp_id = _setup(uri, experiment, runs_dir)
+        reaped = reap_orphans(client, exp_id)
+    except Exception as exc:
+        raise TrackingError(
+            f"cannot open the MLflow store: {type(exc).__name__}: {exc}",
+            where=uri,
+            fix="check tracking.uri / MLFLOW_TRACKING_URI, or pass --no-mlflow",
+        ) from None
+    return client, exp_id, reaped
+
+
+def _base_tags(record: RecordFile) -> dict[str, str]:
+    rec = record.record
+    git = rec.provenance.git
+    return {
+        "audit.run_id": record.run_id,
+        "audit.config_hash": rec.config_hash,
+        "audit.policy": rec.policy.ref,
+        "audit.policy_digest": rec.policy.digest,
+        "audit.host": socket.gethostname(),
+        "audit.pid": str(os.getpid()),
+        "audit.record": str(record.path),
+        "mlflow.source.git.commit": git.commit or "",
+        "audit.git_dirty": str(git.dirty),
+        **{f"user.{k}": v for k, v in rec.config.get("tags", {}).items()},
+    }
+
+
+def _parent_run(t: _Target, record: RecordFile) -> str:
+    """Create the parent run (named by the audit run id) with the config's params."""
+    rec = record.record
+    parent = t.client.create_run(
+        t.exp_id, run_name=record.run_id, tags=t.base_tags, start_time=t.start_ms
+    )
+    pid: str = parent.info.run_id
+    cfg = rec.config
+    _params(
+        t.client,
+        pid,
+        {
+            "config.name": cfg["name"],
+            "config.hash": rec.config_hash,
+            "policy": rec.policy.ref,
+            "seed": cfg["seed"],
+            "suites": ",".join(s.name for s in rec.suites.values()),
+            "moderators": ",".join(m["name"] for m in cfg["moderators"]),
+            "metrics.bootstrap": cfg["metrics"]["bootstrap"],
+            "metrics.ci": cfg["metrics"]["ci"],
+            "runner.error_budget": cfg["runner"]["error_budget"],
+        },
+    )
+    return pid
+
+
+def _child_run(t: _Target, pid: str, res: SuiteResult) -> str:
+    """Create the child run of one suite × moderator under the parent."""
+    child = t.client.create_run(
+        t.exp_id,
+        # moderator first: the runs table groups a model's children together
+        run_name=f"{res.spec.name} · {res.suite.name}",
+        start_time=t.start_ms,
+        tags={
+            **t.base_tags,
+            "mlflow.parentRunId": pid,
+            "audit.suite": res.suite.name,
+            "audit.suite_digest": res.suite.digest,
+            "audit.suite_version": res.suite.card.version,
+            "audit.moderator": res.spec.name,
+            "audit.moderator_type": res.spec.type,
+            "audit.fingerprint": res.fingerprint_hash,
+        },
+    )
+    cid: str = child.info.run_id
+    return cid
+
+
+def _fill_child(
+    t: _Target, cid: str, record: RecordFile, res: SuiteResult, max_table_rows: int
+) -> None:
+    """A child run's params, metrics, dataset lineage, FP/FN table and predictions file;
+    then it is terminated."""
+    import mlflow
+
+    from audit.engine.results import fp_fn_frame
+
+    _params(
+        t.client,
+        cid,
+        {
+            "suite": res.suite.name,
+            "suite.split": res.suite.split,
+            "suite.version": res.suite.card.version,
+            "suite.n": res.n,
+            "moderator": res.spec.name,
+            "moderator.type": res.spec.type,
+            "moderator.fingerprint": res.fingerprint_hash[:16],
+            "moderator.batch_size": res.spec.batch_size,
+            "moderator.categories": ",".join(res.categories),
+            "thresholds": json.dumps(res.spec.thresholds, sort_keys=True),
+            **{
+                f"params.{k}": json.dumps(v) if not isinstance(v, str) else v
+                for k, v in sorted(res.spec.params.items())
+            },
+        },
+    )
+    _metrics(t.client, cid, _flat_metrics(res))
+    with mlflow.start_run(run_id=cid, nested=True):
+        mlflow.log_input(_dataset(res), context=res.suite.split)
+        table = fp_fn_frame(res, max_table_rows)
+        if not table.empty:
+            mlflow.log_table(table, artifact_file="fp_fn.json")
+    pq = record.dir / "predictions" / f"{res.key}.parquet"
+    if pq.exists():
+        t.client.log_artifact(cid, str(pq), artifact_path="predictions")
+    t.client.set_terminated(cid, status="FINISHED", end_time=t.end_ms)
+
+
+def _finish_parent(
+    t: _Target, pid: str, record: RecordFile, results: list[SuiteResult], max_table_rows: int
+) -> None:
+    """The parent's summary metrics, disagreement tables and artifacts; then it is
+    terminated with the audit's status."""
+    _metrics(t.client, pid, parent_summary(results))
+    _log_disagreements(pid, record, results)
+    _log_judge_disagreements(pid, record, results, max_table_rows)
+    for name in ("record.json", "config.yaml", "report.md", "report.html"):
+        p = record.dir / name
+        if p.exists():
+            t.client.log_artifact(pid, str(p))
+    t.client.set_terminated(
+        pid,
+        status="FINISHED" if record.record.status == "finished" else "FAILED",
+        end_time=t.end_ms,
+    )
 
 
 def _log_disagreements(parent_id: str, record: RecordFile, results: list[SuiteResult]) -> None:

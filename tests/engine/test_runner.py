@@ -116,3 +116,35 @@ def test_duplicate_content_scored_once() -> None:
     assert m.calls == 1
     assert r.outputs[0].scores == r.outputs[3].scores == r.outputs[6].scores
     assert all(o.error is None for o in r.outputs)
+
+
+def test_duplicates_of_a_failing_item_each_count_against_the_budget() -> None:
+    from audit.engine.runner import fill_outputs, pending_groups
+
+    its = items(12, dup_every=3)  # i0, i3, i6, i9 share one text
+    groups = pending_groups(its, [None] * 12)
+    assert list(groups) == [0, 1, 2] and groups[0] == [0, 3, 6, 9]
+    outputs: list[ModeratorOutput | None] = [None] * 12
+    done, errors = fill_outputs(outputs, groups, [0], [ModeratorOutput(error="x")])
+    assert (done, errors) == (4, 4) and outputs[9] is outputs[0]
+    # the budget sees all four copies: 4 of 12 > 25%, the run stops
+    with pytest.raises(RunError, match="4 of 12 items failed"):
+        score_items(
+            lambda: Scripted(bad={"i0"}),
+            {"v": 1},
+            its,
+            batch_size=1,
+            cache=None,
+            error_budget=0.25,
+            where="t",
+        )
+    r = score_items(
+        lambda: Scripted(bad={"i0"}),
+        {"v": 1},
+        its,
+        batch_size=1,
+        cache=None,
+        error_budget=0.4,
+        where="t",
+    )
+    assert r.n_errors == 4 and r.batches == 3 and r.error_types == {"exception": 4}
