@@ -184,7 +184,7 @@ def build_plan(
     reference_factor: float = 1.0,
     max_labels: int | None = None,
     certainty_views: int | None = None,
-    view_bands: bool | None = None,
+    view_bands: bool = False,
 ) -> Plan:
     """Build a plan from one period of logs (see the module docstring)."""
     _check_args(
@@ -235,7 +235,7 @@ def build_plan(
     cells = _cell_plans(
         by_cell, half_width, floor, precision_prior, recall_prior, prior_rec, prev_se, max_labels
     )
-    split = has_views if view_bands is None else view_bands
+    split = view_bands
     if split and not has_views:
         raise PlanError(
             "view bands need views",
@@ -251,9 +251,15 @@ def build_plan(
             by_cell.setdefault(cell_key(sp["pathway"], sp["category"], sp["slice"]), []).append(sp)
         cells = [
             _cell_summary(
-                c.key, by_cell[c.key], c.N_actioned, c.N_not_actioned, precision_prior,
-                recall_prior, c.note, prev_se.get(c.key, {}),
-            )  # fmt: skip
+                c.key,
+                by_cell[c.key],
+                c.N_actioned,
+                c.N_not_actioned,
+                precision_prior,
+                recall_prior,
+                c.note,
+                prev_se.get(c.key, {}),
+            )
             for c in cells
         ]
     strata = _strata(specs, reference_factor)

@@ -68,7 +68,7 @@ def design_from_plan(
     half_width: float = 0.05,
     floor: int = 30,
     allocation: str = "neyman",
-    view_bands: bool = True,
+    view_bands: bool = False,
 ) -> Design:
     """Plan the population's logs once and map every row of ``category`` to its stratum."""
     from audit.production.logs import DecisionLogs, Period
@@ -120,10 +120,11 @@ def run_coverage(
     allocation: str = "neyman",
     bootstrap_every: int = 0,
     boot_reps: int = 200,
+    view_bands: bool = False,
 ) -> Coverage:
     """Coverage of classical and PPI++ 95% intervals for precision, recall, prevalence."""
     pop = plant(n_items, ("hate",), seed=seed, reference_accuracy=reference_accuracy)
-    des = design_from_plan(pop, "hate", allocation=allocation)
+    des = design_from_plan(pop, "hate", allocation=allocation, view_bands=view_bands)
     y_pop = pop.truth.astype(float)
     f_pop = pop.reference.astype(float)
     A_pop = pop.actioned

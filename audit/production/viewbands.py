@@ -55,15 +55,15 @@ def split_by_views(
     if not todo:
         return specs
     case = case_sql(specs, slices)
-    edges: dict[int, list[float]] = {}
+    edges: dict[int, list[int]] = {}
     for sid, qs in logs.con.execute(
         f"SELECT s, quantile_cont(views, {list(quantiles)}) FROM "
         f"(SELECT {case} AS s, views FROM ({rel})) WHERE s IN ({', '.join(map(str, todo))}) "
         "GROUP BY s"
     ).fetchall():
         # views are counts: an edge e means "views < ceil(e)"; ties collapse
-        e = sorted({math.ceil(float(q)) for q in qs})
-        edges[int(sid)] = [x for x in e if x > 0]
+        cuts = sorted({math.ceil(float(q)) for q in qs})
+        edges[int(sid)] = [x for x in cuts if x > 0]
     out: list[dict[str, Any]] = []
     for sp in specs:
         e = edges.get(sp["id"], [])
@@ -103,7 +103,9 @@ def _band_stats(logs: DecisionLogs, rel: str, case: str) -> dict[int, tuple[int,
     return {int(r[0]): (int(r[1]), float(r[2]), float(r[3])) for r in rows if r[0] is not None}
 
 
-def _allocate_within(bands: list[dict[str, Any]], stats: dict[int, tuple[int, float, float]]) -> None:
+def _allocate_within(
+    bands: list[dict[str, Any]], stats: dict[int, tuple[int, float, float]]
+) -> None:
     """Share the parent's n_h over its view bands: ½ proportional, ½ Neyman on views."""
     n_parent = bands[0]["n_h"]
     for b in bands:
@@ -111,9 +113,27 @@ def _allocate_within(bands: list[dict[str, Any]], stats: dict[int, tuple[int, fl
         b["N_h"], b["mean_score"], b["sd_views"] = N_b, mean_score, sd
     N_tot = sum(b["N_h"] for b in bands)
     NS_tot = sum(b["N_h"] * b["sd_views"] for b in bands)
+    want = []
     for b in bands:
         share = 0.5 * b["N_h"] / N_tot if N_tot else 0.0
-        share += 0.5 * (b["N_h"] * b["sd_views"] / NS_tot if NS_tot > 0 else b["N_h"] / max(N_tot, 1))
-        n_b = max(round(n_parent * share), BAND_FLOOR)
-        b["n_h"] = min(n_b, b["N_h"])
+        share += 0.5 * (
+            b["N_h"] * b["sd_views"] / NS_tot if NS_tot > 0 else b["N_h"] / max(N_tot, 1)
+        )
+        want.append(max(round(n_parent * share), BAND_FLOOR))
         b.pop("sd_views")
+    # a band asked for more than it holds is taken in full; its surplus goes to the
+    # others in proportion to their asks, so the parent keeps its n_h
+    n = [min(w, b["N_h"]) for w, b in zip(want, bands)]
+    for _ in range(len(bands)):
+        left = n_parent - sum(n)
+        open_ = [i for i, b in enumerate(bands) if n[i] < b["N_h"]]
+        if left <= 0 or not open_:
+            break
+        ask = sum(want[i] for i in open_)
+        for i in open_:
+            n[i] = min(bands[i]["N_h"], n[i] + math.ceil(left * want[i] / ask))
+    while sum(n) > n_parent:  # rounding up may overshoot by a few: trim the largest band
+        i = max(range(len(n)), key=lambda j: n[j])
+        n[i] -= 1
+    for b, n_b in zip(bands, n):
+        b["n_h"] = n_b
