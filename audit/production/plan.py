@@ -235,33 +235,10 @@ def build_plan(
     cells = _cell_plans(
         by_cell, half_width, floor, precision_prior, recall_prior, prior_rec, prev_se, max_labels
     )
-    split = view_bands
-    if split and not has_views:
-        raise PlanError(
-            "view bands need views",
-            field="--view-bands",
-            expected="--no-view-bands without a views column",
-            actual="--view-bands",
+    if view_bands:
+        specs, cells = _with_view_bands(
+            logs, rel, specs, slices, cells, has_views, precision_prior, recall_prior, prev_se
         )
-    if split:
-        # stratification by size for view-weighted prevalence (viewbands.py, methods §2)
-        specs = split_by_views(logs, rel, specs, slices, stratum_case_sql)
-        by_cell = {}
-        for sp in specs:
-            by_cell.setdefault(cell_key(sp["pathway"], sp["category"], sp["slice"]), []).append(sp)
-        cells = [
-            _cell_summary(
-                c.key,
-                by_cell[c.key],
-                c.N_actioned,
-                c.N_not_actioned,
-                precision_prior,
-                recall_prior,
-                c.note,
-                prev_se.get(c.key, {}),
-            )
-            for c in cells
-        ]
     strata = _strata(specs, reference_factor)
     return Plan(
         logs_card=str(logs.card_path),
@@ -277,11 +254,51 @@ def build_plan(
         bulk_quantile=bulk_quantile,
         reference_factor=reference_factor,
         certainty_views=k_cert,
-        view_bands=split,
+        view_bands=view_bands,
         max_labels=max_labels,
         strata=tuple(strata),
         cells=tuple(cells),
     )
+
+
+def _with_view_bands(
+    logs: DecisionLogs,
+    rel: str,
+    specs: list[dict[str, Any]],
+    slices: tuple[str, ...],
+    cells: list[CellPlan],
+    has_views: bool,
+    precision_prior: float,
+    recall_prior: float,
+    prev_se: dict[str, dict[str, float]],
+) -> tuple[list[dict[str, Any]], list[CellPlan]]:
+    """Split the allocated strata by views (stratification by size, viewbands.py and
+    methods §2) and summarise every cell again over its new strata."""
+    if not has_views:
+        raise PlanError(
+            "view bands need views",
+            field="--view-bands",
+            expected="--no-view-bands without a views column",
+            actual="--view-bands",
+        )
+    specs = split_by_views(logs, rel, specs, slices, stratum_case_sql)
+    by_cell: dict[str, list[dict[str, Any]]] = {}
+    for sp in specs:
+        by_cell.setdefault(cell_key(sp["pathway"], sp["category"], sp["slice"]), []).append(sp)
+    cells = [
+        _cell_summary(
+            c.key,
+            by_cell[c.key],
+            c.N_actioned,
+            c.N_not_actioned,
+            precision_prior,
+            recall_prior,
+            c.note,
+            prev_se.get(c.key, {}),
+        )
+        for c in cells
+    ]
+    return specs, cells
 
 
 def _check_args(
