@@ -82,6 +82,10 @@ def pandas_baseline(parquet: Path, plan: Any, seed: int) -> int:
                 & (df["actioned"].to_numpy() == (s.frame == "actioned"))
                 & (df["views"].to_numpy() >= s.views_min)
             )
+        if s.views_lo is not None:
+            m &= df["views"].to_numpy() >= s.views_lo
+        if s.views_hi is not None:
+            m &= df["views"].to_numpy() < s.views_hi
         stratum[m & (stratum < 0)] = s.id
     df["stratum"] = stratum
     n_h = {s.id: s.m_h for s in plan.strata}
@@ -202,6 +206,21 @@ def main() -> None:
                 }
                 for k in sorted(c.defined)
             } | {"seconds": round(time.perf_counter() - t0, 1), "truth": c.truth}
+        for vseed in (0, 1, 2, 3):  # view bands: view-weighted prevalence over 4 populations
+            c = run_coverage(
+                args.coverage_reps, seed=vseed, reference_accuracy=0.95, view_bands=True
+            )
+            c0 = run_coverage(args.coverage_reps, seed=vseed, reference_accuracy=0.95)
+            cov[f"view_bands_population_{vseed}"] = {
+                k: {
+                    "coverage": round(c.rate(k), 4),
+                    "mean_width": round(c.mean_width(k), 4),
+                    "flat_coverage": round(c0.rate(k), 4),
+                    "flat_mean_width": round(c0.mean_width(k), 4),
+                }
+                for k in sorted(c.defined)
+                if k.startswith("classical")
+            }
         prop = run_coverage(min(args.coverage_reps, 300), allocation="proportional")
         cov["proportional_allocation_300"] = {
             k: {"coverage": round(prop.rate(k), 4), "mean_width": round(prop.mean_width(k), 4)}

@@ -133,21 +133,23 @@ def build_demo_day(
     card.write_text(
         "# planted production day (audit production demo-day)\n"
         "card_version: 1\n"
-        f"name: demo_day_{day}\n"
+        "name: demo_production\n"
         "policy: platform-v1\n"
         "source: {path: logs, hive_partitioning: true, partition_date_column: date}\n"
         "slices: [source]\n"
         "content: {fields: {comment: text}}\n",
         encoding="utf-8",
     )
-    truth = out / "truth.parquet"
+    # one truth file per day: a second day built into the same folder adds a hive
+    # partition to the logs and must not overwrite the first day's hidden truth
+    truth = out / f"truth_{day}.parquet"
     pq.write_table(
         pa.table(
             {"item_id": rows["item_id"], "category": rows["category"], "label": rows["label"]}
         ),
         truth,
     )
-    (out / "truth.json").write_text(
+    truth.with_suffix(".json").write_text(
         json.dumps(truth_summary(tbl.to_pydict(), rows["label"]), indent=2), encoding="utf-8"
     )
     return DemoDay(card, truth, n, tuple(names), threshold)

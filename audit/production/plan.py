@@ -36,6 +36,7 @@ from audit.production.allocation import (
 )
 from audit.production.errors import PlanError
 from audit.production.logs import DecisionLogs, Period, sql_ident, sql_str
+from audit.production.viewbands import split_by_views
 
 PLAN_VERSION = 1
 
@@ -65,6 +66,8 @@ class Stratum(_Frozen):
     hi: float
     slice: dict[str, str] = Field(default_factory=dict)
     views_min: int | None = None
+    views_lo: int | None = None
+    views_hi: int | None = None
     N_h: int
     p_prior: float
     n_h: int
@@ -108,6 +111,7 @@ class Plan(_Frozen):
     bulk_quantile: float
     reference_factor: float
     certainty_views: int = 0
+    view_bands: bool = False
     max_labels: int | None = None
     strata: tuple[Stratum, ...]
     cells: tuple[CellPlan, ...]
@@ -180,6 +184,7 @@ def build_plan(
     reference_factor: float = 1.0,
     max_labels: int | None = None,
     certainty_views: int | None = None,
+    view_bands: bool = False,
 ) -> Plan:
     """Build a plan from one period of logs (see the module docstring)."""
     _check_args(
@@ -230,6 +235,10 @@ def build_plan(
     cells = _cell_plans(
         by_cell, half_width, floor, precision_prior, recall_prior, prior_rec, prev_se, max_labels
     )
+    if view_bands:
+        specs, cells = _with_view_bands(
+            logs, rel, specs, slices, cells, has_views, precision_prior, recall_prior, prev_se
+        )
     strata = _strata(specs, reference_factor)
     return Plan(
         logs_card=str(logs.card_path),
@@ -245,10 +254,51 @@ def build_plan(
         bulk_quantile=bulk_quantile,
         reference_factor=reference_factor,
         certainty_views=k_cert,
+        view_bands=view_bands,
         max_labels=max_labels,
         strata=tuple(strata),
         cells=tuple(cells),
     )
+
+
+def _with_view_bands(
+    logs: DecisionLogs,
+    rel: str,
+    specs: list[dict[str, Any]],
+    slices: tuple[str, ...],
+    cells: list[CellPlan],
+    has_views: bool,
+    precision_prior: float,
+    recall_prior: float,
+    prev_se: dict[str, dict[str, float]],
+) -> tuple[list[dict[str, Any]], list[CellPlan]]:
+    """Split the allocated strata by views (stratification by size, viewbands.py and
+    methods §2) and summarise every cell again over its new strata."""
+    if not has_views:
+        raise PlanError(
+            "view bands need views",
+            field="--view-bands",
+            expected="--no-view-bands without a views column",
+            actual="--view-bands",
+        )
+    specs = split_by_views(logs, rel, specs, slices, stratum_case_sql)
+    by_cell: dict[str, list[dict[str, Any]]] = {}
+    for sp in specs:
+        by_cell.setdefault(cell_key(sp["pathway"], sp["category"], sp["slice"]), []).append(sp)
+    cells = [
+        _cell_summary(
+            c.key,
+            by_cell[c.key],
+            c.N_actioned,
+            c.N_not_actioned,
+            precision_prior,
+            recall_prior,
+            c.note,
+            prev_se.get(c.key, {}),
+        )
+        for c in cells
+    ]
+    return specs, cells
 
 
 def _check_args(
@@ -399,6 +449,8 @@ def _strata(specs: list[dict[str, Any]], reference_factor: float) -> list[Stratu
                 hi=sp["hi"],
                 slice=sp["slice"],
                 views_min=sp.get("views_min"),
+                views_lo=sp.get("views_lo"),
+                views_hi=sp.get("views_hi"),
                 N_h=sp["N_h"],
                 p_prior=sp["p_prior"],
                 n_h=sp["n_h"],
@@ -522,20 +574,35 @@ def stratum_case_sql(
     whens = []
     for (pw, cat, frame, sl), bands in groups.items():
         cert = [d for d in bands if d.get("views_min") is not None]
-        bands = sorted((d for d in bands if d.get("views_min") is None), key=lambda d: d["band"])
+        by_band: dict[int, list[dict[str, Any]]] = {}
+        for d in bands:
+            if d.get("views_min") is None:
+                by_band.setdefault(d["band"], []).append(d)
         conds = [
             f"pathway = {sql_str(pw)}",
             f"category = {sql_str(cat)}",
             "actioned" if frame == "actioned" else "NOT actioned",
             *(f"{sql_ident('slice.' + k)} = {sql_str(v)}" for k, v in sl),
         ]
-        inner = " ".join(f"WHEN score < {d['hi']!r} THEN {d['id']}" for d in bands[:-1])
-        last = bands[-1]["id"]
-        body = f"CASE {inner} ELSE {last} END" if inner else str(last)
+        ordered = [by_band[b] for b in sorted(by_band)]
+        inner = " ".join(
+            f"WHEN score < {ds[0]['hi']!r} THEN {_views_case(ds)}" for ds in ordered[:-1]
+        )
+        last = _views_case(ordered[-1])
+        body = f"CASE {inner} ELSE {last} END" if inner else last
         if cert:
             body = f"CASE WHEN views >= {int(cert[0]['views_min'])} THEN {cert[0]['id']} ELSE {body} END"
         whens.append(f"WHEN {' AND '.join(conds)} THEN {body}")
     return "CASE " + " ".join(whens) + " END" if whens else "NULL"
+
+
+def _views_case(ds: list[dict[str, Any]]) -> str:
+    """The stratum id of a score band, or a CASE over its view bands (views_hi exclusive)."""
+    if len(ds) == 1:
+        return str(ds[0]["id"])
+    ds = sorted(ds, key=lambda d: -1 if d.get("views_lo") is None else int(d["views_lo"]))
+    whens = " ".join(f"WHEN views < {int(d['views_hi'])} THEN {d['id']}" for d in ds[:-1])
+    return f"CASE {whens} ELSE {ds[-1]['id']} END"
 
 
 def load_plan(path: str | Path) -> Plan:

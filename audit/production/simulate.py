@@ -68,6 +68,7 @@ def design_from_plan(
     half_width: float = 0.05,
     floor: int = 30,
     allocation: str = "neyman",
+    view_bands: bool = False,
 ) -> Design:
     """Plan the population's logs once and map every row of ``category`` to its stratum."""
     from audit.production.logs import DecisionLogs, Period
@@ -82,6 +83,7 @@ def design_from_plan(
             half_width=half_width,
             floor=floor,
             reference_factor=reference_factor,
+            view_bands=view_bands,
         )
     st = [s for s in plan.strata if s.category == category]
     sel = pop.category == category
@@ -91,6 +93,10 @@ def design_from_plan(
         inb = (score >= s.lo) & ((score < s.hi) | (s.hi >= 1.0))
         if s.views_min is not None:
             inb = views >= s.views_min
+        if s.views_lo is not None:
+            inb &= views >= s.views_lo
+        if s.views_hi is not None:
+            inb &= views < s.views_hi
         frame = act if s.frame == "actioned" else ~act
         stratum[inb & frame & (stratum < 0)] = j
     N = np.bincount(stratum, minlength=len(st)).astype(float)
@@ -114,10 +120,11 @@ def run_coverage(
     allocation: str = "neyman",
     bootstrap_every: int = 0,
     boot_reps: int = 200,
+    view_bands: bool = False,
 ) -> Coverage:
     """Coverage of classical and PPI++ 95% intervals for precision, recall, prevalence."""
     pop = plant(n_items, ("hate",), seed=seed, reference_accuracy=reference_accuracy)
-    des = design_from_plan(pop, "hate", allocation=allocation)
+    des = design_from_plan(pop, "hate", allocation=allocation, view_bands=view_bands)
     y_pop = pop.truth.astype(float)
     f_pop = pop.reference.astype(float)
     A_pop = pop.actioned

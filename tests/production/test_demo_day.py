@@ -42,7 +42,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             man = draw_sample(logs, plan, DAY, sdir, seed=seed)
             h, r = demo_labels(sdir, d.truth, sdir / "labels", seed=seed)
             draws.append(estimate(man, sdir, h, r, bootstrap_reps=100, seed=seed))
-    truth = json.loads((out / "truth.json").read_text())
+    truth = json.loads(d.truth.with_suffix(".json").read_text())
     return {"draws": draws, "truth": truth, "n_rows": d.n_rows, "sources": d.sources}
 
 

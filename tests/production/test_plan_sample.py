@@ -26,7 +26,8 @@ def test_textbook_sample_size() -> None:
 
 def test_plan_allocation_rules(card: Path) -> None:
     logs = DecisionLogs.open(card)
-    plan = build_plan(logs, DAY, floor=25, reference_factor=2.0)
+    # the score-band rules; view bands (split after allocation) are tested below
+    plan = build_plan(logs, DAY, floor=25, reference_factor=2.0, view_bands=False)
     assert {c.key for c in plan.cells} == {"clf/hate", "clf/spam"}
     for s in plan.strata:
         assert s.N_h > 0
@@ -44,6 +45,41 @@ def test_plan_allocation_rules(card: Path) -> None:
         assert c.half_width_precision <= 0.05 + 1e-9
         assert c.half_width_recall <= 0.0501
         assert c.mde_precision > c.half_width_precision
+
+
+def test_view_bands_split_each_large_stratum_by_views(card: Path, tmp_path: Path) -> None:
+    from audit.production.viewbands import BAND_FLOOR
+
+    logs = DecisionLogs.open(card)
+    flat = build_plan(logs, DAY, floor=25)
+    plan = build_plan(logs, DAY, floor=25, view_bands=True)
+    assert plan.view_bands and not flat.view_bands
+    banded = [s for s in plan.strata if s.views_lo is not None or s.views_hi is not None]
+    assert banded, "the large strata of the fixture should be split"
+    # each parent score band keeps its N_h and its n_h; each view band gets its floor
+    for f in flat.strata:
+        kids = [s for s in plan.strata if s.key.startswith(f.key + "|v")]
+        if not kids:
+            continue
+        assert sum(s.N_h for s in kids) == f.N_h
+        assert sum(s.n_h for s in kids) == f.n_h
+        assert all(min(BAND_FLOOR, s.N_h) <= s.n_h <= s.N_h for s in kids)
+        # higher view bands are sampled at a higher rate (the Neyman half of the allocation)
+        rates = [s.n_h / s.N_h for s in sorted(kids, key=lambda s: s.views_lo or -1)]
+        assert rates[-1] > rates[0]
+    # the sampler's SQL puts every sampled row in the view band its views belong to
+    man = draw_sample(logs, plan, DAY, tmp_path / "s", seed=3)
+    smp = pd.read_parquet(tmp_path / "s" / "sample.parquet")
+    logs_df = pd.read_parquet(
+        Path(card).parent / "logs.parquet", columns=["item_id", "category", "views"]
+    )
+    smp = smp.merge(logs_df, on=["item_id", "category"], suffixes=("", "_log"))
+    by_id = {s.id: s for s in man.strata}
+    for sid, v in zip(smp["stratum"], smp["views_log"]):
+        s = by_id[int(sid)]
+        assert s.views_lo is None or v >= s.views_lo
+        assert s.views_hi is None or v < s.views_hi
+    assert {s.id: s.N_h for s in man.strata} == {s.id: s.N_h for s in plan.strata}
 
 
 def test_budget_and_bad_inputs(card: Path) -> None:

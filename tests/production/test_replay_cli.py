@@ -198,9 +198,23 @@ def test_demo_day_falls_back_to_packaged_items(
     r = run_cli(capsys, "production", "demo-day", "--out", str(tmp_path / "d"))
     assert r.code == 0, r.err
     assert "from short_video_v1" in r.out
-    truth = json.loads((tmp_path / "d" / "truth.json").read_text())
+    truth = json.loads((tmp_path / "d" / "truth_2026-11-30.json").read_text())
     assert set(truth) == {"profanity_clf/harassment", "profanity_clf/hate"}
     r = run_cli(
         capsys, "production", "check", str(tmp_path / "d" / "logs.yaml"), "--period", "2026-11-30"
     )
     assert r.code == 0 and "1,046 decisions" in r.out
+    # a second day in the same folder: its own partition and truth; day 1's truth survives
+    day1 = (tmp_path / "d" / "truth_2026-11-30.parquet").read_bytes()
+    r = run_cli(
+        capsys, "production", "demo-day", "--out", str(tmp_path / "d"), "--day", "2026-12-01",
+        "--seed", "2",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    assert (tmp_path / "d" / "truth_2026-11-30.parquet").read_bytes() == day1
+    assert (tmp_path / "d" / "truth_2026-12-01.json").exists()
+    for day in ("2026-11-30", "2026-12-01"):
+        r = run_cli(
+            capsys, "production", "check", str(tmp_path / "d" / "logs.yaml"), "--period", day
+        )
+        assert r.code == 0 and "1,046 decisions" in r.out, (day, r.out, r.err)
