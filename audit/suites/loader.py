@@ -438,11 +438,23 @@ def _canonicalise(
         if gold is not None:
             labels[i] = gold[i]
         if card.labels.list_column:
-            lst = row.get(card.labels.list_column)
+            lcol = card.labels.list_column
+            lst = row.get(lcol)
+            if lst is None and any(k.startswith(lcol + ".") for k in row):
+                lst = {}  # a mapping (flattened): {"hate": false} must not read as "none"
             if lst is None:
                 lst = []
             if isinstance(lst, str):
                 lst = [x.strip() for x in lst.split(",") if x.strip()]
+            if not isinstance(lst, (list, tuple)):
+                raise SuiteError(
+                    f"label list holds a {type(lst).__name__} (item {iid!r})",
+                    where=where,
+                    field=f"labels.list_column ({lcol})",
+                    expected="a list of category ids (or a comma-separated string)",
+                    actual=type(lst).__name__,
+                    fix="write the violated categories as a list, e.g. [hate]",
+                )
             for c in lst:
                 if c not in kidx:
                     raise SuiteError(
