@@ -24,6 +24,7 @@ _EXPECTED_BY_TYPE = {
     "list_type": "a list",
     "dict_type": "a mapping",
     "model_type": "a mapping",
+    "finite_number": "a finite number",
 }
 
 
@@ -350,6 +351,50 @@ def parse_model(
 def load_model(model: type[M], path: Path, *, error: type[AuditError] = ConfigError) -> M:
     """Read YAML at ``path`` and validate it into ``model``."""
     return parse_model(model, read_yaml(path, error=error), str(path), error=error)
+
+
+def read_json(path: Path, *, what: str, error: type[AuditError] = ConfigError) -> Any:
+    """Parse a JSON file the harness wrote (record, snapshot, manifest) or raise one
+    line naming it: missing, not a regular file, unreadable, not UTF-8, truncated or
+    otherwise invalid, or nested past Python's recursion limit."""
+    import json
+
+    if not path.is_file():
+        raise error(
+            f"{what} not found" if not path.exists() else f"{what} is not a regular file",
+            where=str(path),
+            expected=f"a {what} (JSON file)",
+            actual="no such file" if not path.exists() else "a directory or special file",
+            fix="point at the file written by audit",
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(
+            f"{what} not readable",
+            where=str(path),
+            expected=f"a UTF-8 {what} (JSON)",
+            actual=_clip(str(exc), 120),
+            fix="regenerate the file",
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(
+            f"{what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+            where=str(path),
+            expected=f"a complete {what}",
+            actual="empty" if not text.strip() else f"{len(text):,} characters, cut or corrupt",
+            fix="regenerate the file (was the write interrupted?)",
+        ) from None
+    except RecursionError:
+        raise error(
+            f"{what} nested too deeply to read",
+            where=str(path),
+            expected=f"a {what} written by audit",
+            actual="nesting beyond Python's recursion limit",
+            fix="regenerate the file",
+        ) from None
 
 
 def load_json_model(

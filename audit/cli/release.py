@@ -117,10 +117,16 @@ def compare(
     no_mlflow: bool,
 ) -> None:
     """Paired comparison of RUN_B against RUN_A (run dirs, record.json paths or run ids)."""
+    from audit.metrics import METRICS
     from audit.release.compare import compare_sides, comparison_json, load_side
 
-    a, b = load_side(run_a), load_side(run_b)
     mlist = [m.strip() for m in metrics.split(",")] if metrics else None
+    for i, m in enumerate(mlist or []):  # before loading anything: a typo is a usage error
+        METRICS.get(m, where="--metrics", field=f"[{i}]")
+    for i, m in enumerate(show.split(",")):
+        if m:
+            METRICS.get(m, where="--show", field=f"[{i}]")
+    a, b = load_side(run_a), load_side(run_b)
     entries = compare_sides(
         a,
         b,

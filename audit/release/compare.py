@@ -438,7 +438,8 @@ def compare_sides(
         if not match and not allow_digest_mismatch and not declared:
             raise GateError(
                 "suite digests differ: the runs did not score the same items",
-                where=f"{ra.suite_key}",
+                where=f"{a.source} vs {b.source}",
+                field=f"suites.{ra.suite_key}.digest",
                 expected=str(ra.digest)[:12],
                 actual=str(rb.digest)[:12],
                 fix="declare the change (audit suite diff --out) or pass --allow-digest-mismatch",
