@@ -11,7 +11,16 @@ import pytest
 import yaml
 
 from tests.helpers.cli import run_cli
-from tests.helpers.hostile import Case, Expect, as_expect, card, cfg_file, check_outcome, csv_suite
+from tests.helpers.hostile import (
+    Case,
+    Expect,
+    as_expect,
+    card,
+    cfg_file,
+    check_outcome,
+    csv_suite,
+    missing_from_table,
+)
 from tests.helpers.suites import CARD, base_config, mini_rows, write_config, write_suite
 
 _cfg = cfg_file
@@ -849,3 +858,8 @@ def test_debug_shows_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str
     args, _, _ = c_unknown_moderator(tmp_path)
     r = run_cli(capsys, "--debug", *args)
     assert r.code == 2 and "Traceback" in r.err
+
+
+def test_every_case_is_in_the_table() -> None:
+    """docs/hostile-inputs.md lists every case (scripts/hostile_table.py regenerates it)."""
+    assert missing_from_table("test_bad_inputs", CASES) == []

@@ -22,7 +22,14 @@ import pytest
 import yaml
 
 from tests.helpers.cli import run_cli
-from tests.helpers.hostile import Case, Expect, as_expect, check_outcome, rewrite_json
+from tests.helpers.hostile import (
+    Case,
+    Expect,
+    as_expect,
+    check_outcome,
+    missing_from_table,
+    rewrite_json,
+)
 from tests.helpers.runs import make_frame, make_run
 
 CATS = ["hate", "harassment"]
@@ -428,3 +435,8 @@ def test_the_unbroken_inputs_work(tmp_path: Path, capsys: pytest.CaptureFixture[
     snap = _snapshot(tmp_path, a)
     assert json.loads(snap.read_text())["snapshot_version"] == 1
     assert run_cli(capsys, "report", str(a), "--no-open", "--no-mlflow").code == 0
+
+
+def test_every_case_is_in_the_table() -> None:
+    """docs/hostile-inputs.md lists every case (scripts/hostile_table.py regenerates it)."""
+    assert missing_from_table("test_bad_inputs_records", CASES) == []

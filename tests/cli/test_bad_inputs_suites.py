@@ -28,6 +28,7 @@ from tests.helpers.hostile import (
     check_outcome,
     csv_suite,
     edit_card,
+    missing_from_table,
 )
 from tests.helpers.suites import CARD, base_config, mini_rows, write_config, write_suite
 
@@ -420,3 +421,8 @@ def test_the_unbroken_suite_runs(tmp_path: Path, capsys: pytest.CaptureFixture[s
     p = csv_suite(tmp_path / "csv", "id,text,label\na,hello,0\nb,world,1\n")
     r = run_cli(capsys, "run", str(p), "--no-mlflow", "--quiet")
     assert r.code == 0, r.err
+
+
+def test_every_case_is_in_the_table() -> None:
+    """docs/hostile-inputs.md lists every case (scripts/hostile_table.py regenerates it)."""
+    assert missing_from_table("test_bad_inputs_suites", CASES) == []

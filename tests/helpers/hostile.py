@@ -157,3 +157,13 @@ def rewrite_json(path: Path, edit: Callable[[dict[str, Any]], object]) -> Path:
     edit(data)
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
+
+
+TABLE = Path(__file__).resolve().parents[2] / "docs" / "hostile-inputs.md"
+
+
+def missing_from_table(module: str, cases: list[Case]) -> list[str]:
+    """Case ids of ``module`` that docs/hostile-inputs.md does not list (regenerate it
+    with scripts/hostile_table.py after adding a case)."""
+    text = TABLE.read_text(encoding="utf-8")
+    return [c.__name__ for c in cases if f"`{module}::{c.__name__[2:]}`" not in text]
