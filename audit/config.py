@@ -128,17 +128,18 @@ class RunnerSpec(_Strict):
     error_budget: float = Field(strict=True, default=0.05, ge=0.0, le=1.0)
     """Largest tolerated share of items that fail to score; above it the run fails (exit 3)."""
     cache: bool = Field(default=True, strict=True)
-    cache_dir: str | None = None
+    # an empty path is not "the default": it is a typo, and would resolve to the cwd
+    cache_dir: str | None = Field(default=None, min_length=1)
     progress: bool = Field(default=True, strict=True)
     engine: Literal["local", "ray"] = "local"
     """``ray`` scores on Ray Data actors (extra ``[distributed]``); same cache, same outputs."""
-    ray_address: str | None = None
+    ray_address: str | None = Field(default=None, min_length=1)
     """Ray cluster address for ``engine: ray``; unset starts a local 2-CPU Ray."""
 
 
 class TrackingSpec(_Strict):
     enabled: bool = Field(default=True, strict=True)
-    uri: str | None = None
+    uri: str | None = Field(default=None, min_length=1)
     """MLflow tracking URI; default ``MLFLOW_TRACKING_URI`` or ``sqlite:///<runs>/mlflow.db``."""
     experiment: str = "audit"
     max_table_rows: int = Field(strict=True, default=2000, ge=0)
@@ -155,7 +156,9 @@ class RunConfig(_Strict):
     metrics: MetricsSpec = MetricsSpec()
     runner: RunnerSpec = RunnerSpec()
     tracking: TrackingSpec = TrackingSpec()
-    output_dir: str | None = None
+    output_dir: str | None = Field(default=None, min_length=1)
+    """Where run folders go (default: the runs dir); an empty string is an error, not
+    the default, so a half-edited value never writes runs into the working directory."""
     seed: int = Field(strict=True, default=0, ge=0)
     tags: dict[str, str] = Field(default_factory=dict)
 

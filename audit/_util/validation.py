@@ -24,6 +24,7 @@ _EXPECTED_BY_TYPE = {
     "list_type": "a list",
     "dict_type": "a mapping",
     "model_type": "a mapping",
+    "finite_number": "a finite number",
 }
 
 
@@ -122,8 +123,11 @@ def read_yaml(path: Path, *, error: type[AuditError] = ConfigError) -> Any:
     import yaml
 
     text = _read_text(path, error)
-    loader = _strict_loader()(text)
+    loader: Any = None
     try:
+        # the reader checks the characters when it is built: NUL and other control
+        # characters raise here, so construction is inside the error boundary
+        loader = _strict_loader()(text)
         node = loader.get_single_node()
         if node is None:
             return None
@@ -147,21 +151,43 @@ def read_yaml(path: Path, *, error: type[AuditError] = ConfigError) -> Any:
             fix="remove one of the two (YAML would silently keep the last)",
         ) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise error(
-            f"invalid YAML at {loc}: {problem}",
+            f"invalid YAML at {_yaml_position(exc, text)}",
             where=str(path),
-            fix="fix the YAML syntax (indentation, quotes, colons)",
+            expected="valid YAML",
+            actual=_clip(getattr(exc, "problem", None) or str(exc).splitlines()[0], 120),
+            fix="fix the YAML syntax (indentation with spaces, not tabs; quotes; colons)",
         ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+def _yaml_position(exc: Exception, text: str) -> str:
+    """``line L, column C`` of a PyYAML error (scanner/parser marks, or the reader's
+    character position for a forbidden character)."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+    pos = getattr(exc, "position", None)
+    if isinstance(pos, int):
+        line = text.count("\n", 0, pos) + 1
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        return f"line {line}, column {col}"
+    return "an unknown position"
 
 
 def _read_text(path: Path, error: type[AuditError]) -> str:
     """The file's UTF-8 text, after checking it exists, is a regular file and is small
     enough to parse; each failure is a one-line ``error``."""
+    if path.is_symlink() and not path.exists():
+        raise error(
+            "a symbolic link that does not resolve",
+            where=str(path),
+            expected="a link to an existing YAML file",
+            actual="a dangling link or a link loop",
+            fix="point the link at the file, or pass the file's own path",
+        )
     if not path.exists():
         raise error(
             "file not found",
@@ -224,10 +250,52 @@ def _clip(value: Any, n: int = 60) -> str:
     return s if len(s) <= n else s[: n - 3] + "..."
 
 
+def known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys the model accepts at the mapping ``loc`` points into ([] if unknown).
+
+    Follows fields through optional, list/tuple and dict annotations, so a misspelt key
+    deep in a config (``moderators[0].treshold``) can be matched against its siblings.
+    """
+    import types
+    import typing
+
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            args = [a for a in typing.get_args(current) if a is not Ellipsis]
+            current = args[0] if len(args) == 1 else None
+        elif isinstance(current, type) and issubclass(current, BaseModel):
+            info = current.model_fields.get(str(part))
+            current = info.annotation if info is not None else None
+        else:
+            return []
+        if typing.get_origin(current) in (typing.Union, types.UnionType):  # X | None
+            args = [a for a in typing.get_args(current) if a is not type(None)]
+            current = args[0] if len(args) == 1 else None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def did_you_mean(word: str, choices: list[str]) -> str | None:
+    """``did you mean 'x'?`` for the closest of ``choices`` (None when nothing is close)."""
+    import difflib
+
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
 def validation_error(
-    exc: ValidationError, where: str, *, error: type[AuditError] = ConfigError
+    exc: ValidationError,
+    where: str,
+    *,
+    error: type[AuditError] = ConfigError,
+    model: type[BaseModel] | None = None,
 ) -> AuditError:
-    """Turn the first pydantic error into a one-line ``error`` (others are counted)."""
+    """Turn the first pydantic error into a one-line ``error`` (others are counted).
+
+    With ``model`` (the validated class), an unknown key gets a did-you-mean from the
+    keys accepted at its place."""
     errs = exc.errors(include_url=False)
     first = errs[0]
     loc = tuple(first.get("loc", ()))
@@ -251,6 +319,9 @@ def validation_error(
         msg = "unknown key"
         expected = "a known key"
         actual = repr(str(loc[-1])) if loc else actual
+        if model is not None and loc:
+            hint = did_you_mean(str(loc[-1]), known_keys(model, loc[:-1]))
+            fix = f"{hint} (or remove the key)" if hint else fix
     return error(
         msg.rstrip(".") + more,
         where=where,
@@ -281,12 +352,56 @@ def parse_model(
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:
-        raise validation_error(exc, where, error=error) from None
+        raise validation_error(exc, where, error=error, model=model) from None
 
 
 def load_model(model: type[M], path: Path, *, error: type[AuditError] = ConfigError) -> M:
     """Read YAML at ``path`` and validate it into ``model``."""
     return parse_model(model, read_yaml(path, error=error), str(path), error=error)
+
+
+def read_json(path: Path, *, what: str, error: type[AuditError] = ConfigError) -> Any:
+    """Parse a JSON file the harness wrote (record, snapshot, manifest) or raise one
+    line naming it: missing, not a regular file, unreadable, not UTF-8, truncated or
+    otherwise invalid, or nested past Python's recursion limit."""
+    import json
+
+    if not path.is_file():
+        raise error(
+            f"{what} not found" if not path.exists() else f"{what} is not a regular file",
+            where=str(path),
+            expected=f"a {what} (JSON file)",
+            actual="no such file" if not path.exists() else "a directory or special file",
+            fix="point at the file written by audit",
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(
+            f"{what} not readable",
+            where=str(path),
+            expected=f"a UTF-8 {what} (JSON)",
+            actual=_clip(str(exc), 120),
+            fix="regenerate the file",
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(
+            f"{what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+            where=str(path),
+            expected=f"a complete {what}",
+            actual="empty" if not text.strip() else f"{len(text):,} characters, cut or corrupt",
+            fix="regenerate the file (was the write interrupted?)",
+        ) from None
+    except RecursionError:
+        raise error(
+            f"{what} nested too deeply to read",
+            where=str(path),
+            expected=f"a {what} written by audit",
+            actual="nesting beyond Python's recursion limit",
+            fix="regenerate the file",
+        ) from None
 
 
 def load_json_model(
@@ -309,7 +424,7 @@ def load_json_model(
     try:
         return model.model_validate_json(text)
     except ValidationError as exc:
-        err = validation_error(exc, str(path), error=error)
+        err = validation_error(exc, str(path), error=error, model=model)
         err.expected = (
             f"a {what} written by audit" if err.expected == "a valid value" else err.expected
         )

@@ -127,11 +127,17 @@ def compare(
 ) -> None:
     """Paired comparison of RUN_B against RUN_A (run dirs, record.json paths or run ids)."""
     from audit.change.suite_diff import load_declared_diff
+    from audit.metrics import METRICS
     from audit.release.compare import compare_sides, comparison_json, declared_note, load_side
 
+    mlist = [m.strip() for m in metrics.split(",")] if metrics else None
+    for i, m in enumerate(mlist or []):  # before loading anything: a typo is a usage error
+        METRICS.get(m, where="--metrics", field=f"[{i}]")
+    for i, m in enumerate(show.split(",")):
+        if m:
+            METRICS.get(m, where="--show", field=f"[{i}]")
     declared = [load_declared_diff(p) for p in declared_diffs]
     a, b = load_side(run_a), load_side(run_b)
-    mlist = [m.strip() for m in metrics.split(",")] if metrics else None
     entries = compare_sides(
         a,
         b,

@@ -198,8 +198,10 @@ class RecordFile:
     @classmethod
     def load(cls, path: Path) -> RecordFile:
         """Read a record (a run folder or its ``record.json``), migrating older versions."""
+        from audit._util.validation import read_json
+
         p = path / "record.json" if path.is_dir() else path
-        return cls(p.parent, parse_record(json.loads(p.read_text(encoding="utf-8")), str(p)))
+        return cls(p.parent, parse_record(read_json(p, what="run record"), str(p)))
 
     def update(self, **changes: Any) -> None:
         """Replace top-level fields (validated) and save."""
@@ -312,6 +314,50 @@ def parse_record(data: Any, where: str) -> RunRecord:
         return RunRecord.model_validate(upgraded)
     except ValidationError as exc:
         raise validation_error(exc, where) from None
+
+
+def read_predictions(run_dir: Path, rel: str, *, where: str, field: str) -> Any:
+    """The predictions Parquet ``rel`` of a run, read with one-line errors.
+
+    ``rel`` comes from a record on disk: a path that leaves the run folder is refused
+    (a record must not make the harness read, or report on, arbitrary files), and a
+    missing or corrupt file names the record and its field instead of a traceback.
+    """
+    import pandas as pd
+
+    from audit.errors import ConfigError
+
+    base = run_dir.resolve()
+    p = (run_dir / rel).resolve()
+    if not p.is_relative_to(base):
+        raise ConfigError(
+            "predictions path leaves the run folder",
+            where=where,
+            field=field,
+            expected=f"a path inside {run_dir}",
+            actual=repr(rel[:120]),
+            fix="restore the record (audit writes predictions/<suite>__<moderator>.parquet)",
+        )
+    if not p.is_file():
+        raise ConfigError(
+            "predictions file not found",
+            where=where,
+            field=field,
+            expected=f"the file {rel}",
+            actual="missing" if not p.exists() else "not a regular file",
+            fix="copy the whole run folder, or rerun the audit",
+        )
+    try:
+        return pd.read_parquet(p)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise ConfigError(
+            f"predictions file {rel} cannot be read ({type(exc).__name__})",
+            where=where,
+            field=field,
+            expected="a Parquet file written by audit",
+            actual=f"{p.stat().st_size:,} bytes that do not parse",
+            fix="rerun the audit (the file is corrupt or was cut short)",
+        ) from None
 
 
 def pid_alive(pid: int) -> bool:

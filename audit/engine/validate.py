@@ -120,6 +120,8 @@ def validate_paths(paths: list[Path], console: Any, *, allow_hub: bool = False) 
     Offline unless ``allow_hub``: a suite whose data is neither local nor allowed to come
     from the hub is reported as "no data", not as invalid.
     """
+    from rich.markup import escape
+
     from audit.suites import SuiteDataMissing
 
     targets = paths or discover()
@@ -132,9 +134,11 @@ def validate_paths(paths: list[Path], console: Any, *, allow_hub: bool = False) 
             for w in warnings:
                 console.print(f"[yellow]warning[/] {p}: {w}")
         except SuiteDataMissing as exc:
-            console.print(f"[yellow]no data[/] {p}: {exc.render()}")
+            console.print(f"[yellow]no data[/] {p}: {escape(exc.render())}", soft_wrap=True)
         except AuditError as exc:
             problems += 1
-            console.print(f"[red]invalid[/] {exc.render()}")
+            # soft_wrap: one problem stays one line however narrow the terminal; the
+            # message is escaped so a value like "[bold]" is printed, not interpreted
+            console.print(f"[red]invalid[/] {escape(exc.render())}", soft_wrap=True)
     console.print(f"{len(targets)} file(s) checked, {problems} invalid")
     return problems

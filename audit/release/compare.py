@@ -472,8 +472,8 @@ def compare_sides(
                 f"suite {ra.suite_key} was scored on two versions ({roles[0]} digest "
                 f"{str(ra.digest)[:12]}, {roles[1]} digest {str(rb.digest)[:12]}): the runs "
                 "did not score the same items",
-                where=ra.suite_key,
-                field="suites.digest",
+                where=f"{a.source} vs {b.source}",
+                field=f"suites.{ra.suite_key}.digest",
                 expected="equal digests, or a declared suite diff",
                 actual="different digests",
                 fix=f"{DIGEST_FIX} (or --allow-digest-mismatch to pair the items both share)",

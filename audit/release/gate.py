@@ -72,7 +72,7 @@ Severity = Literal["block", "warn"]
 class Rule(BaseModel):
     """One metric rule; see configs/gates/README.md."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     name: str | None = None
     metric: str
@@ -88,9 +88,13 @@ class Rule(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Rule:
+        from audit.errors import AuditError
         from audit.metrics import get_metric
 
-        spec = get_metric(self.metric)
+        try:
+            spec = get_metric(self.metric)
+        except AuditError as exc:  # raised as a value error, so it names the rules file
+            raise ValueError(f"{exc.message}; {exc.fix}" if exc.fix else exc.message) from None
         if spec.direction == "none":
             raise ValueError(f"metric {self.metric!r} has direction 'none' and cannot be gated")
         if self.margin is None and self.floor is None:
@@ -101,7 +105,7 @@ class Rule(BaseModel):
 
 
 class Budget(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     max: float = Field(ge=0)
     severity: Severity = "block"
@@ -109,7 +113,7 @@ class Budget(BaseModel):
 
 
 class Budgets(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     parse_failure_rate: Budget | None = None
     error_rate: Budget | None = None
@@ -119,7 +123,7 @@ class Budgets(BaseModel):
 class GateRules(BaseModel):
     """A rules file (``configs/gates/<name>.yaml``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     version: Literal[1] = 1
     alpha: float = Field(default=0.05, gt=0, lt=0.5)

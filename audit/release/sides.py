@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -83,15 +82,9 @@ def load_side(ref: str | Path) -> Side:
             actual="no such path",
         )
     rec = p / "record.json" if p.is_dir() else p
-    try:
-        data = json.loads(rec.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(
-            f"cannot read run record: {exc}",
-            where=str(rec),
-            expected="a run record or baseline snapshot (JSON object)",
-            actual="unreadable",
-        ) from None
+    from audit._util.validation import read_json
+
+    data = read_json(rec, what="run record or baseline snapshot")
     if not isinstance(data, dict):
         raise ConfigError(
             "not a run record or baseline snapshot",
@@ -110,16 +103,18 @@ def load_side(ref: str | Path) -> Side:
         # typed and migrated: a record of any supported version reads as the current one
         data = parse_record(data, str(rec)).model_dump(mode="json")
     results = []
-    for r in data.get("results", []):
+    for i, r in enumerate(data.get("results", [])):
         skey = f"{r['suite']}:{r['split']}"
         digest = (data.get("suites", {}).get(skey) or {}).get("digest")
 
-        def _load(r: dict[str, Any] = r) -> Any:
+        def _load(r: dict[str, Any] = r, i: int = i) -> Any:
             if snapshot:
                 return frame_from_b64(r["items"])
-            import pandas as pd
+            from audit.engine.record import read_predictions
 
-            return pd.read_parquet(rec.parent / r["predictions"])
+            return read_predictions(
+                rec.parent, r["predictions"], where=str(rec), field=f"results[{i}].predictions"
+            )
 
         results.append(
             ResultView(
@@ -161,7 +156,8 @@ class _SnapshotResult(BaseModel):
 class _Snapshot(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    snapshot_version: int
+    # a snapshot from a newer audit may mean something else: refused, not guessed at
+    snapshot_version: Literal[1]
     run_id: str
     policy: dict[str, Any]
     suites: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -362,9 +362,9 @@ def judge_item(d: RunRecord, r: ResultEntry, rows: list[dict[str, Any]] | None) 
 
 def build_context(record: Any) -> dict[str, Any]:
     """Everything the template needs, from the record and its Parquet files."""
-    import pandas as pd
     from markupsafe import Markup
 
+    from audit.engine.record import read_predictions
     from audit.policy import load_policy
 
     d = record.record
@@ -375,13 +375,20 @@ def build_context(record: Any) -> dict[str, Any]:
     text_cache: dict[str, Any] = {}
     results, judges = [], []
     ci = float((d.config.get("metrics") or {}).get("ci", 0.95))
-    for r in d.results:
+    for i, r in enumerate(d.results):
         notes: list[str] = []
         cats = [c for c in ordered_categories(r.metrics) if c != "overall"] + ["overall"]
         item: dict[str, Any] = {"r": r, "metrics": _metrics_rows(r.metrics, notes)}
         item["notes"], item["anchor"] = notes, f"r-{r.key}"
         pq = record.dir / r.predictions
-        df = pd.read_parquet(pq) if pq.is_file() else None
+        # a missing file is shown as such; a corrupt or escaping one is a one-line error
+        df = (
+            read_predictions(
+                record.dir, r.predictions, where=str(record.path), field=f"results[{i}].predictions"
+            )
+            if pq.exists() or pq.is_symlink()
+            else None
+        )
         err_rows = None
         if r.n_errors or is_llm(d, r.moderator):
             err_rows = result_error_slices(record.dir, r, ci=ci, df=df)

@@ -228,10 +228,21 @@ def _list_labels(m: _Mapping, labels: np.ndarray, row: dict[str, Any], iid: str)
     column = m.card.labels.list_column
     assert column is not None
     lst = row.get(column)
+    if lst is None and any(k.startswith(column + ".") for k in row):
+        lst = {}  # a mapping (flattened): {"hate": false} must not read as "none"
     if lst is None:
         lst = []
     if isinstance(lst, str):
         lst = [x.strip() for x in lst.split(",") if x.strip()]
+    if not isinstance(lst, (list, tuple)):
+        raise SuiteError(
+            f"label list holds a {type(lst).__name__} (item {iid!r})",
+            where=m.where,
+            field=f"labels.list_column ({column})",
+            expected="a list of category ids (or a comma-separated string)",
+            actual=type(lst).__name__,
+            fix="write the violated categories as a list, e.g. [hate]",
+        )
     for c in lst:
         if c not in m.kidx:
             raise SuiteError(

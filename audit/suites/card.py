@@ -327,13 +327,19 @@ class SuiteCard(_Strict):
             )
         return v
 
-    @model_validator(mode="after")
-    def _slice_names(self) -> SuiteCard:
-        for name in list(self.slices) + list(self.constants):
+    @field_validator("slices", "constants")
+    @classmethod
+    def _slice_names(cls, v: dict[str, str]) -> dict[str, str]:
+        # a field validator (not a model one) so the error names `slices` / `constants`
+        for name in v:
             if name in RESERVED_COLUMNS or name in TEXT_FIELDS:
                 raise ValueError(f"slice name {name!r} clashes with a canonical column")
             if not _NAME.match(name):
                 raise ValueError(f"slice name {name!r} must match {_NAME.pattern}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_image_column(self) -> SuiteCard:
         if self.media is not None and self.media.image is not None and self.image_column:
             raise ValueError("set either image_column or media.image, not both")
         return self

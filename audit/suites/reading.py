@@ -18,6 +18,8 @@ import hashlib
 import io
 import json
 import os
+import sys
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +63,7 @@ def resolve_root(card: SuiteCard, cpath: Path) -> Path:
 
 def _decode(raw: bytes, encoding: str, path: Path) -> str:
     try:
-        return raw.decode(encoding)
+        text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise SuiteError(
@@ -72,11 +74,48 @@ def _decode(raw: bytes, encoding: str, path: Path) -> str:
             actual=f"byte 0x{raw[exc.start]:02x} at offset {exc.start}",
             fix="set source.local.encoding to the file's encoding (e.g. latin-1, utf-8-sig)",
         ) from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        # no text format carries raw NUL characters: the file is UTF-16/32 read as
+        # something else, or binary; passing them on would put NULs into item text
+        raise SuiteError(
+            f"NUL character at line {text.count(chr(10), 0, nul) + 1}",
+            where=str(path),
+            field="source.local.encoding",
+            expected=f"{encoding} text without NUL characters",
+            actual=f"NUL at character {nul}",
+            fix="set source.local.encoding (utf-16?) or remove the NUL bytes",
+        )
+    return text
 
 
 def _raw(path: Path) -> bytes:
     raw = path.read_bytes()
-    return gzip.decompress(raw) if path.suffix == ".gz" else raw
+    if path.suffix != ".gz":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        # EOFError (a truncated stream) must not escape: click reads it as "aborted"
+        raise SuiteError(
+            f"not a complete gzip file ({type(exc).__name__})",
+            where=str(path),
+            field="source.local.splits",
+            expected="a gzip-compressed file (the .gz suffix says so)",
+            actual=f"{len(raw):,} bytes that do not decompress",
+            fix="recompress the file, or drop the .gz suffix if it is not compressed",
+        ) from None
+
+
+def _json_too_deep(path: Path, where: str) -> SuiteError:
+    return SuiteError(
+        "JSON nested too deeply to read",
+        where=where,
+        field="source.local",
+        expected="records nested at most a few hundred levels",
+        actual=f"deeper than Python's recursion limit ({sys.getrecursionlimit()})",
+        fix=f"flatten the records in {path.name}",
+    )
 
 
 def _read_csv(path: Path, local: LocalSource, where: str) -> list[Row]:
@@ -151,6 +190,8 @@ def _read_jsonl(path: Path, local: LocalSource) -> list[Row]:
             continue
         try:
             obj = json.loads(line)
+        except RecursionError:
+            raise _json_too_deep(path, f"{path}:{lineno}") from None
         except json.JSONDecodeError as exc:
             raise SuiteError(
                 f"invalid JSON on line {lineno}: {exc.msg}",
@@ -177,6 +218,8 @@ def _read_json(path: Path, local: LocalSource) -> list[Row]:
     text = _decode(_raw(path), local.encoding, path)
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise _json_too_deep(path, str(path)) from None
     except json.JSONDecodeError as exc:
         raise SuiteError(
             f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
@@ -235,6 +278,16 @@ def _read_parquet(path: Path) -> list[Row]:
 
 def read_file(path: Path, local: LocalSource, where: str) -> list[Row]:
     """All rows of one local file in the card's format."""
+    if not path.is_file():
+        # a FIFO or device would block or never end; a directory cannot be read
+        raise SuiteError(
+            "data path is not a regular file",
+            where=str(path),
+            field="source.local.splits",
+            expected=f"a {local.format} file",
+            actual="a directory" if path.is_dir() else "a special file (FIFO, device, socket)",
+            fix="point the split at the data file itself",
+        )
     try:
         if local.format == "csv":
             return _read_csv(path, local, where)
