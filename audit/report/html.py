@@ -271,11 +271,17 @@ def _suite_texts(rec: RunRecord, r: ResultEntry, cache: dict[str, Any]) -> Any:
 
 
 def disagreements(
-    df: Any, cats: list[str], restricted_cats: frozenset[str], texts: Any
+    df: Any, cats: list[str], restricted_cats: frozenset[str] | None, texts: Any
 ) -> list[dict[str, Any]]:
-    """Most confident FP/FN across categories; restricted items keep only id and hash."""
+    """Most confident FP/FN across categories; restricted items keep only id and hash.
+
+    ``restricted_cats`` None (the run's policy could not be loaded) redacts every item:
+    redaction fails closed.
+    """
     restricted = df["restricted"].to_numpy(dtype=bool).copy()
-    for rc in restricted_cats:
+    if restricted_cats is None:
+        restricted[:] = True
+    for rc in restricted_cats or ():
         if f"gold.{rc}" in df:
             restricted |= df[f"gold.{rc}"].to_numpy() == 1
         if f"pred.{rc}" in df:
@@ -368,10 +374,13 @@ def build_context(record: Any) -> dict[str, Any]:
     from audit.policy import load_policy
 
     d = record.record
+    restricted_cats: frozenset[str] | None
     try:
         restricted_cats = load_policy(d.policy.ref).restricted_ids
     except Exception:
-        restricted_cats = frozenset()
+        # fail closed: without the policy nobody can tell which categories are
+        # restricted, so every item is shown as id + hash only (disagreements())
+        restricted_cats = None
     text_cache: dict[str, Any] = {}
     results, judges = [], []
     ci = float((d.config.get("metrics") or {}).get("ci", 0.95))

@@ -271,3 +271,18 @@ def test_overall_only_moderator_gets_its_false_positives_and_negatives() -> None
     assert {
         r["category"] for r in html_report.disagreements(both, ["hate", "overall"], frozenset(), {})
     } == {"hate"}
+
+
+def test_redaction_fails_closed_when_the_policy_is_unknown() -> None:
+    # the run's policy could not be loaded (restricted_cats None): nobody can tell which
+    # categories are restricted, so every listed item keeps only its id and hash
+    df = _frame([0, 0, 1, 1, 0], [1, 1, 0, 1, 0], ["en"] * 5)
+    texts = {f"i{k}": (f"h{k}", [("text", f"raw {k}")]) for k in range(5)}
+    open_rows = html_report.disagreements(df, ["hate"], frozenset(), texts)
+    assert {r["restricted"] for r in open_rows} == {False}
+    assert any(r["text"] != html_report.REDACTED for r in open_rows)
+    closed = html_report.disagreements(df, ["hate"], None, texts)
+    assert len(closed) == len(open_rows) == 3
+    for r in closed:
+        assert r["restricted"] and r["text"] == html_report.REDACTED
+        assert r["rationale"] == html_report.REDACTED
