@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from audit.errors import ModeratorError
 from audit.moderators._torch import (
-    length_batches,
     model_files_digest,
     package_version,
     quiet_hf,
@@ -20,6 +19,7 @@ from audit.moderators._torch import (
     resolve_model_dir,
     safe_load_kwargs,
 )
+from audit.moderators.classifiers.batching import padded_batches
 
 if TYPE_CHECKING:
     import numpy as np
@@ -226,16 +226,15 @@ class Encoder:
         out = np.zeros((len(texts), dim), dtype=np.float32)
         if not texts:
             return out
-        enc = tok(list(texts), truncation=True, max_length=self._max_len)
-        lengths = [len(ids) for ids in enc["input_ids"]]
-        for mb in length_batches(lengths, max_batch=self.batch_size, max_tokens=1 << 30):
-            batch = tok(
-                [texts[i] for i in mb],
-                truncation=True,
-                max_length=self._max_len,
-                padding=True,
-                return_tensors="pt",
-            ).to(self._device)
+        batches = padded_batches(
+            tok,
+            texts,
+            max_length=self._max_len,
+            max_batch=self.batch_size,
+            max_tokens=1 << 30,
+            device=str(self._device),
+        )
+        for mb, batch in batches:
             with torch.inference_mode():
                 hidden = model(**batch).last_hidden_state.float()
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)

@@ -59,7 +59,7 @@ class HeadSummary:
     trained_on: dict[str, Any] = field(default_factory=dict)
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write(tmp)
@@ -164,7 +164,7 @@ def _save_head(
         "per_category": {c: asdict(per[c]) for c in categories},
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    _atomic_write(
+    atomic_write(
         out_dir / "head.json",
         lambda p: p.write_text(json.dumps(meta, indent=2, default=str) + "\n", "utf-8"),
     )
@@ -293,7 +293,7 @@ def _write_weights(out_dir: Path, weights: np.ndarray, bias: np.ndarray) -> str:
     from safetensors.numpy import save_file
 
     st_path = out_dir / "head.safetensors"
-    _atomic_write(
+    atomic_write(
         st_path,
         lambda p: save_file(
             {"weight": np.ascontiguousarray(weights), "bias": bias},
