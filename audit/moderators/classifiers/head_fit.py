@@ -15,7 +15,7 @@ from audit.errors import ModeratorError
 from audit.moderators._torch import (
     sha256_file,
 )
-from audit.moderators.classifiers.head_encoder import DEFAULT_ENCODER, HEAD_FORMAT, Encoder
+from audit.moderators.classifiers.head_encoder import DEFAULT_ENCODER, HEAD_FORMAT, make_encoder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,7 +59,7 @@ class HeadSummary:
     trained_on: dict[str, Any] = field(default_factory=dict)
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write(tmp)
@@ -69,8 +69,6 @@ def _atomic_write(path: Path, write: Any) -> None:
             tmp.unlink()
 
 
-# Over 80 lines only by its public Args/Returns/Raises docstring (30 lines); the steps are
-# the helpers below.
 def fit_head(
     texts: list[str],
     labels: np.ndarray,
@@ -112,45 +110,61 @@ def fit_head(
         ValueError: shapes of ``texts``, ``labels``, ``categories`` disagree.
         ModeratorError: no category has enough labelled data.
     """
-    import numpy as np
-
     y_all = _checked_labels(texts, labels, categories)
     per, skipped = _eligible(y_all, categories, min_positives)
     fit_cats = [c for c in categories if c not in skipped]
-
-    rows = np.flatnonzero((y_all[:, [categories.index(c) for c in fit_cats]] >= 0).any(axis=1))
-    enc = Encoder(
-        encoder, max_length=max_length, device=device, normalize=True, batch_size=batch_size
+    rows, X, enc_fp = _embed_known_rows(
+        texts,
+        y_all,
+        [categories.index(c) for c in fit_cats],
+        encoder,
+        batch_size,
+        max_length,
+        device,
     )
-    X = enc.encode([texts[i] for i in rows]).astype(np.float64)
-    enc_fp = enc.fingerprint()
-    enc.close()
-    y_rows = y_all[rows]
+    weights, bias = _fit_logistic(X, y_all[rows], categories, fit_cats, C, class_weight, seed, per)
 
-    weights, bias = _fit_logistic(X, y_rows, categories, fit_cats, C, class_weight, seed, per)
+    training = {
+        "C": C,
+        "class_weight": class_weight,
+        "min_positives": min_positives,
+        "seed": seed,
+        "solver": "lbfgs",
+        "n_texts": len(rows),
+    }
+    return _save_head(
+        Path(out_dir), weights, bias, categories, per, skipped, enc_fp, training, trained_on or {}
+    )
 
-    out_dir = Path(out_dir)
+
+def _save_head(
+    out_dir: Path,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    categories: list[str],
+    per: dict[str, CategoryFit],
+    skipped: dict[str, str],
+    enc_fp: dict[str, Any],
+    training: dict[str, Any],
+    trained_on: dict[str, Any],
+) -> HeadSummary:
+    """Write ``head.safetensors`` then ``head.json`` (each atomically, json last, so a
+    head.json on disk always describes complete weights); the summary of what was written."""
+    fit_cats = [c for c in categories if c not in skipped]
     out_dir.mkdir(parents=True, exist_ok=True)
     head_sha = _write_weights(out_dir, weights, bias)
     meta = {
         "format": HEAD_FORMAT,
         "categories": fit_cats,
-        "dim": int(X.shape[1]),
+        "dim": int(weights.shape[1]),
         "weights_sha256": head_sha,
         "encoder": enc_fp,
-        "trained_on": trained_on or {},
-        "training": {
-            "C": C,
-            "class_weight": class_weight,
-            "min_positives": min_positives,
-            "seed": seed,
-            "solver": "lbfgs",
-            "n_texts": len(rows),
-        },
+        "trained_on": trained_on,
+        "training": training,
         "per_category": {c: asdict(per[c]) for c in categories},
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    _atomic_write(
+    atomic_write(
         out_dir / "head.json",
         lambda p: p.write_text(json.dumps(meta, indent=2, default=str) + "\n", "utf-8"),
     )
@@ -160,11 +174,35 @@ def fit_head(
         per_category={c: per[c] for c in categories},
         skipped=skipped,
         encoder=enc_fp,
-        n_texts=len(rows),
-        dim=int(X.shape[1]),
+        n_texts=int(training["n_texts"]),
+        dim=int(weights.shape[1]),
         head_sha256=head_sha,
-        trained_on=dict(trained_on or {}),
+        trained_on=dict(trained_on),
     )
+
+
+def _embed_known_rows(
+    texts: list[str],
+    y_all: np.ndarray,
+    fit_cols: list[int],
+    encoder: str,
+    batch_size: int,
+    max_length: int,
+    device: str,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Rows with a known label in some fitted category, their float64 embeddings and the
+    encoder fingerprint (the encoder is closed afterwards)."""
+    import numpy as np
+
+    rows = np.flatnonzero((y_all[:, fit_cols] >= 0).any(axis=1))
+    enc = make_encoder(
+        encoder, max_length=max_length, device=device, normalize=True, batch_size=batch_size
+    )
+    try:
+        X = enc.encode([texts[i] for i in rows]).astype(np.float64)
+        return rows, X, enc.fingerprint()
+    finally:
+        enc.close()
 
 
 def _checked_labels(texts: list[str], labels: np.ndarray, categories: list[str]) -> np.ndarray:
@@ -255,7 +293,7 @@ def _write_weights(out_dir: Path, weights: np.ndarray, bias: np.ndarray) -> str:
     from safetensors.numpy import save_file
 
     st_path = out_dir / "head.safetensors"
-    _atomic_write(
+    atomic_write(
         st_path,
         lambda p: save_file(
             {"weight": np.ascontiguousarray(weights), "bias": bias},

@@ -40,7 +40,6 @@ from audit.moderators._torch import (
     DEVICE_PATTERN,
     check_policy_categories,
     did_you_mean,
-    length_batches,
     model_files_digest,
     quiet_hf,
     resolve_device,
@@ -49,6 +48,7 @@ from audit.moderators._torch import (
     safe_load_kwargs,
 )
 from audit.moderators.base import ModeratorBase, ModeratorParams, register
+from audit.moderators.classifiers.batching import fast_dtype, padded_batches
 from audit.policy import Policy
 from audit.schema import Item, ModeratorOutput
 
@@ -100,7 +100,10 @@ class HFClassifier(ModeratorBase):
                 ``identity`` (labels that equal policy ids map to themselves).
             max_length: tokens per text (truncated beyond).
             device: ``auto``, ``cpu``, ``cuda`` (``cuda:N``) or ``mps``.
-            dtype: weights dtype; scores are always computed in float32.
+            dtype: weights dtype; scores are always computed in float32. ``fast``: bf16
+                on CUDA and on CPUs that multiply bf16 natively (AMX / AVX512-BF16),
+                float32 elsewhere; the fingerprint records the resolved dtype
+                (tolerance: docs/defaults.md, "Classifier throughput").
             micro_batch_size: forward-pass size inside a runner batch (no effect on
                 scores beyond float noise from padding).
             max_tokens_per_forward: cap on padded tokens per forward pass.
@@ -112,7 +115,7 @@ class HFClassifier(ModeratorBase):
         label_map: Literal["identity"] | dict[str, str] = "identity"
         max_length: int = Field(256, ge=2, le=32768)
         device: str = Field("auto", pattern=DEVICE_PATTERN)
-        dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+        dtype: Literal["float32", "bfloat16", "float16", "fast"] = "float32"
         micro_batch_size: int = Field(32, ge=1)
         max_tokens_per_forward: int = Field(16384, ge=64)
         #: load a checkpoint that has only pickle weights (.bin/.pt); off by default
@@ -217,11 +220,18 @@ class HFClassifier(ModeratorBase):
                 "label_map": dict(sorted(self.label_map.items())),
                 "problem_type": self.problem_type,
                 "max_length": self.params.max_length,
-                "dtype": self.params.dtype,
+                "dtype": self.resolved_dtype_name(),
                 "truncation": "right",
                 "input": "item.text()",
             }
         return dict(self._fingerprint)
+
+    def resolved_dtype_name(self) -> str:
+        """``params.dtype``, with ``fast`` resolved for this machine and device."""
+        if self.params.dtype != "fast":
+            return self.params.dtype
+        device = self._device or resolve_device(self.params.device, where=NAME)
+        return str(fast_dtype(device)).removeprefix("torch.")
 
     def load(self) -> None:
         """Load tokenizer and weights (idempotent; ``predict`` calls it)."""
@@ -242,7 +252,7 @@ class HFClassifier(ModeratorBase):
                     model = AutoModelForSequenceClassification.from_pretrained(
                         self.model_dir,
                         local_files_only=True,
-                        dtype=resolve_dtype(self.params.dtype),
+                        dtype=resolve_dtype(self.resolved_dtype_name()),
                         **safe,
                     )
                 except (OSError, ValueError) as exc:
@@ -275,7 +285,8 @@ class HFClassifier(ModeratorBase):
             self._tokenizer, self._model, self._device = tok, model, device
 
     def predict(self, items: Sequence[Item]) -> list[ModeratorOutput]:
-        """Score ``items`` (order preserved; micro-batches are length-sorted)."""
+        """Score ``items`` (order preserved; micro-batches are length-bucketed and padded
+        to their own longest text: :func:`batching.padded_batches`)."""
         self.load()
         import torch
 
@@ -287,32 +298,23 @@ class HFClassifier(ModeratorBase):
                 todo.append(i)
             else:
                 out[i] = ModeratorOutput(error="item has no text", error_type="no_text")
-        if todo:
-            tok = self._tokenizer
-            enc = tok([texts[i] for i in todo], truncation=True, max_length=self._max_len)
-            lengths = [len(ids) for ids in enc["input_ids"]]
-            for mb in length_batches(
-                lengths,
-                max_batch=self.params.micro_batch_size,
-                max_tokens=self.params.max_tokens_per_forward,
-            ):
-                idx = [todo[j] for j in mb]
-                batch = tok(
-                    [texts[i] for i in idx],
-                    truncation=True,
-                    max_length=self._max_len,
-                    padding=True,
-                    return_tensors="pt",
-                ).to(self._device)
-                with torch.inference_mode():
-                    logits = self._model(**batch).logits.float()
-                if self.problem_type == "multi_label":
-                    probs = torch.sigmoid(logits)
-                else:
-                    probs = torch.softmax(logits, dim=-1)
-                rows = probs.cpu().tolist()
-                for i, row in zip(idx, rows):
-                    out[i] = self._to_output(row)
+        batches = padded_batches(
+            self._tokenizer,
+            [texts[i] for i in todo],
+            max_length=self._max_len,
+            max_batch=self.params.micro_batch_size,
+            max_tokens=self.params.max_tokens_per_forward,
+            device=str(self._device),
+        )
+        for mb, batch in batches:
+            with torch.inference_mode():
+                logits = self._model(**batch).logits.float()
+            if self.problem_type == "multi_label":
+                probs = torch.sigmoid(logits)
+            else:
+                probs = torch.softmax(logits, dim=-1)
+            for j, row in zip(mb, probs.cpu().tolist()):
+                out[todo[j]] = self._to_output(row)
         return [o if o is not None else ModeratorOutput(error="unscored") for o in out]
 
     def _to_output(self, row: list[float]) -> ModeratorOutput:
