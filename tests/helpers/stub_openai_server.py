@@ -18,7 +18,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,11 +37,28 @@ __all__ = [
 ]
 
 
+class Headers(dict[str, str]):
+    """Request headers by lower-cased name: HTTP header names are case-insensitive
+    (RFC 9110 §5.1), and clients differ (``Authorization`` vs ``authorization``)."""
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__((k.lower(), v) for k, v in items)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+
 @dataclass
 class Recorded:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: Headers
     body: Any
     t_start: float
     t_end: float | None = None
@@ -296,7 +313,7 @@ class StubOpenAIServer:
                 except ValueError:
                     body = raw
                 rec = Recorded(
-                    method, self.path, dict(self.headers.items()), body, time.monotonic()
+                    method, self.path, Headers(self.headers.items()), body, time.monotonic()
                 )
                 counted = [True]
 
