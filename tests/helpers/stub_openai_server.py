@@ -7,7 +7,8 @@
 Each POST takes the next scripted behaviour from the queue, or ``stub.default`` when
 the queue is empty (by default an echo of the last user message / prompt tail with
 token log-probabilities). ``GET /v1/models`` answers ``stub.models``. Every request is
-recorded (path, headers, JSON body, arrival and end times) and the largest number of
+recorded (path, headers by case-insensitive name, JSON body and the raw bytes, arrival
+and end times; ``stub.posts()``, ``stub.requests``) and the largest number of
 requests in flight at once is kept in ``max_in_flight``. Slow behaviours wait on an
 event that :meth:`StubOpenAIServer.close` sets, so shutdown is immediate.
 """
@@ -62,6 +63,8 @@ class Recorded:
     body: Any
     t_start: float
     t_end: float | None = None
+    #: the request body exactly as received (``body`` is its JSON decoding)
+    raw: bytes = b""
 
 
 @dataclass
@@ -85,7 +88,10 @@ Behaviour = Callable[[Recorded], Reply]
 def _user_text(req: Recorded) -> str:
     body = req.body if isinstance(req.body, dict) else {}
     if "messages" in body:
-        return str(body["messages"][-1]["content"])
+        content = body["messages"][-1]["content"]
+        if isinstance(content, list):  # content parts: the text parts, in order
+            return "".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+        return str(content)
     return str(body.get("prompt", ""))
 
 
@@ -313,7 +319,12 @@ class StubOpenAIServer:
                 except ValueError:
                     body = raw
                 rec = Recorded(
-                    method, self.path, Headers(self.headers.items()), body, time.monotonic()
+                    method,
+                    self.path,
+                    Headers(self.headers.items()),
+                    body,
+                    time.monotonic(),
+                    raw=raw,
                 )
                 counted = [True]
 

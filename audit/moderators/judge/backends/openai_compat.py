@@ -1,9 +1,11 @@
 """OpenAI-compatible backend for the LLM judge (vLLM, TGI, llama.cpp server, OpenAI).
 
-Transport is the ``openai`` SDK (its typed chat / completions / models resources and
-its exception classes); retries are ``tenacity``'s; both are imported on first use, so
-importing this module stays cheap. Design and measurements: docs/design.md
-("OpenAI-compatible backend"). One request per (item, sample):
+Transport (:mod:`~audit.moderators.judge.backends.openai_transport`) is the ``openai``
+SDK, its typed chat / completions / models resources and its exception classes, with
+``tenacity`` retries; both load on first use, so importing this module stays cheap.
+Design and measurements: docs/design.md ("OpenAI-compatible backend").
+
+One request per (item, sample):
 
 * **chat mode** (``chat=True``, ``POST {base}/chat/completions``): ``prefix + suffix``
   is one user message, exactly as the ``hf`` backend renders its chat template (guard
@@ -91,46 +93,30 @@ continuous. If *no* label is found in the top-k the item is a ``bad_response``
 
 The request loops are the shared ones of
 :class:`~audit.moderators.judge.backends.base.BackendLoops` (argument checks, seeding
-per sample, per-item results); this module supplies the primitives: request bodies,
-the concurrent SDK calls with their retries, and the top-k renormalisation.
+per sample, per-item results); this module supplies the primitives (request bodies,
+response parsing, the top-k renormalisation) and ``openai_transport`` the concurrent
+SDK calls with their retries.
 """
 
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import json
 import math
 import os
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from audit.errors import ModeratorError
-from audit.moderators.judge.backends._common import GenOut, ItemError, ItemErrorKind
+from audit.moderators.judge.backends._common import GenOut, ItemError
 from audit.moderators.judge.backends.base import BackendLoops, GenSettings
-
-if TYPE_CHECKING:  # the SDKs load on first request (``import openai`` costs ~1-2 s)
-    import openai
-    import tenacity
+from audit.moderators.judge.backends.openai_transport import Attempt, Send, Transport
 
 __all__ = ["CallError", "Content", "ContentPart", "GenOut", "ItemError", "OpenAICompatBackend"]
 
 _WHERE = "openai_compat"
-_MAX_BACKOFF_S = 30.0
-_MAX_RETRY_AFTER_S = 60.0
 _WORD_MARKERS = "▁Ġ"
-_FATAL_STATUS = {
-    401: "API key rejected",
-    403: "access forbidden",
-    404: "endpoint or model not found",
-}
-#: the SDK insists on a non-empty key; without one this placeholder satisfies it and
-#: the Authorization header is then removed from every request (see ``_headers``)
-_NO_KEY = "no-key"
 
 #: the per-item error of this backend is the one every backend returns
 CallError = ItemError
@@ -142,70 +128,6 @@ Content = str | Sequence[ContentPart]
 #: top-k (normalised token, log-prob) pairs at the answer position
 TopK = list[tuple[str, float]]
 Forms = dict[str, frozenset[str]]
-T = TypeVar("T")
-
-
-class _Attempt(Exception):
-    """One failed attempt (internal): kind, whether to retry, server's Retry-After."""
-
-    def __init__(
-        self, kind: ItemErrorKind, message: str, *, retry: bool, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.retry = retry
-        self.retry_after = retry_after
-
-
-class _Pacer:
-    """Token bucket of capacity 1 (``interval`` seconds per token) plus a global pause.
-
-    Client-side throttling: neither the SDK nor tenacity spaces request starts."""
-
-    def __init__(self, interval: float) -> None:
-        self._interval = interval
-        self._next = 0.0
-        self._paused_until = 0.0
-        self._lock = threading.Lock()
-
-    def acquire(self, stop: threading.Event) -> None:
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                slot = max(now, self._next, self._paused_until)
-                if slot <= now:
-                    self._next = now + self._interval
-                    return
-            if stop.wait(slot - now):
-                return
-
-    def pause_until(self, t: float) -> None:
-        with self._lock:
-            self._paused_until = max(self._paused_until, t)
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds a server asks us to wait (``retry-after-ms``, ``Retry-After`` in seconds
-    or as an HTTP date), capped at 60 s; ``None`` when absent or unreadable."""
-    secs: float | None = None
-    try:
-        ms = headers.get("retry-after-ms")
-        secs = float(ms) / 1000 if ms else None
-    except ValueError:
-        pass
-    value = (headers.get("retry-after") or "").strip()
-    if secs is None and value:
-        try:
-            secs = float(value)
-        except ValueError:
-            try:
-                secs = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-            except (TypeError, ValueError):
-                return None
-    if secs is None or not math.isfinite(secs):
-        return None
-    return min(max(secs, 0.0), _MAX_RETRY_AFTER_S)
 
 
 def _norm_token(tok: str) -> str:
@@ -234,37 +156,6 @@ def _checked_parts(parts: Sequence[ContentPart], where: str) -> list[dict[str, A
             )
         out.append(dict(part))
     return out
-
-
-def _failure(exc: Exception, timeout_s: float, fix: str) -> _Attempt:
-    """The SDK's exception for one attempt → its outcome class (or a fatal error)."""
-    import openai
-
-    if isinstance(exc, openai.APITimeoutError):  # before its base, APIConnectionError
-        return _Attempt("timeout", f"no response within {timeout_s:g} s", retry=True)
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__
-        # httpx2 reports a body cut short as a RemoteProtocolError ("peer closed
-        # connection without sending complete message body"); both kinds are transient,
-        # the distinction only tells a flaky proxy from a refused connection
-        if cause is not None and "message body" in str(cause):
-            return _Attempt("truncated_response", f"truncated body: {cause}", retry=True)
-        return _Attempt("connection_error", f"connection failed: {cause or exc!r}", retry=True)
-    if not isinstance(exc, openai.APIStatusError):
-        return _Attempt("bad_response", f"{type(exc).__name__}: {exc}", retry=False)
-    status, snippet = exc.status_code, exc.response.text[:200]
-    wait = _retry_after(exc.response.headers)
-    if isinstance(exc, openai.RateLimitError):
-        return _Attempt("rate_limited", f"HTTP 429: {snippet}", retry=True, retry_after=wait)
-    if status in _FATAL_STATUS:
-        raise ModeratorError(
-            f"server answered HTTP {status} ({_FATAL_STATUS[status]}): {snippet}",
-            where=_WHERE,
-            fix=fix,
-        ) from None
-    if isinstance(exc, openai.InternalServerError) or status == 408:
-        return _Attempt("server_error", f"HTTP {status}: {snippet}", retry=True, retry_after=wait)
-    return _Attempt("http_error", f"HTTP {status}: {snippet}", retry=False)
 
 
 class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
@@ -322,12 +213,19 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
         self.requests_per_minute = requests_per_minute
         self.chat = chat
 
-        self._api_key = os.environ.get(api_key_env) if api_key_env else None
-        self._inflight = threading.BoundedSemaphore(self.max_concurrency)
-        interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
-        self._pacer = _Pacer(interval)
-        self._sdk: openai.OpenAI | None = None
-        self._sdk_lock = threading.Lock()
+        api_key = os.environ.get(api_key_env) if api_key_env else None
+        self._transport = Transport(
+            self._api_base,
+            api_key,
+            where=_WHERE,
+            fix=f"check base_url, model {model!r} and the API key in ${api_key_env or '(none)'}",
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+            backoff_s=self.backoff_s,
+            deadline_s=self.deadline_s,
+            max_concurrency=self.max_concurrency,
+            requests_per_minute=requests_per_minute,
+        )
         self._fingerprint: dict[str, Any] | None = None
         # concurrent calls are fine: the semaphore and the pacer bound the server load
         self._lock = contextlib.nullcontext()
@@ -381,10 +279,7 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
 
     def close(self) -> None:
         """Close the SDK client's connection pool (idempotent)."""
-        with self._sdk_lock:
-            if self._sdk is not None:
-                self._sdk.close()
-                self._sdk = None
+        self._transport.close()
 
     # ------------------------------------------------------------------ loop primitives
 
@@ -419,7 +314,7 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
             else:
                 body["logprobs"] = self.top_logprobs
             bodies.append(body)
-        return self._run(bodies, self._first_position_top)
+        return self._transport.run([self._send(b) for b in bodies], self._first_position_top)
 
     def _generate_batch(
         self, prompts: Sequence[dict[str, Any]], seeds: Sequence[int], settings: GenSettings
@@ -438,7 +333,7 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
                 body["stop"] = list(settings.stop)
             body["logprobs"] = True if self.chat else 1
             bodies.append(body)
-        return self._run(bodies, self._parse_generation)
+        return self._transport.run([self._send(b) for b in bodies], self._parse_generation)
 
     # ------------------------------------------------------------------ requests
 
@@ -466,138 +361,17 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
         messages.append({"role": "user", "content": user})
         return {"model": self.model, "messages": messages}
 
-    def _client(self) -> openai.OpenAI:
-        """The SDK client, built once (thread-safe); its own retries are off."""
-        with self._sdk_lock:
-            if self._sdk is None:
-                import openai
-
-                # max_retries=0: tenacity is the single retry owner. With the SDK's
-                # retries on too, every tenacity attempt would hide up to N SDK retries
-                # (attempts multiply, ItemError.attempts and the deadline lie, and the
-                # SDK's back-off ignores the shared 429 pause and the rate pacer).
-                self._sdk = openai.OpenAI(
-                    base_url=self._api_base,
-                    api_key=self._api_key or _NO_KEY,
-                    max_retries=0,
-                    timeout=openai.Timeout(self.timeout_s),
-                )
-            return self._sdk
-
-    def _headers(self) -> dict[str, Any]:
-        """Per-request header overrides: only the configured key is sent, and the SDK's
-        environment defaults (organisation, project) never reach a third-party server."""
-        from openai import Omit
-
-        headers: dict[str, Any] = {"OpenAI-Organization": Omit(), "OpenAI-Project": Omit()}
-        if not self._api_key:
-            headers["Authorization"] = Omit()
-        return headers
-
-    def _post(self, body: dict[str, Any]) -> bytes:
+    def _send(self, body: dict[str, Any]) -> Send:
         """One attempt through the SDK's typed resource; the raw body comes back."""
-        client, extra = self._client(), self._headers()
         if self.chat:
-            return client.chat.completions.with_raw_response.create(
-                **body, extra_headers=extra
-            ).content
-        return client.completions.with_raw_response.create(**body, extra_headers=extra).content
-
-    def _run(self, bodies: Sequence[dict[str, Any]], parse: Callable[[Any], T]) -> list[Any]:
-        """POST the bodies on up to ``max_concurrency`` threads; results in body order."""
-        if not bodies:
-            return []
-        self._client()  # built (SDK imported) before any rate slot is taken
-        stop = threading.Event()
-        workers = min(self.max_concurrency, len(bodies))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai-compat") as pool:
-            futures = [
-                pool.submit(self._call, lambda b=b: self._post(b), parse, stop) for b in bodies
-            ]
-            try:
-                return [f.result() for f in futures]
-            except BaseException:
-                stop.set()
-                for f in futures:
-                    f.cancel()
-                raise
-
-    def _call(
-        self, send: Callable[[], bytes], parse: Callable[[Any], T], stop: threading.Event
-    ) -> T | ItemError:
-        """``parse(json(send()))`` under tenacity's retries; a final failure as data."""
-        import tenacity
-
-        attempts = 0
-        fix = f"check base_url, model {self.model!r} and the API key in ${self.api_key_env or '(none)'}"
-
-        def attempt() -> T:
-            nonlocal attempts
-            attempts += 1
-            with self._inflight:  # rate slot taken inside, so starts stay spaced
-                self._pacer.acquire(stop)
-                if stop.is_set():
-                    raise _Attempt("connection_error", "cancelled", retry=False)
-                try:
-                    raw = send()
-                except ModeratorError:
-                    raise
-                except Exception as exc:  # the SDK's own error types, classified
-                    raise _failure(exc, self.timeout_s, fix) from exc
-            return self._decode(raw, parse)
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(lambda e: isinstance(e, _Attempt) and e.retry),
-            stop=tenacity.stop_any(
-                tenacity.stop_after_attempt(self.max_retries + 1),
-                tenacity.stop_before_delay(self.deadline_s),
-                tenacity.stop_when_event_set(stop),
-            ),
-            wait=self._wait(),
-            sleep=tenacity.sleep_using_event(stop),
-            reraise=True,
+            return lambda client, headers: (
+                client.chat.completions.with_raw_response.create(
+                    **body, extra_headers=headers
+                ).content
+            )
+        return lambda client, headers: (
+            client.completions.with_raw_response.create(**body, extra_headers=headers).content
         )
-        try:
-            return retrying(attempt)
-        except _Attempt as failure:
-            return CallError(failure.kind, failure.message, attempts)
-
-    def _wait(self) -> Callable[[tenacity.RetryCallState], float]:
-        """Full-jitter exponential back-off, or the server's Retry-After (on a 429 it
-        also pauses every worker of this backend)."""
-        import tenacity
-
-        backoff = tenacity.wait_random_exponential(multiplier=self.backoff_s, max=_MAX_BACKOFF_S)
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            failure = state.outcome.exception() if state.outcome else None
-            if not isinstance(failure, _Attempt) or failure.retry_after is None:
-                return float(backoff(state))
-            if failure.kind == "rate_limited":
-                self._pacer.pause_until(time.monotonic() + failure.retry_after)
-            return failure.retry_after
-
-        return wait
-
-    @staticmethod
-    def _decode(raw: bytes, parse: Callable[[Any], T]) -> T:
-        snippet = raw[:200].decode("utf-8", "replace")
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, ValueError) as e:
-            raise _Attempt(
-                "bad_response", f"body is not JSON ({e}): {snippet!r}", retry=False
-            ) from e
-        if isinstance(data, dict) and "error" in data and "choices" not in data:
-            raise _Attempt("bad_response", f"server error payload: {snippet}", retry=False)
-        try:
-            return parse(data)
-        except _Attempt:
-            raise
-        except Exception as e:  # any malformed shape is this item's bad response
-            raise _Attempt(
-                "bad_response", f"unexpected response shape ({type(e).__name__}: {e})", retry=False
-            ) from e
 
     # ------------------------------------------------------------------ parsing
 
@@ -631,7 +405,7 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
         choice = data["choices"][0]
         lp = choice.get("logprobs")
         if not lp:
-            raise _Attempt("bad_response", "server returned no logprobs", retry=False)
+            raise Attempt("bad_response", "server returned no logprobs", retry=False)
         top: list[tuple[str, float]] = []
         if self.chat:
             first = lp["content"][0]
@@ -646,9 +420,7 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
             if tokens and tlps and tlps[0] is not None and all(tok != tokens[0] for tok, _ in top):
                 top.append((str(tokens[0]), float(tlps[0])))
         if not top:
-            raise _Attempt(
-                "bad_response", "server returned an empty top-logprobs list", retry=False
-            )
+            raise Attempt("bad_response", "server returned an empty top-logprobs list", retry=False)
         return top
 
     def _renormalise(self, cand: Forms, observed: TopK) -> dict[str, float] | ItemError:
@@ -718,13 +490,11 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
     # ------------------------------------------------------------------ fingerprint
 
     def _server_model(self) -> dict[str, Any] | None:
-        def send() -> bytes:
-            return (
-                self._client().models.with_raw_response.list(extra_headers=self._headers()).content
-            )
+        def send(client: Any, headers: dict[str, Any]) -> bytes:
+            return bytes(client.models.with_raw_response.list(extra_headers=headers).content)
 
         try:
-            result = self._call(send, lambda data: data, threading.Event())
+            result = self._transport.call(send, lambda data: data, threading.Event())
         except ModeratorError:  # no /models endpoint (404) or not allowed to list it
             return None
         if isinstance(result, CallError) or not isinstance(result, dict):
