@@ -256,3 +256,14 @@ def test_module_import_does_not_load_the_sdks() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=_ROOT
     )
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("module", ["openai", "tenacity"])
+def test_missing_sdk_is_a_clear_error(
+    stub: StubOpenAIServer, monkeypatch: pytest.MonkeyPatch, module: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import <module>` fail
+    with pytest.raises(ModeratorError, match=r"audit\[judge\]") as info:
+        _backend(stub).generate("", ["x"])
+    assert module in str(info.value)
+    assert stub.posts() == []

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from audit.errors import ModeratorError
-from audit.moderators.judge.backends._common import ItemError, ItemErrorKind
+from audit.moderators.judge.backends._common import ItemError, ItemErrorKind, import_optional
 
 if TYPE_CHECKING:
     import openai
@@ -43,6 +43,17 @@ _NO_KEY = "no-key"
 T = TypeVar("T")
 #: one attempt: (SDK client, per-request headers) -> raw response body
 Send = Callable[["openai.OpenAI", dict[str, Any]], bytes]
+
+
+def _sdk(module: str, where: str) -> Any:
+    """``openai`` / ``tenacity``, or a ModeratorError naming the extra that brings them."""
+    return import_optional(
+        module,
+        where,
+        f"the openai_compat backend needs the {module} package",
+        "openai==3.57.0 and tenacity==9.2.1",
+        "pip install 'audit[judge]'",
+    )
 
 
 class Attempt(Exception):
@@ -189,8 +200,7 @@ class Transport:
         """The SDK client, built once (thread-safe); its own retries are off."""
         with self._sdk_lock:
             if self._sdk is None:
-                import openai
-
+                openai = _sdk("openai", self.where)
                 # max_retries=0: tenacity is the single retry owner. With the SDK's
                 # retries on too, every tenacity attempt would hide up to N SDK retries
                 # (attempts multiply, ItemError.attempts and the deadline lie, and the
@@ -240,7 +250,7 @@ class Transport:
 
     def call(self, send: Send, parse: Callable[[Any], T], stop: threading.Event) -> T | ItemError:
         """``parse(json(send()))`` under tenacity's retries; a final failure as data."""
-        import tenacity
+        tenacity = _sdk("tenacity", self.where)
 
         attempts = 0
 
