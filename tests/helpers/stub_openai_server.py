@@ -235,6 +235,14 @@ def truncated() -> Behaviour:
     return behave
 
 
+class _Server(ThreadingHTTPServer):
+    # the standard library listens with a backlog of 5: a client opening more
+    # connections at once than the accept loop takes (a loaded host, 8+ workers) has
+    # its SYN dropped and retransmitted after 1 s, a stall that is the kernel's, not
+    # the client's
+    request_queue_size = 128
+
+
 class StubOpenAIServer:
     """Threaded HTTP server on 127.0.0.1 (ephemeral port); use as a context manager."""
 
@@ -259,7 +267,7 @@ class StubOpenAIServer:
         self._script: deque[Behaviour] = deque()
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -307,6 +315,10 @@ class StubOpenAIServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.0"  # one request per connection
+            # headers and body go out in separate writes: without TCP_NODELAY, Nagle
+            # holds the body until the client's delayed ACK (~40 ms per request), and
+            # timings would measure the kernel rather than the client
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
