@@ -6,10 +6,12 @@ scenarios of ``--n`` requests each at ``max_concurrency`` 8, best of ``--repeat`
 (a) ``generate``: one chat request per item, echo answers;
 (b) ``next_token_probs``: one ``max_tokens=1`` request per item with top-20 logprobs;
 (c) retries: every 4th request first answers HTTP 503 and succeeds on the retry
-    (back-off base 0.01 s), so the retry path's own overhead shows.
+    (back-off base 0.01 s), so the retry path's own overhead shows;
+(d) as (a) on a stub that keeps HTTP/1.1 connections alive (vLLM does): the old
+    client opens a connection per request, the SDK's pool reuses them.
 
-This checkout's stub (HTTP/1.0, one connection per request, TCP_NODELAY) serves both
-clients alike.
+This checkout's stub (HTTP/1.0 for a-c: one connection per request; TCP_NODELAY and
+a listen backlog of 128 so no kernel stall is timed) serves both clients alike.
 ``--audit-root`` puts another checkout first on ``sys.path`` (e.g. ``/work/main``) so
 the old hand-written client and the new SDK one are timed by the same script, stub and
 machine in one session; the result file records which ``audit`` was imported and the
@@ -108,6 +110,14 @@ def main() -> None:
         assert all(type(row[0]).__name__ == "GenOut" for row in out)
         # n first attempts plus one retry per failing item, per repeat
         results["retry_posts_per_run"] = (len(stub.posts()) - before) / args.repeat
+        be.close()
+
+    with StubOpenAIServer(keep_alive=True) as stub:  # (d) HTTP/1.1 keep-alive, as vLLM
+        be = OpenAICompatBackend(stub.base_url, "stub-model", api_key_env=None, max_concurrency=8)
+        be.fingerprint()
+        results["keepalive_generate_s"], out = timed(lambda: be.generate("P|", items), args.repeat)
+        assert all(type(row[0]).__name__ == "GenOut" for row in out)
+        be.close()
 
     results["first_call_s"] = min(_first_call_seconds(args.audit_root) for _ in range(3))
     write(

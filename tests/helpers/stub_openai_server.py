@@ -228,7 +228,8 @@ def truncated() -> Behaviour:
         return Reply(
             status=200,
             body=full[: len(full) // 2],
-            headers={"Content-Type": "application/json"},
+            # the connection closes after the short body, kept alive or not
+            headers={"Content-Type": "application/json", "Connection": "close"},
             content_length=len(full),
         )
 
@@ -246,7 +247,10 @@ class _Server(ThreadingHTTPServer):
 class StubOpenAIServer:
     """Threaded HTTP server on 127.0.0.1 (ephemeral port); use as a context manager."""
 
-    def __init__(self, model_id: str = "stub-model") -> None:
+    def __init__(self, model_id: str = "stub-model", *, keep_alive: bool = False) -> None:
+        """``keep_alive``: answer HTTP/1.1 and keep connections open between requests
+        (as vLLM does); by default HTTP/1.0, one request per connection."""
+        self.keep_alive = keep_alive
         self.models: dict[str, Any] = {
             "object": "list",
             "data": [
@@ -314,7 +318,7 @@ class StubOpenAIServer:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"  # one request per connection
+            protocol_version = "HTTP/1.1" if stub.keep_alive else "HTTP/1.0"
             # headers and body go out in separate writes: without TCP_NODELAY, Nagle
             # holds the body until the client's delayed ACK (~40 ms per request), and
             # timings would measure the kernel rather than the client
