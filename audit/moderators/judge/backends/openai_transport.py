@@ -283,7 +283,8 @@ class Transport:
             reraise=True,
         )
         try:
-            return retrying(attempt)
+            answer: T = retrying(attempt)  # tenacity comes in as Any (import_optional)
+            return answer
         except Attempt as failure:
             return ItemError(failure.kind, failure.message, attempts)
 
