@@ -7,7 +7,8 @@
 Each POST takes the next scripted behaviour from the queue, or ``stub.default`` when
 the queue is empty (by default an echo of the last user message / prompt tail with
 token log-probabilities). ``GET /v1/models`` answers ``stub.models``. Every request is
-recorded (path, headers, JSON body, arrival and end times) and the largest number of
+recorded (path, headers by case-insensitive name, JSON body and the raw bytes, arrival
+and end times; ``stub.posts()``, ``stub.requests``) and the largest number of
 requests in flight at once is kept in ``max_in_flight``. Slow behaviours wait on an
 event that :meth:`StubOpenAIServer.close` sets, so shutdown is immediate.
 """
@@ -18,7 +19,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,14 +38,33 @@ __all__ = [
 ]
 
 
+class Headers(dict[str, str]):
+    """Request headers by lower-cased name: HTTP header names are case-insensitive
+    (RFC 9110 §5.1), and clients differ (``Authorization`` vs ``authorization``)."""
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__((k.lower(), v) for k, v in items)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+
 @dataclass
 class Recorded:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: Headers
     body: Any
     t_start: float
     t_end: float | None = None
+    #: the request body exactly as received (``body`` is its JSON decoding)
+    raw: bytes = b""
 
 
 @dataclass
@@ -68,7 +88,10 @@ Behaviour = Callable[[Recorded], Reply]
 def _user_text(req: Recorded) -> str:
     body = req.body if isinstance(req.body, dict) else {}
     if "messages" in body:
-        return str(body["messages"][-1]["content"])
+        content = body["messages"][-1]["content"]
+        if isinstance(content, list):  # content parts: the text parts, in order
+            return "".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+        return str(content)
     return str(body.get("prompt", ""))
 
 
@@ -205,17 +228,29 @@ def truncated() -> Behaviour:
         return Reply(
             status=200,
             body=full[: len(full) // 2],
-            headers={"Content-Type": "application/json"},
+            # the connection closes after the short body, kept alive or not
+            headers={"Content-Type": "application/json", "Connection": "close"},
             content_length=len(full),
         )
 
     return behave
 
 
+class _Server(ThreadingHTTPServer):
+    # the standard library listens with a backlog of 5: a client opening more
+    # connections at once than the accept loop takes (a loaded host, 8+ workers) has
+    # its SYN dropped and retransmitted after 1 s, a stall that is the kernel's, not
+    # the client's
+    request_queue_size = 128
+
+
 class StubOpenAIServer:
     """Threaded HTTP server on 127.0.0.1 (ephemeral port); use as a context manager."""
 
-    def __init__(self, model_id: str = "stub-model") -> None:
+    def __init__(self, model_id: str = "stub-model", *, keep_alive: bool = False) -> None:
+        """``keep_alive``: answer HTTP/1.1 and keep connections open between requests
+        (as vLLM does); by default HTTP/1.0, one request per connection."""
+        self.keep_alive = keep_alive
         self.models: dict[str, Any] = {
             "object": "list",
             "data": [
@@ -236,7 +271,7 @@ class StubOpenAIServer:
         self._script: deque[Behaviour] = deque()
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -283,7 +318,11 @@ class StubOpenAIServer:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"  # one request per connection
+            protocol_version = "HTTP/1.1" if stub.keep_alive else "HTTP/1.0"
+            # headers and body go out in separate writes: without TCP_NODELAY, Nagle
+            # holds the body until the client's delayed ACK (~40 ms per request), and
+            # timings would measure the kernel rather than the client
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -296,7 +335,12 @@ class StubOpenAIServer:
                 except ValueError:
                     body = raw
                 rec = Recorded(
-                    method, self.path, dict(self.headers.items()), body, time.monotonic()
+                    method,
+                    self.path,
+                    Headers(self.headers.items()),
+                    body,
+                    time.monotonic(),
+                    raw=raw,
                 )
                 counted = [True]
 

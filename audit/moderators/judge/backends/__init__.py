@@ -12,7 +12,8 @@ Import-light: nothing here imports torch or transformers. Import a backend modul
   (local dir, hub id or GGUF file; loading in ``hf_loading``), label-token
   probabilities with a shared-prefix KV cache, and greedy / seeded-sampling generation.
 * ``vllm``, ``llama_cpp`` — the vLLM offline engine and llama.cpp (GGUF on CPU).
-* ``openai_compat`` — any OpenAI-compatible server over HTTP (standard library only).
+* ``openai_compat`` — any OpenAI-compatible server (the ``openai`` SDK + ``tenacity``
+  retries, in ``openai_transport``; both imported on the first request).
 """
 
 from __future__ import annotations

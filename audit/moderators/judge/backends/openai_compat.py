@@ -1,6 +1,11 @@
-"""OpenAI-compatible HTTP backend for the LLM judge (vLLM, TGI, llama.cpp server).
+"""OpenAI-compatible backend for the LLM judge (vLLM, TGI, llama.cpp server, OpenAI).
 
-Standard library only (``http.client`` + threads). One request per (item, sample):
+Transport (:mod:`~audit.moderators.judge.backends.openai_transport`) is the ``openai``
+SDK (its client: base URL, auth, timeouts, connection pool, the status → exception
+classes) with ``tenacity`` retries; both load on first use, so importing this module stays cheap.
+Design and measurements: docs/design.md ("OpenAI-compatible backend").
+
+One request per (item, sample):
 
 * **chat mode** (``chat=True``, ``POST {base}/chat/completions``): ``prefix + suffix``
   is one user message, exactly as the ``hf`` backend renders its chat template (guard
@@ -8,9 +13,11 @@ Standard library only (``http.client`` + threads). One request per (item, sample
   ``backend.prefix_role = "system"`` to send the prefix as the system message and the
   suffix as the user message instead (an empty prefix then sends the user message
   alone). Either way the shared prefix comes first, so vLLM's automatic prefix
-  caching reuses it across items.
+  caching reuses it across items. A suffix may also be a list of OpenAI content parts
+  (``{"type": "text", ...}``, ``{"type": "image_url", ...}``): the parts go to the
+  server unchanged, after the prefix as a leading text part (or the system message).
 * **completions mode** (``chat=False``, ``POST {base}/completions``): the prompt is
-  ``prefix + suffix``.
+  ``prefix + suffix`` (text only).
 
 ``base_url`` is the OpenAI-style base *including* the API prefix
 (``http://host:8000/v1``); a bare ``http://host:8000`` gets ``/v1`` appended.
@@ -26,26 +33,28 @@ Failure handling
 ----------------
 Per-item failures come back as :class:`~audit.moderators.judge.backends._common.ItemError`
 values (``CallError`` is the same class, under its older name) in the result lists,
-never raised and never turned into a label:
+never raised and never turned into a label. The kinds marked transient are in
+:data:`audit.schema.TRANSIENT_ERRORS`: never cached, retried by the next run.
 
-==============  ===================================================  ========
-kind            cause                                                retried
-==============  ===================================================  ========
-rate_limited    HTTP 429                                             yes
-http_error      HTTP 5xx / 408, connection refused or reset          yes
-http_error      other 4xx (e.g. 400: prompt too long for this item)  no
-timeout         no complete response within ``timeout_s``            yes
-bad_response    body cut short (Content-Length / chunking)           yes
-bad_response    not JSON, or JSON without the expected fields        no
-==============  ===================================================  ========
+==================  ===============================================  =======  =========
+kind                cause (SDK exception)                            retried  transient
+==================  ===============================================  =======  =========
+rate_limited        HTTP 429 (``RateLimitError``)                    yes      yes
+server_error        HTTP 5xx (``InternalServerError``) or 408        yes      yes
+connection_error    refused / reset (``APIConnectionError``)         yes      yes
+timeout             ``APITimeoutError`` (connect, read, write, pool) yes      yes
+truncated_response  body shorter than its Content-Length             yes      yes
+http_error          other 4xx (e.g. 400: prompt too long)            no       no
+bad_response        not JSON, or JSON without the expected fields    no       no
+==================  ===============================================  =======  =========
 
-``timeout_s`` is a deadline for the whole attempt (connect + headers + body), not a
-per-read socket timeout, so a server that trickles bytes cannot hold a worker.
-``max_retries`` counts *re*-tries: an item makes at most ``max_retries + 1`` attempts;
-``ItemError.attempts`` says how many it made. Retry delays grow exponentially
-(``backoff_s * 2**k`` times a jitter factor in [0.5, 1.5), capped at 30 s); a
-``Retry-After`` header (seconds or HTTP date, capped at 60 s) replaces the computed
-delay and, on a 429, pauses *every* worker of this backend until it has passed.
+``max_retries`` counts *re*-tries: an item makes at most ``max_retries + 1`` attempts
+and never starts a wait that would end past ``deadline_s`` after its first attempt;
+``ItemError.attempts`` says how many it made. Waits are "full jitter" exponential
+back-off (uniform in ``[0, backoff_s * 2**k]``, capped at 30 s); a ``Retry-After`` /
+``retry-after-ms`` header (capped at 60 s) replaces the computed wait and, on a 429,
+pauses *every* worker of this backend until it has passed. ``timeout_s`` bounds each
+phase of an attempt (connect, each read, write) as the SDK's ``Timeout`` does.
 
 HTTP 401, 403 and 404 are configuration problems (wrong key, wrong URL, unknown
 model) that would fail every item alike: they raise
@@ -56,8 +65,9 @@ Concurrency and rate
 --------------------
 At most ``max_concurrency`` requests are in flight per backend instance, across
 concurrent calls (a semaphore held only while a request is on the wire, not during
-back-off sleeps). ``requests_per_minute`` is a token bucket with capacity 1, i.e.
-request *starts* (retries included) are spaced at least ``60 / rpm`` seconds apart.
+back-off sleeps), on threads sharing one SDK client (one connection pool).
+``requests_per_minute`` is a token bucket with capacity 1, i.e. request *starts*
+(retries included) are spaced at least ``60 / rpm`` seconds apart.
 
 Label probabilities
 -------------------
@@ -83,109 +93,69 @@ continuous. If *no* label is found in the top-k the item is a ``bad_response``
 
 The request loops are the shared ones of
 :class:`~audit.moderators.judge.backends.base.BackendLoops` (argument checks, seeding
-per sample, per-item results); this module supplies the primitives: request bodies,
-the concurrent HTTP calls with their retries, and the top-k renormalisation.
+per sample, per-item results); this module supplies the primitives (request bodies,
+response parsing, the top-k renormalisation) and ``openai_transport`` the concurrent
+SDK calls with their retries.
 """
 
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import http.client
-import json
 import math
 import os
-import random
-import ssl
 import threading
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from audit.errors import ModeratorError
-from audit.moderators.judge.backends._common import GenOut, ItemError, ItemErrorKind
+from audit.moderators.judge.backends._common import GenOut, ItemError
 from audit.moderators.judge.backends.base import BackendLoops, GenSettings
+from audit.moderators.judge.backends.openai_transport import Attempt, Send, Transport
 
-__all__ = ["CallError", "GenOut", "ItemError", "OpenAICompatBackend"]
+__all__ = ["CallError", "Content", "ContentPart", "GenOut", "ItemError", "OpenAICompatBackend"]
 
 _WHERE = "openai_compat"
-_MAX_BACKOFF_S = 30.0
-_MAX_RETRY_AFTER_S = 60.0
 _WORD_MARKERS = "▁Ġ"
-_FATAL_STATUS = {
-    401: "API key rejected",
-    403: "access forbidden",
-    404: "endpoint or model not found",
-}
 
 #: the per-item error of this backend is the one every backend returns
 CallError = ItemError
+#: one OpenAI chat content part: {"type": "text", "text": ...} or
+#: {"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}} (others pass)
+ContentPart = Mapping[str, Any]
+#: a user turn's content: plain text or a list of content parts
+Content = str | Sequence[ContentPart]
 #: top-k (normalised token, log-prob) pairs at the answer position
 TopK = list[tuple[str, float]]
 Forms = dict[str, frozenset[str]]
 
 
-class _Attempt(Exception):
-    """One failed attempt (internal): kind, whether to retry, server's Retry-After."""
-
-    def __init__(
-        self, kind: ItemErrorKind, message: str, *, retry: bool, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.retry = retry
-        self.retry_after = retry_after
-
-
-class _Pacer:
-    """Token bucket of capacity 1 (``interval`` seconds per token) plus a global pause."""
-
-    def __init__(self, interval: float) -> None:
-        self._interval = interval
-        self._next = 0.0
-        self._paused_until = 0.0
-        self._lock = threading.Lock()
-
-    def acquire(self, stop: threading.Event) -> None:
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                slot = max(now, self._next, self._paused_until)
-                if slot <= now:
-                    self._next = now + self._interval
-                    return
-            if stop.wait(slot - now):
-                return
-
-    def pause_until(self, t: float) -> None:
-        with self._lock:
-            self._paused_until = max(self._paused_until, t)
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        secs = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when is None:
-            return None
-        secs = when.timestamp() - time.time()
-    if not math.isfinite(secs):
-        return None
-    return min(max(secs, 0.0), _MAX_RETRY_AFTER_S)
-
-
 def _norm_token(tok: str) -> str:
     return tok.strip().strip(_WORD_MARKERS).strip()
+
+
+def _checked_parts(parts: Sequence[ContentPart], where: str) -> list[dict[str, Any]]:
+    """Shallow copies of content parts, each a mapping with a string ``type``."""
+    if isinstance(parts, (bytes, bytearray)) or not parts:
+        raise ModeratorError(
+            "a message content must be text or a non-empty list of content parts",
+            where=where,
+            field="suffixes",
+            expected='[{"type": "text", "text": ...}, {"type": "image_url", ...}]',
+            actual=repr(parts)[:80],
+        )
+    out = []
+    for i, part in enumerate(parts):
+        if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+            raise ModeratorError(
+                "each content part must be a mapping with a string 'type'",
+                where=where,
+                field=f"suffixes[...][{i}]",
+                expected='{"type": "text" | "image_url" | ..., ...}',
+                actual=repr(part)[:80],
+            )
+        out.append(dict(part))
+    return out
 
 
 class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
@@ -208,29 +178,19 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
         timeout_s: float = 60,
         max_retries: int = 4,
         backoff_s: float = 0.5,
+        deadline_s: float = 300,
         max_concurrency: int = 8,
         requests_per_minute: float | None = None,
         chat: bool = True,
     ) -> None:
-        parts = urlsplit(base_url)
-        try:
-            port = parts.port
-        except ValueError:
-            port, parts = None, parts._replace(scheme="")  # reported just below
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ModeratorError(
-                "base_url must be an http(s) URL",
-                where=_WHERE,
-                field="base_url",
-                expected="e.g. http://127.0.0.1:8000/v1",
-                actual=repr(base_url),
-            )
+        self._api_base = self._checked_base(base_url)
         if not model:
             raise ModeratorError("model must be a non-empty string", where=_WHERE, field="model")
         for name, value, ok in (
             ("timeout_s", timeout_s, timeout_s > 0),
             ("max_retries", max_retries, max_retries >= 0),
             ("backoff_s", backoff_s, backoff_s >= 0),
+            ("deadline_s", deadline_s, deadline_s > 0),
             ("max_concurrency", max_concurrency, max_concurrency >= 1),
             (
                 "requests_per_minute",
@@ -248,20 +208,24 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
         self.timeout_s = float(timeout_s)
         self.max_retries = int(max_retries)
         self.backoff_s = float(backoff_s)
+        self.deadline_s = float(deadline_s)
         self.max_concurrency = int(max_concurrency)
         self.requests_per_minute = requests_per_minute
         self.chat = chat
 
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = port
-        path = parts.path.rstrip("/")
-        self._prefix = path if path else "/v1"
-        self._api_key = os.environ.get(api_key_env) if api_key_env else None
-        self._inflight = threading.BoundedSemaphore(self.max_concurrency)
-        interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
-        self._pacer = _Pacer(interval)
-        self._rng = random.Random()
+        api_key = os.environ.get(api_key_env) if api_key_env else None
+        self._transport = Transport(
+            self._api_base,
+            api_key,
+            where=_WHERE,
+            fix=f"check base_url, model {model!r} and the API key in ${api_key_env or '(none)'}",
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+            backoff_s=self.backoff_s,
+            deadline_s=self.deadline_s,
+            max_concurrency=self.max_concurrency,
+            requests_per_minute=requests_per_minute,
+        )
         self._fingerprint: dict[str, Any] | None = None
         # concurrent calls are fine: the semaphore and the pacer bound the server load
         self._lock = contextlib.nullcontext()
@@ -271,6 +235,25 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
             f"OpenAICompatBackend(model={self.model!r}, chat={self.chat}, "
             f"max_concurrency={self.max_concurrency})"
         )
+
+    @staticmethod
+    def _checked_base(base_url: str) -> str:
+        """``scheme://host[:port]/prefix`` (``/v1`` when the URL has no path)."""
+        parts = urlsplit(base_url)
+        try:
+            parts.port  # noqa: B018  (raises on a port outside 0-65535)
+        except ValueError:
+            parts = parts._replace(scheme="")  # reported just below
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ModeratorError(
+                "base_url must be an http(s) URL",
+                where=_WHERE,
+                field="base_url",
+                expected="e.g. http://127.0.0.1:8000/v1",
+                actual=repr(base_url),
+            )
+        path = parts.path.rstrip("/")
+        return f"{parts.scheme}://{parts.netloc}{path or '/v1'}"
 
     # ------------------------------------------------------------------ public API
 
@@ -294,12 +277,16 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
             }
         return dict(self._fingerprint)
 
+    def close(self) -> None:
+        """Close the SDK client's connection pool (idempotent)."""
+        self._transport.close()
+
     # ------------------------------------------------------------------ loop primitives
 
     def _prepare(
         self,
         prefix: str,
-        suffixes: Sequence[str],
+        suffixes: Sequence[Content],
         *,
         reuse: bool,
         max_new_tokens: int | None,
@@ -311,7 +298,7 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
     def _candidates(self, candidates: dict[str, Sequence[str]]) -> Forms:
         return self._candidate_forms(candidates)
 
-    def _sample_seed(self, seed: int, suffix: str, sample: int) -> int:
+    def _sample_seed(self, seed: int, suffix: Any, sample: int) -> int:
         """Sample ``k`` asks the server for ``seed + k`` (servers take small seeds)."""
         return int(seed) + sample
 
@@ -319,21 +306,21 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
         self, prompts: Sequence[dict[str, Any]], cand: Forms, reuse: bool
     ) -> list[TopK | ItemError]:
         """One ``max_tokens=1`` request per item asking for the top-k log-probs."""
-        jobs = []
+        bodies = []
         for base in prompts:
             body = dict(base, max_tokens=1, temperature=0.0)
             if self.chat:
                 body.update(logprobs=True, top_logprobs=self.top_logprobs)
             else:
                 body["logprobs"] = self.top_logprobs
-            jobs.append(self._job(body, self._first_position_top))
-        return self._run(jobs)
+            bodies.append(body)
+        return self._transport.run([self._send(b) for b in bodies], self._first_position_top)
 
     def _generate_batch(
         self, prompts: Sequence[dict[str, Any]], seeds: Sequence[int], settings: GenSettings
     ) -> list[GenOut | ItemError]:
         """One request per (item, sample), with the sampled tokens' log-probs."""
-        jobs = []
+        bodies = []
         for base, seed in zip(prompts, seeds):
             body = dict(
                 base,
@@ -345,183 +332,44 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
             if settings.stop:
                 body["stop"] = list(settings.stop)
             body["logprobs"] = True if self.chat else 1
-            jobs.append(self._job(body, self._parse_generation))
-        return self._run(jobs)
+            bodies.append(body)
+        return self._transport.run([self._send(b) for b in bodies], self._parse_generation)
 
     # ------------------------------------------------------------------ requests
 
-    def _url_path(self, endpoint: str) -> str:
-        return f"{self._prefix}/{endpoint}"
-
-    def _body(self, prefix: str, suffix: str) -> dict[str, Any]:
+    def _body(self, prefix: str, suffix: Content) -> dict[str, Any]:
         if not self.chat:
+            if not isinstance(suffix, str):
+                raise ModeratorError(
+                    "content parts (e.g. images) need the chat endpoint",
+                    where=_WHERE,
+                    field="chat",
+                    expected="True",
+                    actual="False",
+                    fix="use chat mode for multimodal judges",
+                )
             return {"model": self.model, "prompt": prefix + suffix}
-        if self.prefix_role == "user" or not prefix:
-            messages = [{"role": "user", "content": prefix + suffix}]
-        else:
-            messages = [
-                {"role": "system", "content": prefix},
-                {"role": "user", "content": suffix},
-            ]
+        system = self.prefix_role == "system" and bool(prefix)
+        lead = "" if system else prefix
+        user: Content
+        if isinstance(suffix, str):
+            user = lead + suffix
+        else:  # the parts pass unchanged; the prefix leads as a text part of its own
+            parts = _checked_parts(suffix, _WHERE)
+            user = [{"type": "text", "text": lead}, *parts] if lead else parts
+        messages: list[dict[str, Any]] = [{"role": "system", "content": prefix}] if system else []
+        messages.append({"role": "user", "content": user})
         return {"model": self.model, "messages": messages}
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        return headers
-
-    def _job(
-        self, body: dict[str, Any], parse: Callable[[Any], Any]
-    ) -> Callable[[threading.Event], Any]:
-        endpoint = "chat/completions" if self.chat else "completions"
-        payload = json.dumps(body).encode("utf-8")
-
-        def run(stop: threading.Event) -> Any:
-            return self._call_with_retries("POST", self._url_path(endpoint), payload, parse, stop)
-
-        return run
-
-    def _run(self, jobs: Sequence[Callable[[threading.Event], Any]]) -> list[Any]:
-        """Run the jobs on up to ``max_concurrency`` threads; results in job order."""
-        if not jobs:
-            return []
-        stop = threading.Event()
-        workers = min(self.max_concurrency, len(jobs))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai-compat") as pool:
-            futures = [pool.submit(job, stop) for job in jobs]
-            try:
-                return [f.result() for f in futures]
-            except BaseException:
-                stop.set()
-                for f in futures:
-                    f.cancel()
-                raise
-
-    def _call_with_retries(
-        self,
-        method: str,
-        path: str,
-        payload: bytes | None,
-        parse: Callable[[Any], Any],
-        stop: threading.Event,
-    ) -> Any:
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                with self._inflight:  # rate slot taken inside, so starts stay spaced
-                    self._pacer.acquire(stop)
-                    status, headers, raw = self._request(method, path, payload)
-                return self._interpret(status, headers, raw, parse)
-            except _Attempt as failure:
-                if not failure.retry or attempts > self.max_retries or stop.is_set():
-                    return CallError(failure.kind, failure.message, attempts)
-                if failure.retry_after is not None:
-                    delay = failure.retry_after
-                    if failure.kind == "rate_limited":
-                        self._pacer.pause_until(time.monotonic() + delay)
-                else:
-                    jitter = 0.5 + self._rng.random()
-                    delay = min(self.backoff_s * 2 ** (attempts - 1) * jitter, _MAX_BACKOFF_S)
-                if stop.wait(delay):
-                    return CallError(failure.kind, failure.message + " (cancelled)", attempts)
-
-    def _interpret(
-        self, status: int, headers: http.client.HTTPMessage, raw: bytes, parse: Callable[[Any], Any]
-    ) -> Any:
-        retry_after = _parse_retry_after(headers.get("Retry-After"))
-        snippet = raw[:200].decode("utf-8", "replace")
-        if status == 429:
-            raise _Attempt(
-                "rate_limited", f"HTTP 429: {snippet}", retry=True, retry_after=retry_after
-            )
-        if status in _FATAL_STATUS:
-            raise ModeratorError(
-                f"server answered HTTP {status} ({_FATAL_STATUS[status]}): {snippet}",
-                where=_WHERE,
-                fix=(
-                    f"check base_url, model {self.model!r} and the API key in "
-                    f"${self.api_key_env or '(none)'}"
-                ),
-            )
-        if status >= 500 or status == 408:
-            raise _Attempt(
-                "server_error", f"HTTP {status}: {snippet}", retry=True, retry_after=retry_after
-            )
-        if status >= 400 or status < 200:
-            raise _Attempt("http_error", f"HTTP {status}: {snippet}", retry=False)
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, ValueError) as e:
-            raise _Attempt(
-                "bad_response", f"body is not JSON ({e}): {snippet!r}", retry=False
-            ) from e
-        if isinstance(data, dict) and "error" in data and "choices" not in data:
-            raise _Attempt("bad_response", f"server error payload: {snippet}", retry=False)
-        try:
-            return parse(data)
-        except _Attempt:
-            raise
-        except Exception as e:  # any malformed shape is this item's bad response
-            raise _Attempt(
-                "bad_response", f"unexpected response shape ({type(e).__name__}: {e})", retry=False
-            ) from e
-
-    def _request(
-        self, method: str, path: str, payload: bytes | None
-    ) -> tuple[int, http.client.HTTPMessage, bytes]:
-        """One HTTP exchange under a whole-attempt deadline of ``timeout_s``."""
-        deadline = time.monotonic() + self.timeout_s
-        conn: http.client.HTTPConnection
-        if self._https:
-            conn = http.client.HTTPSConnection(
-                self._host, self._port, timeout=self.timeout_s, context=ssl.create_default_context()
-            )
-        else:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout_s)
-        try:
-            conn.connect()
-            sock = conn.sock
-            assert sock is not None
-
-            def remaining() -> float:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                sock.settimeout(left)
-                return left
-
-            remaining()
-            conn.request(method, path, body=payload, headers=self._headers())
-            remaining()
-            resp = conn.getresponse()
-            expected = resp.getheader("Content-Length")
-            chunks: list[bytes] = []
-            while not resp.isclosed():  # the last read closes the socket
-                remaining()
-                chunk = resp.read(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            raw = b"".join(chunks)
-            if expected is not None and expected.isdigit() and len(raw) < int(expected):
-                raise _Attempt(
-                    "truncated_response",
-                    f"truncated body: {len(raw)} of {expected} bytes",
-                    retry=True,
-                )
-            return resp.status, resp.headers, raw
-        except TimeoutError as e:
-            raise _Attempt(
-                "timeout", f"no complete response within {self.timeout_s:g} s", retry=True
-            ) from e
-        except http.client.IncompleteRead as e:
-            raise _Attempt("truncated_response", f"truncated body: {e!r}", retry=True) from e
-        except (ConnectionError, http.client.HTTPException, OSError) as e:
-            raise _Attempt("connection_error", f"connection failed: {e!r}", retry=True) from e
-        finally:
-            conn.close()
+    def _send(self, body: dict[str, Any]) -> Send:
+        """One attempt: the SDK's generic POST, the raw body back. Not the typed
+        ``chat.completions.create``: that re-walks the body against its TypedDicts
+        (~1 ms a request, measured in docs/design.md) and refuses server extensions
+        (vLLM's ``top_k``, guided decoding); this sends the body byte for byte."""
+        path = "/chat/completions" if self.chat else "/completions"
+        return lambda client, headers: client.post(
+            path, cast_to=bytes, body=body, options={"headers": headers}
+        )
 
     # ------------------------------------------------------------------ parsing
 
@@ -555,7 +403,7 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
         choice = data["choices"][0]
         lp = choice.get("logprobs")
         if not lp:
-            raise _Attempt("bad_response", "server returned no logprobs", retry=False)
+            raise Attempt("bad_response", "server returned no logprobs", retry=False)
         top: list[tuple[str, float]] = []
         if self.chat:
             first = lp["content"][0]
@@ -570,9 +418,7 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
             if tokens and tlps and tlps[0] is not None and all(tok != tokens[0] for tok, _ in top):
                 top.append((str(tokens[0]), float(tlps[0])))
         if not top:
-            raise _Attempt(
-                "bad_response", "server returned an empty top-logprobs list", retry=False
-            )
+            raise Attempt("bad_response", "server returned an empty top-logprobs list", retry=False)
         return top
 
     def _renormalise(self, cand: Forms, observed: TopK) -> dict[str, float] | ItemError:
@@ -642,11 +488,11 @@ class OpenAICompatBackend(BackendLoops[dict[str, Any], Forms, TopK]):
     # ------------------------------------------------------------------ fingerprint
 
     def _server_model(self) -> dict[str, Any] | None:
-        never = threading.Event()
+        def send(client: Any, headers: dict[str, Any]) -> bytes:
+            return bytes(client.get("/models", cast_to=bytes, options={"headers": headers}))
+
         try:
-            result = self._call_with_retries(
-                "GET", self._url_path("models"), None, lambda data: data, never
-            )
+            result = self._transport.call(send, lambda data: data, threading.Event())
         except ModeratorError:  # no /models endpoint (404) or not allowed to list it
             return None
         if isinstance(result, CallError) or not isinstance(result, dict):
