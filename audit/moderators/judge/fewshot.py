@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit.errors import ModeratorError, SuiteError
-from audit.moderators.judge.prompts import neutralise
+from audit.moderators.judge.neutralise import neutralise
 from audit.schema import POSITIVE, UNKNOWN, Item, content_hash
 
 if TYPE_CHECKING:

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field
 
 from audit.errors import ModeratorError
+from audit.media.image import DEFAULT_JUDGE_MAX_SIDE, DEFAULT_MAX_PIXELS
 from audit.moderators.base import ModeratorBase, ModeratorParams, register
-from audit.moderators.judge.backends._common import GenOut
+from audit.moderators.judge.backends._common import GenOut, Suffix
 from audit.moderators.judge.fewshot import FewShotSelector, FewShotSpec
 from audit.schema import OVERALL_KEY, PARSE_FAILURE, Item, ModeratorOutput, error_class
 
@@ -80,6 +81,9 @@ class LLMJudge(ModeratorBase):
             category_scores: Llama Guard presets in ``logprob`` mode also score each
                 platform category from the hazard code that follows ``unsafe``
                 (a second forward pass per item; see ``_llama_guard_codes_scores``).
+            image_max_side / max_image_pixels: presets with media (``llama_guard_4``,
+                ``shieldgemma_2``): each image is decoded under the pixel limit and
+                re-encoded as a PNG data URL with at most this longest side.
         """
 
         model: str = Field(min_length=1)
@@ -109,6 +113,10 @@ class LLMJudge(ModeratorBase):
         few_shot: FewShotSpec | None = None
         policy_detail: Literal["full", "definitions"] = "full"
         category_scores: bool = True
+        #: presets with media: images are re-encoded as PNG with this longest side
+        image_max_side: int = Field(DEFAULT_JUDGE_MAX_SIDE, ge=32, le=4096)
+        #: presets with media: decompression-bomb limit per image (audit.media)
+        max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
 
     def __init__(self, params: Params, policy: Policy) -> None:
         from audit.moderators.judge import presets
@@ -116,6 +124,24 @@ class LLMJudge(ModeratorBase):
         self.params = params
         self.policy = policy
         self.preset = presets.get(params.preset)
+        if self.preset.media is not None and params.backend == "llama_cpp":
+            raise ModeratorError(
+                f"preset {self.preset.name!r} sees images; the llama_cpp backend reads text only",
+                where=NAME,
+                field="params.backend",
+                expected="transformers, vllm or openai_compat for a vision-language judge",
+                actual="llama_cpp",
+                fix="use backend: transformers (CPU/GPU) or vllm (GPU)",
+            )
+        if params.few_shot is not None and self.preset.media == "image_only":
+            raise ModeratorError(
+                f"preset {self.preset.name!r} judges images only and takes no text examples",
+                where=NAME,
+                field="params.few_shot",
+                expected="no few_shot with an image-only preset",
+                actual=f"{params.few_shot.suite}:{params.few_shot.split}",
+                fix="remove params.few_shot",
+            )
         if params.mode == "logprob" and self.preset.label_tokens is None:
             raise ModeratorError(
                 f"preset {self.preset.name!r} has no label tokens for logprob scoring",
@@ -166,6 +192,9 @@ class LLMJudge(ModeratorBase):
     # ------------------------------------------------------------------ setup
     def _reachable(self) -> tuple[str, ...]:
         cats = self.policy.category_ids
+        native = dict(self.preset.native_policies or ())
+        if native:
+            return tuple(c for c in cats if c in native)
         tax = self.preset.taxonomy
         if tax is None:
             return cats
@@ -204,6 +233,7 @@ class LLMJudge(ModeratorBase):
                 chat_template=self.preset.chat_template,
                 seed=p.seed,
                 allow_pickle=p.allow_pickle,
+                media=self.preset.media is not None,
             )
         if p.backend == "llama_cpp":
             from pathlib import Path
@@ -230,13 +260,25 @@ class LLMJudge(ModeratorBase):
             max_length=p.max_length,
             chat_template=self.preset.chat_template,
             allow_pickle=p.allow_pickle,
+            media=self.preset.media is not None,
         )
 
     def fingerprint(self) -> dict[str, Any]:
         from audit.moderators.judge import prompts
 
         p = self.params
+        media: dict[str, Any] = {}
+        if self.preset.media is not None:  # text presets keep their fingerprint
+            media["media"] = {
+                "kind": self.preset.media,
+                "max_images": self.preset.max_images,
+                "image_max_side": p.image_max_side,
+                "max_image_pixels": p.max_image_pixels,
+                "encoding": "png data URL",
+                "native_policies": dict(self.preset.native_policies or ()) or None,
+            }
         return {
+            **media,
             "backend": self.backend.fingerprint(),
             "preset": self.preset.name,
             "mode": p.mode,
@@ -268,9 +310,68 @@ class LLMJudge(ModeratorBase):
     def predict(self, items: Sequence[Item]) -> list[ModeratorOutput]:
         if not items:
             return []
-        if self.params.mode == "logprob":
-            return self._logprob(items)
-        return self._generate(items)
+        live, images, outs = self._media_split(items)
+        if live:
+            sub = [items[i] for i in live]
+            scored = (
+                self._logprob(sub, images)
+                if self.params.mode == "logprob"
+                else self._generate(sub, images)
+            )
+            for i, o in zip(live, scored):
+                outs[i] = o
+        return [o if o is not None else ModeratorOutput(error="no output") for o in outs]
+
+    def _media_split(
+        self, items: Sequence[Item]
+    ) -> tuple[list[int], list[tuple[str, ...]], list[ModeratorOutput | None]]:
+        """(indices of the items to score, their image data URLs, outputs so far):
+        an item whose media the preset needs but cannot use is an error output here
+        and never reaches the backend (docs/methods/media.md, "Multimodal judges")."""
+        live: list[int] = []
+        images: list[tuple[str, ...]] = []
+        outs: list[ModeratorOutput | None] = [None] * len(items)
+        for i, it in enumerate(items):
+            got = self._images(it)
+            if isinstance(got, ModeratorOutput):
+                outs[i] = got
+            else:
+                live.append(i)
+                images.append(got)
+        return live, images, outs
+
+    def _images(self, item: Item) -> tuple[str, ...] | ModeratorOutput:
+        """The item's images as PNG data URLs (none for text presets), or its error."""
+        preset = self.preset
+        if preset.media is None:
+            return ()
+        if item.media_error is not None:
+            # a broken photo can never make a post look safe: the item is an error
+            return ModeratorOutput(
+                error=item.media_error, error_type=item.media_error_type or "media_decode"
+            )
+        raw = ([item.image] if item.image else []) + [f.image for f in item.video_frames]
+        if not raw:
+            if preset.media == "image_only":
+                return ModeratorOutput(
+                    error=f"preset {preset.name!r} judges images and the item has none",
+                    error_type="no_media",
+                )
+            return ()
+        from audit.media import MediaItemError, to_data_url
+
+        try:
+            return tuple(
+                to_data_url(
+                    b,
+                    max_side=self.params.image_max_side,
+                    max_pixels=self.params.max_image_pixels,
+                    name=f"item {item.id!r} image {k}",
+                )
+                for k, b in enumerate(_spread(raw, preset.max_images))
+            )
+        except MediaItemError as exc:
+            return ModeratorOutput(error=exc.message, error_type=exc.error_type)
 
     def _examples(self, items: Sequence[Item]) -> list[Any]:
         """Per-item few-shot examples (``params.few_shot``), or ``None`` each."""
@@ -278,7 +379,13 @@ class LLMJudge(ModeratorBase):
             return [None] * len(items)
         return list(self.fewshot.select(items))
 
-    def _render(self, item: Item, category: str | None = None, examples: Any = None) -> Any:
+    def _render(
+        self,
+        item: Item,
+        category: str | None = None,
+        examples: Any = None,
+        images: Sequence[str] = (),
+    ) -> Any:
         from audit.moderators.judge import prompts
 
         # the backend tokenizer's special/added token strings, defused in item text
@@ -294,6 +401,8 @@ class LLMJudge(ModeratorBase):
                 self.preset.template,
                 examples=examples,
                 specials=specials,
+                images=images,
+                native=dict(self.preset.native_policies or ()) or None,
             )
         return prompts.render(
             self.policy,
@@ -304,6 +413,7 @@ class LLMJudge(ModeratorBase):
             examples=examples,
             detail=self.params.policy_detail,
             specials=specials,
+            images=images,
         )
 
     def _label_candidates(self) -> dict[str, Sequence[str]]:
@@ -314,7 +424,7 @@ class LLMJudge(ModeratorBase):
     def _next_token(
         self,
         prefix: str,
-        suffixes: list[str],
+        suffixes: list[Suffix],
         candidates: dict[str, Sequence[str]] | None = None,
         tail: str = "",
     ) -> list[Any]:
@@ -323,7 +433,7 @@ class LLMJudge(ModeratorBase):
         answer = self.preset.answer_prefix + tail
         return self.backend.next_token_probs(
             prefix,
-            [s + answer for s in suffixes],
+            [_append(s, answer) for s in suffixes],
             candidates or self._label_candidates(),
             batch_size=self.params.micro_batch_size,
             reuse_prefix=self.params.reuse_prefix,
@@ -338,14 +448,16 @@ class LLMJudge(ModeratorBase):
             return None
         return ModeratorOutput(error=f"{res.kind}: {res.message}", error_type=res.kind)
 
-    def _logprob(self, items: Sequence[Item]) -> list[ModeratorOutput]:
+    def _logprob(
+        self, items: Sequence[Item], images: Sequence[tuple[str, ...]]
+    ) -> list[ModeratorOutput]:
         outs = [ModeratorOutput() for _ in items]
         shots = self._examples(items)
         if self.preset.one_policy_per_call:
             for cat in self.judged:
-                parts = [self._render(it, cat, ex) for it, ex in zip(items, shots)]
+                parts = [self._render(it, cat, ex, im) for it, ex, im in zip(items, shots, images)]
                 for i, res in enumerate(
-                    self._next_token(parts[0].prefix, [p.suffix for p in parts])
+                    self._next_token(parts[0].prefix, [p.content() for p in parts])
                 ):
                     fail = self._failure(res)
                     if fail is not None:
@@ -356,8 +468,8 @@ class LLMJudge(ModeratorBase):
                 if o.error is None:
                     o.scores[OVERALL_KEY] = max(o.scores.values()) if o.scores else float("nan")
             return outs
-        parts = [self._render(it, None, ex) for it, ex in zip(items, shots)]
-        for i, res in enumerate(self._next_token(parts[0].prefix, [p.suffix for p in parts])):
+        parts = [self._render(it, None, ex, im) for it, ex, im in zip(items, shots, images)]
+        for i, res in enumerate(self._next_token(parts[0].prefix, [p.content() for p in parts])):
             fail = self._failure(res)
             outs[i] = (
                 fail
@@ -396,7 +508,7 @@ class LLMJudge(ModeratorBase):
         if not live:
             return
         try:
-            res = self._next_token(parts[0].prefix, [parts[i].suffix for i in live], cands, tail)
+            res = self._next_token(parts[0].prefix, [parts[i].content() for i in live], cands, tail)
         except ValueError as exc:
             raise ModeratorError(
                 f"cannot read Llama Guard hazard codes with this tokenizer: {exc}",
@@ -416,7 +528,9 @@ class LLMJudge(ModeratorBase):
                 mass = sum(float(r[c]) for c, t in edges if t == cat)
                 outs[i].scores[cat] = p_unsafe * min(1.0, mass)
 
-    def _generate(self, items: Sequence[Item]) -> list[ModeratorOutput]:
+    def _generate(
+        self, items: Sequence[Item], images: Sequence[tuple[str, ...]]
+    ) -> list[ModeratorOutput]:
         p = self.params
         sc = p.mode == "self_consistency"
         kwargs: dict[str, Any] = {
@@ -430,17 +544,22 @@ class LLMJudge(ModeratorBase):
         shots = self._examples(items)
         if self.preset.one_policy_per_call:
             for cat in self.judged:
-                parts = [self._render(it, cat, ex) for it, ex in zip(items, shots)]
+                parts = [self._render(it, cat, ex, im) for it, ex, im in zip(items, shots, images)]
                 calls.append(
                     (
                         cat,
-                        self.backend.generate(parts[0].prefix, [x.suffix for x in parts], **kwargs),
+                        self.backend.generate(
+                            parts[0].prefix, [x.content() for x in parts], **kwargs
+                        ),
                     )
                 )
         else:
-            parts = [self._render(it, None, ex) for it, ex in zip(items, shots)]
+            parts = [self._render(it, None, ex, im) for it, ex, im in zip(items, shots, images)]
             calls.append(
-                (None, self.backend.generate(parts[0].prefix, [x.suffix for x in parts], **kwargs))
+                (
+                    None,
+                    self.backend.generate(parts[0].prefix, [x.content() for x in parts], **kwargs),
+                )
             )
         return [self._tally(i, calls, sc) for i in range(len(items))]
 
@@ -541,12 +660,31 @@ class LLMJudge(ModeratorBase):
             )
         if not items:
             return []
+        live, images, outs = self._media_split(items)
+        if live:
+            wrote = self._explain_live(
+                [items[i] for i in live], [decisions[i] for i in live], images, max_new_tokens
+            )
+            for i, o in zip(live, wrote):
+                outs[i] = o
+        return [o if o is not None else ModeratorOutput(error="no output") for o in outs]
+
+    def _explain_live(
+        self,
+        items: Sequence[Item],
+        decisions: Sequence[bool],
+        images: Sequence[tuple[str, ...]],
+        max_new_tokens: int,
+    ) -> list[ModeratorOutput]:
         assert self.preset.explain is not None
         flag, ok = self.preset.explain
-        parts = [self._render(it, None, ex) for it, ex in zip(items, self._examples(items))]
+        parts = [
+            self._render(it, None, ex, im)
+            for it, ex, im in zip(items, self._examples(items), images)
+        ]
         gens = self.backend.generate(
             parts[0].prefix,
-            [p.suffix for p in parts],
+            [p.content() for p in parts],
             max_new_tokens=max_new_tokens,
             batch_size=self.params.micro_batch_size,
             stop=("\n",),
@@ -577,6 +715,26 @@ class LLMJudge(ModeratorBase):
         self.backend.close()
         if self.fewshot is not None:
             self.fewshot.close()
+
+
+def _spread(images: list[bytes], k: int) -> list[bytes]:
+    """At most ``k`` of an item's images: the first (its photo, or its first frame)
+    and then evenly spaced ones, in order, so a clip is seen across its length."""
+    if len(images) <= k:
+        return images
+    if k == 1:
+        return images[:1]
+    step = (len(images) - 1) / (k - 1)
+    return [images[round(j * step)] for j in range(k)]
+
+
+def _append(suffix: Suffix, text: str) -> Suffix:
+    """``suffix`` followed by ``text`` (the preset's answer prefix)."""
+    if not text:
+        return suffix
+    if isinstance(suffix, str):
+        return suffix + text
+    return [*suffix, {"type": "text", "text": text}]
 
 
 def _no_vote_type(failure_types: list[str]) -> str:

@@ -55,13 +55,15 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audit.errors import ModeratorError
+from audit.moderators.judge.neutralise import IMAGE_MARKER
+from audit.moderators.judge.neutralise import neutralise as neutralise
 from audit.schema import TEXT_FIELDS, Item
 
 if TYPE_CHECKING:
@@ -79,11 +81,18 @@ TEMPLATES: tuple[str, ...] = (
     "llama_guard",
     "llama_guard_4",
     "shieldgemma",
+    "shieldgemma_2",
     "wildguard",
 )
 
 #: Templates that judge one policy category per call.
-ONE_POLICY_TEMPLATES = frozenset({"shieldgemma"})
+ONE_POLICY_TEMPLATES = frozenset({"shieldgemma", "shieldgemma_2"})
+
+#: Templates that judge the item's image only: no item text, no few-shot examples.
+IMAGE_ONLY_TEMPLATES = frozenset({"shieldgemma_2"})
+
+#: Templates that render the item's text (and take few-shot examples).
+TEXT_TEMPLATES: tuple[str, ...] = tuple(t for t in TEMPLATES if t not in IMAGE_ONLY_TEMPLATES)
 
 #: Templates whose sections are Llama Guard hazard codes of the policy's
 #: ``llama_guard_3`` mapping rather than platform categories.
@@ -114,36 +123,6 @@ LLAMA_GUARD_CATEGORY_NAMES: dict[str, str] = {
     "S14": "Code Interpreter Abuse",
 }
 
-_ANGLE_RUN = re.compile(r"[<>＜＞﹤﹥]{3,}")
-#: Special-token look-alikes of the common chat formats, whatever the tokenizer:
-#: ``<|...|>`` and its full-width ``<｜...｜>`` form (DeepSeek), tag-like tokens
-#: (``<start_of_turn>``, ``<start_of_image>``, ``</think>``, ``<tool_call>``, ``<s>``)
-#: and upper-case bracket tokens (``[INST]``, ``[SYSTEM_PROMPT]``, ``[TOOL_CALLS]``).
-#: The tokenizer's own special vocabulary is defused on top (``specials=``).
-_SPECIAL = re.compile(
-    r"<\||\|>|<｜|｜>"
-    r"|</?[A-Za-z_][\w.:▁-]{0,48}/?>"
-    r"|(?i:<\s*/?\s*(?:start_of_turn|end_of_turn|bos|eos|s|pad|unk)\s*>)"
-    r"|\[\s*/?\s*[A-Z][A-Z0-9_]*\s*\]|(?i:\[\s*/?\s*inst\s*\])"
-)
-#: Line and paragraph separators a renderer or a model may treat as a line break
-#: (so a role line after them would start a line): all become ``\n`` first.
-_LINE_BREAKS = re.compile("\r\n?|[\u2028\u2029\u0085\x0b\x0c]")
-_WORD_JOINER = "\u2060"
-_LG_TAG = re.compile(r"<(\s*(?:BEGIN|END)\s)", re.IGNORECASE)
-#: Role labels neutralised at the start of a line, per template.
-_ROLE_LINES: dict[str, tuple[str, ...]] = {
-    "llama_guard": ("User", "Agent"),
-    "llama_guard_4": ("User", "Agent"),
-    "shieldgemma": ("Human Question",),
-    "wildguard": ("Human user", "AI assistant", "Answers"),
-}
-#: Answer labels neutralised anywhere in the content, per template.
-_ROLE_WORDS: dict[str, tuple[str, ...]] = {
-    "platform": ("VERDICT",),
-    "platform_binary": ("VERDICT",),
-    "wildguard": ("Harmful request", "Response refusal", "Harmful response"),
-}
 _SAFE_TAG = re.compile(r"[^A-Za-z0-9._:-]")
 #: Few-shot example rationales are cut to this many characters.
 _RATIONALE_CHARS = 200
@@ -155,134 +134,38 @@ class PromptParts:
 
     Attributes:
         prefix: instructions + policy text; identical for every item of a run.
-        suffix: the per-item part; the prompt is ``prefix + suffix``.
+        suffix: the per-item part; the prompt is ``prefix + suffix``. With images it
+            holds one :data:`IMAGE_MARKER` where each image goes.
         template_hash: sha256 over the template source (with any template it
             extends), the policy digest, the category selection and the section
             order, i.e. everything that shapes ``prefix``.
+        images: the item's images as PNG data URLs, in marker order (empty: text).
     """
 
     prefix: str
     suffix: str
     template_hash: str
+    images: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
-        """The whole prompt."""
+        """The whole prompt (image markers included)."""
         return self.prefix + self.suffix
 
-
-def _swap(s: str) -> str:
-    return (
-        s.replace("<", "‹")
-        .replace("＜", "‹")
-        .replace("﹤", "‹")
-        .replace(">", "›")
-        .replace("＞", "›")
-        .replace("﹥", "›")
-        .replace("[", "⟦")
-        .replace("]", "⟧")
-        .replace("｜", "¦")
-    )
-
-
-def _defuse(token: str) -> str:
-    """``token`` changed so that no tokenizer matches it as the special token any
-    more: its brackets swapped (:func:`_swap`) or, for a token without brackets, a
-    word joiner (U+2060, invisible) after its first character."""
-    out = _swap(token)
-    return out if out != token else token[:1] + _WORD_JOINER + token[1:]
-
-
-#: an index of special-token strings: a regex of their first characters (where a
-#: match can start) and, per first character, ``(length, lower-cased strings)``
-#: groups, longest first
-_SpecialsIndex = tuple[re.Pattern[str], dict[str, tuple[tuple[int, frozenset[str]], ...]]]
-
-
-@lru_cache(maxsize=16)
-def _specials_index(specials: frozenset[str]) -> _SpecialsIndex | None:
-    # whitespace-only or one-character added tokens are no control markers. A regex
-    # alternation of thousands of strings (Gemma has ~6000 added tokens) costs
-    # ~0.1 s per item, so candidates are found by first character and checked by
-    # length with set look-ups. Case is ignored because a ``normalized`` added token
-    # matches after the tokenizer's normaliser, which may lower-case the text.
-    groups: dict[str, dict[int, set[str]]] = {}
-    for t in specials:
-        if len(t) > 1 and t.strip():
-            low = t.lower()
-            groups.setdefault(low[0], {}).setdefault(len(low), set()).add(low)
-    if not groups:
-        return None
-    firsts = re.compile("[" + "".join(re.escape(c) for c in sorted(groups)) + "]", re.IGNORECASE)
-    index = {
-        c: tuple((n, frozenset(g[n])) for n in sorted(g, reverse=True)) for c, g in groups.items()
-    }
-    return firsts, index
-
-
-def _defuse_specials(text: str, index: _SpecialsIndex) -> str:
-    """``text`` with every (case-insensitive) occurrence of an indexed special-token
-    string defused, scanning left to right and preferring the longest match."""
-    firsts, by_first = index
-    out: list[str] = []
-    done = pos = 0
-    while (m := firsts.search(text, pos)) is not None:
-        j = m.start()
-        hit = 0
-        for n, strings in by_first.get(text[j].lower(), ()):
-            if text[j : j + n].lower() in strings:
-                hit = n
-                break
-        if hit:
-            out.append(text[done:j])
-            out.append(_defuse(text[j : j + hit]))
-            done = pos = j + hit
-        else:
-            pos = j + 1
-    out.append(text[done:])
-    return "".join(out)
-
-
-def neutralise(
-    text: str, template: str = "platform", specials: frozenset[str] = frozenset()
-) -> str:
-    """``text`` with every delimiter, special-token look-alike and role line of
-    ``template`` defused (angle brackets become ``‹ ›``, a role line's colon becomes
-    ``꞉``). Ordinary text, including single ``<``/``>``, is left unchanged.
-
-    Args:
-        text: item (or example) text.
-        template: the judge template (its role lines and answer words).
-        specials: the strings the backend's tokenizer maps to a special token (its
-            special and added-special vocabulary, ``JudgeBackend.special_strings``):
-            each occurrence is defused (:func:`_defuse`), so item text can never
-            encode to a special token id, whatever the chat format.
-
-    Line and paragraph separators (bare CR, CRLF, U+2028, U+2029, NEL U+0085, VT,
-    FF) become ``\n`` first, so a fake role line after one is caught like one after
-    a newline.
-    """
-    out = _LINE_BREAKS.sub("\n", text)
-    index = _specials_index(frozenset(specials))
-    if index is not None:
-        out = _defuse_specials(out, index)
-    out = _ANGLE_RUN.sub(lambda m: _swap(m.group()), out)
-    out = _SPECIAL.sub(lambda m: _swap(m.group()), out)
-    out = _LG_TAG.sub(r"‹\1", out)
-    words = _ROLE_WORDS.get(template, ())
-    if words:
-        alt = "|".join(re.escape(r) for r in words)
-        out = re.sub(rf"\b((?:{alt})\W*?)\s*:", lambda m: m.group(1) + "꞉", out, flags=re.I)
-    roles = _ROLE_LINES.get(template, ())
-    if roles:
-        alt = "|".join(re.escape(r) for r in roles)
-        out = re.sub(
-            rf"^(\W*(?:{alt})\s*):",
-            lambda m: m.group(1) + "꞉",
-            out,
-            flags=re.IGNORECASE | re.MULTILINE,
-        )
-    return out
+    def content(self) -> str | list[dict[str, Any]]:
+        """The per-item part as a backend receives it: the suffix text for a
+        text-only item, else OpenAI-style content parts (``text`` / ``image_url``)
+        with each image where the template placed it (docs/methods/media.md)."""
+        if not self.images:
+            return self.suffix
+        pieces = self.suffix.split(IMAGE_MARKER)
+        parts: list[dict[str, Any]] = []
+        for i, piece in enumerate(pieces):
+            if piece:
+                parts.append({"type": "text", "text": piece})
+            if i < len(self.images):
+                parts.append({"type": "image_url", "image_url": {"url": self.images[i]}})
+        return parts
 
 
 @lru_cache(maxsize=1)
@@ -400,9 +283,13 @@ def _tag(item: Item) -> str:
     return _SAFE_TAG.sub("_", h)[:12] or "item"
 
 
-def _item_vars(item: Item, template: str, specials: frozenset[str]) -> dict[str, Any]:
+def _item_vars(
+    item: Item, template: str, specials: frozenset[str], n_images: int = 0
+) -> dict[str, Any]:
     present = [k for k, v in item.fields.items() if v]
     return {
+        # one marker per image; a template prints it where its model expects images
+        "images": IMAGE_MARKER * n_images,
         "tag": _tag(item),
         "content": neutralise(item.text(), template, specials),
         "surface": neutralise(item.context.get("surface") or "unknown", template, specials),
@@ -435,6 +322,121 @@ def template_hash(
     ).hexdigest()
 
 
+def _check_render(
+    template: str,
+    detail: str,
+    selected: Sequence[str],
+    few_shot: Sequence[tuple[Item, dict[str, bool]]],
+    examples: Sequence[Example] | None,
+) -> None:
+    """The argument checks of :func:`render` (one clear error before rendering)."""
+    if detail not in DETAILS:
+        raise ModeratorError(
+            "unknown policy detail level",
+            field="policy_detail",
+            expected=" | ".join(DETAILS),
+            actual=repr(detail),
+        )
+    if template in ONE_POLICY_TEMPLATES and len(selected) != 1:
+        raise ModeratorError(
+            f"template {template!r} judges one policy category per call",
+            field="categories",
+            expected="exactly one category id (use prompts.one_category)",
+            actual=repr(list(selected)),
+        )
+    if few_shot and template not in FEW_SHOT_TEMPLATES:
+        raise ModeratorError(
+            f"template {template!r} takes no few-shot examples",
+            field="few_shot",
+            expected=f"few-shot examples only with {', '.join(sorted(FEW_SHOT_TEMPLATES))}",
+            actual=f"{len(few_shot)} examples",
+        )
+    if examples and template in IMAGE_ONLY_TEMPLATES:
+        raise ModeratorError(
+            f"template {template!r} judges images only and takes no text examples",
+            field="few_shot",
+            expected="no few_shot with an image-only preset",
+            actual=f"{len(examples)} examples",
+            fix="remove params.few_shot",
+        )
+    if few_shot and examples:
+        raise ModeratorError(
+            "judge prompt: give few_shot or examples, not both",
+            field="examples",
+            expected="one source of few-shot examples",
+            actual=f"{len(few_shot)} few_shot and {len(examples)} examples",
+        )
+
+
+def _section_vars(
+    policy: Policy, template: str, order: Sequence[str], native: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Template variables of the policy sections, in prompt order (``native``: the
+    model's own policy sentence per category, where its template prints one)."""
+    if template in LLAMA_GUARD_TEMPLATES:
+        return [{"id": code, "name": LLAMA_GUARD_CATEGORY_NAMES[code]} for code in order]
+    out: list[dict[str, Any]] = []
+    for cid in order:
+        c = policy.category(cid)
+        out.append(
+            {
+                "id": c.id,
+                "name": c.name,
+                "definition": c.definition,
+                "not_allowed": list(c.not_allowed),
+                "allowed": list(c.allowed),
+                "native": (native or {}).get(cid),
+            }
+        )
+    return out
+
+
+def _legacy_vars(
+    policy: Policy,
+    few_shot: Sequence[tuple[Item, dict[str, bool]]],
+    template: str,
+    selected: Sequence[str],
+    specials: frozenset[str],
+) -> list[dict[str, Any]]:
+    """Template variables of the legacy ``few_shot=`` examples (platform template)."""
+    legacy = []
+    for ex_item, labels in few_shot:
+        bad = [k for k in labels if k not in policy.category_ids]
+        if bad:
+            raise ModeratorError(
+                "few-shot example labels name unknown categories",
+                field="few_shot",
+                expected=f"category ids of {policy.ref}",
+                actual=", ".join(bad),
+            )
+        legacy.append(
+            {
+                "tag": _tag(ex_item),
+                "content": neutralise(ex_item.text(), template, specials),
+                "violations": json.dumps([c for c in selected if labels.get(c)]),
+            }
+        )
+    return legacy
+
+
+def _split_rendered(text: str, split: str, template: str, n_images: int) -> tuple[str, str]:
+    """(prefix, suffix) of a rendered prompt; every image marker must sit in the
+    per-item suffix (the prefix is shared by all items) and appear once per image."""
+    prefix, sep, suffix = text.partition(split)
+    if not sep or split in suffix:  # pragma: no cover - template bug
+        raise ModeratorError(f"template {template!r} must contain {{{{ SPLIT }}}} exactly once")
+    placed = suffix.count(IMAGE_MARKER)
+    if IMAGE_MARKER in prefix or placed != n_images:
+        raise ModeratorError(
+            f"template {template!r} does not place the item's images in its per-item part",
+            field="template",
+            expected=f"{n_images} image position(s) ({{{{ item.images }}}}) after {{{{ SPLIT }}}}",
+            actual=f"{placed} in the suffix, {prefix.count(IMAGE_MARKER)} in the prefix",
+            fix="use a preset whose template declares media (e.g. llama_guard_4, shieldgemma_2)",
+        )
+    return prefix, suffix
+
+
 def render(
     policy: Policy,
     item: Item,
@@ -446,6 +448,8 @@ def render(
     examples: Sequence[Example] | None = None,
     detail: str = "full",
     specials: frozenset[str] = frozenset(),
+    images: Sequence[str] = (),
+    native: Mapping[str, str] | None = None,
 ) -> PromptParts:
     """Render the judge prompt for ``item``.
 
@@ -472,85 +476,31 @@ def render(
             (``JudgeBackend.special_strings``), defused in every item-derived string
             (content, context, examples) by :func:`neutralise`; the template's own
             turn markers are untouched.
+        images: the item's images as data URLs (``audit.media.to_data_url``), placed
+            where the template prints ``item.images``; the result's
+            :meth:`PromptParts.content` is then a content-part list. Empty: text only.
+        native: category → the model's own trained policy sentence
+            (``Preset.native_policies``), printed instead of the platform definition
+            by templates that use it (``shieldgemma_2``).
 
     Raises:
-        ModeratorError: unknown template, categories, section order or example labels.
+        ModeratorError: unknown template, categories, section order or example
+            labels, or a template that does not place the images.
     """
     _check_template(template)
-    if detail not in DETAILS:
-        raise ModeratorError(
-            "unknown policy detail level",
-            field="policy_detail",
-            expected=" | ".join(DETAILS),
-            actual=repr(detail),
-        )
     selected = _selected(policy, categories)
-    if template in ONE_POLICY_TEMPLATES and len(selected) != 1:
-        raise ModeratorError(
-            f"template {template!r} judges one policy category per call",
-            field="categories",
-            expected="exactly one category id (use prompts.one_category)",
-            actual=repr(selected),
-        )
-    if few_shot and template not in FEW_SHOT_TEMPLATES:
-        raise ModeratorError(
-            f"template {template!r} takes no few-shot examples",
-            field="few_shot",
-            expected=f"few-shot examples only with {', '.join(sorted(FEW_SHOT_TEMPLATES))}",
-            actual=f"{len(few_shot)} examples",
-        )
-    if few_shot and examples:
-        raise ModeratorError(
-            "judge prompt: give few_shot or examples, not both",
-            field="examples",
-            expected="one source of few-shot examples",
-            actual=f"{len(few_shot)} few_shot and {len(examples)} examples",
-        )
+    _check_render(template, detail, selected, few_shot, examples)
     order = _ordered(sections(policy, template, categories), section_order)
-    if template in LLAMA_GUARD_TEMPLATES:
-        section_vars: list[dict[str, Any]] = [
-            {"id": code, "name": LLAMA_GUARD_CATEGORY_NAMES[code]} for code in order
-        ]
-    else:
-        section_vars = []
-        for cid in order:
-            c = policy.category(cid)
-            section_vars.append(
-                {
-                    "id": c.id,
-                    "name": c.name,
-                    "definition": c.definition,
-                    "not_allowed": list(c.not_allowed),
-                    "allowed": list(c.allowed),
-                }
-            )
-    legacy = []
-    for ex_item, labels in few_shot:
-        bad = [k for k in labels if k not in policy.category_ids]
-        if bad:
-            raise ModeratorError(
-                "few-shot example labels name unknown categories",
-                field="few_shot",
-                expected=f"category ids of {policy.ref}",
-                actual=", ".join(bad),
-            )
-        legacy.append(
-            {
-                "tag": _tag(ex_item),
-                "content": neutralise(ex_item.text(), template, specials),
-                "violations": json.dumps([c for c in selected if labels.get(c)]),
-            }
-        )
     split = f"\x1e{uuid.uuid4().hex}\x1e"
     text = (
         _env()
         .get_template(f"{template}.j2")
         .render(
             policy={"ref": policy.ref, "name": policy.name, "description": policy.description},
-            sections=section_vars,
+            sections=_section_vars(policy, template, order, native),
             ids=selected,
-            item=_item_vars(item, template, specials),
-            examples=legacy,
+            item=_item_vars(item, template, specials, len(images)),
+            examples=_legacy_vars(policy, few_shot, template, selected, specials),
             shots=_shot_vars(
                 policy,
                 examples or (),
@@ -563,15 +513,14 @@ def render(
             SPLIT=split,
         )
     )
-    prefix, sep, suffix = text.partition(split)
-    if not sep or split in suffix:  # pragma: no cover - template bug
-        raise ModeratorError(f"template {template!r} must contain {{{{ SPLIT }}}} exactly once")
+    prefix, suffix = _split_rendered(text, split, template, len(images))
     return PromptParts(
         prefix=prefix,
         suffix=suffix,
         template_hash=template_hash(
             policy, template, categories=categories, section_order=section_order, detail=detail
         ),
+        images=tuple(images),
     )
 
 
@@ -583,10 +532,12 @@ def one_category(
     *,
     examples: Sequence[Example] | None = None,
     specials: frozenset[str] = frozenset(),
+    images: Sequence[str] = (),
+    native: Mapping[str, str] | None = None,
 ) -> PromptParts:
     """The prompt for one (item, category) pair, for one-policy-per-call formats
-    (ShieldGemma, Zeng et al. 2024, arXiv 2407.21772). ``examples`` and ``specials``
-    as in :func:`render`; the examples' answer is about ``category`` only."""
+    (ShieldGemma, Zeng et al. 2024, arXiv 2407.21772). ``examples``, ``specials`` and
+    ``images`` as in :func:`render`; the examples' answer is about ``category`` only."""
     return render(
         policy,
         item,
@@ -594,6 +545,8 @@ def one_category(
         categories=[category],
         examples=examples,
         specials=specials,
+        images=images,
+        native=native,
     )
 
 
