@@ -31,8 +31,18 @@ VLM_CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_vlm(out_dir: Path | str, *, seed: int = 0) -> Path:
-    """Write the tiny LLaVA model + processor to ``out_dir`` and return it as a Path."""
+def build_tiny_vlm(
+    out_dir: Path | str,
+    *,
+    seed: int = 0,
+    text_hidden: int = 32,
+    text_heads: int = 4,
+    vision_hidden: int = 16,
+) -> Path:
+    """Write the tiny LLaVA model + processor to ``out_dir`` and return it as a Path.
+
+    The widths default to the CPU-test size; the GPU script (bench/bench_vllm_gpu.py)
+    widens them so every head is 64 wide, which vLLM's attention kernels need."""
     import torch
     from transformers import (
         CLIPImageProcessor,
@@ -50,21 +60,21 @@ def build_tiny_vlm(out_dir: Path | str, *, seed: int = 0) -> Path:
     tok.add_tokens([IMAGE_TOKEN], special_tokens=True)
     tok.chat_template = VLM_CHAT_TEMPLATE
     vision = CLIPVisionConfig(
-        hidden_size=16,
-        intermediate_size=32,
+        hidden_size=vision_hidden,
+        intermediate_size=2 * vision_hidden,
         num_hidden_layers=1,
-        num_attention_heads=2,
+        num_attention_heads=max(1, vision_hidden // 64) if vision_hidden >= 64 else 2,
         image_size=IMAGE_SIDE,
         patch_size=PATCH,
-        projection_dim=16,
+        projection_dim=vision_hidden,
     )
     text = LlamaConfig(
         vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=text_hidden,
+        intermediate_size=2 * text_hidden,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=text_heads,
+        num_key_value_heads=max(1, text_heads // 2),
         max_position_embeddings=512,
         initializer_range=0.5,
         pad_token_id=tok.pad_token_id,

@@ -42,7 +42,7 @@ def _parts(rgb: tuple[int, int, int]) -> list[dict[str, Any]]:
 def _reference(prompt: str, image: Any) -> dict[str, float]:
     """The fake's own full-softmax label probabilities for one multimodal request."""
     mark = int.from_bytes(hashlib.sha256(image.tobytes()).digest()[:2], "little") % 90 + 32
-    ctx = FakeTokenizer().encode(prompt, add_special_tokens=False) + [mark]
+    ctx = [*FakeTokenizer().encode(prompt, add_special_tokens=False), mark]
     logp = log_softmax(fake_logits(ctx))
     mass = {k: sum(math.exp(logp[ord(s[0])]) for s in set(v)) for k, v in CANDIDATES.items()}
     return {k: v / sum(mass.values()) for k, v in mass.items()}
