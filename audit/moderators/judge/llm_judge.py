@@ -20,7 +20,6 @@ backend its KV cache is computed once and reused (``reuse_prefix``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -31,7 +30,9 @@ from audit.media.image import DEFAULT_JUDGE_MAX_SIDE, DEFAULT_MAX_PIXELS
 from audit.moderators.base import ModeratorBase, ModeratorParams, register
 from audit.moderators.judge.backends._common import GenOut, Suffix
 from audit.moderators.judge.fewshot import FewShotSelector, FewShotSpec
-from audit.schema import OVERALL_KEY, PARSE_FAILURE, Item, ModeratorOutput, error_class
+from audit.moderators.judge.media import append_text
+from audit.moderators.judge.tally import item_failure
+from audit.schema import OVERALL_KEY, Item, ModeratorOutput
 
 if TYPE_CHECKING:
     from audit.moderators.judge.backends._common import ItemError
@@ -267,18 +268,10 @@ class LLMJudge(ModeratorBase):
         from audit.moderators.judge import prompts
 
         p = self.params
-        media: dict[str, Any] = {}
-        if self.preset.media is not None:  # text presets keep their fingerprint
-            media["media"] = {
-                "kind": self.preset.media,
-                "max_images": self.preset.max_images,
-                "image_max_side": p.image_max_side,
-                "max_image_pixels": p.max_image_pixels,
-                "encoding": "png data URL",
-                "native_policies": dict(self.preset.native_policies or ()) or None,
-            }
+        from audit.moderators.judge.media import media_fingerprint
+
         return {
-            **media,
+            **media_fingerprint(self.preset, p.image_max_side, p.max_image_pixels),
             "backend": self.backend.fingerprint(),
             "preset": self.preset.name,
             "mode": p.mode,
@@ -322,56 +315,14 @@ class LLMJudge(ModeratorBase):
                 outs[i] = o
         return [o if o is not None else ModeratorOutput(error="no output") for o in outs]
 
-    def _media_split(
-        self, items: Sequence[Item]
-    ) -> tuple[list[int], list[tuple[str, ...]], list[ModeratorOutput | None]]:
-        """(indices of the items to score, their image data URLs, outputs so far):
-        an item whose media the preset needs but cannot use is an error output here
-        and never reaches the backend (docs/methods/media.md, "Multimodal judges")."""
-        live: list[int] = []
-        images: list[tuple[str, ...]] = []
-        outs: list[ModeratorOutput | None] = [None] * len(items)
-        for i, it in enumerate(items):
-            got = self._images(it)
-            if isinstance(got, ModeratorOutput):
-                outs[i] = got
-            else:
-                live.append(i)
-                images.append(got)
-        return live, images, outs
+    def _media_split(self, items: Sequence[Item]) -> Any:
+        """``judge.media.split_items`` with this judge's preset and image limits."""
+        from audit.moderators.judge.media import split_items
 
-    def _images(self, item: Item) -> tuple[str, ...] | ModeratorOutput:
-        """The item's images as PNG data URLs (none for text presets), or its error."""
-        preset = self.preset
-        if preset.media is None:
-            return ()
-        if item.media_error is not None:
-            # a broken photo can never make a post look safe: the item is an error
-            return ModeratorOutput(
-                error=item.media_error, error_type=item.media_error_type or "media_decode"
-            )
-        raw = ([item.image] if item.image else []) + [f.image for f in item.video_frames]
-        if not raw:
-            if preset.media == "image_only":
-                return ModeratorOutput(
-                    error=f"preset {preset.name!r} judges images and the item has none",
-                    error_type="no_media",
-                )
-            return ()
-        from audit.media import MediaItemError, to_data_url
-
-        try:
-            return tuple(
-                to_data_url(
-                    b,
-                    max_side=self.params.image_max_side,
-                    max_pixels=self.params.max_image_pixels,
-                    name=f"item {item.id!r} image {k}",
-                )
-                for k, b in enumerate(_spread(raw, preset.max_images))
-            )
-        except MediaItemError as exc:
-            return ModeratorOutput(error=exc.message, error_type=exc.error_type)
+        p = self.params
+        return split_items(
+            items, self.preset, max_side=p.image_max_side, max_pixels=p.max_image_pixels
+        )
 
     def _examples(self, items: Sequence[Item]) -> list[Any]:
         """Per-item few-shot examples (``params.few_shot``), or ``None`` each."""
@@ -433,20 +384,11 @@ class LLMJudge(ModeratorBase):
         answer = self.preset.answer_prefix + tail
         return self.backend.next_token_probs(
             prefix,
-            [_append(s, answer) for s in suffixes],
+            [append_text(s, answer) for s in suffixes],
             candidates or self._label_candidates(),
             batch_size=self.params.micro_batch_size,
             reuse_prefix=self.params.reuse_prefix,
         )
-
-    @staticmethod
-    def _failure(res: dict[str, float] | GenOut | ItemError | None) -> ModeratorOutput | None:
-        """The item's error output when the backend returned an ItemError, else None."""
-        from audit.moderators.judge.backends._common import ItemError
-
-        if not isinstance(res, ItemError):
-            return None
-        return ModeratorOutput(error=f"{res.kind}: {res.message}", error_type=res.kind)
 
     def _logprob(
         self, items: Sequence[Item], images: Sequence[tuple[str, ...]]
@@ -459,7 +401,7 @@ class LLMJudge(ModeratorBase):
                 for i, res in enumerate(
                     self._next_token(parts[0].prefix, [p.content() for p in parts])
                 ):
-                    fail = self._failure(res)
+                    fail = item_failure(res)
                     if fail is not None:
                         outs[i] = fail
                     elif outs[i].error is None:
@@ -470,7 +412,7 @@ class LLMJudge(ModeratorBase):
             return outs
         parts = [self._render(it, None, ex, im) for it, ex, im in zip(items, shots, images)]
         for i, res in enumerate(self._next_token(parts[0].prefix, [p.content() for p in parts])):
-            fail = self._failure(res)
+            fail = item_failure(res)
             outs[i] = (
                 fail
                 if fail is not None
@@ -519,7 +461,7 @@ class LLMJudge(ModeratorBase):
                 fix="set category_scores: false (overall P(unsafe) only), or use mode: generate",
             ) from None
         for i, r in zip(live, res):
-            fail = self._failure(r)
+            fail = item_failure(r)
             if fail is not None:
                 outs[i] = fail
                 continue
@@ -561,72 +503,12 @@ class LLMJudge(ModeratorBase):
                     self.backend.generate(parts[0].prefix, [x.content() for x in parts], **kwargs),
                 )
             )
-        return [self._tally(i, calls, sc) for i in range(len(items))]
+        from audit.moderators.judge.tally import tally
 
-    def _tally(
-        self, i: int, calls: list[tuple[str | None, list[list[GenOut | ItemError]]]], sc: bool
-    ) -> ModeratorOutput:
-        """Item ``i``'s output from its generations across calls: parsed verdicts vote
-        per category (a parse failure never votes), the overall score is the
-        any-violation vote share (or the highest category share)."""
-        from audit.moderators.judge import parsers
-
-        votes: list[parsers.Verdict] = []
-        failures: list[str] = []
-        failure_types: list[str] = []
-        raws: list[str] = []
-        per_cat_votes: dict[str, list[bool]] = {c: [] for c in self.judged}
-        unsafe_votes: list[bool] = []
-        for one_cat, results in calls:
-            for g in results[i]:
-                fail = self._failure(g)
-                if fail is not None or not isinstance(g, GenOut):
-                    failures.append((fail.error if fail else None) or "error")
-                    failure_types.append((fail.error_type if fail else None) or "engine_error")
-                    continue
-                raws.append(g.text)
-                v = parsers.parse(g.text, self.preset.fmt, self.policy, category=one_cat)
-                if v.status != "ok":
-                    failures.append(v.reason or "parse failure")
-                    failure_types.append(PARSE_FAILURE)
-                    continue
-                votes.append(v)
-                cats = [one_cat] if one_cat is not None else list(self.judged)
-                for c in cats:
-                    per_cat_votes[c].append(c in v.violations)
-                if one_cat is None and v.unsafe is not None:
-                    unsafe_votes.append(bool(v.unsafe))
-        raw = raws[0] if len(raws) == 1 else json.dumps(raws, ensure_ascii=False)
-        if not votes:
-            # A parse failure only when the model answered something unparsable; an item
-            # whose every call failed in transport is a transient error (retried on the
-            # next run, never cached), a model error otherwise.
-            kind = _no_vote_type(failure_types)
-            first = failure_types.index(kind) if kind in failure_types else 0
-            return ModeratorOutput(
-                error=failures[first] if failures else "no output",
-                error_type=kind,
-                raw_output=raw,
-            )
-        scores: dict[str, float] = {}
-        for c in self.categories:
-            if per_cat_votes[c]:
-                scores[c] = sum(per_cat_votes[c]) / len(per_cat_votes[c])
-        if unsafe_votes:
-            scores[OVERALL_KEY] = sum(unsafe_votes) / len(unsafe_votes)
-        elif scores:
-            scores[OVERALL_KEY] = max(scores.values())
-        rationale = next((v.rationale for v in votes if v.rationale), None)
-        if sc:
-            agreement = max(
-                (max(sum(x), len(x) - sum(x)) / len(x) for x in per_cat_votes.values() if x),
-                default=float("nan"),
-            )
-            raw = json.dumps(
-                {"samples": raws, "parse_failures": len(failures), "agreement": agreement},
-                ensure_ascii=False,
-            )
-        return ModeratorOutput(scores=scores, rationale=rationale, raw_output=raw)
+        return [
+            tally(i, calls, sc, self.preset.fmt, self.policy, self.judged, self.categories)
+            for i in range(len(items))
+        ]
 
     # ------------------------------------------------------------------ rationales
     def explain_unsupported(self) -> str | None:
@@ -693,7 +575,7 @@ class LLMJudge(ModeratorBase):
         outs = []
         for d, res in zip(decisions, gens):
             g = res[0] if res else None
-            fail = self._failure(g)
+            fail = item_failure(g)
             if fail is not None:
                 outs.append(fail)
                 continue
@@ -715,33 +597,3 @@ class LLMJudge(ModeratorBase):
         self.backend.close()
         if self.fewshot is not None:
             self.fewshot.close()
-
-
-def _spread(images: list[bytes], k: int) -> list[bytes]:
-    """At most ``k`` of an item's images: the first (its photo, or its first frame)
-    and then evenly spaced ones, in order, so a clip is seen across its length."""
-    if len(images) <= k:
-        return images
-    if k == 1:
-        return images[:1]
-    step = (len(images) - 1) / (k - 1)
-    return [images[round(j * step)] for j in range(k)]
-
-
-def _append(suffix: Suffix, text: str) -> Suffix:
-    """``suffix`` followed by ``text`` (the preset's answer prefix)."""
-    if not text:
-        return suffix
-    if isinstance(suffix, str):
-        return suffix + text
-    return [*suffix, {"type": "text", "text": text}]
-
-
-def _no_vote_type(failure_types: list[str]) -> str:
-    """The outcome of an item that produced no verdict (see audit.schema.error_class)."""
-    if not failure_types or PARSE_FAILURE in failure_types:
-        return PARSE_FAILURE
-    classes = [error_class(t) for t in failure_types]
-    if all(c == "transient" for c in classes):
-        return failure_types[0]
-    return next(t for t, c in zip(failure_types, classes, strict=True) if c == "model_error")

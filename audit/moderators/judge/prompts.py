@@ -18,6 +18,7 @@ A prompt is split in two (:class:`PromptParts`):
 | ``llama_guard`` | Llama Guard 3 (Inan et al. 2023, "Llama Guard: LLM-based Input-Output Safeguard for Human-AI Conversations"; Llama Guard 3 model card) | ``safe`` or ``unsafe\\nS1,S10`` |
 | ``llama_guard_4`` | Llama Guard 4 model card: the same format with Llama 4 turn markers | as ``llama_guard`` |
 | ``shieldgemma`` | ShieldGemma (Zeng et al. 2024, arXiv 2407.21772), one policy per call | ``Yes`` / ``No`` first |
+| ``shieldgemma_2`` | ShieldGemma 2 card (2025): one image, one policy per call, chat template | ``Yes`` / ``No`` first |
 | ``wildguard`` | WildGuard (Han et al. 2024, "WildGuard: Open One-Stop Moderation Tools...") | ``Harmful request: yes/no`` |
 
 The ``platform`` template is plain instruction text that a backend wraps as one user
@@ -53,7 +54,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -64,6 +64,8 @@ from typing import TYPE_CHECKING, Any
 from audit.errors import ModeratorError
 from audit.moderators.judge.neutralise import IMAGE_MARKER
 from audit.moderators.judge.neutralise import neutralise as neutralise
+from audit.moderators.judge.prompt_shots import legacy_vars, shot_vars
+from audit.moderators.judge.prompt_shots import tag as _tag
 from audit.schema import TEXT_FIELDS, Item
 
 if TYPE_CHECKING:
@@ -90,6 +92,9 @@ ONE_POLICY_TEMPLATES = frozenset({"shieldgemma", "shieldgemma_2"})
 
 #: Templates that judge the item's image only: no item text, no few-shot examples.
 IMAGE_ONLY_TEMPLATES = frozenset({"shieldgemma_2"})
+
+#: Templates that can show the item's images (``render(images=...)``).
+MEDIA_TEMPLATES = frozenset({"llama_guard_4", "shieldgemma_2"})
 
 #: Templates that render the item's text (and take few-shot examples).
 TEXT_TEMPLATES: tuple[str, ...] = tuple(t for t in TEMPLATES if t not in IMAGE_ONLY_TEMPLATES)
@@ -122,10 +127,6 @@ LLAMA_GUARD_CATEGORY_NAMES: dict[str, str] = {
     "S13": "Elections",
     "S14": "Code Interpreter Abuse",
 }
-
-_SAFE_TAG = re.compile(r"[^A-Za-z0-9._:-]")
-#: Few-shot example rationales are cut to this many characters.
-_RATIONALE_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -278,20 +279,19 @@ def _ordered(default: tuple[str, ...], section_order: Sequence[str] | None) -> l
 DETAILS = ("full", "definitions")
 
 
-def _tag(item: Item) -> str:
-    h = item.content_hash or hashlib.sha256(item.text().encode("utf-8")).hexdigest()
-    return _SAFE_TAG.sub("_", h)[:12] or "item"
-
-
 def _item_vars(
     item: Item, template: str, specials: frozenset[str], n_images: int = 0
 ) -> dict[str, Any]:
     present = [k for k, v in item.fields.items() if v]
+    marks = IMAGE_MARKER * n_images  # one marker per image
+    content = neutralise(item.text(), template, specials)
     return {
-        # one marker per image; a template prints it where its model expects images
-        "images": IMAGE_MARKER * n_images,
+        # image-only templates print ``item.images`` where their model expects the
+        # image; the others carry it at the start of the judged content, so their
+        # template source (and every text prompt's hash) is unchanged
+        "images": marks if template in IMAGE_ONLY_TEMPLATES else "",
         "tag": _tag(item),
-        "content": neutralise(item.text(), template, specials),
+        "content": content if template in IMAGE_ONLY_TEMPLATES else marks + content,
         "surface": neutralise(item.context.get("surface") or "unknown", template, specials),
         "language": neutralise(item.context.get("language") or "unknown", template, specials),
         "fields": [TEXT_FIELDS.get(k, k) for k in present] or ["none"],
@@ -391,34 +391,6 @@ def _section_vars(
     return out
 
 
-def _legacy_vars(
-    policy: Policy,
-    few_shot: Sequence[tuple[Item, dict[str, bool]]],
-    template: str,
-    selected: Sequence[str],
-    specials: frozenset[str],
-) -> list[dict[str, Any]]:
-    """Template variables of the legacy ``few_shot=`` examples (platform template)."""
-    legacy = []
-    for ex_item, labels in few_shot:
-        bad = [k for k in labels if k not in policy.category_ids]
-        if bad:
-            raise ModeratorError(
-                "few-shot example labels name unknown categories",
-                field="few_shot",
-                expected=f"category ids of {policy.ref}",
-                actual=", ".join(bad),
-            )
-        legacy.append(
-            {
-                "tag": _tag(ex_item),
-                "content": neutralise(ex_item.text(), template, specials),
-                "violations": json.dumps([c for c in selected if labels.get(c)]),
-            }
-        )
-    return legacy
-
-
 def _split_rendered(text: str, split: str, template: str, n_images: int) -> tuple[str, str]:
     """(prefix, suffix) of a rendered prompt; every image marker must sit in the
     per-item suffix (the prefix is shared by all items) and appear once per image."""
@@ -426,12 +398,14 @@ def _split_rendered(text: str, split: str, template: str, n_images: int) -> tupl
     if not sep or split in suffix:  # pragma: no cover - template bug
         raise ModeratorError(f"template {template!r} must contain {{{{ SPLIT }}}} exactly once")
     placed = suffix.count(IMAGE_MARKER)
+    if n_images and template not in MEDIA_TEMPLATES:
+        placed = -1  # a text template: refuse rather than slip images into its content
     if IMAGE_MARKER in prefix or placed != n_images:
         raise ModeratorError(
             f"template {template!r} does not place the item's images in its per-item part",
             field="template",
-            expected=f"{n_images} image position(s) ({{{{ item.images }}}}) after {{{{ SPLIT }}}}",
-            actual=f"{placed} in the suffix, {prefix.count(IMAGE_MARKER)} in the prefix",
+            expected=f"{n_images} image position(s) after {{{{ SPLIT }}}} in a media template",
+            actual=f"{max(placed, 0)} in the suffix, {prefix.count(IMAGE_MARKER)} in the prefix",
             fix="use a preset whose template declares media (e.g. llama_guard_4, shieldgemma_2)",
         )
     return prefix, suffix
@@ -457,31 +431,23 @@ def render(
         policy: the policy version; categories, definitions and examples come from it.
         item: the item to judge.
         template: one of :data:`TEMPLATES`.
-        categories: platform category ids to include (default all). For the Llama
-            Guard templates, the hazard codes whose mapping edges target one of them.
-            ``shieldgemma`` needs exactly one (see :func:`one_category`).
-        few_shot: labelled examples ``(item, {category id: violates})`` rendered in
-            the suffix (``platform`` template only).
+        categories: platform category ids to include (default all); Llama Guard
+            templates list the hazard codes mapped onto them; one-policy templates
+            need exactly one (:func:`one_category`).
+        few_shot: legacy labelled examples ``(item, {category: violates})``
+            (``platform`` template only).
         section_order: a permutation of :func:`sections` (robustness probe).
-        examples: few-shot examples (``fewshot.FewShotSelector.select``), any
-            template. Rendered in the suffix before the item, each delimited and
-            neutralised exactly like the item's content and followed by the answer in
-            the template's own format, about the selected categories only
-            (``shieldgemma``: the one category; Llama Guard: the listed codes, see
-            :func:`_example_codes`). ``None`` or empty renders today's prompt.
-        detail: ``full`` (each category's definition with its not-allowed and allowed
-            examples) or ``definitions`` (definitions only: a prompt about a quarter as
-            long, for small or slow judges); platform templates.
-        specials: the backend tokenizer's special-token strings
-            (``JudgeBackend.special_strings``), defused in every item-derived string
-            (content, context, examples) by :func:`neutralise`; the template's own
-            turn markers are untouched.
+        examples: few-shot examples (``fewshot.FewShotSelector.select``), rendered in
+            the suffix, delimited and neutralised like the item, each followed by its
+            answer in the template's format about the selected categories only.
+        detail: ``full`` or ``definitions`` (definitions only, about a quarter as long).
+        specials: the backend tokenizer's special-token strings, defused in every
+            item-derived string by :func:`neutralise`.
         images: the item's images as data URLs (``audit.media.to_data_url``), placed
-            where the template prints ``item.images``; the result's
-            :meth:`PromptParts.content` is then a content-part list. Empty: text only.
-        native: category → the model's own trained policy sentence
-            (``Preset.native_policies``), printed instead of the platform definition
-            by templates that use it (``shieldgemma_2``).
+            where the template prints ``item.images``; :meth:`PromptParts.content`
+            then returns content parts.
+        native: category → the model's own policy sentence
+            (``Preset.native_policies``), for templates that print it.
 
     Raises:
         ModeratorError: unknown template, categories, section order or example
@@ -500,8 +466,8 @@ def render(
             sections=_section_vars(policy, template, order, native),
             ids=selected,
             item=_item_vars(item, template, specials, len(images)),
-            examples=_legacy_vars(policy, few_shot, template, selected, specials),
-            shots=_shot_vars(
+            examples=legacy_vars(policy, few_shot, template, selected, specials),
+            shots=shot_vars(
                 policy,
                 examples or (),
                 template,
@@ -548,71 +514,3 @@ def one_category(
         images=images,
         native=native,
     )
-
-
-def _example_codes(policy: Policy, violations: set[str], order: Sequence[str]) -> list[str]:
-    """Llama Guard codes for an example violating ``violations``, among the prompt's
-    sections ``order`` (in that order).
-
-    A code is chosen when every platform category it maps to is violated, so that the
-    answer parses back (``parsers.parse``) to exactly the example's labels; a violated
-    category that no such code covers falls back to every listed code mapping to it
-    (e.g. ``illicit_fraud`` only has ``S2``, which also maps to other categories).
-    A violation with no listed code at all is outside the prompt's categories.
-    """
-    targets: dict[str, set[str]] = {}
-    for e in policy.mapping(LLAMA_GUARD_TAXONOMY).edges:
-        if e.target is not None:
-            targets.setdefault(e.source, set()).add(e.target)
-    chosen = {c for c in order if targets.get(c) and targets[c] <= violations}
-    covered = set().union(*(targets[c] for c in chosen))
-    for v in violations - covered:
-        chosen.update(c for c in order if v in targets.get(c, ()))
-    return [c for c in order if c in chosen]
-
-
-def _shot_vars(
-    policy: Policy,
-    examples: Sequence[Example],
-    template: str,
-    selected: Sequence[str],
-    order: Sequence[str],
-    specials: frozenset[str] = frozenset(),
-) -> list[dict[str, Any]]:
-    """Template variables of the few-shot examples: content neutralised like item
-    content, and the answer data, restricted to what the prompt asks about (the
-    selected categories; for Llama Guard the listed codes)."""
-    shots: list[dict[str, Any]] = []
-    for ex in examples:
-        bad = [c for c in ex.violations if c not in policy.category_ids]
-        if bad:
-            raise ModeratorError(
-                f"few-shot example {ex.id!r} names unknown categories",
-                field="examples",
-                expected=f"category ids of {policy.ref}",
-                actual=", ".join(bad),
-            )
-        violations = [c for c in selected if c in set(ex.violations)]
-        codes = (
-            _example_codes(policy, set(violations), order)
-            if template in LLAMA_GUARD_TEMPLATES
-            else []
-        )
-        rationale = None
-        if ex.rationale:
-            rationale = neutralise(" ".join(ex.rationale.split()), template, specials)
-            if len(rationale) > _RATIONALE_CHARS:
-                rationale = rationale[: _RATIONALE_CHARS - 1].rstrip() + "…"
-        shots.append(
-            {
-                "tag": hashlib.sha256(ex.text.encode("utf-8")).hexdigest()[:12],
-                "content": neutralise(ex.text, template, specials),
-                "violations": json.dumps(violations),
-                "rationale": None
-                if rationale is None
-                else json.dumps(rationale, ensure_ascii=False),
-                "codes": codes,
-                "unsafe": bool(codes) if template in LLAMA_GUARD_TEMPLATES else bool(violations),
-            }
-        )
-    return shots

@@ -213,7 +213,8 @@ class BackendLoops(Generic[P, C, O]):
     def _prepare(
         self,
         prefix: str,
-        suffixes: Sequence[Suffix],
+        # ``Sequence[Suffix]``; Any so that an engine reading text only may narrow it
+        suffixes: Sequence[Any],
         *,
         reuse: bool,
         max_new_tokens: int | None,
@@ -239,7 +240,7 @@ class BackendLoops(Generic[P, C, O]):
     ) -> list[GenOut | ItemError]:
         raise NotImplementedError
 
-    def _sample_seed(self, seed: int, suffix: Suffix, sample: int) -> int:
+    def _sample_seed(self, seed: int, suffix: Any, sample: int) -> int:
         """Per (item content, sample) seed: reproducible and independent of batching
         (an item's images enter through their digests, ``suffix_key``)."""
         return _seed_for(seed, suffix_key(suffix), sample)

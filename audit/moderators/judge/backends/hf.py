@@ -52,6 +52,7 @@ from audit.moderators.judge.backends._common import (
     KEEP_TAIL,
     GenOut,
     ItemError,
+    Suffix,
     check_settings,
     template_sha256,
 )
@@ -392,7 +393,7 @@ class HFBackend(HFMediaMixin, HFLoader, HFTokenizerHooks, TokenBackend):
     def _prepare(
         self,
         prefix: str,
-        suffixes: Sequence[str],
+        suffixes: Sequence[Suffix],
         *,
         reuse: bool,
         max_new_tokens: int | None,

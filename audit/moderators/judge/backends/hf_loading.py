@@ -137,9 +137,8 @@ class HFLoader:
 
                 with quiet_hf():
                     try:
-                        self._proc = AutoProcessor.from_pretrained(
-                            self._resolve(), trust_remote_code=False
-                        )
+                        auto: Any = AutoProcessor  # untyped in transformers
+                        self._proc = auto.from_pretrained(self._resolve(), trust_remote_code=False)
                     except (OSError, ValueError, TypeError) as exc:
                         raise ModeratorError(
                             f"cannot load the processor of a vision-language judge: {exc}",

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from audit.moderators.judge.backends._common import (
     ContentPart,
@@ -45,7 +45,7 @@ class HFMediaMixin:
     """The image half of :class:`~audit.moderators.judge.backends.hf.HFBackend`."""
 
     use_chat_template: bool
-    where: str
+    where: ClassVar[str]
     _lock: AbstractContextManager[Any]
     _model: Any
     _device: str | None

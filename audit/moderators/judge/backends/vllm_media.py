@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from audit.moderators.judge.backends._common import ContentPart, ItemError, user_content
 from audit.moderators.judge.backends.base import Prompt
@@ -39,7 +39,7 @@ class VLLMMediaMixin:
     model: str
     revision: str | None
     use_chat_template: bool
-    where: str
+    where: ClassVar[str]
     _proc: Any
     _vllm: Any
     _lock: AbstractContextManager[Any]
@@ -68,7 +68,8 @@ class VLLMMediaMixin:
 
                 with quiet_hf():
                     try:
-                        self._proc = AutoProcessor.from_pretrained(
+                        auto: Any = AutoProcessor  # untyped in transformers
+                        self._proc = auto.from_pretrained(
                             self.model, revision=self.revision, trust_remote_code=False
                         )
                     except (OSError, ValueError, TypeError) as exc:
@@ -139,7 +140,9 @@ class VLLMMediaMixin:
             except (AttributeError, IndexError, KeyError, TypeError) as exc:
                 got[j] = ItemError("bad_response", f"no logprobs in the output: {exc!r}")
         wanted = self._wanted(cand)
-        todo = [(j, t) for j in live if isinstance(got[j], dict) for t in wanted if t not in got[j]]
+        todo = [
+            (j, t) for j in live for t in wanted if isinstance(g := got[j], dict) and t not in g
+        ]
         if todo:
             params = [
                 vllm.SamplingParams(
