@@ -44,25 +44,9 @@ def _photo(path: Path, kind: str) -> None:
     im.save(path, format="PNG")
 
 
-def write_media_example(folder: Path, *, runs: Path | None = None) -> dict[str, Path]:
-    """Write the example suite and a run config under ``folder``.
-
-    Returns:
-        ``{"card": <suite.yaml>, "config": <run.yaml>}``.
-    """
-    from audit.media.video import write_test_clip
-
-    folder = folder.resolve()
-    sdir = folder / "suites" / SUITE
-    media = sdir / "media"
-    (sdir / "data").mkdir(parents=True, exist_ok=True)
-    media.mkdir(parents=True, exist_ok=True)
-    for kind in ("sky", "gradient", "sale", "skin", "black"):
-        _photo(media / f"{kind}.png", kind)
-    write_test_clip(media / "three_scenes.mp4", [(200, 40, 40), (40, 160, 60), (50, 60, 200)])
-    write_test_clip(media / "dark.mp4", [(0, 0, 0), (0, 0, 0)], pattern=False)
-    write_test_clip(media / "fade_in.mp4", [(0, 0, 0), (90, 150, 230)], frames_per_colour=6)
-    rows: list[dict[str, Any]] = [
+def _rows() -> list[dict[str, Any]]:
+    """The example items: photos, clips and text-only posts (labels are the intent)."""
+    return [
         {"id": "p1", "caption": "sunny day at the beach", "image": "media/sky.png", "labels": []},
         {"id": "p2", "caption": "new wallpaper", "image": "media/gradient.png", "labels": []},
         {"id": "p3", "caption": "big sale today", "image": "media/sale.png", "labels": []},
@@ -84,10 +68,11 @@ def write_media_example(folder: Path, *, runs: Path | None = None) -> dict[str, 
         {"id": "t1", "caption": "what a lovely dog", "labels": []},
         {"id": "t2", "caption": "go to hell, loser", "labels": ["harassment"]},
     ]
-    (sdir / "data" / "test.jsonl").write_text(
-        "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8"
-    )
-    card = {
+
+
+def _card() -> dict[str, Any]:
+    """The example suite card (media columns, scene-cut frame sampling)."""
+    return {
         "card_version": 1,
         "name": SUITE,
         "version": "0.1",
@@ -108,9 +93,11 @@ def write_media_example(folder: Path, *, runs: Path | None = None) -> dict[str, 
             "frames": {"k": 4, "method": "scene", "scene_threshold": 0.25, "max_side": 256},
         },
     }
-    (sdir / "suite.yaml").write_text(yaml.safe_dump(card, sort_keys=False), encoding="utf-8")
-    runs = (runs or folder / "runs").resolve()
-    cfg = {
+
+
+def _config(sdir: Path, runs: Path) -> dict[str, Any]:
+    """The run config: the image moderator, a text baseline and their fusion."""
+    return {
         "name": "media-demo",
         "policy": "platform-v1",
         "suites": [{"name": str(sdir / "suite.yaml")}],
@@ -151,6 +138,34 @@ def write_media_example(folder: Path, *, runs: Path | None = None) -> dict[str, 
         "tracking": {"uri": f"sqlite:///{runs / 'mlflow.db'}", "experiment": "media-demo"},
         "output_dir": str(runs),
     }
+
+
+def write_media_example(folder: Path, *, runs: Path | None = None) -> dict[str, Path]:
+    """Write the example suite and a run config under ``folder``.
+
+    Returns:
+        ``{"card": <suite.yaml>, "config": <run.yaml>}``.
+    """
+    from audit.media.video import write_test_clip
+
+    folder = folder.resolve()
+    sdir = folder / "suites" / SUITE
+    media = sdir / "media"
+    (sdir / "data").mkdir(parents=True, exist_ok=True)
+    media.mkdir(parents=True, exist_ok=True)
+    for kind in ("sky", "gradient", "sale", "skin", "black"):
+        _photo(media / f"{kind}.png", kind)
+    write_test_clip(media / "three_scenes.mp4", [(200, 40, 40), (40, 160, 60), (50, 60, 200)])
+    write_test_clip(media / "dark.mp4", [(0, 0, 0), (0, 0, 0)], pattern=False)
+    write_test_clip(media / "fade_in.mp4", [(0, 0, 0), (90, 150, 230)], frames_per_colour=6)
+    rows = _rows()
+    (sdir / "data" / "test.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8"
+    )
+    card = _card()
+    (sdir / "suite.yaml").write_text(yaml.safe_dump(card, sort_keys=False), encoding="utf-8")
+    runs = (runs or folder / "runs").resolve()
+    cfg = _config(sdir, runs)
     config = folder / "run.yaml"
     config.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     return {"card": sdir / "suite.yaml", "config": config}

@@ -15,13 +15,20 @@ The rules are pure functions over the members' scores of one item; the
 
 Members that cannot speak to a category (NaN, or not in their categories) are
 left out of that category's rule; a category no member scores stays NaN.
+
+* ``learned`` (:func:`fit_stacked`, :class:`StackedCategory`): a logistic
+  regression per category on the members' score logits, fitted on a declared suite
+  split (stacked generalisation, Wolpert 1992, Neural Networks 5(2); logit features
+  as in Platt 1999). The ``fusion`` moderator fits and records it.
+
 See docs/methods/media.md.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 FusionRule = Literal["max", "noisy_or", "mean"]
@@ -73,3 +80,92 @@ def fuse(
             scores[cat] = v
             decided[cat] = m
     return scores, decided
+
+
+# --------------------------------------------------------------------------- learned
+
+#: member scores are clipped to [EPS, 1 - EPS] before the logit
+EPS = 1e-6
+
+
+def _logit(p: float) -> float:
+    q = min(1.0 - EPS, max(EPS, p))
+    return math.log(q / (1.0 - q))
+
+
+@dataclass(frozen=True)
+class StackedCategory:
+    """A logistic regression of one category's label on its members' score logits
+    (stacked generalisation, Wolpert 1992; Platt 1999 for the logit scale).
+
+    ``P(violates) = sigmoid(intercept + sum_m coef[m] * logit(s_m))``; an item is
+    scored only when every member in ``members`` scored it.
+    """
+
+    members: tuple[str, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    n: int
+    n_positive: int
+
+    def score(self, values: Mapping[str, float]) -> tuple[float, str | None]:
+        """Fused score and the member with the largest contribution ``coef * logit``."""
+        xs = [values.get(m, math.nan) for m in self.members]
+        if any(math.isnan(x) for x in xs):
+            return math.nan, None
+        parts = [c * _logit(x) for c, x in zip(self.coef, xs)]
+        z = self.intercept + sum(parts)
+        top = max(range(len(parts)), key=lambda j: (parts[j], self.members[j]))
+        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0, self.members[top]
+
+    def record(self) -> dict[str, object]:
+        return {
+            "members": list(self.members),
+            "coef": [round(c, 10) for c in self.coef],
+            "intercept": round(self.intercept, 10),
+            "n": self.n,
+            "n_positive": self.n_positive,
+            "features": "logit(member score)",
+        }
+
+
+def fit_stacked(
+    rows: Sequence[Mapping[str, float]],
+    labels: Sequence[bool],
+    members: Sequence[str],
+    *,
+    c: float = 1.0,
+    min_per_class: int = 5,
+) -> StackedCategory | str:
+    """Fit one category's stacked logistic regression (L2, ``C = c``, lbfgs; the
+    solver is deterministic), or the reason it cannot be fitted.
+
+    Args:
+        rows: per fit item, member → score (NaN or absent: not scored; such items
+            are left out of the fit).
+        labels: per fit item, whether the gold marks the category positive.
+        members: the members that speak to the category.
+        min_per_class: fewer positive or negative fit items than this: no fit.
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    keep = [
+        i for i, r in enumerate(rows) if all(not math.isnan(r.get(m, math.nan)) for m in members)
+    ]
+    y = np.array([bool(labels[i]) for i in keep], dtype=bool)
+    n_pos = int(y.sum())
+    if n_pos < min_per_class or len(y) - n_pos < min_per_class:
+        return (
+            f"{n_pos} positive and {len(y) - n_pos} negative fit items scored by every "
+            f"member (need >= {min_per_class} of each)"
+        )
+    x = np.array([[_logit(rows[i][m]) for m in members] for i in keep], dtype=np.float64)
+    lr = LogisticRegression(C=c, solver="lbfgs", max_iter=1000).fit(x, y)
+    return StackedCategory(
+        members=tuple(members),
+        coef=tuple(float(v) for v in lr.coef_[0]),
+        intercept=float(lr.intercept_[0]),
+        n=len(y),
+        n_positive=n_pos,
+    )

@@ -126,3 +126,63 @@ def encode_png(im: PILImage.Image) -> bytes:
     buf = io.BytesIO()
     im.save(buf, format="PNG", optimize=False)
     return buf.getvalue()
+
+
+#: Longest side (pixels) of an image handed to a vision-language judge: large enough
+#: for any VLM's own resize (Llama 4 tiles at 336, Gemma 3 / SigLIP at 896), small
+#: enough that a data URL stays a few hundred kB.
+DEFAULT_JUDGE_MAX_SIDE = 896
+
+_DATA_URL_PNG = "data:image/png;base64,"
+
+
+def to_data_url(
+    data: bytes,
+    *,
+    max_side: int = DEFAULT_JUDGE_MAX_SIDE,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    name: str = "image",
+) -> str:
+    """``data`` (any image format Pillow reads) as a PNG data URL, the canonical image
+    part of a judge prompt (``{"type": "image_url", "image_url": {"url": ...}}``).
+
+    The image is decoded through :func:`open_image` (pixel limit, truncation, RGB),
+    shrunk so its longer side is at most ``max_side`` (aspect kept, Lanczos) and
+    re-encoded as PNG, so every backend and server sees the same lossless pixels
+    whatever the source format. Raises :class:`MediaItemError` like :func:`open_image`.
+    """
+    import base64
+
+    from PIL import Image
+
+    if max_side < 1:
+        raise ValueError(f"max_side must be >= 1, got {max_side}")
+    im = open_image(data, max_pixels=max_pixels, name=name)
+    w, h = im.size
+    if max(w, h) > max_side:
+        scale = max_side / max(w, h)
+        im = im.resize(
+            (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS
+        )
+    return _DATA_URL_PNG + base64.b64encode(encode_png(im)).decode("ascii")
+
+
+def from_data_url(
+    url: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "image part"
+) -> PILImage.Image:
+    """The RGB image of a ``data:image/...;base64,`` URL (what :func:`to_data_url`
+    writes, or any base64 image data URL). A remote URL is refused: judges read
+    only the pixels the suite holds. Raises :class:`MediaItemError`."""
+    import base64
+    import binascii
+
+    if not url.startswith("data:image/"):
+        raise MediaItemError("media_url", f"{name} is not an image data URL (starts {url[:24]!r})")
+    head, sep, payload = url.partition(",")
+    if not sep or not head.endswith(";base64"):
+        raise MediaItemError("media_decode", f"{name} is not a base64 data URL ({head[:40]!r})")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise MediaItemError("media_decode", f"{name} holds invalid base64") from None
+    return open_image(data, max_pixels=max_pixels, name=name)

@@ -8,6 +8,13 @@ use_tqdm=False)`` on ``{"prompt_token_ids": ...}`` prompts, ``vllm.SamplingParam
 — over deterministic logits, so these tests check the backend's mapping logic
 (candidate probabilities, top-k fallback, renormalisation, failures, generation
 fields, seeds, fingerprint), not vLLM itself.
+
+Multimodal inputs (vLLM's documented offline form, ``{"prompt": text,
+"multi_modal_data": {"image": PIL image or list}}``) are recorded in
+``RECORD.multimodal``; like vLLM the fake refuses a prompt whose placeholder count
+(:data:`IMAGE_PLACEHOLDER`) differs from the number of images, and each image enters
+the fake's context as one token derived from its pixels, so the image changes the
+logits. ``allowed_token_ids`` restricts sampling while log-probs stay the raw ones.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ BOS, EOS = 128, 129
 TEMPLATE = "{fake chat template}"
 PREFIX = "Policy: no harassment. Answer SAFE or UNSAFE. Content: "
 CANDIDATES = {"safe": ["SAFE", "safe"], "unsafe": ["UNSAFE"]}
+#: the image placeholder the tiny VLM processor writes (tests/helpers/tiny_vlm.py)
+IMAGE_PLACEHOLDER = "<image>"
 
 
 # --------------------------------------------------------------------------- the fake
@@ -106,6 +115,7 @@ class SamplingParams:
         self.logprobs = kw.pop("logprobs", None)
         self.prompt_logprobs = kw.pop("prompt_logprobs", None)
         self.stop = kw.pop("stop", None) or []
+        self.allowed_token_ids = kw.pop("allowed_token_ids", None)
         self.detokenize = kw.pop("detokenize", True)
         self.skip_special_tokens = kw.pop("skip_special_tokens", True)
         assert not kw, f"unknown SamplingParams fields {sorted(kw)}"
@@ -132,6 +142,8 @@ class FakeEngine:
 class Record:
     inits: list[dict[str, Any]] = field(default_factory=list)
     calls: list[list[tuple[list[int], SamplingParams]]] = field(default_factory=list)
+    #: per multimodal request: its text prompt and images (PIL)
+    multimodal: list[dict[str, Any]] = field(default_factory=list)
 
 
 RECORD = Record()
@@ -154,13 +166,34 @@ class LLM:
         if not isinstance(sampling_params, list):
             sampling_params = [sampling_params] * len(prompts)
         assert len(sampling_params) == len(prompts) and use_tqdm is False
-        reqs = [(list(p["prompt_token_ids"]), sp) for p, sp in zip(prompts, sampling_params)]
+        reqs = [(self._context(p), sp) for p, sp in zip(prompts, sampling_params)]
         boom = self._tok.encode("BOOM", add_special_tokens=False)
         for ids, _ in reqs:  # like vLLM: validate every prompt before running any
             if any(ids[j : j + 4] == boom for j in range(len(ids))):
                 raise ValueError("fake engine rejects this prompt")
         RECORD.calls.append(reqs)
         return [self._one(i, ids, sp) for i, (ids, sp) in enumerate(reqs)]
+
+    def _context(self, p: dict[str, Any]) -> list[int]:
+        """Token context of one request: its ids, or for a multimodal request its text
+        with one pixel-derived token per image (placeholders must match the images)."""
+        if "prompt_token_ids" in p:
+            return list(p["prompt_token_ids"])
+        import hashlib
+
+        text = str(p["prompt"])
+        image = (p.get("multi_modal_data") or {}).get("image")
+        images = [] if image is None else image if isinstance(image, list) else [image]
+        if text.count(IMAGE_PLACEHOLDER) != len(images):
+            raise ValueError(
+                f"{text.count(IMAGE_PLACEHOLDER)} image placeholders for {len(images)} images"
+            )
+        RECORD.multimodal.append({"prompt": text, "images": list(images)})
+        marks = [
+            int.from_bytes(hashlib.sha256(im.tobytes()).digest()[:2], "little") % 90 + 32
+            for im in images
+        ]
+        return self._tok.encode(text, add_special_tokens=False) + marks
 
     def _one(self, i: int, ids: list[int], sp: SamplingParams) -> RequestOutput:
         plp = None
@@ -176,8 +209,9 @@ class LLM:
         for _ in range(sp.max_tokens):
             logits = fake_logits(ids + toks, len(toks))
             logp = log_softmax(logits)
+            allowed = sp.allowed_token_ids or range(VOCAB)
             if sp.temperature == 0:
-                t = max(range(VOCAB), key=lambda x: logits[x])
+                t = max(allowed, key=lambda x: logits[x])
             else:
                 w = [math.exp(v) for v in log_softmax([x / sp.temperature for x in logits])]
                 t = rng.choices(range(VOCAB), weights=w)[0]
@@ -207,4 +241,5 @@ def fake_vllm(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", mod)
     RECORD.inits.clear()
     RECORD.calls.clear()
+    RECORD.multimodal.clear()
     return mod

@@ -188,6 +188,43 @@ class ImageClassifier(ModeratorBase):
         out = sess.run(None, {self._input: batch})[0]
         return np.asarray(out, dtype=np.float64)
 
+    def _prepare_item(self, it: Item) -> ModeratorOutput | list[tuple[dict[str, Any], Any]]:
+        """The item's error output, or per image its evidence entry and its model
+        input (``None`` when the frame filter skips it)."""
+        p = self.params
+        if it.media_error is not None:
+            return ModeratorOutput(
+                error=it.media_error, error_type=it.media_error_type or "media_error"
+            )
+        sources: list[tuple[int | None, float | None, bytes]] = []
+        if it.image is not None:
+            sources.append((None, None, it.image))
+        sources.extend((f.index, f.timestamp_s, f.image) for f in it.video_frames)
+        if not sources:
+            if p.on_no_media == "error":
+                return ModeratorOutput(
+                    error="item has no image or video frames", error_type="no_media"
+                )
+            return ModeratorOutput()
+        got: list[tuple[dict[str, Any], Any]] = []
+        try:
+            for idx, ts, data in sources:
+                im = open_image(data, max_pixels=p.max_image_pixels, name=f"item {it.id!r}")
+                lstd = luminance_std(im)
+                ev: dict[str, Any] = {
+                    "frame_index": idx,
+                    "timestamp_s": ts,
+                    "luminance_std": round(lstd, 3),
+                }
+                if lstd < p.min_luminance_std:
+                    ev["skipped"] = "near-uniform frame (luminance std below threshold)"
+                    got.append((ev, None))
+                else:
+                    got.append((ev, self.preset.preprocess(im)))
+        except MediaItemError as exc:
+            return ModeratorOutput(error=exc.message, error_type=exc.error_type)
+        return got
+
     def predict(self, items: Sequence[Item]) -> list[ModeratorOutput]:
         """Scores per item (max / top-k mean over its kept images), with evidence."""
         import numpy as np
@@ -198,44 +235,15 @@ class ImageClassifier(ModeratorBase):
         owner: list[tuple[int, int]] = []  # (item position, frame position in evidence)
         evidence: list[list[dict[str, Any]]] = [[] for _ in items]
         for i, it in enumerate(items):
-            if it.media_error is not None:
-                outputs[i] = ModeratorOutput(
-                    error=it.media_error, error_type=it.media_error_type or "media_error"
-                )
+            got = self._prepare_item(it)
+            if isinstance(got, ModeratorOutput):
+                outputs[i] = got
                 continue
-            sources: list[tuple[int | None, float | None, bytes]] = []
-            if it.image is not None:
-                sources.append((None, None, it.image))
-            sources.extend((f.index, f.timestamp_s, f.image) for f in it.video_frames)
-            if not sources:
-                outputs[i] = (
-                    ModeratorOutput(
-                        error="item has no image or video frames", error_type="no_media"
-                    )
-                    if p.on_no_media == "error"
-                    else ModeratorOutput()
-                )
-                continue
-            try:
-                for idx, ts, data in sources:
-                    im = open_image(data, max_pixels=p.max_image_pixels, name=f"item {it.id!r}")
-                    lstd = luminance_std(im)
-                    ev: dict[str, Any] = {
-                        "frame_index": idx,
-                        "timestamp_s": ts,
-                        "luminance_std": round(lstd, 3),
-                    }
-                    if lstd < p.min_luminance_std:
-                        ev["skipped"] = "near-uniform frame (luminance std below threshold)"
-                    else:
-                        owner.append((i, len(evidence[i])))
-                        tensors.append(self.preset.preprocess(im))
-                    evidence[i].append(ev)
-            except MediaItemError as exc:
-                outputs[i] = ModeratorOutput(error=exc.message, error_type=exc.error_type)
-                drop = {j for j, (o, _) in enumerate(owner) if o == i}
-                tensors = [t for j, t in enumerate(tensors) if j not in drop]
-                owner = [ow for j, ow in enumerate(owner) if j not in drop]
+            for ev, tensor in got:
+                if tensor is not None:
+                    owner.append((i, len(evidence[i])))
+                    tensors.append(tensor)
+                evidence[i].append(ev)
         probs = np.empty((0, len(self.preset.classes)))
         if tensors:
             parts = [
@@ -250,40 +258,44 @@ class ImageClassifier(ModeratorBase):
                 cat: round(float(probs[row, col]), 6) for cat, col in self._cols.items()
             }
         for i in range(len(items)):
-            if outputs[i] is not None:
-                continue
-            rows = per_item.get(i)
-            if not rows:
-                outputs[i] = ModeratorOutput(
-                    error=(
-                        f"all {len(evidence[i])} image(s) of the item are near-uniform "
-                        f"(luminance std < {p.min_luminance_std}): nothing to classify"
-                    ),
-                    error_type="uninformative_media",
-                    evidence={"frames": evidence[i]},
-                )
-                continue
-            kept = [e for e in evidence[i] if "scores" in e]
-            scores: dict[str, float] = {}
-            decided: dict[str, dict[str, Any]] = {}
-            for cat, col in self._cols.items():
-                v, j = aggregate(probs[rows, col], p.video_aggregate, p.top_k)
-                scores[cat] = v if not math.isnan(v) else math.nan
-                decided[cat] = {
-                    "frame_index": kept[j]["frame_index"],
-                    "timestamp_s": kept[j]["timestamp_s"],
-                }
-            outputs[i] = ModeratorOutput(
-                scores=scores,
-                evidence={
-                    "frames": evidence[i],
-                    "decided_by": decided,
-                    "aggregate": p.video_aggregate,
-                    "n_scored": len(rows),
-                    "n_skipped": len(evidence[i]) - len(rows),
-                },
-            )
+            if outputs[i] is None:
+                outputs[i] = self._item_output(evidence[i], per_item.get(i, []), probs)
         return [o if o is not None else ModeratorOutput(error="not scored") for o in outputs]
+
+    def _item_output(
+        self, evidence: list[dict[str, Any]], rows: list[int], probs: Any
+    ) -> ModeratorOutput:
+        """One item's scores aggregated over its kept images (``rows`` of ``probs``)."""
+        p = self.params
+        if not rows:
+            return ModeratorOutput(
+                error=(
+                    f"all {len(evidence)} image(s) of the item are near-uniform "
+                    f"(luminance std < {p.min_luminance_std}): nothing to classify"
+                ),
+                error_type="uninformative_media",
+                evidence={"frames": evidence},
+            )
+        kept = [e for e in evidence if "scores" in e]
+        scores: dict[str, float] = {}
+        decided: dict[str, dict[str, Any]] = {}
+        for cat, col in self._cols.items():
+            v, j = aggregate(probs[rows, col], p.video_aggregate, p.top_k)
+            scores[cat] = v if not math.isnan(v) else math.nan
+            decided[cat] = {
+                "frame_index": kept[j]["frame_index"],
+                "timestamp_s": kept[j]["timestamp_s"],
+            }
+        return ModeratorOutput(
+            scores=scores,
+            evidence={
+                "frames": evidence,
+                "decided_by": decided,
+                "aggregate": p.video_aggregate,
+                "n_scored": len(rows),
+                "n_skipped": len(evidence) - len(rows),
+            },
+        )
 
     def close(self) -> None:
         """Drop the onnxruntime session."""

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit.errors import ModeratorError, SuiteError
-from audit.moderators.judge.prompts import neutralise
+from audit.moderators.judge.neutralise import neutralise
 from audit.schema import POSITIVE, UNKNOWN, Item, content_hash
 
 if TYPE_CHECKING:
@@ -139,8 +139,9 @@ class FewShotSelector:
 
     # ------------------------------------------------------------------ loading
 
-    def _load_pool(self) -> _Pool:
-        from audit.suites import load_card, load_suite, suite_items
+    def _load_split(self) -> Any:
+        """The pool's suite split, errors re-anchored on ``params.few_shot``."""
+        from audit.suites import load_card, load_suite
 
         spec, policy = self.spec, self.policy
         try:
@@ -164,6 +165,13 @@ class FewShotSelector:
                 actual=exc.actual,
                 fix=exc.fix,
             ) from exc
+        return suite
+
+    def _load_pool(self) -> _Pool:
+        from audit.suites import suite_items
+
+        spec, policy = self.spec, self.policy
+        suite = self._load_split()
         items = suite_items(suite)
         cats = list(suite.categories)
         labels = suite.labels

@@ -20,17 +20,19 @@ backend its KV cache is computed once and reused (``reuse_prefix``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from audit.errors import ModeratorError
+from audit.media.image import DEFAULT_JUDGE_MAX_SIDE, DEFAULT_MAX_PIXELS
 from audit.moderators.base import ModeratorBase, ModeratorParams, register
-from audit.moderators.judge.backends._common import GenOut
+from audit.moderators.judge.backends._common import GenOut, Suffix
 from audit.moderators.judge.fewshot import FewShotSelector, FewShotSpec
-from audit.schema import OVERALL_KEY, PARSE_FAILURE, Item, ModeratorOutput, error_class
+from audit.moderators.judge.media import append_text
+from audit.moderators.judge.tally import item_failure
+from audit.schema import OVERALL_KEY, Item, ModeratorOutput
 
 if TYPE_CHECKING:
     from audit.moderators.judge.backends._common import ItemError
@@ -80,6 +82,9 @@ class LLMJudge(ModeratorBase):
             category_scores: Llama Guard presets in ``logprob`` mode also score each
                 platform category from the hazard code that follows ``unsafe``
                 (a second forward pass per item; see ``_llama_guard_codes_scores``).
+            image_max_side / max_image_pixels: presets with media (``llama_guard_4``,
+                ``shieldgemma_2``): each image is decoded under the pixel limit and
+                re-encoded as a PNG data URL with at most this longest side.
         """
 
         model: str = Field(min_length=1)
@@ -109,6 +114,10 @@ class LLMJudge(ModeratorBase):
         few_shot: FewShotSpec | None = None
         policy_detail: Literal["full", "definitions"] = "full"
         category_scores: bool = True
+        #: presets with media: images are re-encoded as PNG with this longest side
+        image_max_side: int = Field(DEFAULT_JUDGE_MAX_SIDE, ge=32, le=4096)
+        #: presets with media: decompression-bomb limit per image (audit.media)
+        max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
 
     def __init__(self, params: Params, policy: Policy) -> None:
         from audit.moderators.judge import presets
@@ -116,6 +125,24 @@ class LLMJudge(ModeratorBase):
         self.params = params
         self.policy = policy
         self.preset = presets.get(params.preset)
+        if self.preset.media is not None and params.backend == "llama_cpp":
+            raise ModeratorError(
+                f"preset {self.preset.name!r} sees images; the llama_cpp backend reads text only",
+                where=NAME,
+                field="params.backend",
+                expected="transformers, vllm or openai_compat for a vision-language judge",
+                actual="llama_cpp",
+                fix="use backend: transformers (CPU/GPU) or vllm (GPU)",
+            )
+        if params.few_shot is not None and self.preset.media == "image_only":
+            raise ModeratorError(
+                f"preset {self.preset.name!r} judges images only and takes no text examples",
+                where=NAME,
+                field="params.few_shot",
+                expected="no few_shot with an image-only preset",
+                actual=f"{params.few_shot.suite}:{params.few_shot.split}",
+                fix="remove params.few_shot",
+            )
         if params.mode == "logprob" and self.preset.label_tokens is None:
             raise ModeratorError(
                 f"preset {self.preset.name!r} has no label tokens for logprob scoring",
@@ -166,6 +193,9 @@ class LLMJudge(ModeratorBase):
     # ------------------------------------------------------------------ setup
     def _reachable(self) -> tuple[str, ...]:
         cats = self.policy.category_ids
+        native = dict(self.preset.native_policies or ())
+        if native:
+            return tuple(c for c in cats if c in native)
         tax = self.preset.taxonomy
         if tax is None:
             return cats
@@ -204,6 +234,7 @@ class LLMJudge(ModeratorBase):
                 chat_template=self.preset.chat_template,
                 seed=p.seed,
                 allow_pickle=p.allow_pickle,
+                media=self.preset.media is not None,
             )
         if p.backend == "llama_cpp":
             from pathlib import Path
@@ -230,13 +261,17 @@ class LLMJudge(ModeratorBase):
             max_length=p.max_length,
             chat_template=self.preset.chat_template,
             allow_pickle=p.allow_pickle,
+            media=self.preset.media is not None,
         )
 
     def fingerprint(self) -> dict[str, Any]:
         from audit.moderators.judge import prompts
 
         p = self.params
+        from audit.moderators.judge.media import media_fingerprint
+
         return {
+            **media_fingerprint(self.preset, p.image_max_side, p.max_image_pixels),
             "backend": self.backend.fingerprint(),
             "preset": self.preset.name,
             "mode": p.mode,
@@ -268,9 +303,26 @@ class LLMJudge(ModeratorBase):
     def predict(self, items: Sequence[Item]) -> list[ModeratorOutput]:
         if not items:
             return []
-        if self.params.mode == "logprob":
-            return self._logprob(items)
-        return self._generate(items)
+        live, images, outs = self._media_split(items)
+        if live:
+            sub = [items[i] for i in live]
+            scored = (
+                self._logprob(sub, images)
+                if self.params.mode == "logprob"
+                else self._generate(sub, images)
+            )
+            for i, o in zip(live, scored):
+                outs[i] = o
+        return [o if o is not None else ModeratorOutput(error="no output") for o in outs]
+
+    def _media_split(self, items: Sequence[Item]) -> Any:
+        """``judge.media.split_items`` with this judge's preset and image limits."""
+        from audit.moderators.judge.media import split_items
+
+        p = self.params
+        return split_items(
+            items, self.preset, max_side=p.image_max_side, max_pixels=p.max_image_pixels
+        )
 
     def _examples(self, items: Sequence[Item]) -> list[Any]:
         """Per-item few-shot examples (``params.few_shot``), or ``None`` each."""
@@ -278,7 +330,13 @@ class LLMJudge(ModeratorBase):
             return [None] * len(items)
         return list(self.fewshot.select(items))
 
-    def _render(self, item: Item, category: str | None = None, examples: Any = None) -> Any:
+    def _render(
+        self,
+        item: Item,
+        category: str | None = None,
+        examples: Any = None,
+        images: Sequence[str] = (),
+    ) -> Any:
         from audit.moderators.judge import prompts
 
         # the backend tokenizer's special/added token strings, defused in item text
@@ -294,6 +352,8 @@ class LLMJudge(ModeratorBase):
                 self.preset.template,
                 examples=examples,
                 specials=specials,
+                images=images,
+                native=dict(self.preset.native_policies or ()) or None,
             )
         return prompts.render(
             self.policy,
@@ -304,6 +364,7 @@ class LLMJudge(ModeratorBase):
             examples=examples,
             detail=self.params.policy_detail,
             specials=specials,
+            images=images,
         )
 
     def _label_candidates(self) -> dict[str, Sequence[str]]:
@@ -314,7 +375,7 @@ class LLMJudge(ModeratorBase):
     def _next_token(
         self,
         prefix: str,
-        suffixes: list[str],
+        suffixes: list[Suffix],
         candidates: dict[str, Sequence[str]] | None = None,
         tail: str = "",
     ) -> list[Any]:
@@ -323,31 +384,24 @@ class LLMJudge(ModeratorBase):
         answer = self.preset.answer_prefix + tail
         return self.backend.next_token_probs(
             prefix,
-            [s + answer for s in suffixes],
+            [append_text(s, answer) for s in suffixes],
             candidates or self._label_candidates(),
             batch_size=self.params.micro_batch_size,
             reuse_prefix=self.params.reuse_prefix,
         )
 
-    @staticmethod
-    def _failure(res: dict[str, float] | GenOut | ItemError | None) -> ModeratorOutput | None:
-        """The item's error output when the backend returned an ItemError, else None."""
-        from audit.moderators.judge.backends._common import ItemError
-
-        if not isinstance(res, ItemError):
-            return None
-        return ModeratorOutput(error=f"{res.kind}: {res.message}", error_type=res.kind)
-
-    def _logprob(self, items: Sequence[Item]) -> list[ModeratorOutput]:
+    def _logprob(
+        self, items: Sequence[Item], images: Sequence[tuple[str, ...]]
+    ) -> list[ModeratorOutput]:
         outs = [ModeratorOutput() for _ in items]
         shots = self._examples(items)
         if self.preset.one_policy_per_call:
             for cat in self.judged:
-                parts = [self._render(it, cat, ex) for it, ex in zip(items, shots)]
+                parts = [self._render(it, cat, ex, im) for it, ex, im in zip(items, shots, images)]
                 for i, res in enumerate(
-                    self._next_token(parts[0].prefix, [p.suffix for p in parts])
+                    self._next_token(parts[0].prefix, [p.content() for p in parts])
                 ):
-                    fail = self._failure(res)
+                    fail = item_failure(res)
                     if fail is not None:
                         outs[i] = fail
                     elif outs[i].error is None:
@@ -356,9 +410,9 @@ class LLMJudge(ModeratorBase):
                 if o.error is None:
                     o.scores[OVERALL_KEY] = max(o.scores.values()) if o.scores else float("nan")
             return outs
-        parts = [self._render(it, None, ex) for it, ex in zip(items, shots)]
-        for i, res in enumerate(self._next_token(parts[0].prefix, [p.suffix for p in parts])):
-            fail = self._failure(res)
+        parts = [self._render(it, None, ex, im) for it, ex, im in zip(items, shots, images)]
+        for i, res in enumerate(self._next_token(parts[0].prefix, [p.content() for p in parts])):
+            fail = item_failure(res)
             outs[i] = (
                 fail
                 if fail is not None
@@ -396,7 +450,7 @@ class LLMJudge(ModeratorBase):
         if not live:
             return
         try:
-            res = self._next_token(parts[0].prefix, [parts[i].suffix for i in live], cands, tail)
+            res = self._next_token(parts[0].prefix, [parts[i].content() for i in live], cands, tail)
         except ValueError as exc:
             raise ModeratorError(
                 f"cannot read Llama Guard hazard codes with this tokenizer: {exc}",
@@ -407,7 +461,7 @@ class LLMJudge(ModeratorBase):
                 fix="set category_scores: false (overall P(unsafe) only), or use mode: generate",
             ) from None
         for i, r in zip(live, res):
-            fail = self._failure(r)
+            fail = item_failure(r)
             if fail is not None:
                 outs[i] = fail
                 continue
@@ -416,7 +470,9 @@ class LLMJudge(ModeratorBase):
                 mass = sum(float(r[c]) for c, t in edges if t == cat)
                 outs[i].scores[cat] = p_unsafe * min(1.0, mass)
 
-    def _generate(self, items: Sequence[Item]) -> list[ModeratorOutput]:
+    def _generate(
+        self, items: Sequence[Item], images: Sequence[tuple[str, ...]]
+    ) -> list[ModeratorOutput]:
         p = self.params
         sc = p.mode == "self_consistency"
         kwargs: dict[str, Any] = {
@@ -430,84 +486,29 @@ class LLMJudge(ModeratorBase):
         shots = self._examples(items)
         if self.preset.one_policy_per_call:
             for cat in self.judged:
-                parts = [self._render(it, cat, ex) for it, ex in zip(items, shots)]
+                parts = [self._render(it, cat, ex, im) for it, ex, im in zip(items, shots, images)]
                 calls.append(
                     (
                         cat,
-                        self.backend.generate(parts[0].prefix, [x.suffix for x in parts], **kwargs),
+                        self.backend.generate(
+                            parts[0].prefix, [x.content() for x in parts], **kwargs
+                        ),
                     )
                 )
         else:
-            parts = [self._render(it, None, ex) for it, ex in zip(items, shots)]
+            parts = [self._render(it, None, ex, im) for it, ex, im in zip(items, shots, images)]
             calls.append(
-                (None, self.backend.generate(parts[0].prefix, [x.suffix for x in parts], **kwargs))
+                (
+                    None,
+                    self.backend.generate(parts[0].prefix, [x.content() for x in parts], **kwargs),
+                )
             )
-        return [self._tally(i, calls, sc) for i in range(len(items))]
+        from audit.moderators.judge.tally import tally
 
-    def _tally(
-        self, i: int, calls: list[tuple[str | None, list[list[GenOut | ItemError]]]], sc: bool
-    ) -> ModeratorOutput:
-        """Item ``i``'s output from its generations across calls: parsed verdicts vote
-        per category (a parse failure never votes), the overall score is the
-        any-violation vote share (or the highest category share)."""
-        from audit.moderators.judge import parsers
-
-        votes: list[parsers.Verdict] = []
-        failures: list[str] = []
-        failure_types: list[str] = []
-        raws: list[str] = []
-        per_cat_votes: dict[str, list[bool]] = {c: [] for c in self.judged}
-        unsafe_votes: list[bool] = []
-        for one_cat, results in calls:
-            for g in results[i]:
-                fail = self._failure(g)
-                if fail is not None or not isinstance(g, GenOut):
-                    failures.append((fail.error if fail else None) or "error")
-                    failure_types.append((fail.error_type if fail else None) or "engine_error")
-                    continue
-                raws.append(g.text)
-                v = parsers.parse(g.text, self.preset.fmt, self.policy, category=one_cat)
-                if v.status != "ok":
-                    failures.append(v.reason or "parse failure")
-                    failure_types.append(PARSE_FAILURE)
-                    continue
-                votes.append(v)
-                cats = [one_cat] if one_cat is not None else list(self.judged)
-                for c in cats:
-                    per_cat_votes[c].append(c in v.violations)
-                if one_cat is None and v.unsafe is not None:
-                    unsafe_votes.append(bool(v.unsafe))
-        raw = raws[0] if len(raws) == 1 else json.dumps(raws, ensure_ascii=False)
-        if not votes:
-            # A parse failure only when the model answered something unparsable; an item
-            # whose every call failed in transport is a transient error (retried on the
-            # next run, never cached), a model error otherwise.
-            kind = _no_vote_type(failure_types)
-            first = failure_types.index(kind) if kind in failure_types else 0
-            return ModeratorOutput(
-                error=failures[first] if failures else "no output",
-                error_type=kind,
-                raw_output=raw,
-            )
-        scores: dict[str, float] = {}
-        for c in self.categories:
-            if per_cat_votes[c]:
-                scores[c] = sum(per_cat_votes[c]) / len(per_cat_votes[c])
-        if unsafe_votes:
-            scores[OVERALL_KEY] = sum(unsafe_votes) / len(unsafe_votes)
-        elif scores:
-            scores[OVERALL_KEY] = max(scores.values())
-        rationale = next((v.rationale for v in votes if v.rationale), None)
-        if sc:
-            agreement = max(
-                (max(sum(x), len(x) - sum(x)) / len(x) for x in per_cat_votes.values() if x),
-                default=float("nan"),
-            )
-            raw = json.dumps(
-                {"samples": raws, "parse_failures": len(failures), "agreement": agreement},
-                ensure_ascii=False,
-            )
-        return ModeratorOutput(scores=scores, rationale=rationale, raw_output=raw)
+        return [
+            tally(i, calls, sc, self.preset.fmt, self.policy, self.judged, self.categories)
+            for i in range(len(items))
+        ]
 
     # ------------------------------------------------------------------ rationales
     def explain_unsupported(self) -> str | None:
@@ -541,12 +542,31 @@ class LLMJudge(ModeratorBase):
             )
         if not items:
             return []
+        live, images, outs = self._media_split(items)
+        if live:
+            wrote = self._explain_live(
+                [items[i] for i in live], [decisions[i] for i in live], images, max_new_tokens
+            )
+            for i, o in zip(live, wrote):
+                outs[i] = o
+        return [o if o is not None else ModeratorOutput(error="no output") for o in outs]
+
+    def _explain_live(
+        self,
+        items: Sequence[Item],
+        decisions: Sequence[bool],
+        images: Sequence[tuple[str, ...]],
+        max_new_tokens: int,
+    ) -> list[ModeratorOutput]:
         assert self.preset.explain is not None
         flag, ok = self.preset.explain
-        parts = [self._render(it, None, ex) for it, ex in zip(items, self._examples(items))]
+        parts = [
+            self._render(it, None, ex, im)
+            for it, ex, im in zip(items, self._examples(items), images)
+        ]
         gens = self.backend.generate(
             parts[0].prefix,
-            [p.suffix for p in parts],
+            [p.content() for p in parts],
             max_new_tokens=max_new_tokens,
             batch_size=self.params.micro_batch_size,
             stop=("\n",),
@@ -555,7 +575,7 @@ class LLMJudge(ModeratorBase):
         outs = []
         for d, res in zip(decisions, gens):
             g = res[0] if res else None
-            fail = self._failure(g)
+            fail = item_failure(g)
             if fail is not None:
                 outs.append(fail)
                 continue
@@ -577,13 +597,3 @@ class LLMJudge(ModeratorBase):
         self.backend.close()
         if self.fewshot is not None:
             self.fewshot.close()
-
-
-def _no_vote_type(failure_types: list[str]) -> str:
-    """The outcome of an item that produced no verdict (see audit.schema.error_class)."""
-    if not failure_types or PARSE_FAILURE in failure_types:
-        return PARSE_FAILURE
-    classes = [error_class(t) for t in failure_types]
-    if all(c == "transient" for c in classes):
-        return failure_types[0]
-    return next(t for t, c in zip(failure_types, classes, strict=True) if c == "model_error")

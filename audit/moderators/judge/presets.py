@@ -8,8 +8,9 @@ through. A user runs one by naming the preset and a model path.
 | preset | paper / card | scoring |
 |---|---|---|
 | ``llama_guard_3`` | Inan et al. 2023 (Llama Guard); Llama Guard 3 card | P(first token = ``unsafe``); codes → platform via ``llama_guard_3`` mapping |
-| ``llama_guard_4`` | Llama Guard 4 card (same S1-S14 taxonomy) | as above, Llama 4 turn markers |
+| ``llama_guard_4`` | Llama Guard 4 card (same S1-S14 taxonomy) | as above, Llama 4 turn markers; text + images |
 | ``shieldgemma`` | Zeng et al. 2024, arXiv 2407.21772 | softmax over ``Yes``/``No``, one policy per call |
+| ``shieldgemma_2`` | ShieldGemma 2 card (Google 2025) | image only; ``Yes``/``No`` per policy: dangerous, sexual, violence |
 | ``wildguard`` | Han et al. 2024 (WildGuard) | ``yes``/``no`` after ``Harmful request:``; overall harm only |
 | ``platform_cot`` | this harness | chain of thought + ``VERDICT`` JSON (``generate`` / ``self_consistency``) |
 """
@@ -17,6 +18,7 @@ through. A user runs one by naming the preset and a model path.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from audit._util.registry import Registry
 from audit.errors import ModeratorError
@@ -58,6 +60,14 @@ class Preset:
             after a given decision (``LLMJudge.explain``); ``None``: the format has no
             rationale slot (use ``generate`` mode for rationales).
         max_new_tokens: a sensible generation budget for ``generate`` mode.
+        media: what the model sees besides text: ``None`` (text only), ``image``
+            (text with the item's images when it has some, e.g. Llama Guard 4) or
+            ``image_only`` (an item without an image is an error ``no_media``, e.g.
+            ShieldGemma 2). The template places the images (``item.images``).
+        max_images: images per prompt (the item's photo first, then video frames).
+        native_policies: platform category → the model's own trained policy
+            sentence, rendered instead of the platform definition; the judge then
+            reaches only these categories (ShieldGemma 2's three policies).
     """
 
     name: str
@@ -71,12 +81,40 @@ class Preset:
     answer_prefix: str = ""
     max_new_tokens: int = 32
     explain: tuple[str, str] | None = None
+    media: Literal["image", "image_only"] | None = None
+    max_images: int = 1
+    native_policies: tuple[tuple[str, str], ...] | None = None
 
     @property
     def parser(self) -> str:
         """Alias of :attr:`fmt`."""
         return self.fmt
 
+
+#: ShieldGemma 2's three trained policies (model card; transformers'
+#: ``ShieldGemma2Processor`` defaults) and the platform category each stands for.
+#: The card's wording is kept because the model was trained on it; the mapping is
+#: partial (docs/methods/media.md, "Multimodal judges").
+SHIELDGEMMA_2_POLICIES: tuple[tuple[str, str], ...] = (
+    (
+        "dangerous_acts",
+        "No Dangerous Content: The image shall not contain content that facilitates or "
+        "encourages activities that could cause real-world harm (e.g., building firearms "
+        "and explosive devices, promotion of terrorism, instructions for suicide).",
+    ),
+    (
+        "adult_sexual",
+        "No Sexually Explicit content: The image shall not contain content that depicts "
+        "explicit or graphic sexual acts (e.g., pornography, erotic nudity, depictions of "
+        "rape or sexual assault).",
+    ),
+    (
+        "graphic_violence",
+        "No Violence/Gore content: The image shall not contain content that depicts "
+        "shocking, sensational, or gratuitous violence (e.g., excessive blood and gore, "
+        "gratuitous violence against animals, extreme injury or moment of death).",
+    ),
+)
 
 PRESETS: dict[str, Preset] = {
     p.name: p
@@ -103,9 +141,11 @@ PRESETS: dict[str, Preset] = {
             taxonomy="llama_guard_3",
             description=(
                 "Llama Guard 4 (Llama Guard 4 card): the Llama Guard 3 format and S1-S14 "
-                "categories with Llama 4 turn markers"
+                "categories with Llama 4 turn markers; text, or text with the item's images"
             ),
             max_new_tokens=20,
+            media="image",
+            max_images=4,
         ),
         Preset(
             name="shieldgemma",
@@ -119,6 +159,23 @@ PRESETS: dict[str, Preset] = {
                 "per call, softmax over Yes/No"
             ),
             max_new_tokens=64,
+        ),
+        Preset(
+            name="shieldgemma_2",
+            template="shieldgemma_2",
+            fmt="shieldgemma",
+            label_tokens=LabelTokens(positive=("Yes",), negative=("No",)),
+            one_policy_per_call=True,
+            taxonomy=None,
+            description=(
+                "ShieldGemma 2 (ShieldGemma 2 card, 2025): one image and one of its three "
+                "policies per call (dangerous, sexual, violence), softmax over Yes/No"
+            ),
+            chat_template=True,
+            max_new_tokens=16,
+            media="image_only",
+            max_images=1,
+            native_policies=SHIELDGEMMA_2_POLICIES,
         ),
         Preset(
             name="wildguard",

@@ -18,6 +18,7 @@ A prompt is split in two (:class:`PromptParts`):
 | ``llama_guard`` | Llama Guard 3 (Inan et al. 2023, "Llama Guard: LLM-based Input-Output Safeguard for Human-AI Conversations"; Llama Guard 3 model card) | ``safe`` or ``unsafe\\nS1,S10`` |
 | ``llama_guard_4`` | Llama Guard 4 model card: the same format with Llama 4 turn markers | as ``llama_guard`` |
 | ``shieldgemma`` | ShieldGemma (Zeng et al. 2024, arXiv 2407.21772), one policy per call | ``Yes`` / ``No`` first |
+| ``shieldgemma_2`` | ShieldGemma 2 card (2025): one image, one policy per call, chat template | ``Yes`` / ``No`` first |
 | ``wildguard`` | WildGuard (Han et al. 2024, "WildGuard: Open One-Stop Moderation Tools...") | ``Harmful request: yes/no`` |
 
 The ``platform`` template is plain instruction text that a backend wraps as one user
@@ -53,15 +54,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audit.errors import ModeratorError
+from audit.moderators.judge.neutralise import IMAGE_MARKER
+from audit.moderators.judge.neutralise import neutralise as neutralise
+from audit.moderators.judge.prompt_shots import legacy_vars, shot_vars
+from audit.moderators.judge.prompt_shots import tag as _tag
 from audit.schema import TEXT_FIELDS, Item
 
 if TYPE_CHECKING:
@@ -79,11 +83,21 @@ TEMPLATES: tuple[str, ...] = (
     "llama_guard",
     "llama_guard_4",
     "shieldgemma",
+    "shieldgemma_2",
     "wildguard",
 )
 
 #: Templates that judge one policy category per call.
-ONE_POLICY_TEMPLATES = frozenset({"shieldgemma"})
+ONE_POLICY_TEMPLATES = frozenset({"shieldgemma", "shieldgemma_2"})
+
+#: Templates that judge the item's image only: no item text, no few-shot examples.
+IMAGE_ONLY_TEMPLATES = frozenset({"shieldgemma_2"})
+
+#: Templates that can show the item's images (``render(images=...)``).
+MEDIA_TEMPLATES = frozenset({"llama_guard_4", "shieldgemma_2"})
+
+#: Templates that render the item's text (and take few-shot examples).
+TEXT_TEMPLATES: tuple[str, ...] = tuple(t for t in TEMPLATES if t not in IMAGE_ONLY_TEMPLATES)
 
 #: Templates whose sections are Llama Guard hazard codes of the policy's
 #: ``llama_guard_3`` mapping rather than platform categories.
@@ -114,40 +128,6 @@ LLAMA_GUARD_CATEGORY_NAMES: dict[str, str] = {
     "S14": "Code Interpreter Abuse",
 }
 
-_ANGLE_RUN = re.compile(r"[<>＜＞﹤﹥]{3,}")
-#: Special-token look-alikes of the common chat formats, whatever the tokenizer:
-#: ``<|...|>`` and its full-width ``<｜...｜>`` form (DeepSeek), tag-like tokens
-#: (``<start_of_turn>``, ``<start_of_image>``, ``</think>``, ``<tool_call>``, ``<s>``)
-#: and upper-case bracket tokens (``[INST]``, ``[SYSTEM_PROMPT]``, ``[TOOL_CALLS]``).
-#: The tokenizer's own special vocabulary is defused on top (``specials=``).
-_SPECIAL = re.compile(
-    r"<\||\|>|<｜|｜>"
-    r"|</?[A-Za-z_][\w.:▁-]{0,48}/?>"
-    r"|(?i:<\s*/?\s*(?:start_of_turn|end_of_turn|bos|eos|s|pad|unk)\s*>)"
-    r"|\[\s*/?\s*[A-Z][A-Z0-9_]*\s*\]|(?i:\[\s*/?\s*inst\s*\])"
-)
-#: Line and paragraph separators a renderer or a model may treat as a line break
-#: (so a role line after them would start a line): all become ``\n`` first.
-_LINE_BREAKS = re.compile("\r\n?|[\u2028\u2029\u0085\x0b\x0c]")
-_WORD_JOINER = "\u2060"
-_LG_TAG = re.compile(r"<(\s*(?:BEGIN|END)\s)", re.IGNORECASE)
-#: Role labels neutralised at the start of a line, per template.
-_ROLE_LINES: dict[str, tuple[str, ...]] = {
-    "llama_guard": ("User", "Agent"),
-    "llama_guard_4": ("User", "Agent"),
-    "shieldgemma": ("Human Question",),
-    "wildguard": ("Human user", "AI assistant", "Answers"),
-}
-#: Answer labels neutralised anywhere in the content, per template.
-_ROLE_WORDS: dict[str, tuple[str, ...]] = {
-    "platform": ("VERDICT",),
-    "platform_binary": ("VERDICT",),
-    "wildguard": ("Harmful request", "Response refusal", "Harmful response"),
-}
-_SAFE_TAG = re.compile(r"[^A-Za-z0-9._:-]")
-#: Few-shot example rationales are cut to this many characters.
-_RATIONALE_CHARS = 200
-
 
 @dataclass(frozen=True)
 class PromptParts:
@@ -155,134 +135,38 @@ class PromptParts:
 
     Attributes:
         prefix: instructions + policy text; identical for every item of a run.
-        suffix: the per-item part; the prompt is ``prefix + suffix``.
+        suffix: the per-item part; the prompt is ``prefix + suffix``. With images it
+            holds one :data:`IMAGE_MARKER` where each image goes.
         template_hash: sha256 over the template source (with any template it
             extends), the policy digest, the category selection and the section
             order, i.e. everything that shapes ``prefix``.
+        images: the item's images as PNG data URLs, in marker order (empty: text).
     """
 
     prefix: str
     suffix: str
     template_hash: str
+    images: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
-        """The whole prompt."""
+        """The whole prompt (image markers included)."""
         return self.prefix + self.suffix
 
-
-def _swap(s: str) -> str:
-    return (
-        s.replace("<", "‹")
-        .replace("＜", "‹")
-        .replace("﹤", "‹")
-        .replace(">", "›")
-        .replace("＞", "›")
-        .replace("﹥", "›")
-        .replace("[", "⟦")
-        .replace("]", "⟧")
-        .replace("｜", "¦")
-    )
-
-
-def _defuse(token: str) -> str:
-    """``token`` changed so that no tokenizer matches it as the special token any
-    more: its brackets swapped (:func:`_swap`) or, for a token without brackets, a
-    word joiner (U+2060, invisible) after its first character."""
-    out = _swap(token)
-    return out if out != token else token[:1] + _WORD_JOINER + token[1:]
-
-
-#: an index of special-token strings: a regex of their first characters (where a
-#: match can start) and, per first character, ``(length, lower-cased strings)``
-#: groups, longest first
-_SpecialsIndex = tuple[re.Pattern[str], dict[str, tuple[tuple[int, frozenset[str]], ...]]]
-
-
-@lru_cache(maxsize=16)
-def _specials_index(specials: frozenset[str]) -> _SpecialsIndex | None:
-    # whitespace-only or one-character added tokens are no control markers. A regex
-    # alternation of thousands of strings (Gemma has ~6000 added tokens) costs
-    # ~0.1 s per item, so candidates are found by first character and checked by
-    # length with set look-ups. Case is ignored because a ``normalized`` added token
-    # matches after the tokenizer's normaliser, which may lower-case the text.
-    groups: dict[str, dict[int, set[str]]] = {}
-    for t in specials:
-        if len(t) > 1 and t.strip():
-            low = t.lower()
-            groups.setdefault(low[0], {}).setdefault(len(low), set()).add(low)
-    if not groups:
-        return None
-    firsts = re.compile("[" + "".join(re.escape(c) for c in sorted(groups)) + "]", re.IGNORECASE)
-    index = {
-        c: tuple((n, frozenset(g[n])) for n in sorted(g, reverse=True)) for c, g in groups.items()
-    }
-    return firsts, index
-
-
-def _defuse_specials(text: str, index: _SpecialsIndex) -> str:
-    """``text`` with every (case-insensitive) occurrence of an indexed special-token
-    string defused, scanning left to right and preferring the longest match."""
-    firsts, by_first = index
-    out: list[str] = []
-    done = pos = 0
-    while (m := firsts.search(text, pos)) is not None:
-        j = m.start()
-        hit = 0
-        for n, strings in by_first.get(text[j].lower(), ()):
-            if text[j : j + n].lower() in strings:
-                hit = n
-                break
-        if hit:
-            out.append(text[done:j])
-            out.append(_defuse(text[j : j + hit]))
-            done = pos = j + hit
-        else:
-            pos = j + 1
-    out.append(text[done:])
-    return "".join(out)
-
-
-def neutralise(
-    text: str, template: str = "platform", specials: frozenset[str] = frozenset()
-) -> str:
-    """``text`` with every delimiter, special-token look-alike and role line of
-    ``template`` defused (angle brackets become ``‹ ›``, a role line's colon becomes
-    ``꞉``). Ordinary text, including single ``<``/``>``, is left unchanged.
-
-    Args:
-        text: item (or example) text.
-        template: the judge template (its role lines and answer words).
-        specials: the strings the backend's tokenizer maps to a special token (its
-            special and added-special vocabulary, ``JudgeBackend.special_strings``):
-            each occurrence is defused (:func:`_defuse`), so item text can never
-            encode to a special token id, whatever the chat format.
-
-    Line and paragraph separators (bare CR, CRLF, U+2028, U+2029, NEL U+0085, VT,
-    FF) become ``\n`` first, so a fake role line after one is caught like one after
-    a newline.
-    """
-    out = _LINE_BREAKS.sub("\n", text)
-    index = _specials_index(frozenset(specials))
-    if index is not None:
-        out = _defuse_specials(out, index)
-    out = _ANGLE_RUN.sub(lambda m: _swap(m.group()), out)
-    out = _SPECIAL.sub(lambda m: _swap(m.group()), out)
-    out = _LG_TAG.sub(r"‹\1", out)
-    words = _ROLE_WORDS.get(template, ())
-    if words:
-        alt = "|".join(re.escape(r) for r in words)
-        out = re.sub(rf"\b((?:{alt})\W*?)\s*:", lambda m: m.group(1) + "꞉", out, flags=re.I)
-    roles = _ROLE_LINES.get(template, ())
-    if roles:
-        alt = "|".join(re.escape(r) for r in roles)
-        out = re.sub(
-            rf"^(\W*(?:{alt})\s*):",
-            lambda m: m.group(1) + "꞉",
-            out,
-            flags=re.IGNORECASE | re.MULTILINE,
-        )
-    return out
+    def content(self) -> str | list[dict[str, Any]]:
+        """The per-item part as a backend receives it: the suffix text for a
+        text-only item, else OpenAI-style content parts (``text`` / ``image_url``)
+        with each image where the template placed it (docs/methods/media.md)."""
+        if not self.images:
+            return self.suffix
+        pieces = self.suffix.split(IMAGE_MARKER)
+        parts: list[dict[str, Any]] = []
+        for i, piece in enumerate(pieces):
+            if piece:
+                parts.append({"type": "text", "text": piece})
+            if i < len(self.images):
+                parts.append({"type": "image_url", "image_url": {"url": self.images[i]}})
+        return parts
 
 
 @lru_cache(maxsize=1)
@@ -395,16 +279,19 @@ def _ordered(default: tuple[str, ...], section_order: Sequence[str] | None) -> l
 DETAILS = ("full", "definitions")
 
 
-def _tag(item: Item) -> str:
-    h = item.content_hash or hashlib.sha256(item.text().encode("utf-8")).hexdigest()
-    return _SAFE_TAG.sub("_", h)[:12] or "item"
-
-
-def _item_vars(item: Item, template: str, specials: frozenset[str]) -> dict[str, Any]:
+def _item_vars(
+    item: Item, template: str, specials: frozenset[str], n_images: int = 0
+) -> dict[str, Any]:
     present = [k for k, v in item.fields.items() if v]
+    marks = IMAGE_MARKER * n_images  # one marker per image
+    content = neutralise(item.text(), template, specials)
     return {
+        # image-only templates print ``item.images`` where their model expects the
+        # image; the others carry it at the start of the judged content, so their
+        # template source (and every text prompt's hash) is unchanged
+        "images": marks if template in IMAGE_ONLY_TEMPLATES else "",
         "tag": _tag(item),
-        "content": neutralise(item.text(), template, specials),
+        "content": content if template in IMAGE_ONLY_TEMPLATES else marks + content,
         "surface": neutralise(item.context.get("surface") or "unknown", template, specials),
         "language": neutralise(item.context.get("language") or "unknown", template, specials),
         "fields": [TEXT_FIELDS.get(k, k) for k in present] or ["none"],
@@ -435,6 +322,95 @@ def template_hash(
     ).hexdigest()
 
 
+def _check_render(
+    template: str,
+    detail: str,
+    selected: Sequence[str],
+    few_shot: Sequence[tuple[Item, dict[str, bool]]],
+    examples: Sequence[Example] | None,
+) -> None:
+    """The argument checks of :func:`render` (one clear error before rendering)."""
+    if detail not in DETAILS:
+        raise ModeratorError(
+            "unknown policy detail level",
+            field="policy_detail",
+            expected=" | ".join(DETAILS),
+            actual=repr(detail),
+        )
+    if template in ONE_POLICY_TEMPLATES and len(selected) != 1:
+        raise ModeratorError(
+            f"template {template!r} judges one policy category per call",
+            field="categories",
+            expected="exactly one category id (use prompts.one_category)",
+            actual=repr(list(selected)),
+        )
+    if few_shot and template not in FEW_SHOT_TEMPLATES:
+        raise ModeratorError(
+            f"template {template!r} takes no few-shot examples",
+            field="few_shot",
+            expected=f"few-shot examples only with {', '.join(sorted(FEW_SHOT_TEMPLATES))}",
+            actual=f"{len(few_shot)} examples",
+        )
+    if examples and template in IMAGE_ONLY_TEMPLATES:
+        raise ModeratorError(
+            f"template {template!r} judges images only and takes no text examples",
+            field="few_shot",
+            expected="no few_shot with an image-only preset",
+            actual=f"{len(examples)} examples",
+            fix="remove params.few_shot",
+        )
+    if few_shot and examples:
+        raise ModeratorError(
+            "judge prompt: give few_shot or examples, not both",
+            field="examples",
+            expected="one source of few-shot examples",
+            actual=f"{len(few_shot)} few_shot and {len(examples)} examples",
+        )
+
+
+def _section_vars(
+    policy: Policy, template: str, order: Sequence[str], native: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Template variables of the policy sections, in prompt order (``native``: the
+    model's own policy sentence per category, where its template prints one)."""
+    if template in LLAMA_GUARD_TEMPLATES:
+        return [{"id": code, "name": LLAMA_GUARD_CATEGORY_NAMES[code]} for code in order]
+    out: list[dict[str, Any]] = []
+    for cid in order:
+        c = policy.category(cid)
+        out.append(
+            {
+                "id": c.id,
+                "name": c.name,
+                "definition": c.definition,
+                "not_allowed": list(c.not_allowed),
+                "allowed": list(c.allowed),
+                "native": (native or {}).get(cid),
+            }
+        )
+    return out
+
+
+def _split_rendered(text: str, split: str, template: str, n_images: int) -> tuple[str, str]:
+    """(prefix, suffix) of a rendered prompt; every image marker must sit in the
+    per-item suffix (the prefix is shared by all items) and appear once per image."""
+    prefix, sep, suffix = text.partition(split)
+    if not sep or split in suffix:  # pragma: no cover - template bug
+        raise ModeratorError(f"template {template!r} must contain {{{{ SPLIT }}}} exactly once")
+    placed = suffix.count(IMAGE_MARKER)
+    if n_images and template not in MEDIA_TEMPLATES:
+        placed = -1  # a text template: refuse rather than slip images into its content
+    if IMAGE_MARKER in prefix or placed != n_images:
+        raise ModeratorError(
+            f"template {template!r} does not place the item's images in its per-item part",
+            field="template",
+            expected=f"{n_images} image position(s) after {{{{ SPLIT }}}} in a media template",
+            actual=f"{max(placed, 0)} in the suffix, {prefix.count(IMAGE_MARKER)} in the prefix",
+            fix="use a preset whose template declares media (e.g. llama_guard_4, shieldgemma_2)",
+        )
+    return prefix, suffix
+
+
 def render(
     policy: Policy,
     item: Item,
@@ -446,6 +422,8 @@ def render(
     examples: Sequence[Example] | None = None,
     detail: str = "full",
     specials: frozenset[str] = frozenset(),
+    images: Sequence[str] = (),
+    native: Mapping[str, str] | None = None,
 ) -> PromptParts:
     """Render the judge prompt for ``item``.
 
@@ -453,105 +431,43 @@ def render(
         policy: the policy version; categories, definitions and examples come from it.
         item: the item to judge.
         template: one of :data:`TEMPLATES`.
-        categories: platform category ids to include (default all). For the Llama
-            Guard templates, the hazard codes whose mapping edges target one of them.
-            ``shieldgemma`` needs exactly one (see :func:`one_category`).
-        few_shot: labelled examples ``(item, {category id: violates})`` rendered in
-            the suffix (``platform`` template only).
+        categories: platform category ids to include (default all); Llama Guard
+            templates list the hazard codes mapped onto them; one-policy templates
+            need exactly one (:func:`one_category`).
+        few_shot: legacy labelled examples ``(item, {category: violates})``
+            (``platform`` template only).
         section_order: a permutation of :func:`sections` (robustness probe).
-        examples: few-shot examples (``fewshot.FewShotSelector.select``), any
-            template. Rendered in the suffix before the item, each delimited and
-            neutralised exactly like the item's content and followed by the answer in
-            the template's own format, about the selected categories only
-            (``shieldgemma``: the one category; Llama Guard: the listed codes, see
-            :func:`_example_codes`). ``None`` or empty renders today's prompt.
-        detail: ``full`` (each category's definition with its not-allowed and allowed
-            examples) or ``definitions`` (definitions only: a prompt about a quarter as
-            long, for small or slow judges); platform templates.
-        specials: the backend tokenizer's special-token strings
-            (``JudgeBackend.special_strings``), defused in every item-derived string
-            (content, context, examples) by :func:`neutralise`; the template's own
-            turn markers are untouched.
+        examples: few-shot examples (``fewshot.FewShotSelector.select``), rendered in
+            the suffix, delimited and neutralised like the item, each followed by its
+            answer in the template's format about the selected categories only.
+        detail: ``full`` or ``definitions`` (definitions only, about a quarter as long).
+        specials: the backend tokenizer's special-token strings, defused in every
+            item-derived string by :func:`neutralise`.
+        images: the item's images as data URLs (``audit.media.to_data_url``), placed
+            where the template prints ``item.images``; :meth:`PromptParts.content`
+            then returns content parts.
+        native: category → the model's own policy sentence
+            (``Preset.native_policies``), for templates that print it.
 
     Raises:
-        ModeratorError: unknown template, categories, section order or example labels.
+        ModeratorError: unknown template, categories, section order or example
+            labels, or a template that does not place the images.
     """
     _check_template(template)
-    if detail not in DETAILS:
-        raise ModeratorError(
-            "unknown policy detail level",
-            field="policy_detail",
-            expected=" | ".join(DETAILS),
-            actual=repr(detail),
-        )
     selected = _selected(policy, categories)
-    if template in ONE_POLICY_TEMPLATES and len(selected) != 1:
-        raise ModeratorError(
-            f"template {template!r} judges one policy category per call",
-            field="categories",
-            expected="exactly one category id (use prompts.one_category)",
-            actual=repr(selected),
-        )
-    if few_shot and template not in FEW_SHOT_TEMPLATES:
-        raise ModeratorError(
-            f"template {template!r} takes no few-shot examples",
-            field="few_shot",
-            expected=f"few-shot examples only with {', '.join(sorted(FEW_SHOT_TEMPLATES))}",
-            actual=f"{len(few_shot)} examples",
-        )
-    if few_shot and examples:
-        raise ModeratorError(
-            "judge prompt: give few_shot or examples, not both",
-            field="examples",
-            expected="one source of few-shot examples",
-            actual=f"{len(few_shot)} few_shot and {len(examples)} examples",
-        )
+    _check_render(template, detail, selected, few_shot, examples)
     order = _ordered(sections(policy, template, categories), section_order)
-    if template in LLAMA_GUARD_TEMPLATES:
-        section_vars: list[dict[str, Any]] = [
-            {"id": code, "name": LLAMA_GUARD_CATEGORY_NAMES[code]} for code in order
-        ]
-    else:
-        section_vars = []
-        for cid in order:
-            c = policy.category(cid)
-            section_vars.append(
-                {
-                    "id": c.id,
-                    "name": c.name,
-                    "definition": c.definition,
-                    "not_allowed": list(c.not_allowed),
-                    "allowed": list(c.allowed),
-                }
-            )
-    legacy = []
-    for ex_item, labels in few_shot:
-        bad = [k for k in labels if k not in policy.category_ids]
-        if bad:
-            raise ModeratorError(
-                "few-shot example labels name unknown categories",
-                field="few_shot",
-                expected=f"category ids of {policy.ref}",
-                actual=", ".join(bad),
-            )
-        legacy.append(
-            {
-                "tag": _tag(ex_item),
-                "content": neutralise(ex_item.text(), template, specials),
-                "violations": json.dumps([c for c in selected if labels.get(c)]),
-            }
-        )
     split = f"\x1e{uuid.uuid4().hex}\x1e"
     text = (
         _env()
         .get_template(f"{template}.j2")
         .render(
             policy={"ref": policy.ref, "name": policy.name, "description": policy.description},
-            sections=section_vars,
+            sections=_section_vars(policy, template, order, native),
             ids=selected,
-            item=_item_vars(item, template, specials),
-            examples=legacy,
-            shots=_shot_vars(
+            item=_item_vars(item, template, specials, len(images)),
+            examples=legacy_vars(policy, few_shot, template, selected, specials),
+            shots=shot_vars(
                 policy,
                 examples or (),
                 template,
@@ -563,15 +479,14 @@ def render(
             SPLIT=split,
         )
     )
-    prefix, sep, suffix = text.partition(split)
-    if not sep or split in suffix:  # pragma: no cover - template bug
-        raise ModeratorError(f"template {template!r} must contain {{{{ SPLIT }}}} exactly once")
+    prefix, suffix = _split_rendered(text, split, template, len(images))
     return PromptParts(
         prefix=prefix,
         suffix=suffix,
         template_hash=template_hash(
             policy, template, categories=categories, section_order=section_order, detail=detail
         ),
+        images=tuple(images),
     )
 
 
@@ -583,10 +498,12 @@ def one_category(
     *,
     examples: Sequence[Example] | None = None,
     specials: frozenset[str] = frozenset(),
+    images: Sequence[str] = (),
+    native: Mapping[str, str] | None = None,
 ) -> PromptParts:
     """The prompt for one (item, category) pair, for one-policy-per-call formats
-    (ShieldGemma, Zeng et al. 2024, arXiv 2407.21772). ``examples`` and ``specials``
-    as in :func:`render`; the examples' answer is about ``category`` only."""
+    (ShieldGemma, Zeng et al. 2024, arXiv 2407.21772). ``examples``, ``specials`` and
+    ``images`` as in :func:`render`; the examples' answer is about ``category`` only."""
     return render(
         policy,
         item,
@@ -594,72 +511,6 @@ def one_category(
         categories=[category],
         examples=examples,
         specials=specials,
+        images=images,
+        native=native,
     )
-
-
-def _example_codes(policy: Policy, violations: set[str], order: Sequence[str]) -> list[str]:
-    """Llama Guard codes for an example violating ``violations``, among the prompt's
-    sections ``order`` (in that order).
-
-    A code is chosen when every platform category it maps to is violated, so that the
-    answer parses back (``parsers.parse``) to exactly the example's labels; a violated
-    category that no such code covers falls back to every listed code mapping to it
-    (e.g. ``illicit_fraud`` only has ``S2``, which also maps to other categories).
-    A violation with no listed code at all is outside the prompt's categories.
-    """
-    targets: dict[str, set[str]] = {}
-    for e in policy.mapping(LLAMA_GUARD_TAXONOMY).edges:
-        if e.target is not None:
-            targets.setdefault(e.source, set()).add(e.target)
-    chosen = {c for c in order if targets.get(c) and targets[c] <= violations}
-    covered = set().union(*(targets[c] for c in chosen))
-    for v in violations - covered:
-        chosen.update(c for c in order if v in targets.get(c, ()))
-    return [c for c in order if c in chosen]
-
-
-def _shot_vars(
-    policy: Policy,
-    examples: Sequence[Example],
-    template: str,
-    selected: Sequence[str],
-    order: Sequence[str],
-    specials: frozenset[str] = frozenset(),
-) -> list[dict[str, Any]]:
-    """Template variables of the few-shot examples: content neutralised like item
-    content, and the answer data, restricted to what the prompt asks about (the
-    selected categories; for Llama Guard the listed codes)."""
-    shots: list[dict[str, Any]] = []
-    for ex in examples:
-        bad = [c for c in ex.violations if c not in policy.category_ids]
-        if bad:
-            raise ModeratorError(
-                f"few-shot example {ex.id!r} names unknown categories",
-                field="examples",
-                expected=f"category ids of {policy.ref}",
-                actual=", ".join(bad),
-            )
-        violations = [c for c in selected if c in set(ex.violations)]
-        codes = (
-            _example_codes(policy, set(violations), order)
-            if template in LLAMA_GUARD_TEMPLATES
-            else []
-        )
-        rationale = None
-        if ex.rationale:
-            rationale = neutralise(" ".join(ex.rationale.split()), template, specials)
-            if len(rationale) > _RATIONALE_CHARS:
-                rationale = rationale[: _RATIONALE_CHARS - 1].rstrip() + "…"
-        shots.append(
-            {
-                "tag": hashlib.sha256(ex.text.encode("utf-8")).hexdigest()[:12],
-                "content": neutralise(ex.text, template, specials),
-                "violations": json.dumps(violations),
-                "rationale": None
-                if rationale is None
-                else json.dumps(rationale, ensure_ascii=False),
-                "codes": codes,
-                "unsafe": bool(codes) if template in LLAMA_GUARD_TEMPLATES else bool(violations),
-            }
-        )
-    return shots

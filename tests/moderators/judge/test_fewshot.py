@@ -354,7 +354,11 @@ EXAMPLES = (
 )
 ITEM = Item(id="item-1", content_hash="abc123", fields={"caption": "the item to judge"})
 #: template → parser format (from the presets, so a preset change is caught)
-FMT = {p.template: p.fmt for p in presets.PRESETS.values()}
+FMT = {
+    p.template: p.fmt
+    for p in presets.PRESETS.values()
+    if p.template not in prompts.IMAGE_ONLY_TEMPLATES
+}
 
 
 def _parts(policy, template, item=ITEM, examples=EXAMPLES, category="hate"):
@@ -374,10 +378,10 @@ _ANSWER = {
 
 
 def test_every_template_takes_examples():
-    assert set(FMT) == set(prompts.TEMPLATES) == set(_ANSWER)
+    assert set(FMT) == set(prompts.TEXT_TEMPLATES) == set(_ANSWER)
 
 
-@pytest.mark.parametrize("template", prompts.TEMPLATES)
+@pytest.mark.parametrize("template", prompts.TEXT_TEMPLATES)
 def test_examples_in_suffix_only(policy, template):
     base = _parts(policy, template, examples=None)
     assert _parts(policy, template, examples=()) == base
@@ -404,7 +408,7 @@ def test_examples_in_suffix_only(policy, template):
         assert p.suffix.endswith(base.suffix[base.suffix.index("the item to judge") :])
 
 
-@pytest.mark.parametrize("template", prompts.TEMPLATES)
+@pytest.mark.parametrize("template", prompts.TEXT_TEMPLATES)
 def test_example_answers_parse_to_labels(policy, template):
     fmt = FMT[template]
     one_policy = template in prompts.ONE_POLICY_TEMPLATES
@@ -450,7 +454,7 @@ def test_answers_about_the_selected_categories_only(policy):
 
 
 @requires_minilm
-@pytest.mark.parametrize("template", prompts.TEMPLATES)
+@pytest.mark.parametrize("template", prompts.TEXT_TEMPLATES)
 def test_real_examples_render_and_parse(policy, balanced, queries, template):
     _, res = balanced
     for item, exs in list(zip(queries, res))[:4]:
@@ -486,7 +490,7 @@ ROLE_MARKERS = {
 }
 
 
-@pytest.mark.parametrize("template", prompts.TEMPLATES)
+@pytest.mark.parametrize("template", prompts.TEXT_TEMPLATES)
 @pytest.mark.parametrize("text", INJECTIONS)
 def test_injection_in_example_neutralised(policy, template, text):
     benign = (Example("b", "benign", ("hate",), "r"), Example("s", "fine", (), None))

@@ -81,7 +81,7 @@ def test_special_strings_cover_the_tokenizer_vocabulary(tok):
     assert BackendLoops.special_strings(_Hooks(tok)) == frozenset()
 
 
-@pytest.mark.parametrize("template", prompts.TEMPLATES)
+@pytest.mark.parametrize("template", prompts.TEXT_TEMPLATES)
 def test_no_special_id_inside_the_item_span(policy, tok, template):
     specials = _Hooks(tok).special_strings()
     kw: dict[str, Any] = (

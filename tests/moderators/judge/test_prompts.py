@@ -37,7 +37,7 @@ ITEMS = [
 ]
 
 
-@pytest.mark.parametrize("template", prompts.TEMPLATES)
+@pytest.mark.parametrize("template", prompts.TEXT_TEMPLATES)
 def test_prefix_identical_across_items(policy, template):
     parts = [_render(policy, it, template) for it in ITEMS]
     assert len({p.prefix for p in parts}) == 1
@@ -91,7 +91,7 @@ ROLE_MARKERS = {
 }
 
 
-@pytest.mark.parametrize("template", prompts.TEMPLATES)
+@pytest.mark.parametrize("template", prompts.TEXT_TEMPLATES)
 @pytest.mark.parametrize("text", INJECTIONS)
 def test_delimiter_injection_neutralised(policy, template, text):
     base = _render(policy, _item("x"), template)

@@ -238,3 +238,63 @@ def import_optional(module: str, where: str, what: str, expected: str, fix: str)
             actual="not installed",
             fix=fix,
         ) from exc
+
+
+# --------------------------------------------------------------------------- content parts
+
+#: One OpenAI-style content part: ``{"type": "text", "text": ...}`` or
+#: ``{"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}``.
+ContentPart = dict[str, Any]
+#: The per-item part of a judge prompt as a backend receives it: plain text for a
+#: text-only item (unchanged), a list of content parts when the item has images.
+Suffix = str | list[ContentPart]
+
+
+def text_part(text: str) -> ContentPart:
+    return {"type": "text", "text": text}
+
+
+def image_part(url: str) -> ContentPart:
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def user_content(prefix: str, suffix: Suffix) -> str | list[ContentPart]:
+    """The whole user message: ``prefix + suffix`` for text; for content parts the
+    prefix as a leading text part, adjacent text parts merged (so a server or chat
+    template sees one text run between images, exactly as the text prompt reads)."""
+    if isinstance(suffix, str):
+        return prefix + suffix
+    out: list[ContentPart] = []
+    for part in [text_part(prefix), *suffix]:
+        if part.get("type") == "text":
+            if not part.get("text"):
+                continue
+            if out and out[-1].get("type") == "text":
+                out[-1] = text_part(out[-1]["text"] + part["text"])
+                continue
+        out.append(dict(part))
+    return out
+
+
+def image_urls(suffix: Suffix) -> list[str]:
+    """The image URLs of a suffix, in order (none for text)."""
+    if isinstance(suffix, str):
+        return []
+    return [str(p["image_url"]["url"]) for p in suffix if p.get("type") == "image_url"]
+
+
+def suffix_key(suffix: Suffix) -> str:
+    """A string standing for ``suffix`` where a backend keys on the item text (the
+    per-sample seed): the text itself, or the text parts joined with each image's
+    sha256 in its place, so two items with the same text and different images get
+    different seeds."""
+    if isinstance(suffix, str):
+        return suffix
+    keys: list[str] = []
+    for p in suffix:
+        if p.get("type") == "text":
+            keys.append(str(p.get("text", "")))
+        else:
+            url = str(p.get("image_url", {}).get("url", ""))
+            keys.append("\x00image:" + hashlib.sha256(url.encode("utf-8")).hexdigest())
+    return "".join(keys)

@@ -41,11 +41,13 @@ from audit.errors import ModeratorError
 from audit.moderators.judge.backends._common import (
     GenOut,
     ItemError,
+    Suffix,
     _seed_for,
     candidate_token_ids,
     fit_middle,
     label_probs,
     split_encode,
+    suffix_key,
 )
 
 __all__ = [
@@ -84,7 +86,7 @@ class JudgeBackend(Protocol):
     def next_token_probs(
         self,
         prefix: str,
-        suffixes: Sequence[str],
+        suffixes: Sequence[Suffix],
         candidates: dict[str, Sequence[str]],
         *,
         batch_size: int = 8,
@@ -97,7 +99,7 @@ class JudgeBackend(Protocol):
     def generate(
         self,
         prefix: str,
-        suffixes: Sequence[str],
+        suffixes: Sequence[Suffix],
         *,
         max_new_tokens: int = 256,
         temperature: float = 0.0,
@@ -133,10 +135,16 @@ class GenSettings:
 @dataclass(frozen=True)
 class Prompt:
     """One item's token ids: the shared prefix (empty when it is not a true prefix of
-    the sequence, or when reuse is off) and the rest, already cut to fit."""
+    the sequence, or when reuse is off) and the rest, already cut to fit.
+
+    ``media`` is set for an item with images (``Suffix`` content parts): what the
+    engine needs beside the ids (the processor's pixel tensors for transformers, the
+    text prompt and images for vLLM). Such a prompt is always whole (no shared
+    prefix: the image tokens depend on the item) and never cut."""
 
     prefix: list[int]
     rest: list[int]
+    media: Any = None
 
     @property
     def ids(self) -> list[int]:
@@ -205,7 +213,8 @@ class BackendLoops(Generic[P, C, O]):
     def _prepare(
         self,
         prefix: str,
-        suffixes: Sequence[str],
+        # ``Sequence[Suffix]``; Any so that an engine reading text only may narrow it
+        suffixes: Sequence[Any],
         *,
         reuse: bool,
         max_new_tokens: int | None,
@@ -231,9 +240,10 @@ class BackendLoops(Generic[P, C, O]):
     ) -> list[GenOut | ItemError]:
         raise NotImplementedError
 
-    def _sample_seed(self, seed: int, suffix: str, sample: int) -> int:
-        """Per (item content, sample) seed: reproducible and independent of batching."""
-        return _seed_for(seed, suffix, sample)
+    def _sample_seed(self, seed: int, suffix: Any, sample: int) -> int:
+        """Per (item content, sample) seed: reproducible and independent of batching
+        (an item's images enter through their digests, ``suffix_key``)."""
+        return _seed_for(seed, suffix_key(suffix), sample)
 
     def _engine_message(self, exc: Exception) -> str:
         return f"{type(exc).__name__}: {exc}"
@@ -259,7 +269,7 @@ class BackendLoops(Generic[P, C, O]):
     def next_token_probs(
         self,
         prefix: str,
-        suffixes: Sequence[str],
+        suffixes: Sequence[Suffix],
         candidates: dict[str, Sequence[str]],
         *,
         batch_size: int = 8,
@@ -291,7 +301,7 @@ class BackendLoops(Generic[P, C, O]):
     def generate(
         self,
         prefix: str,
-        suffixes: Sequence[str],
+        suffixes: Sequence[Suffix],
         *,
         max_new_tokens: int = 256,
         temperature: float = 0.0,
@@ -493,7 +503,7 @@ class TokenBackend(BackendLoops[Prompt, dict[str, list[int]], dict[int, float]])
     def _prepare(
         self,
         prefix: str,
-        suffixes: Sequence[str],
+        suffixes: Sequence[Suffix],
         *,
         reuse: bool,
         max_new_tokens: int | None,
@@ -501,18 +511,60 @@ class TokenBackend(BackendLoops[Prompt, dict[str, list[int]], dict[int, float]])
     ) -> list[Prompt]:
         """Split, cut in the middle of the item part to fit, and keep the prefix apart
         only where it is shared: with reuse, the first item's prefix is the shared one
-        and an item with another prefix (or none) is scored whole."""
+        and an item with another prefix (or none) is scored whole. An item with
+        images (content parts) becomes a whole media prompt (:meth:`_media_prompt`)."""
         room = self._room(max_new_tokens)
-        out: list[Prompt] = []
+        tails = list(tails) if tails is not None else [""] * len(suffixes)
+        if len(tails) != len(suffixes):
+            raise BadArguments(
+                "tails must have one entry per suffix",
+                where=self.where,
+                field="continuations",
+                expected=f"{len(suffixes)} entries",
+                actual=f"{len(tails)} entries",
+            )
+        text = [i for i, s in enumerate(suffixes) if isinstance(s, str)]
+        out: list[Prompt | None] = [None] * len(suffixes)
         shared: list[int] = []
-        for pre, rest in self._encode_many(prefix, suffixes, tails):
+        encoded = self._encode_many(
+            prefix, [str(suffixes[i]) for i in text], [tails[i] for i in text]
+        )
+        for i, (pre, rest) in zip(text, encoded):
             cut = fit_middle(pre, rest, room, self.where, field=self.room_field)
             if pre and (not self.share_one_prefix or not shared or pre == shared):
                 shared = shared or pre
-                out.append(Prompt(pre, cut))
+                out[i] = Prompt(pre, cut)
             else:
-                out.append(Prompt([], pre + cut))
-        return out
+                out[i] = Prompt([], pre + cut)
+        for i, s in enumerate(suffixes):
+            if not isinstance(s, str):
+                out[i] = self._media_prompt(prefix, s, tails[i], room)
+        return [p for p in out if p is not None]
+
+    def _media_prompt(
+        self, prefix: str, parts: list[dict[str, Any]], tail: str, room: int
+    ) -> Prompt:
+        """The whole prompt of an item with images (``prefix`` + content ``parts`` +
+        ``tail``), with :attr:`Prompt.media` set; an engine without image support
+        refuses with the fix. Longer than ``room`` tokens: ``media`` is an
+        :class:`ItemError` (``prompt_too_long``: image tokens cannot be cut)."""
+        raise ModeratorError(
+            f"the {self.backend} backend cannot score images",
+            where=self.where,
+            field="params.backend",
+            expected="transformers, vllm or openai_compat for a vision-language judge",
+            actual=self.backend,
+            fix="pick one of those backends, or a text-only preset",
+        )
+
+    @staticmethod
+    def _too_long(n: int, room: int) -> ItemError:
+        return ItemError(
+            "prompt_too_long",
+            f"the prompt with its image tokens is {n} tokens, over the {room} allowed "
+            "(image tokens cannot be cut; raise params.max_length or lower "
+            "params.image_max_side)",
+        )
 
     def _candidates(self, candidates: dict[str, Sequence[str]]) -> dict[str, list[int]]:
         return candidate_token_ids(candidates, self._candidate_ids, self._show)

@@ -52,6 +52,7 @@ from audit.moderators.judge.backends._common import (
     KEEP_TAIL,
     GenOut,
     ItemError,
+    Suffix,
     check_settings,
     template_sha256,
 )
@@ -62,6 +63,7 @@ from audit.moderators.judge.backends.base import (
     TokenBackend,
 )
 from audit.moderators.judge.backends.hf_loading import NAME, HFLoader
+from audit.moderators.judge.backends.hf_media import HFMediaMixin
 
 __all__ = ["BOUNDARY_BACKOFF", "KEEP_TAIL", "GenOut", "HFBackend"]
 
@@ -77,7 +79,7 @@ def _cache_of(out: Any) -> Any:
     return cache if cache is not None else getattr(out, "past_key_values", None)
 
 
-class HFBackend(HFLoader, HFTokenizerHooks, TokenBackend):
+class HFBackend(HFMediaMixin, HFLoader, HFTokenizerHooks, TokenBackend):
     """transformers causal LM: label-token probabilities and generation.
 
     Loading lives in :class:`~audit.moderators.judge.backends.hf_loading.HFLoader`,
@@ -100,6 +102,7 @@ class HFBackend(HFLoader, HFTokenizerHooks, TokenBackend):
         max_length: int = 4096,
         chat_template: bool = True,
         allow_pickle: bool = False,
+        media: bool = False,
     ) -> None:
         check_settings(
             NAME,
@@ -132,6 +135,8 @@ class HFBackend(HFLoader, HFTokenizerHooks, TokenBackend):
         self.use_chat_template = chat_template
         # pickle-only checkpoints (.bin/.pt) are refused unless the user opts in
         self.allow_pickle = allow_pickle
+        self.media = media
+        self._proc: Any = None
         self._dir: Path | None = None
         self._commit: str | None = None
         self._tok: Any = None
@@ -216,6 +221,8 @@ class HFBackend(HFLoader, HFTokenizerHooks, TokenBackend):
                     "truncation": f"suffix-middle, keep last {KEEP_TAIL}",
                     "transformers": package_version("transformers"),
                 }
+                if self.media:  # text checkpoints keep their fingerprint
+                    self._fingerprint["media"] = "AutoProcessor + AutoModelForImageTextToText"
             return copy.deepcopy(self._fingerprint)
 
     # ------------------------------------------------------------------ encoding
@@ -386,7 +393,7 @@ class HFBackend(HFLoader, HFTokenizerHooks, TokenBackend):
     def _prepare(
         self,
         prefix: str,
-        suffixes: Sequence[str],
+        suffixes: Sequence[Suffix],
         *,
         reuse: bool,
         max_new_tokens: int | None,
@@ -396,14 +403,14 @@ class HFBackend(HFLoader, HFTokenizerHooks, TokenBackend):
         prompts = super()._prepare(
             prefix, suffixes, reuse=reuse, max_new_tokens=max_new_tokens, tails=tails
         )
-        return prompts if reuse else [Prompt([], p.ids) for p in prompts]
+        return prompts if reuse else [Prompt([], p.ids, p.media) for p in prompts]
 
     def _batches(self, prompts: Sequence[Prompt], batch_size: int) -> list[list[int]]:
         """Items after the shared prefix first, then whole sequences; each group in
         length-sorted batches under a token budget (padding stays small)."""
-        out: list[list[int]] = []
+        out: list[list[int]] = [[i] for i, p in enumerate(prompts) if p.media is not None]
         for use in (True, False):
-            todo = [i for i, p in enumerate(prompts) if bool(p.prefix) is use]
+            todo = [i for i, p in enumerate(prompts) if bool(p.prefix) is use and p.media is None]
             lengths = [len(prompts[i].rest) for i in todo]
             for mb in length_batches(
                 lengths, max_batch=batch_size, max_tokens=batch_size * self.max_length
@@ -418,6 +425,8 @@ class HFBackend(HFLoader, HFTokenizerHooks, TokenBackend):
         it); log-probs of the candidate tokens at the last position."""
         import torch
 
+        if prompts[0].media is not None:  # a media prompt is a batch of its own
+            return [self._media_label_logprobs(prompts[0], self._wanted(cand))]
         shared = prompts[0].prefix  # a batch is all-prefix or all-whole (_batches)
         wanted = self._wanted(cand)
         out: list[dict[int, float] | ItemError] = [{} for _ in prompts]
@@ -445,6 +454,8 @@ class HFBackend(HFLoader, HFTokenizerHooks, TokenBackend):
         sequence for sampling."""
         import torch
 
+        if prompts[0].media is not None:  # one media prompt, num_samples rows
+            return [self._media_generate(p, s, settings) for p, s in zip(prompts, seeds)]
         with torch.inference_mode():
             gens = self._decode([p.rest for p in prompts], prompts[0].prefix, list(seeds), settings)
         return list(gens)

@@ -54,6 +54,9 @@ class HFLoader:
     attn_implementation: str
     use_chat_template: bool
     allow_pickle: bool
+    #: a vision-language checkpoint: AutoProcessor + AutoModelForImageTextToText
+    media: bool
+    _proc: Any
     _lock: AbstractContextManager[Any]
     _dir: Path | None
     _commit: str | None
@@ -125,8 +128,48 @@ class HFLoader:
                 self._torch_dtype = torch.float32
         return self._torch_dtype
 
+    def _processor(self) -> Any:
+        """The checkpoint's processor (image preprocessing + tokenizer + chat template),
+        loaded once; vision-language checkpoints only (``media``)."""
+        with self._lock:
+            if self._proc is None:
+                from transformers import AutoProcessor
+
+                with quiet_hf():
+                    try:
+                        auto: Any = AutoProcessor  # untyped in transformers
+                        self._proc = auto.from_pretrained(self._resolve(), trust_remote_code=False)
+                    except (OSError, ValueError, TypeError) as exc:
+                        raise ModeratorError(
+                            f"cannot load the processor of a vision-language judge: {exc}",
+                            where=NAME,
+                            field="params.model",
+                            expected="a vision-language checkpoint saved with its processor",
+                            actual=str(self._dir),
+                            fix="save model and processor with save_pretrained() into one folder",
+                        ) from exc
+                if getattr(self._proc, "tokenizer", None) is None:
+                    raise ModeratorError(
+                        "the processor of this vision-language checkpoint has no tokenizer",
+                        where=NAME,
+                        field="params.model",
+                        expected="an AutoProcessor with a tokenizer (LLaVA, Idefics3, Gemma 3...)",
+                        actual=type(self._proc).__name__,
+                    )
+            return self._proc
+
     def _tokenizer(self) -> Any:
         with self._lock:
+            if self._tok is None and getattr(self, "media", False):
+                proc = self._processor()
+                tok = proc.tokenizer
+                # text-only items go through the tokenizer's template; VLM checkpoints
+                # often keep theirs on the processor only
+                if not getattr(tok, "chat_template", None) and getattr(proc, "chat_template", None):
+                    tok.chat_template = proc.chat_template
+                if tok.pad_token_id is None:
+                    tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+                self._tok = tok
             if self._tok is None:
                 from transformers import AutoTokenizer
 
@@ -188,8 +231,9 @@ class HFLoader:
         with self._lock:
             if self._model is not None:
                 return
-            from transformers import AutoModelForCausalLM
+            from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
+            auto = AutoModelForImageTextToText if getattr(self, "media", False) else None
             tok = self._tokenizer()
             device = resolve_device(self.device, where=NAME)
             kw: dict[str, Any] = {"dtype": self._resolved_dtype()}
@@ -211,7 +255,7 @@ class HFLoader:
             )
             with quiet_hf():
                 try:
-                    model: Any = AutoModelForCausalLM.from_pretrained(src, **kw)
+                    model: Any = (auto or AutoModelForCausalLM).from_pretrained(src, **kw)
                 except (OSError, ValueError) as exc:
                     raise ModeratorError(
                         f"cannot load causal LM: {exc}",

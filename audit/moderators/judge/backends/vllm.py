@@ -79,6 +79,7 @@ from audit.moderators.judge.backends.base import (
     Prompt,
     TokenBackend,
 )
+from audit.moderators.judge.backends.vllm_media import VLLMMediaMixin
 
 __all__ = ["GenOut", "ItemError", "VLLMBackend"]
 
@@ -95,7 +96,7 @@ INSTALL_FIX = (
 # --------------------------------------------------------------------------- backend
 
 
-class VLLMBackend(HFTokenizerHooks, TokenBackend):
+class VLLMBackend(VLLMMediaMixin, HFTokenizerHooks, TokenBackend):
     """vLLM offline engine: exact label-token probabilities and seeded generation."""
 
     backend: ClassVar[str] = "vllm"
@@ -115,6 +116,7 @@ class VLLMBackend(HFTokenizerHooks, TokenBackend):
         tensor_parallel_size: int = 1,
         max_model_len: int | None = None,
         allow_pickle: bool = False,
+        media: bool = False,
     ) -> None:
         check_settings(
             NAME,
@@ -151,6 +153,8 @@ class VLLMBackend(HFTokenizerHooks, TokenBackend):
         self.max_model_len = max_model_len
         # pickle-only checkpoints are refused unless the user opts in
         self.allow_pickle = allow_pickle
+        self.media = media
+        self._proc: Any = None
         self._vllm: Any = None
         self._llm: Any = None
         self._tok: Any = None
@@ -271,6 +275,8 @@ class VLLMBackend(HFTokenizerHooks, TokenBackend):
                     "tensor_parallel_size": self.tensor_parallel_size,
                     "vllm": str(getattr(vllm, "__version__", None)),
                 }
+                if self.media:  # text checkpoints keep their fingerprint
+                    self._fingerprint["media"] = "prompt + multi_modal_data (PIL images)"
             return copy.deepcopy(self._fingerprint)
 
     # ------------------------------------------------------------------ token hooks
@@ -283,12 +289,24 @@ class VLLMBackend(HFTokenizerHooks, TokenBackend):
 
     # ------------------------------------------------------------------ engine primitives
 
-    def _submit(self, prompts: list[list[int]], params: list[Any]) -> list[Any]:
-        """One ``LLM.generate`` call on token prompts (raises when vLLM rejects it)."""
+    def _submit(self, prompts: Sequence[list[int] | Prompt], params: list[Any]) -> list[Any]:
+        """One ``LLM.generate`` call (raises when vLLM rejects it): token prompts, or
+        for an item with images vLLM's documented multimodal input, the text prompt
+        with ``multi_modal_data={"image": ...}`` (vLLM expands the image tokens)."""
         if not prompts:
             return []
-        reqs = [{"prompt_token_ids": p} for p in prompts]
+        reqs = [self._request(p) for p in prompts]
         return list(self._llm.generate(reqs, params, use_tqdm=False))
+
+    @staticmethod
+    def _request(p: list[int] | Prompt) -> dict[str, Any]:
+        if isinstance(p, Prompt) and p.media is not None:
+            text, images = p.media
+            return {
+                "prompt": text,
+                "multi_modal_data": {"image": images[0] if len(images) == 1 else list(images)},
+            }
+        return {"prompt_token_ids": p.ids if isinstance(p, Prompt) else p}
 
     def _label_logprobs(
         self, prompts: Sequence[Prompt], cand: dict[str, list[int]], reuse: bool
@@ -297,6 +315,8 @@ class VLLMBackend(HFTokenizerHooks, TokenBackend):
         ``prompt_logprobs`` request for each candidate outside it. ``reuse`` is vLLM's
         own automatic prefix caching."""
         del reuse
+        if any(p.media is not None for p in prompts):
+            return self._media_logprobs(prompts, cand)
         vllm = self._vllm
         ids = [p.ids for p in prompts]
         first = vllm.SamplingParams(
@@ -347,7 +367,15 @@ class VLLMBackend(HFTokenizerHooks, TokenBackend):
             if settings.stop:
                 kw["stop"] = list(settings.stop)
             params.append(self._vllm.SamplingParams(**kw))
-        return [self._gen_out(r) for r in self._submit([p.ids for p in prompts], params)]
+        out: list[GenOut | ItemError] = [
+            p.media if isinstance(p.media, ItemError) else ItemError("bad_response", "no output")
+            for p in prompts
+        ]
+        live = [j for j, p in enumerate(prompts) if not isinstance(p.media, ItemError)]
+        got = self._submit([prompts[j] for j in live], [params[j] for j in live])
+        for j, r in zip(live, got):
+            out[j] = self._gen_out(r)
+        return out
 
     @staticmethod
     def _gen_out(res: Any) -> GenOut | ItemError:
