@@ -8,11 +8,6 @@ from typing import Any
 import pytest
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # tests that need a CUDA GPU (test_vllm_real.py); they skip with the reason elsewhere
-    config.addinivalue_line("markers", "gpu: needs a CUDA GPU (and vLLM); skipped without one")
-
-
 @pytest.fixture(scope="session")
 def policy() -> Any:
     from audit.policy import load_policy
