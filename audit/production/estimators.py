@@ -283,13 +283,15 @@ def ppi(
     R = ~np.isnan(s.f)
     if not R.any():
         return PPIResult(Interval.undefined("no reference labels"), nan, nan)
+    if np.any(s.labelled & ~R):
+        # human-labelled items the reference could not label (its per-item errors): PPI
+        # uses the units that have both, still an SRS of the stratum if the failures are
+        # missing at random within it (docs §5); the classical estimate keeps them all
+        s = StratifiedSample(N=s.N, m=s.m, h=s.h, y=np.where(R, s.y, nan), f=s.f)
+        why = _missing_strata(s)
+        if why:
+            return PPIResult(Interval.undefined(f"{why} with a reference label"), nan, nan)
     L = s.labelled
-    if np.any(L & ~R):
-        return PPIResult(
-            Interval.undefined("human-labelled items lack reference labels (sample not nested)"),
-            nan,
-            nan,
-        )
     H = len(s.N)
     y = np.nan_to_num(s.y)
     f = np.nan_to_num(s.f)
