@@ -1,4 +1,4 @@
-"""CLI: ``audit production demo-day | check | plan | sample | estimate | demo-labels``.
+"""CLI: ``audit production demo-day | check | plan | sample | reference | estimate | demo-labels``.
 
 Only click is imported at module level; the logic lives in :mod:`audit.production`
 (docs/methods/production.md). The ``production`` group is exported so other
@@ -389,6 +389,57 @@ def demo_labels_cmd(
 
     h, r = demo_labels(manifest.parent, truth, out, reference_noise=reference_noise, seed=seed)
     _console().print(f"human labels: {h}\nreference labels: {r}")
+
+
+@production.command("reference")
+@click.argument("manifest", type=click.Path(path_type=Path))
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="a run config naming the reference moderator (its cache and error budget apply)",
+)
+@click.option("--moderator", required=True, help="the reference moderator of CONFIG (an llm_judge)")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="labels file (default: reference_labels.csv beside the manifest)",
+)
+@click.option(
+    "--overall",
+    is_flag=True,
+    help="use the moderator's overall score for every category (a judge with no per-category scores)",
+)
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config value"
+)
+def reference_cmd(
+    manifest: Path,
+    config: Path,
+    moderator: str,
+    out: Path | None,
+    overall: bool,
+    overrides: tuple[str, ...],
+) -> None:
+    """Score the reference batch with a moderator through the runner (cached), writing the
+    labels `estimate --reference` reads."""
+    from audit._util.settings import offline_env
+    from audit.production.reference import score_reference
+
+    offline_env()
+    r = score_reference(manifest, config, moderator, out=out, overrides=overrides, overall=overall)
+    c = _console()
+    c.print(
+        f"reference {r.moderator}: {r.n_items:,} items, {r.n_scored:,} scored, "
+        f"{r.n_cached:,} from the cache; {r.n_pairs:,} labels"
+    )
+    if r.error_types:
+        kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(r.error_types.items()))
+        c.print(f"[yellow]{r.n_errors:,} per-item errors[/] ({kinds}): {r.errors}")
+    c.print(f"reference labels: {r.labels}")
 
 
 @production.command("estimate")

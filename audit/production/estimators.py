@@ -257,6 +257,31 @@ class PPIResult:
 
 # Over 80 lines on purpose: one estimator read top to bottom (λ tuning, the ratio, its
 # two-phase variance, METHODS §6.7); split up, the derivation no longer reads as one.
+def _ppi_sample(s: StratifiedSample, classical_result: Interval) -> StratifiedSample | PPIResult:
+    """The nested sample PPI works on, or the undefined result saying why there is none.
+
+    Human-labelled items the reference could not label (its per-item errors) break the
+    nesting: PPI uses the units that have both, still an SRS of the stratum if the
+    failures are missing at random within it (docs §5); the classical estimate keeps
+    them all.
+    """
+    nan = float("nan")
+    if classical_result.reason is not None and "no human labels" in classical_result.reason:
+        return PPIResult(classical_result, nan, nan)
+    why = _missing_strata(s)
+    if why:
+        return PPIResult(Interval.undefined(why), nan, nan)
+    R = ~np.isnan(s.f)
+    if not R.any():
+        return PPIResult(Interval.undefined("no reference labels"), nan, nan)
+    if np.any(s.labelled & ~R):
+        s = StratifiedSample(N=s.N, m=s.m, h=s.h, y=np.where(R, s.y, nan), f=s.f)
+        why = _missing_strata(s)
+        if why:
+            return PPIResult(Interval.undefined(f"{why} with a reference label"), nan, nan)
+    return s
+
+
 def ppi(
     s: StratifiedSample,
     r: Ratio,
@@ -275,21 +300,12 @@ def ppi(
     tuned λ from making tiny strata anti-conservative (METHODS §6.7).
     """
     nan = float("nan")
-    if classical_result.reason is not None and "no human labels" in classical_result.reason:
-        return PPIResult(classical_result, nan, nan)
-    why = _missing_strata(s)
-    if why:
-        return PPIResult(Interval.undefined(why), nan, nan)
+    nested = _ppi_sample(s, classical_result)
+    if isinstance(nested, PPIResult):
+        return nested
+    s = nested
     R = ~np.isnan(s.f)
-    if not R.any():
-        return PPIResult(Interval.undefined("no reference labels"), nan, nan)
     L = s.labelled
-    if np.any(L & ~R):
-        return PPIResult(
-            Interval.undefined("human-labelled items lack reference labels (sample not nested)"),
-            nan,
-            nan,
-        )
     H = len(s.N)
     y = np.nan_to_num(s.y)
     f = np.nan_to_num(s.f)

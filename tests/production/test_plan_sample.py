@@ -147,3 +147,65 @@ def test_emit_sql_is_the_sampling_query(tmp_path: Path, card: Path) -> None:
     assert sql.count(f"{2**64 - 1}::UBIGINT") == sum(1 for v in alloc.values() if v > 0)
     assert fast.count(f"{2**64 - 1}::UBIGINT") < sql.count(f"{2**64 - 1}::UBIGINT")
     assert logs.con.execute(fast).fetchdf()["item_id"].tolist() == smp["item_id"].tolist()
+
+
+def test_hash_ranked_selection_is_uniform_within_strata(tmp_path: Path) -> None:
+    """Every item of a stratum is drawn with probability n_h/N_h, independently across seeds.
+
+    The estimators assume a simple random sample within each stratum. Over 400 seeds of the
+    real sampling query, each item's inclusion count must be Binomial(400, n_h/N_h): the
+    dispersion statistic Σ (c - Sπ)²/(Sπ(1-π)) has mean Σ 1 and sd ≈ √(2 Σ 1), the count of
+    violators drawn matches π times their number (no selection associated with the label),
+    and consecutive seeds overlap by the chance amount Σ n_h²/N_h. DuckDB's two-argument
+    ``hash(item_id, seed)`` fails the dispersion check (z ≈ 48 on this population).
+    """
+    from scipy.stats import binom
+
+    from audit.production.plan import stratum_case_sql
+    from audit.production.synthetic import plant, write_logs
+
+    planted = plant(1_500, ("hate",), seed=5)
+    logs = DecisionLogs.open(write_logs(planted, tmp_path / "logs"))
+    plan = build_plan(logs, DAY, floor=20, half_width=0.1, view_bands=False, certainty_views=0)
+    alloc = {s.id: s.n_h for s in plan.strata}
+    pi = {s.id: s.n_h / s.N_h for s in plan.strata}
+    rel = logs.relation_sql(DAY, None, None, native_ids=True)
+    pop = logs.con.execute(
+        f"SELECT CAST(item_id AS VARCHAR) AS item_id, "
+        f"{stratum_case_sql(plan.strata, plan.slices)} AS stratum FROM ({rel})"
+    ).fetchdf()
+    pop["truth"] = pop["item_id"].map(dict(zip(planted.item_id.tolist(), planted.truth.tolist())))
+    S = 400
+    counts: dict[str, int] = {}
+    overlap: list[int] = []
+    prev: set[str] = set()
+    for seed in range(S):
+        ids = logs.con.execute(sampling_sql(logs, plan, DAY, seed, alloc, None)).fetchnumpy()
+        cur = set(ids["item_id"].tolist())
+        for i in cur:
+            counts[i] = counts.get(i, 0) + 1
+        if seed:
+            overlap.append(len(cur & prev))
+        prev = cur
+    pop["c"] = pop["item_id"].map(counts).fillna(0)
+    pop["p"] = pop["stratum"].map(pi)
+    part = pop[(pop["p"] > 0) & (pop["p"] < 1)]
+    assert len(part) > 1_000 and part["stratum"].nunique() >= 3, plan.strata
+    var = S * part["p"] * (1 - part["p"])
+    z = (((part["c"] - S * part["p"]) ** 2 / var).sum() - len(part)) / np.sqrt(2 * len(part))
+    assert abs(z) < 4, z
+    # no single item drawn too often or too rarely (Bonferroni over the items)
+    lo = binom.ppf(1e-4 / len(part), S, part["p"])
+    hi = binom.isf(1e-4 / len(part), S, part["p"])
+    assert ((part["c"] >= lo) & (part["c"] <= hi)).all()
+    # violators are drawn at the stratum's rate (what an unbiased prevalence needs)
+    for h, g in part.groupby("stratum"):
+        pos = g[g["truth"] == 1]
+        if len(pos) >= 5:
+            p = pi[int(h)]
+            # the items' counts are negatively correlated within a stratum, so the
+            # independent-binomial sd is conservative
+            sd = np.sqrt(len(pos) * S * p * (1 - p))
+            assert abs(pos["c"].sum() - len(pos) * S * p) < 4 * sd, (h, len(pos))
+    chance = sum(s.n_h**2 / s.N_h for s in plan.strata if s.N_h)
+    assert abs(np.mean(overlap) - chance) < 0.05 * chance + 1, (np.mean(overlap), chance)
