@@ -20,7 +20,6 @@ installed.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -30,8 +29,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from audit.engine.cache import PredictionCache, fingerprint_hash
 from audit.engine.runner import (
@@ -78,18 +75,29 @@ class _ScoreActor:
     def __init__(self, factory: Callable[[], Moderator]) -> None:
         self.mod = factory()
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        items = [pickle.loads(b) for b in batch["item"]]
-        t0 = time.perf_counter()
-        outs = predict_batch(self.mod, items)  # a failed batch: per-item errors, as locally
-        dt = time.perf_counter() - t0
-        return {
-            "pos": np.asarray(batch["pos"], dtype=np.int64),
-            "output": np.asarray(
-                [json.dumps(o.to_json(), ensure_ascii=False) for o in outs], dtype=object
-            ),
-            "seconds": np.full(len(items), dt / max(1, len(items))),
-        }
+    def __call__(self, batch: Any) -> Any:
+        # One row per batch of items, Arrow in and Arrow out: the items and their
+        # outputs travel as one pickled blob per batch. Per-item cells (a numpy
+        # ``object`` column, or JSON per output) cost more than a fast moderator
+        # itself and competed with it for the laptop's two cores (docs/methods/scale.md,
+        # bench/bench_ray.py).
+        import pyarrow as pa
+
+        pos, out, secs = [], [], []
+        for p, blob in zip(batch.column("pos").to_pylist(), batch.column("items").to_pylist()):
+            items = pickle.loads(blob)
+            t0 = time.perf_counter()
+            outs = predict_batch(self.mod, items)  # a failed batch: per-item errors, as locally
+            secs.append(time.perf_counter() - t0)
+            pos.append(p)
+            out.append(pickle.dumps(outs, protocol=pickle.HIGHEST_PROTOCOL))
+        return pa.table(
+            {
+                "pos": pa.array(pos, type=pa.list_(pa.int64())),
+                "outputs": pa.array(out, type=pa.binary()),
+                "seconds": pa.array(secs, type=pa.float64()),
+            }
+        )
 
 
 def ray_versions() -> dict[str, str | None]:
@@ -250,17 +258,25 @@ def _stream(
     if concurrency is None:
         resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
         concurrency = max(1, int(resources.get("CPU", 1)))
-    # Blocks of whole batches, a few per actor, so the pool stays busy and each
-    # block's batches match the configured batch size.
-    per_block = batch_size * max(1, math.ceil(len(todo) / (batch_size * concurrency * 4)))
+    # One row per batch (its positions and its items pickled together), and blocks
+    # of a few rows per actor so the pool stays busy; a block is also the unit a dead
+    # worker loses.
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    per_block = max(1, math.ceil(len(batches) / (concurrency * 4)))
     tables = []
-    for start in range(0, len(todo), per_block):
-        chunk = todo[start : start + per_block]
+    for start in range(0, len(batches), per_block):
+        rows = batches[start : start + per_block]
         tables.append(
             pa.table(
                 {
-                    "pos": pa.array(chunk, type=pa.int64()),
-                    "item": pa.array([pickle.dumps(items[i]) for i in chunk], type=pa.binary()),
+                    "pos": pa.array(rows, type=pa.list_(pa.int64())),
+                    "items": pa.array(
+                        [
+                            pickle.dumps([items[i] for i in r], protocol=pickle.HIGHEST_PROTOCOL)
+                            for r in rows
+                        ],
+                        type=pa.binary(),
+                    ),
                 }
             )
         )
@@ -272,17 +288,22 @@ def _stream(
     ds = ray.data.from_arrow(tables).map_batches(
         _ScoreActor,
         fn_constructor_args=(factory,),
-        batch_size=batch_size,
-        batch_format="numpy",
+        batch_size=1,  # one row = one batch of ``batch_size`` items
+        batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_cpus=1,
         **no_retry,
     )
     try:
-        for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            pos = [int(p) for p in b["pos"]]
-            outs = [ModeratorOutput.from_json(json.loads(s)) for s in b["output"]]
-            yield pos, outs, float(np.sum(b["seconds"]))
+        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            b: Any = batch  # a pyarrow.Table (Ray's return type is a union of formats)
+            for pos, blob, secs in zip(
+                b.column("pos").to_pylist(),
+                b.column("outputs").to_pylist(),
+                b.column("seconds").to_pylist(),
+            ):
+                outs: list[ModeratorOutput] = pickle.loads(blob)
+                yield pos, outs, float(secs)
     except RunError:
         raise
     except Exception as exc:
