@@ -72,6 +72,9 @@ def baseline(ref: Data, cur: Data) -> dict[str, dict[str, float]]:
 
 
 def main() -> None:
+    import os
+
+    load = list(os.getloadavg())  # the figures depend on how busy the host is
     ref, cur = data()
     small_r = {c: (s[:1000], d[:1000]) for c, (s, d) in ref.items()}
     small_c = {c: (s[:1000], d[:1000]) for c, (s, d) in cur.items()}
@@ -89,6 +92,7 @@ def main() -> None:
     write(
         "drift",
         {
+            "load_average_at_start": load,
             "n_per_side": N,
             "categories": K,
             "ours_s": round(t_ours, 3),

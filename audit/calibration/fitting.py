@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from audit.engine.record import RecordFile as RunRecord
+    from audit.records import ResultEntry
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def calibrate_run(
         ConfigError: the filters do not pick one suite × moderator, or the named
             splits are not in the run.
     """
-    from audit.analysis import analysable_categories, load_predictions, select_results
+    from audit.analysis import analysable_categories, select_results
 
     entries = select_results(record, suite=suite, moderator=moderator)
     pairs = {(e.suite, e.moderator) for e in entries}
@@ -133,6 +134,39 @@ def calibrate_run(
             expected="two different split names, or none for a seeded half split",
             actual=f"fit={fit_split!r} eval={eval_split!r}",
         )
+    fit_df, eval_df, entry, scheme = _fit_eval_frames(record, entries, fit_split, eval_split, seed)
+    sdesc = record.data.get("suites", {}).get(f"{entry.suite}:{entry.split}", {})
+    provenance = {
+        "run_id": record.run_id,
+        "suite": entry.suite,
+        "suite_digest": sdesc.get("digest"),
+        "moderator": entry.moderator,
+        "moderator_fingerprint": (record.data.get("moderators", {}).get(entry.moderator) or {}).get(
+            "fingerprint_hash"
+        ),
+        "seed": seed,
+        "n_fit": len(fit_df),
+        "n_eval": len(eval_df),
+        **scheme,
+    }
+    out = [
+        _fit_category(cat, fit_df, eval_df, method, n_boot, seed, conf)
+        for cat in analysable_categories(eval_df, overall=False)
+    ]
+    return CalibrationFit(method, provenance, out)
+
+
+def _fit_eval_frames(
+    record: RunRecord,
+    entries: list[ResultEntry],
+    fit_split: str | None,
+    eval_split: str | None,
+    seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame, ResultEntry, dict[str, str]]:
+    """The fit and evaluation predictions, the result entry evaluated on, and how the
+    two were chosen (two named splits, or a seeded hash half split of one)."""
+    from audit.analysis import load_predictions
+
     by_split = {e.split: e for e in entries}
     if fit_split is not None:
         missing = [s for s in (fit_split, eval_split) if s not in by_split]
@@ -167,32 +201,28 @@ def calibrate_run(
             "fit_split": f"{entry.split}[hash half 0, seed {seed}]",
             "eval_split": f"{entry.split}[hash half 1, seed {seed}]",
         }
-    sdesc = record.data.get("suites", {}).get(f"{entry.suite}:{entry.split}", {})
-    provenance = {
-        "run_id": record.run_id,
-        "suite": entry.suite,
-        "suite_digest": sdesc.get("digest"),
-        "moderator": entry.moderator,
-        "moderator_fingerprint": (record.data.get("moderators", {}).get(entry.moderator) or {}).get(
-            "fingerprint_hash"
-        ),
-        "seed": seed,
-        "n_fit": len(fit_df),
-        "n_eval": len(eval_df),
-        **scheme,
-    }
-    out: list[CategoryFit] = []
-    for cat in analysable_categories(eval_df, overall=False):
-        yf, sf = _cat_arrays(fit_df, cat)
-        ye, se = _cat_arrays(eval_df, cat)
-        cf = CategoryFit(cat, None, int(yf.size), int(yf.sum()), int(ye.size), int(ye.sum()))
-        if yf.size == 0 or yf.min() == yf.max():
-            cf.reason = "the fit items need both labels (positives and negatives)"
-        elif ye.size == 0:
-            cf.reason = "no evaluation items with a known label"
-        else:
-            cf.calibrator = fit(method, sf, yf)
-            cf.before = _figures(ye, se, n_boot, seed, conf)
-            cf.after = _figures(ye, cf.calibrator.apply(se), n_boot, seed, conf)
-        out.append(cf)
-    return CalibrationFit(method, provenance, out)
+    return fit_df, eval_df, entry, scheme
+
+
+def _fit_category(
+    cat: str,
+    fit_df: pd.DataFrame,
+    eval_df: pd.DataFrame,
+    method: Method,
+    n_boot: int,
+    seed: int,
+    conf: float,
+) -> CategoryFit:
+    """Fit one category's calibrator and its before/after figures (or say why not)."""
+    yf, sf = _cat_arrays(fit_df, cat)
+    ye, se = _cat_arrays(eval_df, cat)
+    cf = CategoryFit(cat, None, int(yf.size), int(yf.sum()), int(ye.size), int(ye.sum()))
+    if yf.size == 0 or yf.min() == yf.max():
+        cf.reason = "the fit items need both labels (positives and negatives)"
+    elif ye.size == 0:
+        cf.reason = "no evaluation items with a known label"
+    else:
+        cf.calibrator = fit(method, sf, yf)
+        cf.before = _figures(ye, se, n_boot, seed, conf)
+        cf.after = _figures(ye, cf.calibrator.apply(se), n_boot, seed, conf)
+    return cf

@@ -95,8 +95,6 @@ def drift(
 
     from audit.analysis import load_record as load_run
     from audit.errors import UsageError
-    from audit.monitoring import drift_report
-    from audit.monitoring.runs import run_inputs, runs_drift
 
     if len(runs) < 2:
         raise UsageError(
@@ -123,62 +121,11 @@ def drift(
     )
     records = [load_run(r) for r in runs]
     if allow_policy_change:
-        if len(records) != 2:
-            raise UsageError(
-                "--allow-policy-change compares exactly two runs",
-                where="audit drift",
-                field="--allow-policy-change",
-                expected="RUN_A RUN_B",
-                actual=f"{len(records)} runs",
-            )
-        from audit.analysis import select_results
-
-        results = []
-        for e in select_results(records[0], suite=suite, moderator=moderator):
-            key = (e.suite, e.split, e.moderator)
-            other = [x for x in records[1].record.results if (x.suite, x.split, x.moderator) == key]
-            if other:
-                rep = drift_report(
-                    run_inputs(records[0], e),
-                    run_inputs(records[1], other[0]),
-                    cfg,
-                    reference_label=records[0].run_id,
-                    current_label=records[1].run_id,
-                    allow_policy_change=True,
-                )
-                results.append((key, [rep]))
+        results = _across_policy_change(records, cfg, suite, moderator)
         notes: list[str] = []
         series_items: list[Any] = []
     else:
-        series, notes = runs_drift(records, cfg, suite=suite, moderator=moderator)
-        for s in series:
-            for p in s.series.periods:
-                if p.policy_break:
-                    if len(records) == 2:
-                        from audit.monitoring import PolicyBoundaryError
-
-                        raise PolicyBoundaryError(
-                            "the two runs were scored under different policy versions",
-                            where=f"{records[0].run_id} → {records[1].run_id}",
-                            field="policy",
-                            expected=s.series.periods[0].policy_version,
-                            actual=p.policy_version,
-                            fix="compare runs under one policy version, or pass "
-                            "--allow-policy-change to compare with the break marked",
-                        )
-                    notes.append(
-                        f"{s.suite}:{s.split} × {s.moderator}: policy version changed at "
-                        f"{p.label} ({p.policy_version}); a new reference starts there and "
-                        "nothing is compared across the break"
-                    )
-        results = [
-            (
-                (s.suite, s.split or "", s.moderator),
-                [p.report for p in s.series.periods if p.report is not None],
-            )
-            for s in series
-        ]
-        series_items = [(f"{s.suite}:{s.split} × {s.moderator}", s.series) for s in series]
+        results, notes, series_items = _run_series(records, cfg, suite, moderator)
     emit_drift(
         results,
         notes,
@@ -189,6 +136,84 @@ def drift(
         experiment=experiment,
         fail_on=fail_on,
     )
+
+
+_Results = list[tuple[tuple[str, str, str], list[Any]]]
+"""Per (suite, split, moderator): its drift reports, oldest period first."""
+
+
+def _across_policy_change(
+    records: list[Any], cfg: Any, suite: str | None, moderator: str | None
+) -> _Results:
+    """``--allow-policy-change``: the second run against the first, per shared result
+    entry, with the policy break marked on each report (two runs only)."""
+    from audit.analysis import select_results
+    from audit.errors import UsageError
+    from audit.monitoring import drift_report
+    from audit.monitoring.runs import run_inputs
+
+    if len(records) != 2:
+        raise UsageError(
+            "--allow-policy-change compares exactly two runs",
+            where="audit drift",
+            field="--allow-policy-change",
+            expected="RUN_A RUN_B",
+            actual=f"{len(records)} runs",
+        )
+    results: _Results = []
+    for e in select_results(records[0], suite=suite, moderator=moderator):
+        key = (e.suite, e.split, e.moderator)
+        other = [x for x in records[1].record.results if (x.suite, x.split, x.moderator) == key]
+        if other:
+            rep = drift_report(
+                run_inputs(records[0], e),
+                run_inputs(records[1], other[0]),
+                cfg,
+                reference_label=records[0].run_id,
+                current_label=records[1].run_id,
+                allow_policy_change=True,
+            )
+            results.append((key, [rep]))
+    return results
+
+
+def _run_series(
+    records: list[Any], cfg: Any, suite: str | None, moderator: str | None
+) -> tuple[_Results, list[str], list[Any]]:
+    """The runs as a drift series per suite × moderator: the reports, notes on policy
+    breaks (an error for two runs: nothing could be compared) and the series to log."""
+    from audit.monitoring.runs import runs_drift
+
+    series, notes = runs_drift(records, cfg, suite=suite, moderator=moderator)
+    for s in series:
+        for p in s.series.periods:
+            if p.policy_break:
+                if len(records) == 2:
+                    from audit.monitoring import PolicyBoundaryError
+
+                    raise PolicyBoundaryError(
+                        "the two runs were scored under different policy versions",
+                        where=f"{records[0].run_id} → {records[1].run_id}",
+                        field="policy",
+                        expected=s.series.periods[0].policy_version,
+                        actual=p.policy_version,
+                        fix="compare runs under one policy version, or pass "
+                        "--allow-policy-change to compare with the break marked",
+                    )
+                notes.append(
+                    f"{s.suite}:{s.split} × {s.moderator}: policy version changed at "
+                    f"{p.label} ({p.policy_version}); a new reference starts there and "
+                    "nothing is compared across the break"
+                )
+    results: _Results = [
+        (
+            (s.suite, s.split or "", s.moderator),
+            [p.report for p in s.series.periods if p.report is not None],
+        )
+        for s in series
+    ]
+    series_items = [(f"{s.suite}:{s.split} × {s.moderator}", s.series) for s in series]
+    return results, notes, series_items
 
 
 def drift_config(
@@ -245,8 +270,6 @@ def emit_drift(
 ) -> None:
     """Print one table per compared pair, write the JSON, log the series, exit 1 on an
     alert when asked (shared by ``audit drift`` and ``audit production drift``)."""
-    from rich.table import Table
-
     from audit.cli._console import console as _console
 
     con = _console()
@@ -255,39 +278,7 @@ def emit_drift(
     for (su, sp, mo), reps in results:
         for rep in reps:
             alert |= rep.any_alert
-            brk = " (policy break: compared across versions)" if rep.policy_break else ""
-            tab = Table(title=f"{su}:{sp} × {mo}: {rep.reference_label} → {rep.current_label}{brk}")
-            for h in (
-                "category",
-                "n ref/cur",
-                "PSI",
-                "KS D",
-                "JS",
-                "decision Δ [CI]",
-                "q",
-                "state",
-            ):
-                tab.add_column(h)
-            for c in rep.categories:
-                dr = c.decision_rate
-                drs = (
-                    "–"
-                    if dr is None or dr.delta is None
-                    else (f"{dr.delta:+.3f} [{_fmt(dr.ci_low)}, {_fmt(dr.ci_high)}]")
-                )
-                style = {"ALERT": "bold red", "PENDING": "yellow", "OK": "green"}[c.state]
-                tab.add_row(
-                    c.category,
-                    f"{c.n_reference}/{c.n_current}",
-                    _fmt(c.psi.value),
-                    _fmt(c.ks.value),
-                    _fmt(c.js.value),
-                    drs,
-                    "–" if c.q_value is None else f"{c.q_value:.2g}",
-                    f"[{style}]{c.state}[/]"
-                    + (f" ({','.join(c.triggered)})" if c.triggered else ""),
-                )
-            con.print(tab)
+            con.print(_drift_table(rep, su, sp, mo))
             for side, cats in (
                 ("reference", rep.only_in_reference),
                 ("current", rep.only_in_current),
@@ -315,6 +306,35 @@ def emit_drift(
         con.print(f"mlflow: {len(ids)} run(s) in experiment {experiment!r}")
     if alert and fail_on == "alert":
         raise SystemExit(1)
+
+
+def _drift_table(rep: Any, su: str, sp: str, mo: str) -> Any:
+    """One compared pair's per-category table (PSI, KS, JS, decision-rate change, state)."""
+    from rich.table import Table
+
+    brk = " (policy break: compared across versions)" if rep.policy_break else ""
+    tab = Table(title=f"{su}:{sp} × {mo}: {rep.reference_label} → {rep.current_label}{brk}")
+    for h in ("category", "n ref/cur", "PSI", "KS D", "JS", "decision Δ [CI]", "q", "state"):
+        tab.add_column(h)
+    for c in rep.categories:
+        dr = c.decision_rate
+        drs = (
+            "–"
+            if dr is None or dr.delta is None
+            else (f"{dr.delta:+.3f} [{_fmt(dr.ci_low)}, {_fmt(dr.ci_high)}]")
+        )
+        style = {"ALERT": "bold red", "PENDING": "yellow", "OK": "green"}[c.state]
+        tab.add_row(
+            c.category,
+            f"{c.n_reference}/{c.n_current}",
+            _fmt(c.psi.value),
+            _fmt(c.ks.value),
+            _fmt(c.js.value),
+            drs,
+            "–" if c.q_value is None else f"{c.q_value:.2g}",
+            f"[{style}]{c.state}[/]" + (f" ({','.join(c.triggered)})" if c.triggered else ""),
+        )
+    return tab
 
 
 @click.command()
@@ -349,10 +369,6 @@ def calibrate(
     another, and write an artifact a moderator applies with `calibration: <path>`.
     Without --fit-split/--eval-split the run's items are split in two halves by a seeded
     hash of the item id. Re-derive thresholds afterwards with `audit thresholds`."""
-    from dataclasses import asdict
-
-    from rich.table import Table
-
     from audit.analysis import load_record as load_run
     from audit.calibration import calibrate_run, save_artifact
     from audit.cli._console import console as _console
@@ -368,7 +384,42 @@ def calibrate(
         seed=seed,
         n_boot=bootstrap,
     )
-    figures = {
+    figures = _calibration_figures(res)
+    con = _console()
+    p = res.provenance
+    con.print(_calibration_table(res, method))
+    if not res.calibrators:
+        from audit.errors import RunError
+
+        raise RunError(
+            "no category could be calibrated",
+            where=str(record.path),
+            field="categories",
+            expected="fit items with both labels",
+            actual="; ".join(f"{c.category}: {c.reason}" for c in res.categories) or "none",
+        )
+    jp, tp, digest = save_artifact(out, res.calibrators, provenance=p, figures=figures)
+    con.print(f"artifact: {jp} (+ {tp.name}), sha256 {digest[:16]}…")
+    con.print(
+        f"apply with: --set moderators.{p['moderator']}.calibration={jp}; "
+        "then re-derive thresholds with 'audit thresholds'"
+    )
+    if json_out is not None:
+        payload = {
+            "artifact": str(jp),
+            "digest": digest,
+            "method": method,
+            "provenance": p,
+            "categories": figures,
+        }
+        json_out.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+
+
+def _calibration_figures(res: Any) -> dict[str, dict[str, Any]]:
+    """Per calibrated category: fit/eval sizes and ECE/Brier before and after (JSON)."""
+    from dataclasses import asdict
+
+    return {
         c.category: {
             "n_fit": c.n_fit,
             "n_fit_pos": c.n_fit_pos,
@@ -380,7 +431,12 @@ def calibrate(
         for c in res.categories
         if c.calibrator is not None
     }
-    con = _console()
+
+
+def _calibration_table(res: Any, method: str) -> Any:
+    """ECE and Brier before → after per category, with bootstrap intervals and notes."""
+    from rich.table import Table
+
     p = res.provenance
     tab = Table(
         title=f"{p['suite']} × {p['moderator']}: {method}, fit {p['fit_split']}, "
@@ -413,37 +469,7 @@ def calibrate(
             fig(c.after, "brier"),
             c.reason or "",
         )
-    con.print(tab)
-    if not res.calibrators:
-        from audit.errors import RunError
-
-        raise RunError(
-            "no category could be calibrated",
-            where=str(record.path),
-            field="categories",
-            expected="fit items with both labels",
-            actual="; ".join(f"{c.category}: {c.reason}" for c in res.categories) or "none",
-        )
-    jp, tp, digest = save_artifact(out, res.calibrators, provenance=p, figures=figures)
-    con.print(f"artifact: {jp} (+ {tp.name}), sha256 {digest[:16]}…")
-    con.print(
-        f"apply with: --set moderators.{p['moderator']}.calibration={jp}; "
-        "then re-derive thresholds with 'audit thresholds'"
-    )
-    if json_out is not None:
-        json_out.write_text(
-            json.dumps(
-                {
-                    "artifact": str(jp),
-                    "digest": digest,
-                    "method": method,
-                    "provenance": p,
-                    "categories": figures,
-                },
-                indent=2,
-            ),
-            encoding="utf-8",
-        )
+    return tab
 
 
 COMMANDS = [drift, calibrate]

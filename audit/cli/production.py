@@ -235,8 +235,6 @@ def plan_cmd(
     view_bands: bool,
 ) -> None:
     """Strata, Neyman allocation and sample sizes from one period of logs."""
-    from rich.table import Table
-
     from audit.production.logs import DecisionLogs, Period
     from audit.production.plan import build_plan
 
@@ -262,6 +260,16 @@ def plan_cmd(
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(plan.model_dump_json(indent=2), encoding="utf-8")
+    c = _console()
+    c.print(_strata_table(plan))
+    c.print(_cells_table(plan))
+    c.print(f"plan: {out} ({sum(s.n_h for s in plan.strata):,} human labels)")
+
+
+def _strata_table(plan: Any) -> Any:
+    """The plan's strata: score band, N_h, prior rate and the human/reference sizes."""
+    from rich.table import Table
+
     t = Table(title=f"sampling plan from {plan.period}")
     for col in ("stratum", "score band", "N_h", "p prior", "n_h", "m_h"):
         t.add_column(col)
@@ -274,8 +282,13 @@ def plan_cmd(
             str(s.n_h),
             str(s.m_h),
         )
-    c = _console()
-    c.print(t)
+    return t
+
+
+def _cells_table(plan: Any) -> Any:
+    """Per reporting cell: frame sizes, labels, expected half-widths and MDEs."""
+    from rich.table import Table
+
     t2 = Table(title="expected 95% half-widths and minimum detectable change (80% power)")
     for col in (
         "cell",
@@ -307,8 +320,7 @@ def plan_cmd(
             f(cp.mde_recall),
             cp.note or "",
         )
-    c.print(t2)
-    c.print(f"plan: {out} ({sum(s.n_h for s in plan.strata):,} human labels)")
+    return t2
 
 
 @production.command("sample")

@@ -1,7 +1,8 @@
 """Sample-size allocation for a production plan (docs/methods/production.md): priors per
 stratum, Neyman allocation with floors and caps, the Bernoulli planning variance and the
 scaling of a whole plan to a label budget. Pure arithmetic on stratum dicts; the SQL and
-the plan models stay in :mod:`audit.production.plan`."""
+the plan models stay in :mod:`audit.production.plan`. Also the expected half-widths and
+minimum detectable changes of a planned cell (:func:`expected_precision`)."""
 
 from __future__ import annotations
 
@@ -171,3 +172,49 @@ def allocate_cell(
         s.setdefault("n_h", 0)
         s.setdefault("p_prior", math.nan)
     return note
+
+
+def expected_precision(
+    sps: list[dict[str, Any]], NA: int, NB: int, prev_se: dict[str, float]
+) -> dict[str, Any]:
+    """Planned labels, expected 95% half-widths and MDEs of one cell's estimates.
+
+    From the allocated strata (``N_h``, ``p_prior``, ``n_h``) of the actioned frame
+    (size ``NA``) and the not-actioned frame (``NB``): precision is a mean over A,
+    recall the share of violations in A (delta method on T_A / (T_A + T_B)),
+    prevalence the mean over both frames. The MDE compares with the previous period's
+    standard error when ``prev_se`` has it, else assumes an equal one (methods §2).
+    """
+    A = [s for s in sps if s["frame"] == "actioned" and s["N_h"] > 0]
+    B = [s for s in sps if s["frame"] == "not_actioned" and s["N_h"] > 0]
+    NA_arr = np.array([s["N_h"] for s in A], float)
+    NB_arr = np.array([s["N_h"] for s in B], float)
+    pA = np.array([s["p_prior"] for s in A])
+    pB = np.array([s["p_prior"] for s in B])
+    nA = np.array([s["n_h"] for s in A], float)
+    nB = np.array([s["n_h"] for s in B], float)
+    VA, VB = var_total(NA_arr, pA, nA), var_total(NB_arr, pB, nB)
+    TA, TB = float((NA_arr * pA).sum()), float((NB_arr * pB).sum())
+    T = TA + TB
+    vP = VA / NA**2 if NA else math.nan
+    R = TA / T if T > 0 else math.nan
+    vR = ((1 - R) ** 2 * VA + R**2 * VB) / T**2 if T > 0 else math.nan
+    Nt = NA + NB
+    vp = (VA + VB) / Nt**2 if Nt else math.nan
+    zz = Z95 + Z80
+
+    def mde(v: float, m: str) -> float:
+        v_prev = prev_se[m] ** 2 if m in prev_se else v
+        return zz * math.sqrt(v + v_prev) if math.isfinite(v) else math.nan
+
+    def half(v: float) -> float:
+        return Z95 * math.sqrt(v) if math.isfinite(v) else math.nan
+
+    return {
+        "n_labels": int(nA.sum() + nB.sum()),
+        "half_width_precision": half(vP),
+        "half_width_recall": half(vR),
+        "half_width_prevalence": half(vp),
+        "mde_precision": mde(vP, "precision"),
+        "mde_recall": mde(vR, "recall"),
+    }

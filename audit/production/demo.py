@@ -58,13 +58,78 @@ def build_demo_day(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    names = list(sources) if sources else (_available_sets() or [FALLBACK])
+    rows = _scored_rows(names, categories, limit_per_source)
+    n = len(rows["item_id"])
+    if n == 0:
+        raise ProductionError(
+            "no items with known gold for the demo categories",
+            where=", ".join(names),
+            field="categories",
+            expected=f"gold for {list(categories)}",
+            actual="0 rows",
+        )
+    views_of, ts_of = _views_and_times(sorted(set(rows["item_id"])), day, seed)
+    score = np.asarray(rows["score"])
+    actioned = score >= threshold
+    logs_dir = out / "logs" / f"date={day}"
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    tbl = pa.table(
+        {
+            "item_id": rows["item_id"],
+            "ts": pa.array([ts_of[i] for i in rows["item_id"]], pa.timestamp("s")),
+            "pathway": [pathway] * n,
+            "category": rows["category"],
+            "score": score,
+            "actioned": actioned,
+            "action": np.where(actioned, "remove", "none").tolist(),
+            "views": pa.array([views_of[i] for i in rows["item_id"]], pa.int64()),
+            "policy_version": ["platform-v1"] * n,
+            "source": rows["source"],
+            "text": rows["text"],
+        }
+    )
+    pq.write_table(tbl, logs_dir / "part-0.parquet")
+    card = out / "logs.yaml"
+    card.write_text(_CARD, encoding="utf-8")
+    # one truth file per day: a second day built into the same folder adds a hive
+    # partition to the logs and must not overwrite the first day's hidden truth
+    truth = out / f"truth_{day}.parquet"
+    pq.write_table(
+        pa.table(
+            {"item_id": rows["item_id"], "category": rows["category"], "label": rows["label"]}
+        ),
+        truth,
+    )
+    truth.with_suffix(".json").write_text(
+        json.dumps(truth_summary(tbl.to_pydict(), rows["label"]), indent=2), encoding="utf-8"
+    )
+    return DemoDay(card, truth, n, tuple(names), threshold)
+
+
+_CARD = (
+    "# planted production day (audit production demo-day)\n"
+    "card_version: 1\n"
+    "name: demo_production\n"
+    "policy: platform-v1\n"
+    "source: {path: logs, hive_partitioning: true, partition_date_column: date}\n"
+    "slices: [source]\n"
+    "content: {fields: {comment: text}}\n"
+)
+"""The logs card of a demo day (hive-partitioned by date, so days accumulate)."""
+
+
+def _scored_rows(
+    names: list[str], categories: tuple[str, ...], limit_per_source: int | None
+) -> dict[str, list[Any]]:
+    """One row per (item, demo category) with known gold: the profanity baseline's
+    score, the text, the source set and the gold label."""
     from audit.moderators.classifiers.profanity import ProfanityBaseline
     from audit.policy import load_policy
     from audit.suites import load_suite
     from audit.suites.loader import suite_items
 
     policy = load_policy("platform-v1")
-    names = list(sources) if sources else (_available_sets() or [FALLBACK])
     model = ProfanityBaseline(ProfanityBaseline.Params(categories=categories), policy)
     rows: dict[str, list[Any]] = {
         k: [] for k in ("item_id", "category", "score", "text", "source", "label")
@@ -90,18 +155,15 @@ def build_demo_day(
                 rows["text"].append(it.text())
                 rows["source"].append(name)
                 rows["label"].append(int(lab[cat_idx[c]]))
-    n = len(rows["item_id"])
-    if n == 0:
-        raise ProductionError(
-            "no items with known gold for the demo categories",
-            where=", ".join(names),
-            field="categories",
-            expected=f"gold for {list(categories)}",
-            actual="0 rows",
-        )
+    return rows
+
+
+def _views_and_times(
+    uniq: list[str], day: str, seed: int
+) -> tuple[dict[str, Any], dict[str, dt.datetime]]:
+    """Seeded view count and timestamp per item (shared by its categories): views
+    from a lognormal body with a Pareto tail for ~3% viral items."""
     rng = np.random.default_rng(seed)
-    # one view count per item (shared by its categories): lognormal body, Pareto tail
-    uniq = sorted(set(rows["item_id"]))
     body = rng.lognormal(3.0, 1.4, len(uniq))
     viral = rng.random(len(uniq)) < 0.03
     v = np.floor(np.where(viral, body * (1 + rng.pareto(1.2, len(uniq)) * 50), body))
@@ -109,50 +171,7 @@ def build_demo_day(
     d0 = dt.datetime.fromisoformat(day)
     secs = rng.integers(0, 86_400, len(uniq))
     ts_of = {u: d0 + dt.timedelta(seconds=int(s)) for u, s in zip(uniq, secs)}
-    score = np.asarray(rows["score"])
-    actioned = score >= threshold
-    logs_dir = out / "logs" / f"date={day}"
-    logs_dir.mkdir(parents=True, exist_ok=True)
-    tbl = pa.table(
-        {
-            "item_id": rows["item_id"],
-            "ts": pa.array([ts_of[i] for i in rows["item_id"]], pa.timestamp("s")),
-            "pathway": [pathway] * n,
-            "category": rows["category"],
-            "score": score,
-            "actioned": actioned,
-            "action": np.where(actioned, "remove", "none").tolist(),
-            "views": pa.array([views_of[i] for i in rows["item_id"]], pa.int64()),
-            "policy_version": ["platform-v1"] * n,
-            "source": rows["source"],
-            "text": rows["text"],
-        }
-    )
-    pq.write_table(tbl, logs_dir / "part-0.parquet")
-    card = out / "logs.yaml"
-    card.write_text(
-        "# planted production day (audit production demo-day)\n"
-        "card_version: 1\n"
-        "name: demo_production\n"
-        "policy: platform-v1\n"
-        "source: {path: logs, hive_partitioning: true, partition_date_column: date}\n"
-        "slices: [source]\n"
-        "content: {fields: {comment: text}}\n",
-        encoding="utf-8",
-    )
-    # one truth file per day: a second day built into the same folder adds a hive
-    # partition to the logs and must not overwrite the first day's hidden truth
-    truth = out / f"truth_{day}.parquet"
-    pq.write_table(
-        pa.table(
-            {"item_id": rows["item_id"], "category": rows["category"], "label": rows["label"]}
-        ),
-        truth,
-    )
-    truth.with_suffix(".json").write_text(
-        json.dumps(truth_summary(tbl.to_pydict(), rows["label"]), indent=2), encoding="utf-8"
-    )
-    return DemoDay(card, truth, n, tuple(names), threshold)
+    return views_of, ts_of
 
 
 def truth_summary(logs: dict[str, list[Any]], labels: list[int]) -> dict[str, Any]:

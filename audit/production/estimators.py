@@ -319,24 +319,10 @@ def ppi(
         mn = _stratum_means(s.h[L], x_res[L], n)
         return float(np.sum((s.N * (mr + mn))[live]))
 
-    # classical θ for the linearised variable used to tune λ
-    theta0 = classical_result.value
-    if not math.isfinite(theta0):
-        ya = ht_total(s, r.a(y))
-        yb = ht_total(s, r.b(y))
-        theta0 = ya / yb if yb > 0 else nan
-    if not math.isfinite(theta0):
+    lam = _tuned_lambda(s, r, classical_result.value, y, f, n, m)
+    if lam is None:
         return PPIResult(Interval.undefined("classical estimate undefined"), nan, nan)
-    u = r.a(y) - theta0 * r.b(y)
-    uf = r.a(f) - theta0 * r.b(f)
     hL = s.h[L]
-    cov = np.nan_to_num(_stratum_cov(hL, u[L], uf[L], n))
-    varf = np.nan_to_num(_stratum_vars(hL, uf[L], n))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        c = np.where(live & (n > 0), s.N**2 * (1 - n / np.maximum(m, 1)) / np.maximum(n, 1), 0.0)
-    den = float(np.sum(c * varf))
-    lam = float(np.clip(np.sum(c * cov) / den, 0.0, 1.0)) if den > 0 else 0.0
-
     ta = total(lam * r.a(f), r.a(y) - lam * r.a(f))
     tb = total(lam * r.b(f), r.b(y) - lam * r.b(f))
     if tb <= 0:
@@ -363,6 +349,41 @@ def ppi(
     cv = classical_result.se**2
     gain = cv / var if var > 0 and math.isfinite(cv) else nan
     return PPIResult(iv, lam, gain)
+
+
+def _tuned_lambda(
+    s: StratifiedSample,
+    r: Ratio,
+    theta0: float,
+    y: np.ndarray,
+    f: np.ndarray,
+    n: np.ndarray,
+    m: np.ndarray,
+) -> float | None:
+    """PPI++ power-tuning λ for a ratio, clipped to [0, 1] (None: no classical θ).
+
+    λ minimises the two-phase variance Σ c_h (s²_u − 2λ cov_h + λ² s²_f) of the
+    linearised variable u = a − θ₀ b at the classical ``theta0`` (recomputed from
+    the human labels when the classical interval has none), with c_h the
+    second-phase weight N_h² (1 − n_h/m_h) / n_h (docs/methods/production.md).
+    """
+    L = s.labelled
+    live = s.N > 0
+    if not math.isfinite(theta0):
+        ya = ht_total(s, r.a(y))
+        yb = ht_total(s, r.b(y))
+        theta0 = ya / yb if yb > 0 else float("nan")
+    if not math.isfinite(theta0):
+        return None
+    u = r.a(y) - theta0 * r.b(y)
+    uf = r.a(f) - theta0 * r.b(f)
+    hL = s.h[L]
+    cov = np.nan_to_num(_stratum_cov(hL, u[L], uf[L], n))
+    varf = np.nan_to_num(_stratum_vars(hL, uf[L], n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.where(live & (n > 0), s.N**2 * (1 - n / np.maximum(m, 1)) / np.maximum(n, 1), 0.0)
+    den = float(np.sum(c * varf))
+    return float(np.clip(np.sum(c * cov) / den, 0.0, 1.0)) if den > 0 else 0.0
 
 
 def bootstrap(

@@ -85,6 +85,41 @@ def read_labels(
             actual="0 rows",
         )
     ids = df["item_id"]
+    vals = _label_values(df, kind, col, where)
+    cats = _categories(df, categories, where)
+    values, n_dup, n_res = _collapse(
+        list(zip(ids.astype(str), cats)), vals, kind, col, resolve, where
+    )
+    unsampled = [k for k in values if k not in sampled]
+    if unsampled and not allow_unsampled:
+        raise LabelsError(
+            f"{len(unsampled)} labels for items that were not sampled (e.g. {unsampled[0][0]!r}/{unsampled[0][1]!r})",
+            where=where,
+            field="item_id",
+            expected="ids from this sample's batch",
+            actual=f"{len(unsampled)} unknown (item, category) pairs",
+            fix="label the batch of this manifest, or pass --allow-unsampled to ignore them (counted)",
+        )
+    for k in unsampled:
+        del values[k]
+    return LabelSet(
+        path=where,
+        sha256=hashlib.sha256(p.read_bytes()).hexdigest(),
+        values=values,
+        n_rows=len(df),
+        n_duplicates_collapsed=n_dup,
+        n_conflicts_resolved=n_res,
+        n_unsampled_ignored=len(unsampled),
+        kind=kind,
+    )
+
+
+def _label_values(
+    df: pd.DataFrame, kind: Literal["label", "score"], col: str, where: str
+) -> pd.Series:
+    """The label column as numbers; LabelsError on an empty id or an out-of-range or
+    unparsable value (nothing is coerced)."""
+    ids = df["item_id"]
     if ids.isna().any():
         raise LabelsError(
             "empty item_id",
@@ -113,6 +148,11 @@ def read_labels(
             actual=repr(df[col].iloc[i]),
             fix="relabel or drop these rows; nothing is coerced",
         )
+    return vals
+
+
+def _categories(df: pd.DataFrame, categories: set[str], where: str) -> pd.Series:
+    """The category column as strings; LabelsError on a category not in the sample."""
     cats = df["category"].astype(str)
     unknown = sorted(set(cats) - categories)
     if unknown:
@@ -124,31 +164,7 @@ def read_labels(
             actual=repr(unknown[0]),
             fix="check the category ids against the policy and the logs",
         )
-    values, n_dup, n_res = _collapse(
-        list(zip(ids.astype(str), cats)), vals, kind, col, resolve, where
-    )
-    unsampled = [k for k in values if k not in sampled]
-    if unsampled and not allow_unsampled:
-        raise LabelsError(
-            f"{len(unsampled)} labels for items that were not sampled (e.g. {unsampled[0][0]!r}/{unsampled[0][1]!r})",
-            where=where,
-            field="item_id",
-            expected="ids from this sample's batch",
-            actual=f"{len(unsampled)} unknown (item, category) pairs",
-            fix="label the batch of this manifest, or pass --allow-unsampled to ignore them (counted)",
-        )
-    for k in unsampled:
-        del values[k]
-    return LabelSet(
-        path=where,
-        sha256=hashlib.sha256(p.read_bytes()).hexdigest(),
-        values=values,
-        n_rows=len(df),
-        n_duplicates_collapsed=n_dup,
-        n_conflicts_resolved=n_res,
-        n_unsampled_ignored=len(unsampled),
-        kind=kind,
-    )
+    return cats
 
 
 def _label_column(

@@ -23,20 +23,30 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit.production.allocation import (
-    Z80,
-    Z95,
     _edges,
     _scale_to_budget,
     allocate_cell,
-    var_total,
+    expected_precision,
 )
 from audit.production.errors import PlanError
 from audit.production.logs import DecisionLogs, Period, sql_ident, sql_str
+from audit.production.strata_sql import stratum_case_sql
 from audit.production.viewbands import split_by_views
+
+# stratum_case_sql moved to strata_sql; sample.py and the tests import it from here
+__all__ = [
+    "PLAN_VERSION",
+    "CellPlan",
+    "Plan",
+    "Stratum",
+    "build_plan",
+    "cell_key",
+    "load_plan",
+    "stratum_case_sql",
+]
 
 PLAN_VERSION = 1
 
@@ -165,7 +175,6 @@ def _prior_half_widths(path: Path | None) -> dict[str, dict[str, float]]:
     return out
 
 
-# Over 80 lines only by its 16-parameter signature; each step is a helper below.
 def build_plan(
     logs: DecisionLogs,
     period: Period,
@@ -191,60 +200,30 @@ def build_plan(
         logs, slices, half_width, bulk_quantile, precision_prior, recall_prior, floor,
         reference_factor,
     )  # fmt: skip
-    reports = []
-    for pw in pathways or (None,):
-        reports.append(logs.check(period, pw, policy_version))
-    rep = reports[0]
-    all_pw = tuple(sorted({p for r in reports for p in r.pathways}))
-    pw_filter = ""
-    if pathways:
-        pw_filter = " WHERE pathway IN (" + ", ".join(sql_str(p) for p in pathways) + ")"
-    rel = f"SELECT * FROM ({logs.relation_sql(period, None, policy_version)}){pw_filter}"
-    sl_cols = [sql_ident("slice." + s) for s in slices]
-    group = ", ".join(["pathway", "category", "actioned", *sl_cols])
-    qa = [i / bands_actioned for i in range(1, bands_actioned)]
-    qb = [
-        bulk_quantile + (1 - bulk_quantile) * i / bands_not_actioned
-        for i in range(bands_not_actioned)
-    ]
-    has_views = logs.card.columns.views is not None
-    k_cert = (20 if has_views else 0) if certainty_views is None else certainty_views
-    if k_cert and not has_views:
-        raise PlanError(
-            "certainty strata need views",
-            field="--certainty-views",
-            expected="0 without a views column",
-            actual=str(k_cert),
-        )
-    thresholds = _certainty_thresholds(logs, group, rel, k_cert)
-    rows = logs.con.execute(
-        f"SELECT {group}, count(*), quantile_cont(score, {qa or [0.5]}), "
-        f"quantile_cont(score, {qb}) FROM ({rel}) GROUP BY {group} ORDER BY {group}"
-    ).fetchall()
-    specs = _band_specs(rows, slices, bands_actioned, thresholds)
-    counts = _stratum_counts(logs, rel, specs, slices)
-    prior_rec = _prior_from_record(previous)
-    prev_se = _prior_half_widths(previous)
-    by_cell: dict[str, list[dict[str, Any]]] = {}
-    for sp in specs:
-        N_h, mean_score = counts.get(sp["id"], (0, 0.0))
-        sp["N_h"], sp["mean_score"] = N_h, mean_score
-        tag = "viral" if sp.get("views_min") is not None else sp["band"]
-        sp["key"] = f"{cell_key(sp['pathway'], sp['category'], sp['slice'])}|{sp['frame']}|{tag}"
-        by_cell.setdefault(cell_key(sp["pathway"], sp["category"], sp["slice"]), []).append(sp)
-    cells = _cell_plans(
-        by_cell, half_width, floor, precision_prior, recall_prior, prior_rec, prev_se, max_labels
+    version, all_pw, rel = _period_relation(logs, period, pathways, policy_version)
+    group = ", ".join(
+        ["pathway", "category", "actioned", *(sql_ident("slice." + s) for s in slices)]
     )
+    has_views = logs.card.columns.views is not None
+    k_cert = _certainty_k(certainty_views, has_views)
+    thresholds = _certainty_thresholds(logs, group, rel, k_cert)
+    rows = _group_quantiles(logs, rel, group, bands_actioned, bands_not_actioned, bulk_quantile)
+    specs = _band_specs(rows, slices, bands_actioned, thresholds)
+    by_cell = _by_cell(specs, _stratum_counts(logs, rel, specs, slices))
+    prev_se = _prior_half_widths(previous)
+    cells = _cell_plans(
+        by_cell, half_width, floor, precision_prior, recall_prior,
+        _prior_from_record(previous), prev_se, max_labels,
+    )  # fmt: skip
     if view_bands:
         specs, cells = _with_view_bands(
             logs, rel, specs, slices, cells, has_views, precision_prior, recall_prior, prev_se
         )
-    strata = _strata(specs, reference_factor)
     return Plan(
         logs_card=str(logs.card_path),
         logs_digest=logs.digest(period),
         period=period.label,
-        policy_version=rep.policy_version,
+        policy_version=version,
         pathways=all_pw,
         slices=slices,
         half_width=half_width,
@@ -256,9 +235,75 @@ def build_plan(
         certainty_views=k_cert,
         view_bands=view_bands,
         max_labels=max_labels,
-        strata=tuple(strata),
+        strata=tuple(_strata(specs, reference_factor)),
         cells=tuple(cells),
     )
+
+
+def _period_relation(
+    logs: DecisionLogs,
+    period: Period,
+    pathways: tuple[str, ...],
+    policy_version: str | None,
+) -> tuple[str, tuple[str, ...], str]:
+    """Check the period (per requested pathway) and return its policy version, the
+    pathways seen and the SQL relation of the rows to plan over."""
+    reports = [logs.check(period, pw, policy_version) for pw in pathways or (None,)]
+    all_pw = tuple(sorted({p for r in reports for p in r.pathways}))
+    pw_filter = ""
+    if pathways:
+        pw_filter = " WHERE pathway IN (" + ", ".join(sql_str(p) for p in pathways) + ")"
+    rel = f"SELECT * FROM ({logs.relation_sql(period, None, policy_version)}){pw_filter}"
+    return reports[0].policy_version, all_pw, rel
+
+
+def _certainty_k(certainty_views: int | None, has_views: bool) -> int:
+    """Items per group taken with certainty: 20 by default when the log has views."""
+    k_cert = (20 if has_views else 0) if certainty_views is None else certainty_views
+    if k_cert and not has_views:
+        raise PlanError(
+            "certainty strata need views",
+            field="--certainty-views",
+            expected="0 without a views column",
+            actual=str(k_cert),
+        )
+    return k_cert
+
+
+def _group_quantiles(
+    logs: DecisionLogs,
+    rel: str,
+    group: str,
+    bands_actioned: int,
+    bands_not_actioned: int,
+    bulk_quantile: float,
+) -> list[Any]:
+    """Per group (cell × frame): size and the score quantiles at the band edges of the
+    actioned frame and of the not-actioned frame above its bulk quantile."""
+    qa = [i / bands_actioned for i in range(1, bands_actioned)]
+    qb = [
+        bulk_quantile + (1 - bulk_quantile) * i / bands_not_actioned
+        for i in range(bands_not_actioned)
+    ]
+    rows: list[Any] = logs.con.execute(
+        f"SELECT {group}, count(*), quantile_cont(score, {qa or [0.5]}), "
+        f"quantile_cont(score, {qb}) FROM ({rel}) GROUP BY {group} ORDER BY {group}"
+    ).fetchall()
+    return rows
+
+
+def _by_cell(
+    specs: list[dict[str, Any]], counts: dict[int, tuple[int, float]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Set each spec's N_h, mean score and key; group the specs by reporting cell."""
+    by_cell: dict[str, list[dict[str, Any]]] = {}
+    for sp in specs:
+        N_h, mean_score = counts.get(sp["id"], (0, 0.0))
+        sp["N_h"], sp["mean_score"] = N_h, mean_score
+        tag = "viral" if sp.get("views_min") is not None else sp["band"]
+        sp["key"] = f"{cell_key(sp['pathway'], sp['category'], sp['slice'])}|{sp['frame']}|{tag}"
+        by_cell.setdefault(cell_key(sp["pathway"], sp["category"], sp["slice"]), []).append(sp)
+    return by_cell
 
 
 def _with_view_bands(
@@ -510,28 +555,6 @@ def _cell_summary(
     note: str | None,
     prev_se: dict[str, float],
 ) -> CellPlan:
-    A = [s for s in sps if s["frame"] == "actioned" and s["N_h"] > 0]
-    B = [s for s in sps if s["frame"] == "not_actioned" and s["N_h"] > 0]
-    NA_arr = np.array([s["N_h"] for s in A], float)
-    NB_arr = np.array([s["N_h"] for s in B], float)
-    pA = np.array([s["p_prior"] for s in A])
-    pB = np.array([s["p_prior"] for s in B])
-    nA = np.array([s["n_h"] for s in A], float)
-    nB = np.array([s["n_h"] for s in B], float)
-    VA, VB = var_total(NA_arr, pA, nA), var_total(NB_arr, pB, nB)
-    TA, TB = float((NA_arr * pA).sum()), float((NB_arr * pB).sum())
-    T = TA + TB
-    vP = VA / NA**2 if NA else math.nan
-    R = TA / T if T > 0 else math.nan
-    vR = ((1 - R) ** 2 * VA + R**2 * VB) / T**2 if T > 0 else math.nan
-    Nt = NA + NB
-    vp = (VA + VB) / Nt**2 if Nt else math.nan
-    zz = Z95 + Z80
-
-    def mde(v: float, m: str) -> float:
-        v_prev = prev_se[m] ** 2 if m in prev_se else v
-        return zz * math.sqrt(v + v_prev) if math.isfinite(v) else math.nan
-
     s0 = sps[0]
     return CellPlan(
         key=ckey,
@@ -540,15 +563,10 @@ def _cell_summary(
         slice=s0["slice"],
         N_actioned=NA,
         N_not_actioned=NB,
-        n_labels=int(nA.sum() + nB.sum()),
         precision_prior=P0,
         recall_prior=R0,
-        half_width_precision=Z95 * math.sqrt(vP) if math.isfinite(vP) else math.nan,
-        half_width_recall=Z95 * math.sqrt(vR) if math.isfinite(vR) else math.nan,
-        half_width_prevalence=Z95 * math.sqrt(vp) if math.isfinite(vp) else math.nan,
-        mde_precision=mde(vP, "precision"),
-        mde_recall=mde(vR, "recall"),
         note=note,
+        **expected_precision(sps, NA, NB, prev_se),
     )
 
 
@@ -560,49 +578,6 @@ def _stratum_counts(
         f"SELECT {case} AS stratum, count(*), avg(score) FROM ({rel}) GROUP BY 1"
     ).fetchall()
     return {int(r[0]): (int(r[1]), float(r[2])) for r in rows if r[0] is not None}
-
-
-def stratum_case_sql(
-    specs: list[dict[str, Any]] | tuple[Stratum, ...], slices: tuple[str, ...]
-) -> str:
-    """Portable SQL ``CASE`` mapping a canonical row onto its stratum id (NULL: none)."""
-    groups: dict[tuple[Any, ...], list[Any]] = {}
-    for sp in specs:
-        d = sp.model_dump() if isinstance(sp, Stratum) else sp
-        g = (d["pathway"], d["category"], d["frame"], tuple(sorted(d["slice"].items())))
-        groups.setdefault(g, []).append(d)
-    whens = []
-    for (pw, cat, frame, sl), bands in groups.items():
-        cert = [d for d in bands if d.get("views_min") is not None]
-        by_band: dict[int, list[dict[str, Any]]] = {}
-        for d in bands:
-            if d.get("views_min") is None:
-                by_band.setdefault(d["band"], []).append(d)
-        conds = [
-            f"pathway = {sql_str(pw)}",
-            f"category = {sql_str(cat)}",
-            "actioned" if frame == "actioned" else "NOT actioned",
-            *(f"{sql_ident('slice.' + k)} = {sql_str(v)}" for k, v in sl),
-        ]
-        ordered = [by_band[b] for b in sorted(by_band)]
-        inner = " ".join(
-            f"WHEN score < {ds[0]['hi']!r} THEN {_views_case(ds)}" for ds in ordered[:-1]
-        )
-        last = _views_case(ordered[-1])
-        body = f"CASE {inner} ELSE {last} END" if inner else last
-        if cert:
-            body = f"CASE WHEN views >= {int(cert[0]['views_min'])} THEN {cert[0]['id']} ELSE {body} END"
-        whens.append(f"WHEN {' AND '.join(conds)} THEN {body}")
-    return "CASE " + " ".join(whens) + " END" if whens else "NULL"
-
-
-def _views_case(ds: list[dict[str, Any]]) -> str:
-    """The stratum id of a score band, or a CASE over its view bands (views_hi exclusive)."""
-    if len(ds) == 1:
-        return str(ds[0]["id"])
-    ds = sorted(ds, key=lambda d: -1 if d.get("views_lo") is None else int(d["views_lo"]))
-    whens = " ".join(f"WHEN views < {int(d['views_hi'])} THEN {d['id']}" for d in ds[:-1])
-    return f"CASE {whens} ELSE {ds[-1]['id']} END"
 
 
 def load_plan(path: str | Path) -> Plan:

@@ -27,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from audit.production.errors import PlanError, ProductionError
 from audit.production.logs import DecisionLogs, Period, sql_ident, sql_str
-from audit.production.plan import Plan, Stratum, cell_key, stratum_case_sql
+from audit.production.plan import Plan, Stratum, cell_key
+from audit.production.strata_sql import stratum_case_sql
 
 MANIFEST_VERSION = 1
 

@@ -25,7 +25,7 @@ def _samples(kind: int, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     return np.ones(n), RNG.random(m)
 
 
-@pytest.mark.parametrize("grid", [1 << 10, 1 << 16])
+@pytest.mark.parametrize("grid", [1 << 10, 1 << 16, 1 << 18])
 @pytest.mark.parametrize("kind", range(4))
 def test_ks_quantiles_counts_exact(kind: int, grid: int) -> None:
     for _ in range(10):
