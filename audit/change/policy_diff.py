@@ -208,13 +208,13 @@ def diff_policies(old: Policy, new: Policy, where: str = "") -> PolicyDiff:
     return PolicyDiff(old.ref, new.ref, old.digest(), new.digest(), lin.declared, changes)
 
 
-def _short(v: Any, n: int = 90) -> str:
+def short_value(v: Any, n: int = 90) -> str:
     if v is None:
         return "—"
     if isinstance(v, list):
         s = "; ".join(str(x) for x in v) if v else "—"
     elif isinstance(v, dict):
-        s = ", ".join(f"{k}={_short(x, 40)}" for k, x in v.items())
+        s = ", ".join(f"{k}={short_value(x, 40)}" for k, x in v.items())
     else:
         s = str(v)
     s = " ".join(s.split())
@@ -261,10 +261,10 @@ def diff_markdown(d: PolicyDiff) -> str:
                 and c.before["coverage"] == c.after["coverage"]
             ):
                 gone, new = sentence_diff(c.before["note"] or "", c.after["note"] or "")
-                before = f"{c.before['coverage']}; note: " + _short(" ".join(gone) or "—", 70)
-                after = "note: " + _short(" ".join(new) or "—", 70)
+                before = f"{c.before['coverage']}; note: " + short_value(" ".join(gone) or "—", 70)
+                after = "note: " + short_value(" ".join(new) or "—", 70)
             else:
-                before, after = _short(c.before), _short(c.after)
+                before, after = short_value(c.before), short_value(c.after)
             before, after = before.replace("|", "\\|"), after.replace("|", "\\|")
             lines.append(f"| {c.kind} | `{c.field}` | {before} | {after} |")
             if c.note and c.note not in notes:

@@ -45,7 +45,7 @@ def policy_diff(old: str, new: str, out: Path | None) -> None:
     from rich.table import Table
 
     from audit.change.lineage import load_chain, resolve_policy_path
-    from audit.change.policy_diff import _short, diff_markdown, diff_policies
+    from audit.change.policy_diff import diff_markdown, diff_policies, short_value
     from audit.policy import load_policy
 
     # walking NEW's supersedes chain catches cycles and missing predecessors
@@ -56,7 +56,7 @@ def policy_diff(old: str, new: str, out: Path | None) -> None:
     for col in ("category", "kind", "field", "before", "after"):
         t.add_column(col, overflow="fold")
     for c in d.changes:
-        t.add_row(c.category, c.kind, c.field, _short(c.before, 60), _short(c.after, 60))
+        t.add_row(c.category, c.kind, c.field, short_value(c.before, 60), short_value(c.after, 60))
     con = _console()
     con.print(t)
     if not d.declared:

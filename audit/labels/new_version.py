@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from audit.errors import UsageError
 from audit.labels.annotation_import import Answer
-from audit.labels.review_export import _text_fields
+from audit.labels.review_export import text_fields_of
 from audit.labels.review_queue import CHOICE_LABEL
 from audit.schema import NEGATIVE, POSITIVE, UNKNOWN
 
@@ -40,7 +40,7 @@ def write_new_version(
 
     name = _check_target(suite, out_dir, version)
     cats = list(suite.covers)
-    fields = _text_fields(suite)
+    fields = text_fields_of(suite)
     slices = suite.slice_names
     rows, changes, counts = _apply_answers(suite, answers, cats, fields, slices)
     data_dir = out_dir / "data"

@@ -10,7 +10,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from audit.labels.review_queue import CHOICES, OK, REASON, REF, VIOLATES, QueueItem, _ref
+from audit.labels.review_queue import CHOICES, OK, REASON, REF, VIOLATES, QueueItem, item_reference
 from audit.schema import NEGATIVE, POSITIVE, TEXT_FIELDS
 
 if TYPE_CHECKING:
@@ -18,14 +18,14 @@ if TYPE_CHECKING:
     from audit.suites.loader import LoadedSuite
 
 
-def _text_fields(suite: LoadedSuite) -> list[str]:
+def text_fields_of(suite: LoadedSuite) -> list[str]:
     return [f for f in TEXT_FIELDS if f in suite.card.fields]
 
 
 def label_studio_config(suite: LoadedSuite, policy: Policy) -> str:
     """The labelling config XML: reference line, text fields, one Choices per category."""
     lines = ["<View>", f'  <Text name="{REF}" value="${REF}"/>']
-    for f in _text_fields(suite):
+    for f in text_fields_of(suite):
         lines.append(f'  <Header value={quoteattr(TEXT_FIELDS[f])} size="5"/>')
         lines.append(f'  <Text name="{f}" value="${f}"/>')
     for c in suite.covers:
@@ -50,10 +50,10 @@ def label_studio_tasks(
 ) -> list[dict[str, Any]]:
     """Label Studio tasks; data keys are plain identifiers (no dots)."""
     tasks = []
-    fields = _text_fields(suite)
+    fields = text_fields_of(suite)
     for k, q in enumerate(queue, start=1):
         data: dict[str, Any] = {
-            REF: _ref(q.item_id, q.content_hash, q.restricted),
+            REF: item_reference(q.item_id, q.content_hash, q.restricted),
             "item_id": q.item_id,
             "content_hash": q.content_hash,
             "restricted": q.restricted,
@@ -104,7 +104,7 @@ def argilla_settings(suite: LoadedSuite, policy: Policy) -> dict[str, Any]:
         }
 
     fields = [field(REF, "Item", True)]
-    fields += [field(f, TEXT_FIELDS[f], False) for f in _text_fields(suite)]
+    fields += [field(f, TEXT_FIELDS[f], False) for f in text_fields_of(suite)]
     questions = []
     for c in suite.covers:
         cat = policy.category(c)
@@ -154,8 +154,8 @@ def argilla_records(
     """Records in the shape of ``argilla.Record.to_dict()`` (suggestions = decisions)."""
     out = []
     for q in queue:
-        fields = {REF: _ref(q.item_id, q.content_hash, q.restricted)}
-        fields.update({f: v for f, v in q.fields.items() if f in _text_fields(suite)})
+        fields = {REF: item_reference(q.item_id, q.content_hash, q.restricted)}
+        fields.update({f: v for f, v in q.fields.items() if f in text_fields_of(suite)})
         sugg = {}
         for c, (dec, sc) in q.decisions.items():
             if dec is not None and moderator:

@@ -39,7 +39,7 @@ def _decision(v: Any) -> str | None:
     return VIOLATES if bool(v) else OK
 
 
-def _ref(iid: str, h: str, restricted: bool) -> str:
+def item_reference(iid: str, h: str, restricted: bool) -> str:
     tag = "restricted item, text withheld" if restricted else "item"
     return f"{tag} · {iid} · sha256 {h[:16]}"
 

@@ -177,7 +177,7 @@ def safe_load_kwargs(
 # --------------------------------------------------------------------------- model location
 
 
-def _offline() -> bool:
+def hub_offline() -> bool:
     """Offline if the env says so now (the hub library reads it only at import)."""
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         if os.environ.get(var, "").strip().upper() in ("1", "ON", "YES", "TRUE"):
@@ -240,7 +240,7 @@ def resolve_model_dir(
             actual=repr(spec),
             fix=fix,
         )
-    offline = _offline()
+    offline = hub_offline()
     try:
         from huggingface_hub import snapshot_download
 

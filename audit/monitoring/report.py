@@ -21,7 +21,13 @@ import numpy as np
 
 from audit.monitoring import metrics as dm
 from audit.monitoring._ecdf import compare_samples
-from audit.monitoring.report_inputs import _f, _grid, _policy_version, _prepare, _Prepared
+from audit.monitoring.report_inputs import (
+    PreparedInput,
+    finite_or_none,
+    grid_cells,
+    policy_version_of,
+    prepare_input,
+)
 from audit.monitoring.report_models import (
     FAMILIES,
     SCHEMA_VERSION,
@@ -70,7 +76,11 @@ __all__ = [
 def _stat(value: float, p: float, threshold: float, reason: str | None) -> Stat:
     exceeded = not math.isnan(value) and value >= threshold
     return Stat(
-        value=_f(value), p_value=_f(p), threshold=threshold, exceeded=exceeded, reason=reason
+        value=finite_or_none(value),
+        p_value=finite_or_none(p),
+        threshold=threshold,
+        exceeded=exceeded,
+        reason=reason,
     )
 
 
@@ -85,16 +95,16 @@ def _rate(
     r = dm.rate_change(ref[0], ref[1], cur[0], cur[1], conf)
     exceeded = not math.isnan(r.delta) and abs(r.delta) >= threshold
     return RateStat(
-        reference=_f(r.ref),
-        current=_f(r.cur),
-        delta=_f(r.delta),
-        ci_low=_f(r.ci_low),
-        ci_high=_f(r.ci_high),
+        reference=finite_or_none(r.ref),
+        current=finite_or_none(r.cur),
+        delta=finite_or_none(r.delta),
+        ci_low=finite_or_none(r.ci_low),
+        ci_high=finite_or_none(r.ci_high),
         n_reference=ref[1],
         n_current=cur[1],
         n_excluded_reference=ref[2],
         n_excluded_current=cur[2],
-        p_value=_f(r.p_value),
+        p_value=finite_or_none(r.p_value),
         threshold=threshold,
         exceeded=exceeded,
         reason=r.reason,
@@ -111,7 +121,7 @@ class _Cat:
     evaluable: bool
 
 
-def _compare(cat: str, ref: _Prepared, cur: _Prepared, cfg: DriftConfig) -> _Cat:
+def _compare(cat: str, ref: PreparedInput, cur: PreparedInput, cfg: DriftConfig) -> _Cat:
     evaluable = ref.index.n > 0 and cur.index.n > 0
     reason = None
     psi_v = psi_p = js_v = ks_d = ks_p = math.nan
@@ -210,8 +220,8 @@ def _finish(
         out.append(
             CategoryDrift(
                 **c.fields,
-                p_value=_f(float(pv)),
-                q_value=_f(float(qv)) if cfg.correction == "bh" else None,
+                p_value=finite_or_none(float(pv)),
+                q_value=finite_or_none(float(qv)) if cfg.correction == "bh" else None,
                 triggered=triggered,
                 breach=breach,
                 state=state,
@@ -247,8 +257,8 @@ def drift_report(
         DriftInputError: bad scores, decisions or labels.
     """
     cfg = config or DriftConfig()
-    pv_ref = _policy_version(reference, reference_label)
-    pv_cur = _policy_version(current, current_label)
+    pv_ref = policy_version_of(reference, reference_label)
+    pv_cur = policy_version_of(current, current_label)
     brk = bool(reference) and bool(current) and pv_ref != pv_cur
     if brk and not allow_policy_change:
         raise PolicyBoundaryError(
@@ -270,9 +280,9 @@ def drift_report(
     cats = []
     for c in common:
         # both sides of a category share one grid (the KS bound compares their cells)
-        g = _grid(max(np.size(reference[c].scores), np.size(current[c].scores)))
-        ref_c = _prepare(reference[c], f"{reference_label}:{c}", bufs[0], g)
-        cur_c = _prepare(current[c], f"{current_label}:{c}", bufs[1], g)
+        g = grid_cells(max(np.size(reference[c].scores), np.size(current[c].scores)))
+        ref_c = prepare_input(reference[c], f"{reference_label}:{c}", bufs[0], g)
+        cur_c = prepare_input(current[c], f"{current_label}:{c}", bufs[1], g)
         cats.append(_compare(c, ref_c, cur_c, cfg))
     return DriftReport(
         reference_label=reference_label,
@@ -311,7 +321,7 @@ def drift_series(
         )
     out: list[PeriodResult] = []
     ref_label, ref_inputs = periods[0]
-    ref_version = _policy_version(ref_inputs, ref_label)
+    ref_version = policy_version_of(ref_inputs, ref_label)
     history: dict[str, list[bool | None]] = {}
     out.append(
         PeriodResult(
@@ -324,7 +334,7 @@ def drift_series(
         )
     )
     for i, (label, inputs) in enumerate(periods[1:], start=1):
-        version = _policy_version(inputs, label)
+        version = policy_version_of(inputs, label)
         # an empty period (no data at all) has no version: it is a gap, not a boundary
         if inputs and version != ref_version:
             ref_label, ref_inputs, ref_version = label, inputs, version

@@ -16,22 +16,22 @@ from audit.monitoring.report_models import DriftInput, DriftInputError, PolicyBo
 
 
 @dataclass
-class _Prepared:
+class PreparedInput:
     index: SampleIndex
     n_missing: int
     decisions: tuple[int, int, int] | None  # (k actioned, n with a decision, n excluded)
     labels: tuple[int, int, int] | None
 
 
-def _f(x: float) -> float | None:
+def finite_or_none(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
 
 
 MAX_GRID = 1 << 18
-"""Most cells :func:`_grid` gives a large sample (docs/methods/drift.md, "Computation")."""
+"""Most cells :func:`grid_cells` gives a large sample (docs/methods/drift.md, "Computation")."""
 
 
-def _grid(n: int) -> int:
+def grid_cells(n: int) -> int:
     """Cells for samples of up to ``n`` scores: a power of two near ``n`` in [2¹⁰, 2¹⁸].
 
     Any power of two gives exact answers (``_ecdf``); the cost is O(n + G) plus the
@@ -43,9 +43,9 @@ def _grid(n: int) -> int:
     return int(min(MAX_GRID, max(1 << 10, 1 << max(n - 1, 1).bit_length())))
 
 
-def _prepare(
+def prepare_input(
     inp: DriftInput, where: str, buffer: NDArray[np.int64] | None = None, grid: int = GRID
-) -> _Prepared:
+) -> PreparedInput:
     """Validate one input; NaN scores are counted and left out, anything else is an error."""
     s = np.asarray(inp.scores)
     if s.ndim != 1:
@@ -84,7 +84,7 @@ def _prepare(
             actual=f"{bad.size} values such as {float(bad[0])!r}",
             fix="pass probabilities, not logits or margins",
         )
-    return _Prepared(
+    return PreparedInput(
         SampleIndex(np.ascontiguousarray(x), grid=grid, buffer=buffer),
         n_missing,
         _decisions(inp.decisions, s.size, where),
@@ -159,7 +159,7 @@ def _labels(y: Any, n: int, where: str) -> tuple[int, int, int] | None:
     return int((a[known] == 1).sum()), int(known.sum()), int((~known).sum())
 
 
-def _policy_version(inputs: Mapping[str, DriftInput], label: str) -> str | None:
+def policy_version_of(inputs: Mapping[str, DriftInput], label: str) -> str | None:
     versions = {i.policy_version for i in inputs.values()}
     if len(versions) > 1:
         raise PolicyBoundaryError(

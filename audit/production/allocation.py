@@ -17,7 +17,7 @@ Z95 = 1.959963984540054
 Z80 = 0.8416212335729143
 
 
-def _edges(qs: list[float]) -> list[float]:
+def interior_edges(qs: list[float]) -> list[float]:
     """Strictly increasing interior edges in (0, 1) from quantiles (ties merged)."""
     out: list[float] = []
     for q in qs:
@@ -89,7 +89,7 @@ def _assign_priors(
             )
 
 
-def _scale_to_budget(by_cell: dict[str, list[dict[str, Any]]], budget: int, floor: int) -> None:
+def scale_to_budget(by_cell: dict[str, list[dict[str, Any]]], budget: int, floor: int) -> None:
     """Scale every stratum's allocation down to a total label budget (floors kept)."""
     items = [s for sps in by_cell.values() for s in sps if s["N_h"] > 0]
     floors = np.array(

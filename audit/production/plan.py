@@ -26,10 +26,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit.production.allocation import (
-    _edges,
-    _scale_to_budget,
     allocate_cell,
     expected_precision,
+    interior_edges,
+    scale_to_budget,
 )
 from audit.production.errors import PlanError
 from audit.production.logs import DecisionLogs, Period, sql_ident, sql_str
@@ -436,10 +436,10 @@ def _band_specs(
         sl = {s: str(v) for s, v in zip(slices, r[3 : 3 + len(slices)])}
         qa_v, qb_v = r[-2], r[-1]
         if act:
-            edges = _edges(list(qa_v)) if bands_actioned > 1 else []
+            edges = interior_edges(list(qa_v)) if bands_actioned > 1 else []
             bulk_edge = None
         else:
-            e = _edges(list(qb_v))
+            e = interior_edges(list(qb_v))
             bulk_edge = e[0] if e else None
             edges = e
         bounds = [0.0, *edges, 1.0]
@@ -528,7 +528,7 @@ def _cell_plans(
             )
         )
     if max_labels is not None:
-        _scale_to_budget(by_cell, max_labels, floor)
+        scale_to_budget(by_cell, max_labels, floor)
         cells = [
             _cell_summary(
                 c.key,

@@ -58,8 +58,8 @@ from audit.moderators._torch import (
 )
 from audit.moderators.base import ModeratorBase, ModeratorParams, register
 from audit.moderators.classifiers.head_encoder import (
-    _ENCODER_MUST_MATCH,
     DEFAULT_ENCODER,
+    ENCODER_MUST_MATCH,
     HEAD_FORMAT,
     NAME,
     PACKAGED_ENCODERS,
@@ -158,7 +158,7 @@ def load_head(head_dir: Path, fit: FitSpec | None) -> tuple[dict[str, Any], Any,
 
 def _check_same_encoder(trained: dict[str, Any], current: dict[str, Any]) -> None:
     """The encoder in use is the one the head was trained on (weights, pooling, norm)."""
-    for key in _ENCODER_MUST_MATCH:
+    for key in ENCODER_MUST_MATCH:
         if trained.get(key) != current.get(key):
             raise ModeratorError(
                 f"head was trained on a different encoder ({key} differs)",

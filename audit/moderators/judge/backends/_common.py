@@ -15,7 +15,7 @@ from audit.errors import ModeratorError
 #: suffix tokens always kept at the end when an item is truncated (the end of the
 #: user turn and the generation prompt live there)
 KEEP_TAIL = 32
-_SENTINEL = "\u2063AUDIT_SUFFIX_SENTINEL\u2063"
+SUFFIX_SENTINEL = "\u2063AUDIT_SUFFIX_SENTINEL\u2063"
 #: tokens the shared prefix may give up at its end when the tokenizer merges across
 #: the prefix/suffix boundary
 BOUNDARY_BACKOFF = 8
@@ -38,7 +38,7 @@ class GenOut:
     token_logprobs: list[float] | None = None
 
 
-def _seed_for(seed: int, suffix: str, sample: int) -> int:
+def seed_for(seed: int, suffix: str, sample: int) -> int:
     """Per (item content, sample) seed: reproducible and independent of batching."""
     h = hashlib.sha256(f"{seed}\0{sample}\0{suffix}".encode()).digest()
     return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
@@ -173,8 +173,8 @@ def split_encode(
     if render is not None:
         full_text = render(prefix + suffix) + tail
         if prefix not in heads:
-            rendered = render(prefix + _SENTINEL)
-            idx = rendered.find(_SENTINEL)
+            rendered = render(prefix + SUFFIX_SENTINEL)
+            idx = rendered.find(SUFFIX_SENTINEL)
             heads[prefix] = rendered[:idx] if idx >= 0 else None
         head = heads[prefix]
         full = ids(full_text, special=False)

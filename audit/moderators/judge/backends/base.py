@@ -42,10 +42,10 @@ from audit.moderators.judge.backends._common import (
     GenOut,
     ItemError,
     Suffix,
-    _seed_for,
     candidate_token_ids,
     fit_middle,
     label_probs,
+    seed_for,
     split_encode,
     suffix_key,
 )
@@ -243,7 +243,7 @@ class BackendLoops(Generic[P, C, O]):
     def _sample_seed(self, seed: int, suffix: Any, sample: int) -> int:
         """Per (item content, sample) seed: reproducible and independent of batching
         (an item's images enter through their digests, ``suffix_key``)."""
-        return _seed_for(seed, suffix_key(suffix), sample)
+        return seed_for(seed, suffix_key(suffix), sample)
 
     def _engine_message(self, exc: Exception) -> str:
         return f"{type(exc).__name__}: {exc}"

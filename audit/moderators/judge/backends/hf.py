@@ -47,9 +47,9 @@ from audit.moderators._torch import (
     sha256_file,
 )
 from audit.moderators.judge.backends._common import (
-    _SENTINEL,
     BOUNDARY_BACKOFF,
     KEEP_TAIL,
+    SUFFIX_SENTINEL,
     GenOut,
     ItemError,
     Suffix,
@@ -230,8 +230,8 @@ class HFBackend(HFMediaMixin, HFLoader, HFTokenizerHooks, TokenBackend):
     def _prefix_part(self, prefix: str) -> str | None:
         """Rendered text before the prefix's end, or ``None`` if the template hides it."""
         if prefix not in self._heads:
-            rendered = self._render(prefix + _SENTINEL)
-            idx = rendered.find(_SENTINEL)
+            rendered = self._render(prefix + SUFFIX_SENTINEL)
+            idx = rendered.find(SUFFIX_SENTINEL)
             self._heads[prefix] = rendered[:idx] if idx >= 0 else None
         return self._heads[prefix]
 

@@ -89,7 +89,7 @@ class HFLoader:
             return self._dir
 
     def _fetch_gguf(self) -> tuple[Path, str | None]:
-        from audit.moderators._torch import _offline
+        from audit.moderators._torch import hub_offline
 
         try:
             from huggingface_hub import hf_hub_download
@@ -99,7 +99,7 @@ class HFLoader:
                     self.model,
                     str(self.gguf_file),
                     revision=self.revision,
-                    local_files_only=_offline(),
+                    local_files_only=hub_offline(),
                 )
             )
         except Exception as exc:
