@@ -94,3 +94,12 @@ def test_record_reports_flags_and_strata(day: dict[str, Any]) -> None:
     # slice domains exist and XSTest-sized slices with no positives are flagged, not hidden
     doms = [c for c in rec.cells if c.domain]
     assert {c.domain["source"] for c in doms} >= {"openai_moderation", "hatecheck"}
+
+
+@pytest.mark.shared_data
+def test_flat_design_flags_the_view_weighted_interval(day: dict[str, Any]) -> None:
+    # the fixture's plan has no view bands: every cell with views says so and names
+    # the fix, because that interval under-covers (docs/methods/production.md §7)
+    rec = day["draws"][0]
+    for c in rec.cells:
+        assert any(f.startswith("views_flat_design") and "--view-bands" in f for f in c.flags)
