@@ -155,6 +155,7 @@ def _summary(line: str, tmp: Path) -> str:
     s = line.removeprefix("error: ").removeprefix("invalid ")
     s = re.sub(re.escape(str(tmp)) + r"/[^/\s]+/", "", s)
     s = re.sub(r"/tmp/\S*?/(in|suites|runs)/", r"\1/", s)
+    s = s.replace(str(REPO) + "/", "")  # the checkout's own files, relative
     s = s.split(". Fix:")[0]
     s = s.replace("|", "\\|")
     return s if len(s) <= 140 else s[:137] + "..."
