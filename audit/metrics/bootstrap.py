@@ -111,6 +111,37 @@ class _Column:
     binned: ScoreBins | None = None  # cell path: quantile histogram
 
 
+#: binomial-proportion metrics: name → (successes, trials) from the confusion cells
+_PROPORTIONS: dict[str, Callable[[Confusion], tuple[float, float]]] = {
+    "precision": lambda c: (float(c.tp.sum()), float((c.tp + c.fp).sum())),
+    "recall": lambda c: (float(c.tp.sum()), float((c.tp + c.fn).sum())),
+    "fpr": lambda c: (float(c.fp.sum()), float((c.fp + c.tn).sum())),
+    "prevalence": lambda c: (float(c.n_pos.sum()), float(c.n.sum())),
+}
+
+
+def boundary_wilson(
+    name: str, conf: Confusion, point: float, ci: float
+) -> tuple[float, float] | None:
+    """Wilson interval for a proportion metric whose estimate sits at 0 or 1, else None.
+
+    At the boundary every bootstrap replicate repeats the estimate (3 of 3 predicted
+    positives correct resample to precision 1.0 every time), so the percentile interval
+    collapses to a point — a false certainty. The Wilson score interval on the metric's
+    own count is the honest one there (docs/methods.md §Intervals).
+    """
+    from audit.metrics.stats import wilson, z_value
+
+    if name not in _PROPORTIONS or not np.isfinite(point) or 0.0 < point < 1.0:
+        return None
+    k, n = _PROPORTIONS[name](conf)
+    if n <= 0:
+        return None
+    lo, hi = wilson(np.asarray(k), np.asarray(n), z_value(ci))
+    # exact ends at the boundary (the closed form leaves ~1e-17 of rounding)
+    return (0.0 if k == 0 else float(lo)), (1.0 if k == n else float(hi))
+
+
 def percentile_interval(boot: np.ndarray, point: float, ci: float) -> tuple[float, float]:
     """Percentile interval of the finite replicates, widened to contain ``point``."""
     if np.isnan(point):
@@ -395,6 +426,9 @@ def _metric_values(
         else:
             lo, hi = percentile_interval(boot[spec.name], res.value, ci)
             how = label
+            wil = boundary_wilson(spec.name, col.conf, res.value, ci)
+            if wil is not None:
+                lo, hi, how = wil[0], wil[1], "wilson (boundary)"
         per[spec.name] = MetricValue(
             spec.name, res.value, lo, hi, col.n, res.reason, how, res.n_excluded
         )

@@ -191,3 +191,49 @@ def test_one_dimensional_inputs_are_one_category() -> None:
     a = quiet(y[:, 0], s[:, 0], p[:, 0], ["only"], n_boot=50)
     b = quiet(y, s, p, ["only"], n_boot=50)
     assert a == b
+
+
+def test_boundary_proportions_get_a_wilson_interval_not_a_point() -> None:
+    """3 of 3 flagged items correct: every bootstrap replicate repeats precision 1.0, so
+    the percentile interval would be 1.000-1.000; the Wilson interval on 3/3 is used."""
+    import numpy as np
+
+    from audit.metrics.bootstrap import compute_metrics
+    from audit.metrics.stats import wilson, z_value
+
+    y = np.array([[1], [1], [1], [0], [0], [0], [0], [0], [0], [0]])
+    s = np.array([[0.9], [0.8], [0.95], [0.1], [0.2], [0.1], [0.3], [0.2], [0.1], [0.05]])
+    m = compute_metrics(y, s, s > 0.5, ["hate"], metrics=["precision", "recall", "fpr", "f1"])[
+        "hate"
+    ]
+    lo, _ = wilson(np.asarray(3.0), np.asarray(3.0), z_value(0.95))
+    for name in ("precision", "recall"):
+        v = m[name]
+        assert (v.value, v.ci_high, v.method) == (1.0, 1.0, "wilson (boundary)")
+        assert abs(v.ci_low - float(lo)) < 1e-12 and v.ci_low < 0.45
+    fpr = m["fpr"]  # 0 of 7 negatives flagged: upper bound reported, lower exactly 0
+    assert (fpr.value, fpr.ci_low, fpr.method) == (0.0, 0.0, "wilson (boundary)")
+    assert 0.3 < fpr.ci_high < 0.4
+    assert m["f1"].method != "wilson (boundary)"
+
+
+def test_boundary_wilson_keeps_coverage_at_small_n() -> None:
+    """Planted precision 0.95 on 8 flagged items: most draws are 8/8 (the boundary).
+    The reported 95% interval must cover the truth in about 95% of draws; the
+    collapsed percentile interval covered only the non-boundary draws (~34%)."""
+    import numpy as np
+
+    from audit.metrics.bootstrap import compute_metrics
+
+    rng = np.random.default_rng(0)
+    reps, hits = 400, 0
+    for _ in range(reps):
+        correct = rng.random(8) < 0.95
+        y = np.concatenate([correct.astype(int), np.zeros(12, dtype=int)])[:, None]
+        pred = np.concatenate([np.ones(8, bool), np.zeros(12, bool)])[:, None]
+        score = pred.astype(float) * 0.9 + 0.05
+        v = compute_metrics(y, score, pred, ["hate"], metrics=["precision"], n_boot=200)["hate"][
+            "precision"
+        ]
+        hits += v.ci_low <= 0.95 <= v.ci_high
+    assert hits / reps >= 0.93, hits / reps
