@@ -35,7 +35,7 @@ from audit.engine.runner import (
     ProgressFn,
     ScoreResult,
     cached_outputs,
-    fill_outputs,
+    commit_batch,
     finish_scoring,
     over_budget,
     pending_groups,
@@ -217,12 +217,16 @@ def score_items(
         ):
             batches += 1
             model_seconds += secs
-            done, errors = fill_outputs(outputs, groups, out_pos, out)
-            n_errors += errors
-            if cache is not None:
-                cache.put_many(model_key, {items[p].content_hash: o for p, o in zip(out_pos, out)})
-            if progress:
-                progress(done)
+            n_errors += commit_batch(
+                outputs,
+                groups,
+                out_pos,
+                out,
+                items=items,
+                model_key=model_key,
+                cache=cache,
+                progress=progress,
+            )
             if n_errors > max_errors:
                 raise over_budget(outputs, n_errors, n, max_errors, error_budget, where)
     # rows of a block whose worker died (Ray skips errored blocks, see _stream) come

@@ -83,12 +83,16 @@ def score_items(
         outs = predict_batch(mod, [items[i] for i in idx])
         model_seconds += time.perf_counter() - tb
         batches += 1
-        done, errors = fill_outputs(outputs, groups, idx, outs)
-        n_errors += errors
-        if cache is not None:
-            cache.put_many(model_key, {items[i].content_hash: o for i, o in zip(idx, outs)})
-        if progress:
-            progress(done)
+        n_errors += commit_batch(
+            outputs,
+            groups,
+            idx,
+            outs,
+            items=items,
+            model_key=model_key,
+            cache=cache,
+            progress=progress,
+        )
         if n_errors > max_errors:
             raise over_budget(outputs, n_errors, n, max_errors, error_budget, where)
     return finish_scoring(
@@ -123,14 +127,21 @@ def pending_groups(
     return groups
 
 
-def fill_outputs(
+def commit_batch(
     outputs: list[ModeratorOutput | None],
     groups: dict[int, list[int]],
     positions: Sequence[int],
     outs: Sequence[ModeratorOutput],
-) -> tuple[int, int]:
-    """Write each scored output to every position of its content group; returns the
-    number of items completed and how many of them are errors."""
+    *,
+    items: Sequence[Item],
+    model_key: str,
+    cache: PredictionCache | None,
+    progress: ProgressFn | None,
+) -> int:
+    """One scored batch, as both engines commit it: each output written to every
+    position of its content group, cached by content hash (the cache keeps no
+    transient outcome, see :class:`PredictionCache`), progress reported. Returns how
+    many of the completed items are errors, for the caller's budget check."""
     done = errors = 0
     for p, o in zip(positions, outs):
         for i in groups[p]:
@@ -138,7 +149,11 @@ def fill_outputs(
             done += 1
             if o.error is not None:
                 errors += 1
-    return done, errors
+    if cache is not None:
+        cache.put_many(model_key, {items[p].content_hash: o for p, o in zip(positions, outs)})
+    if progress:
+        progress(done)
+    return errors
 
 
 def predict_batch(mod: Moderator, batch: list[Item]) -> list[ModeratorOutput]:

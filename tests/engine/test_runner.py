@@ -119,14 +119,24 @@ def test_duplicate_content_scored_once() -> None:
 
 
 def test_duplicates_of_a_failing_item_each_count_against_the_budget() -> None:
-    from audit.engine.runner import fill_outputs, pending_groups
+    from audit.engine.runner import commit_batch, pending_groups
 
     its = items(12, dup_every=3)  # i0, i3, i6, i9 share one text
     groups = pending_groups(its, [None] * 12)
     assert list(groups) == [0, 1, 2] and groups[0] == [0, 3, 6, 9]
     outputs: list[ModeratorOutput | None] = [None] * 12
-    done, errors = fill_outputs(outputs, groups, [0], [ModeratorOutput(error="x")])
-    assert (done, errors) == (4, 4) and outputs[9] is outputs[0]
+    seen: list[int] = []
+    errors = commit_batch(
+        outputs,
+        groups,
+        [0],
+        [ModeratorOutput(error="x")],
+        items=its,
+        model_key="k",
+        cache=None,
+        progress=seen.append,
+    )
+    assert (seen, errors) == ([4], 4) and outputs[9] is outputs[0]
     # the budget sees all four copies: 4 of 12 > 25%, the run stops
     with pytest.raises(RunError, match="4 of 12 items failed"):
         score_items(
