@@ -27,15 +27,16 @@ class Answer:
     where: str
 
 
-def _load_json(path: Path) -> Any:
+def _read_text(path: Path, what: str, expected_content: str, fix: str | None) -> str:
+    """The annotation file's UTF-8 text; unreadable or empty files are one-line errors."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise AnnotationError(
-            f"cannot read annotation file: {exc}",
+            f"cannot read {what}: {exc}",
             where=str(path),
             field="ANNOTATIONS",
-            expected="a readable UTF-8 file",
+            expected=f"a readable UTF-8 {'CSV' if what == 'CSV' else 'file'}",
             actual="unreadable",
         ) from None
     if not text.strip():
@@ -43,10 +44,20 @@ def _load_json(path: Path) -> Any:
             "annotation file is empty",
             where=str(path),
             field="ANNOTATIONS",
-            expected="a Label Studio JSON export, Argilla records or a CSV",
+            expected=expected_content,
             actual="0 bytes",
-            fix="export the annotations again",
+            fix=fix,
         )
+    return text
+
+
+def _load_json(path: Path) -> Any:
+    text = _read_text(
+        path,
+        "annotation file",
+        "a Label Studio JSON export, Argilla records or a CSV",
+        "export the annotations again",
+    )
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -222,24 +233,9 @@ def _read_argilla(path: Path, records: list[Any]) -> list[Answer]:
 
 
 def _read_csv(path: Path) -> list[Answer]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AnnotationError(
-            f"cannot read CSV: {exc}",
-            where=str(path),
-            field="ANNOTATIONS",
-            expected="a readable UTF-8 CSV",
-            actual="unreadable",
-        ) from None
-    if not text.strip():
-        raise AnnotationError(
-            "annotation file is empty",
-            where=str(path),
-            field="ANNOTATIONS",
-            expected="a header 'item_id,category,label[,annotator,reason]' and rows",
-            actual="0 bytes",
-        )
+    text = _read_text(
+        path, "CSV", "a header 'item_id,category,label[,annotator,reason]' and rows", None
+    )
     rows = list(csv.DictReader(text.splitlines()))
     need = {"item_id", "category", "label"}
     have = set(rows[0]) if rows else set(text.splitlines()[0].split(","))
