@@ -14,21 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from audit.moderators._torch import length_batches
+from audit.moderators._torch import cpu_has_native_bf16, length_batches
 
-
-def cpu_has_native_bf16() -> bool:
-    """True when this CPU multiplies bf16 natively (AMX tiles or AVX512-BF16); elsewhere
-    torch emulates bf16 and it is slower than float32, so ``dtype: fast`` keeps float32."""
-    import torch
-
-    probes = [
-        getattr(torch.cpu, n, None) for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    ]
-    try:
-        return any(p is not None and p() for p in probes)
-    except Exception:  # pragma: no cover - exotic torch builds without the probes
-        return False
+__all__ = ["cpu_has_native_bf16", "fast_dtype", "padded_batches"]
 
 
 def fast_dtype(device: str) -> Any:

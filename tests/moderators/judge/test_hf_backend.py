@@ -293,8 +293,8 @@ def test_no_converted_cache_without_gguf_or_when_disabled(lm_dir, monkeypatch):
 def test_fast_dtype_is_bf16_only_with_native_cpu_support(lm_dir, monkeypatch):
     import audit.moderators.judge.backends.hf_loading as hf
 
-    monkeypatch.setattr(hf, "_cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(hf, "cpu_has_native_bf16", lambda: True)
     assert HFBackend(str(lm_dir), device="cpu", dtype="fast")._resolved_dtype() == torch.bfloat16
     assert HFBackend(str(lm_dir), device="cpu", dtype="auto")._resolved_dtype() == torch.float32
-    monkeypatch.setattr(hf, "_cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(hf, "cpu_has_native_bf16", lambda: False)
     assert HFBackend(str(lm_dir), device="cpu", dtype="fast")._resolved_dtype() == torch.float32

@@ -15,6 +15,7 @@ from typing import Any
 
 from audit.errors import ModeratorError
 from audit.moderators._torch import (
+    cpu_has_native_bf16,
     package_version,
     quiet_hf,
     resolve_device,
@@ -27,20 +28,6 @@ from audit.moderators._torch import (
 __all__ = ["NAME", "HFLoader"]
 
 NAME = "judge.transformers"
-
-
-def _cpu_has_native_bf16() -> bool:
-    """True when this CPU multiplies bf16 natively (AMX tiles or AVX512-BF16), where
-    bf16 inference runs about twice as fast as float32 (measured on the packaged demo
-    judge); elsewhere bf16 is emulated and slower, so ``dtype: fast`` keeps float32."""
-    import torch
-
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    probe16 = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    try:
-        return bool((probe is not None and probe()) or (probe16 is not None and probe16()))
-    except Exception:  # pragma: no cover - exotic builds
-        return False
 
 
 class HFLoader:
@@ -122,7 +109,7 @@ class HFLoader:
                 self._torch_dtype = resolve_dtype(self.dtype)
             elif device.startswith("cuda") and torch.cuda.is_bf16_supported():
                 self._torch_dtype = torch.bfloat16
-            elif self.dtype == "fast" and device == "cpu" and _cpu_has_native_bf16():
+            elif self.dtype == "fast" and device == "cpu" and cpu_has_native_bf16():
                 self._torch_dtype = torch.bfloat16  # AMX / AVX512-BF16: ~2x float32
             else:
                 self._torch_dtype = torch.float32
