@@ -212,7 +212,7 @@ def drift_cmd(
     default=None,
     help="split large strata by views (stratification by size). Default: on when the "
     "logs have views, since only then is the view-weighted prevalence interval valid; "
-    "item-level intervals are ~15% wider. --no-view-bands: the flat score-band design",
+    "item-level intervals are ~11% wider. --no-view-bands: the flat score-band design",
 )
 def plan_cmd(
     card: Path,
