@@ -110,7 +110,10 @@ def bench_sample(rows: int, seed: int) -> dict[str, Any]:
         day = Period.parse("2026-11-30")
         t0 = time.perf_counter()
         # sized to ~2,000 human labels over 10 categories x 2 frames
-        plan = build_plan(logs, day, half_width=0.1, floor=10, max_labels=2_000, certainty_views=0)
+        plan = build_plan(
+            logs, day, half_width=0.1, floor=10, max_labels=2_000, certainty_views=0,
+            view_bands=False,  # the flat design, as in the figures of methods §3
+        )  # fmt: skip
         plan_s = time.perf_counter() - t0
         ours_s, man = timed(
             lambda: draw_sample(DecisionLogs.open(card), plan, day, t / "s", seed=seed)
@@ -176,6 +179,49 @@ def bench_estimate(seed: int, reps: int) -> dict[str, Any]:
     }
 
 
+def _designs(reps: int, seed: int, accuracy: float) -> dict[str, Any]:
+    """Coverage and mean width of every method × metric, flat vs view-band design."""
+    from audit.production.simulate import run_coverage
+
+    out: dict[str, Any] = {}
+    for name, vb in (("view_bands", True), ("flat", False)):
+        t0 = time.perf_counter()
+        c = run_coverage(
+            reps, seed=seed, reference_accuracy=accuracy, view_bands=vb, bootstrap_every=5
+        )
+        out[name] = {
+            k: {
+                "coverage": round(c.rate(k), 4),
+                "hits": c.hits.get(k, 0),
+                "reps": c.defined[k],
+                "mean_width": round(c.mean_width(k), 4),
+            }
+            for k in sorted(c.defined)
+        } | {"seconds": round(time.perf_counter() - t0, 1)}
+    out["truth"] = c.truth
+    return out
+
+
+def _outside(cov: dict[str, Any]) -> list[str]:
+    """Classical and PPI figures (1,000+ reps) outside 95% ± 1.5%, except the flat
+    design's view-weighted prevalence, which is documented to under-cover (methods §7).
+    The band is ±2.2 Monte-Carlo SD at 1,000 reps, so with ~100 figures a few land
+    outside by chance even for exact intervals: the list is shown, not hidden."""
+    out = []
+    for pop, designs in cov.items():
+        if not pop.startswith("population_"):
+            continue
+        for design in ("view_bands", "flat"):
+            for key, v in designs[design].items():
+                if not isinstance(v, dict) or key.startswith("bootstrap"):
+                    continue
+                if design == "flat" and key.endswith("prevalence_views"):
+                    continue
+                if not 0.935 <= v["coverage"] <= 0.965:
+                    out.append(f"{pop}/{design}/{key}: {v['hits']}/{v['reps']}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)
@@ -197,38 +243,20 @@ def main() -> None:
         from audit.production.simulate import run_coverage
 
         cov: dict[str, Any] = {}
-        for acc in (0.95, 0.6):
-            t0 = time.perf_counter()
-            c = run_coverage(args.coverage_reps, reference_accuracy=acc, bootstrap_every=5)
-            cov[f"reference_accuracy_{acc}"] = {
-                k: {
-                    "coverage": round(c.rate(k), 4),
-                    "mean_width": round(c.mean_width(k), 4),
-                    "reps": c.defined[k],
-                }
-                for k in sorted(c.defined)
-            } | {"seconds": round(time.perf_counter() - t0, 1), "truth": c.truth}
-        for vseed in (0, 1, 2, 3):  # view bands: view-weighted prevalence over 4 populations
-            c = run_coverage(
-                args.coverage_reps, seed=vseed, reference_accuracy=0.95, view_bands=True
-            )
-            c0 = run_coverage(args.coverage_reps, seed=vseed, reference_accuracy=0.95)
-            cov[f"view_bands_population_{vseed}"] = {
-                k: {
-                    "coverage": round(c.rate(k), 4),
-                    "mean_width": round(c.mean_width(k), 4),
-                    "flat_coverage": round(c0.rate(k), 4),
-                    "flat_mean_width": round(c0.mean_width(k), 4),
-                }
-                for k in sorted(c.defined)
-                if k.startswith("classical")
-            }
+        # flat and view-band designs on four planted populations, good and bad
+        # reference: classical, PPI++ and (every 5th replicate) the bootstrap
+        for vseed in (0, 1, 2, 3):
+            for acc in (0.95, 0.6):
+                cov[f"population_{vseed}_reference_{acc}"] = _designs(
+                    args.coverage_reps, vseed, acc
+                )
         prop = run_coverage(min(args.coverage_reps, 300), allocation="proportional")
         cov["proportional_allocation_300"] = {
             k: {"coverage": round(prop.rate(k), 4), "mean_width": round(prop.mean_width(k), 4)}
             for k in sorted(prop.defined)
             if k.startswith("classical")
         }
+        cov["outside_95_pm_1.5"] = _outside(cov)
         payload["coverage"] = cov
     else:
         # the coverage study takes minutes: a timing-only run keeps the last study's

@@ -209,10 +209,10 @@ def drift_cmd(
 )
 @click.option(
     "--view-bands/--no-view-bands",
-    default=False,
-    show_default=True,
-    help="split large strata by views (stratification by size): valid, narrower "
-    "view-weighted prevalence intervals for ~20% wider item-level ones",
+    default=None,
+    help="split large strata by views (stratification by size). Default: on when the "
+    "logs have views, since only then is the view-weighted prevalence interval valid; "
+    "item-level intervals are ~11% wider. --no-view-bands: the flat score-band design",
 )
 def plan_cmd(
     card: Path,
@@ -232,7 +232,7 @@ def plan_cmd(
     reference_factor: float,
     max_labels: int | None,
     certainty_views: int | None,
-    view_bands: bool,
+    view_bands: bool | None,
 ) -> None:
     """Strata, Neyman allocation and sample sizes from one period of logs."""
     from audit.production.logs import DecisionLogs, Period
@@ -263,7 +263,8 @@ def plan_cmd(
     c = _console()
     c.print(_strata_table(plan))
     c.print(_cells_table(plan))
-    c.print(f"plan: {out} ({sum(s.n_h for s in plan.strata):,} human labels)")
+    design = "view bands" if plan.view_bands else "flat score bands"
+    c.print(f"plan: {out} ({sum(s.n_h for s in plan.strata):,} human labels, {design})")
 
 
 def _strata_table(plan: Any) -> Any:

@@ -177,11 +177,72 @@ def pure_floor(s: StratifiedSample, s2: np.ndarray, dz: np.ndarray | None) -> np
     return out
 
 
-def ht_var(
+def stratum_df(h: np.ndarray, x: np.ndarray, n: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Degrees of freedom behind each stratum's variance s²_h of ``x``.
+
+    Satterthwaite's ν matches a scaled χ² to the first two moments of the variance
+    estimate, ν_h = 2 S⁴ / Var(s²_h); under normality that is n_h − 1. Where ``x``
+    takes more than two values in the stratum (view-weighted totals, PPI residuals:
+    mostly near 0 with a few reference disagreements) its variance estimate carries
+    noise of its own, set by the fourth moment: Var(s²) = (μ₄ − σ⁴ (n − 3)/(n − 1))/n,
+    estimated with the sample moments, ν_h clipped to [1, n_h − 1]. A two-valued
+    ``x`` (a 0/1 label times constants) has s² a function of its mean, so the
+    moment ν, which assumes independent noise in s², does not apply: it keeps
+    n_h − 1 (and measured too wide, 0.961 for precision, methods §7). A singleton
+    stratum gets the pooled n − 1 of its frame, whose variance it borrows.
+    Methods: docs/methods/production.md §4.2.
+    """
+    H = len(n)
+    base = np.maximum(n - 1, 0.0)
+    mean = _stratum_means(h, x, n)
+    d = x - mean[h]
+    lo, hi = np.full(H, np.inf), np.full(H, -np.inf)
+    np.minimum.at(lo, h, x)
+    np.maximum.at(hi, h, x)
+    inner = np.bincount(h, weights=(x > lo[h] + 1e-12) & (x < hi[h] - 1e-12), minlength=H)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m2 = np.bincount(h, weights=d * d, minlength=H) / n
+        m4 = np.bincount(h, weights=d**4, minlength=H) / n
+        var_s2 = (m4 - m2 * m2 * (n - 3) / (n - 1)) / n
+        nu = np.where((var_s2 > 0) & (inner > 0), 2 * (m2 * n / (n - 1)) ** 2 / var_s2, base)
+    df = np.asarray(np.clip(np.nan_to_num(nu, nan=1.0), 1.0, np.maximum(base, 1.0)), np.float64)
+    df[n < 2] = 0.0
+    for g in np.unique(group):
+        sel = group == g
+        df[sel & (n == 1)] = float(base[sel].sum())
+    return df
+
+
+def satterthwaite_df(terms: np.ndarray, df: np.ndarray) -> float:
+    """Effective degrees of freedom of a sum of independent variance terms,
+    ν = (Σ g_h)² / Σ g_h²/ν_h (Satterthwaite 1946; Cochran 1977 §5.4, eq. 5.16).
+
+    Terms that are 0 (census strata) or have no degrees of freedom drop out; with no
+    term left the variance is exact or 0 and ν is infinite (the normal quantile).
+    """
+    live = (terms > 0) & (df > 0) & np.isfinite(terms)
+    if not live.any():
+        return math.inf
+    den = float(np.sum(terms[live] ** 2 / df[live]))
+    return float(np.sum(terms[live]) ** 2 / den) if den > 0 else math.inf
+
+
+def t_quantile(z: float, df: float) -> float:
+    """The Student-t quantile at the level of the normal quantile ``z`` (two-sided),
+    with ``df`` degrees of freedom; ``z`` itself when df is infinite."""
+    if not math.isfinite(df):
+        return z
+    from scipy import special
+
+    return float(special.stdtrit(max(df, 1.0), special.ndtr(z)))
+
+
+def ht_var_terms(
     s: StratifiedSample, x: np.ndarray, group: np.ndarray, dz: np.ndarray | None = None
-) -> float:
-    """Σ_h N_h² (1 − f_h) s²_h / n_h with singleton strata filled and pure strata
-    floored (see :func:`fill_singletons`, :func:`pure_floor`)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-stratum terms N_h² (1 − f_h) s²_h / n_h (0 for empty strata) and their degrees
+    of freedom, with singleton strata filled and pure strata floored (see
+    :func:`fill_singletons`, :func:`pure_floor`)."""
     L = s.labelled
     n = s.n
     live = s.N > 0
@@ -189,7 +250,14 @@ def ht_var(
     s2 = pure_floor(s, s2, dz)
     with np.errstate(invalid="ignore", divide="ignore"):
         terms = s.N**2 * (1 - n / s.N) * s2 / n
-    return float(np.sum(terms[live]))
+    return np.where(live, terms, 0.0), stratum_df(s.h[L], x[L], n, group)
+
+
+def ht_var(
+    s: StratifiedSample, x: np.ndarray, group: np.ndarray, dz: np.ndarray | None = None
+) -> float:
+    """Σ_h N_h² (1 − f_h) s²_h / n_h (see :func:`ht_var_terms`)."""
+    return float(np.sum(ht_var_terms(s, x, group, dz)[0]))
 
 
 def logit_interval(
@@ -227,8 +295,15 @@ def _missing_strata(s: StratifiedSample) -> str | None:
     return None
 
 
-def classical(s: StratifiedSample, r: Ratio, group: np.ndarray, z: float = Z95) -> Interval:
-    """Ratio of HT totals with a linearised, logit-scale interval."""
+def classical(
+    s: StratifiedSample, r: Ratio, group: np.ndarray, z: float = Z95, use_t: bool = True
+) -> Interval:
+    """Ratio of HT totals with a linearised, logit-scale interval.
+
+    The quantile is Student-t at the Satterthwaite degrees of freedom of the
+    stratified variance (``use_t``; docs/methods/production.md §4.2), which matters
+    when the variance sits in a few small strata (view bands) and is the normal
+    quantile for large ones."""
     why = _missing_strata(s)
     if why:
         return Interval.undefined(why)
@@ -239,11 +314,13 @@ def classical(s: StratifiedSample, r: Ratio, group: np.ndarray, z: float = Z95) 
     theta = ta / tb
     u = (r.a(y) - theta * r.b(y)) / tb
     dz = (r.coef_a * float(r.a_y) - theta * r.coef_b * float(r.b_y)) / tb
-    var = ht_var(s, u, group, dz)
+    terms, df = ht_var_terms(s, u, group, dz)
+    var = float(np.sum(terms))
     L = s.labelled
     n_eff = float(np.count_nonzero(r.b(y)[L]))
     census = bool(np.all(s.n[s.N > 0] >= s.N[s.N > 0]))
-    return logit_interval(theta, var, n_eff, census, z)
+    nu = satterthwaite_df(terms, df) if use_t else math.inf
+    return logit_interval(theta, var, n_eff, census, t_quantile(z, nu))
 
 
 @dataclass(frozen=True)
@@ -289,6 +366,7 @@ def ppi(
     classical_result: Interval,
     z: float = Z95,
     var_floor: float = 1.0,
+    use_t: bool = True,
 ) -> PPIResult:
     """Stratified two-phase PPI++ for a ratio of totals.
 
@@ -341,11 +419,15 @@ def ppi(
     with np.errstate(invalid="ignore", divide="ignore"):
         v1 = np.where(m < s.N, s.N**2 * (1 - m / s.N) * s2u / m, 0.0)
         v2 = np.where(n < m, s.N**2 * (1 - n / m) * s2r / n, 0.0)
-    terms = np.where(live, v1 + v2, 0.0)
-    var = float(np.sum(terms))
+    v1, v2 = np.where(live, v1, 0.0), np.where(live, v2, 0.0)
+    var = float(np.sum(v1 + v2))
     n_eff = float(np.count_nonzero(r.b(y)[L]))
     census = bool(np.all(n[live] >= s.N[live]))
-    iv = logit_interval(theta, var, n_eff, census, z)
+    # both phases' variances come from the n_h human labels: s²_u (first phase) and
+    # the residual s²_res (second), each with its own effective df (stratum_df)
+    df = np.concatenate([stratum_df(hL, u[L], n, group), stratum_df(hL, res[L], n, group)])
+    nu = satterthwaite_df(np.concatenate([v1, v2]), df) if use_t else math.inf
+    iv = logit_interval(theta, var, n_eff, census, t_quantile(z, nu))
     cv = classical_result.se**2
     gain = cv / var if var > 0 and math.isfinite(cv) else nan
     return PPIResult(iv, lam, gain)

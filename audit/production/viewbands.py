@@ -8,10 +8,11 @@ fall together. The normal interval then under-covers however the variance is
 estimated (Cochran's rule n > 25 G₁² fails). The textbook remedy is in the design,
 not the interval: stratify by size (Cochran 1977 §5A.7–5A.8 and §2.15; Särndal,
 Swensson & Wretman 1992 §3.7). Each large enough score-band stratum is split at
-view quantiles, and its n_h is shared between the view bands by a compromise
-allocation: half in proportion to N_b (what the item-level metrics want) and half
-in proportion to N_b·S_b(views) (Neyman for the view-weighted total when the
-violation rate is flat inside the score band). Figures: docs/methods/production.md §2, §7.
+view quantiles (five bands, the top one the 0.5% most viewed), and its n_h is
+shared between the view bands by a compromise allocation for two objectives, the
+item-level metrics and the view-weighted total (Kish 1976): n_b minimises the sum
+of the two variances, each relative to its own optimum. Figures:
+docs/methods/production.md §2, §7.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from audit.production.logs import DecisionLogs
 
 CaseSql = Callable[[list[dict[str, Any]], tuple[str, ...]], str]
 
-# the view quantiles at which a stratum is split (4 view bands)
-VIEW_QUANTILES = (0.5, 0.9, 0.98)
+# the view quantiles at which a stratum is split (5 view bands). The 0.995 edge keeps
+# the take-all top band small: with 0.98 as the top edge it alone took ~600 of a
+# bulk stratum's 2,169 labels (item-level widths +16% against +11%, methods §2)
+VIEW_QUANTILES = (0.5, 0.9, 0.98, 0.995)
 # smallest human sample per view band; a stratum is split only when it can give
 # every band this many labels twice over
 BAND_FLOOR = 10
@@ -106,20 +109,27 @@ def _band_stats(logs: DecisionLogs, rel: str, case: str) -> dict[int, tuple[int,
 def _allocate_within(
     bands: list[dict[str, Any]], stats: dict[int, tuple[int, float, float]]
 ) -> None:
-    """Share the parent's n_h over its view bands: ½ proportional, ½ Neyman on views."""
+    """Share the parent's n_h over its view bands by Kish's (1976) compromise.
+
+    Two objectives share the labels: item-level metrics (the violation rate, flat
+    inside the score band, so S_b is the same in every band: proportional
+    allocation is their optimum) and the view-weighted total (S_b ∝ the standard
+    deviation of views, Neyman). Minimising V_items/V*_items + V_views/V*_views
+    gives n_b ∝ N_b √((1/N)² + (S_b / Σ N S)²).
+    """
     n_parent = bands[0]["n_h"]
     for b in bands:
         N_b, mean_score, sd = stats.get(b["id"], (0, 0.0, 0.0))
         b["N_h"], b["mean_score"], b["sd_views"] = N_b, mean_score, sd
     N_tot = sum(b["N_h"] for b in bands)
     NS_tot = sum(b["N_h"] * b["sd_views"] for b in bands)
-    want = []
+    wt = [
+        b["N_h"] * math.hypot(1 / max(N_tot, 1), b["sd_views"] / NS_tot if NS_tot > 0 else 0.0)
+        for b in bands
+    ]
+    W = sum(wt)
+    want = [max(round(n_parent * x / W), BAND_FLOOR) if W > 0 else BAND_FLOOR for x in wt]
     for b in bands:
-        share = 0.5 * b["N_h"] / N_tot if N_tot else 0.0
-        share += 0.5 * (
-            b["N_h"] * b["sd_views"] / NS_tot if NS_tot > 0 else b["N_h"] / max(N_tot, 1)
-        )
-        want.append(max(round(n_parent * share), BAND_FLOOR))
         b.pop("sd_views")
     # a band asked for more than it holds is taken in full; its surplus goes to the
     # others in proportion to their asks, so the parent keeps its n_h

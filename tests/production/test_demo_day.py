@@ -35,7 +35,8 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         mp.setenv("HF_HUB_OFFLINE", "1")
         d = build_demo_day(out, seed=0)
         logs = DecisionLogs.open(d.card)
-        plan = build_plan(logs, DAY, half_width=0.07, reference_factor=3.0)
+        # the flat design on purpose: the figures of methods §7 and the flag test below
+        plan = build_plan(logs, DAY, half_width=0.07, reference_factor=3.0, view_bands=False)
         draws = []
         for seed in range(6):
             sdir = out / f"s{seed}"
@@ -98,7 +99,7 @@ def test_record_reports_flags_and_strata(day: dict[str, Any]) -> None:
 
 @pytest.mark.shared_data
 def test_flat_design_flags_the_view_weighted_interval(day: dict[str, Any]) -> None:
-    # the fixture's plan has no view bands: every cell with views says so and names
+    # the fixture's plan opts out of view bands (--no-view-bands): every cell with views says so and names
     # the fix, because that interval under-covers (docs/methods/production.md §7)
     rec = day["draws"][0]
     for c in rec.cells:

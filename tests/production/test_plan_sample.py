@@ -51,8 +51,8 @@ def test_view_bands_split_each_large_stratum_by_views(card: Path, tmp_path: Path
     from audit.production.viewbands import BAND_FLOOR
 
     logs = DecisionLogs.open(card)
-    flat = build_plan(logs, DAY, floor=25)
-    plan = build_plan(logs, DAY, floor=25, view_bands=True)
+    flat = build_plan(logs, DAY, floor=25, view_bands=False)
+    plan = build_plan(logs, DAY, floor=25)  # the default with a views column
     assert plan.view_bands and not flat.view_bands
     banded = [s for s in plan.strata if s.views_lo is not None or s.views_hi is not None]
     assert banded, "the large strata of the fixture should be split"
@@ -209,3 +209,27 @@ def test_hash_ranked_selection_is_uniform_within_strata(tmp_path: Path) -> None:
             assert abs(pos["c"].sum() - len(pos) * S * p) < 4 * sd, (h, len(pos))
     chance = sum(s.n_h**2 / s.N_h for s in plan.strata if s.N_h)
     assert abs(np.mean(overlap) - chance) < 0.05 * chance + 1, (np.mean(overlap), chance)
+
+
+def test_view_bands_are_the_default_and_old_plan_files_still_load(
+    card: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from audit.production.plan import load_plan
+    from tests.helpers.cli import run_cli
+
+    base = ["production", "plan", str(card), "--period", DAY.label, "--floor", "25"]
+    r = run_cli(capsys, *base, "--out", str(tmp_path / "banded.json"))
+    assert r.code == 0, r.err
+    assert "view bands" in r.out
+    banded = json.loads((tmp_path / "banded.json").read_text())
+    assert banded["view_bands"] is True  # the logs have views: on by default
+    assert any(s["views_lo"] is not None for s in banded["strata"])
+    r = run_cli(capsys, *base, "--no-view-bands", "--out", str(tmp_path / "flat.json"))
+    assert r.code == 0, r.err
+    flat = json.loads((tmp_path / "flat.json").read_text())
+    assert flat["view_bands"] is False  # the opt-out is recorded in the plan file
+    assert all(s["views_lo"] is None and s["views_hi"] is None for s in flat["strata"])
+    # a plan file written before the field existed (always flat) still loads, as flat
+    flat.pop("view_bands")
+    (tmp_path / "old.json").write_text(json.dumps(flat))
+    assert load_plan(tmp_path / "old.json").view_bands is False
