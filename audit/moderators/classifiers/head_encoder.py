@@ -101,14 +101,16 @@ def make_encoder(
     batch_size: int = 64,
     revision: str | None = None,
     allow_pickle: bool = False,
+    threads: int | None = None,
 ) -> SentenceEncoder:
     """The encoder ``spec`` names: ``packaged:use-multilingual-v3`` (numpy, its own
-    forward pass; ``max_length``/``device`` do not apply) or a transformers
-    :class:`Encoder` (packaged, local directory or hub id)."""
+    forward pass; ``max_length``/``device`` do not apply; ``threads``: its BLAS threads,
+    None for its default) or a transformers :class:`Encoder` (packaged, local directory or
+    hub id; ``threads`` does not apply)."""
     if spec.startswith("packaged:") and spec.split(":", 1)[1] in PACKAGED_NATIVE:
         from audit.moderators.classifiers.use_encoder import UseEncoder
 
-        return UseEncoder(where=NAME, normalize=normalize, batch_size=batch_size)
+        return UseEncoder(where=NAME, normalize=normalize, batch_size=batch_size, threads=threads)
     return Encoder(
         spec,
         max_length=max_length,

@@ -84,6 +84,7 @@ def fit_head(
     batch_size: int = 64,
     max_length: int = 256,
     device: str = "auto",
+    threads: int | None = None,
 ) -> HeadSummary:
     """Embed ``texts`` once and fit one L2 logistic regression per category.
 
@@ -102,6 +103,9 @@ def fit_head(
         seed: passed to the solver (lbfgs is deterministic).
         trained_on: provenance stored verbatim (suite, split, digest...).
         batch_size, max_length, device: encoder settings.
+        threads: BLAS threads of the USE encoder (None: its default). The embeddings'
+            last float32 bit depends on it, so scripts/train_heads.py pins it for
+            byte-identical heads (docs/defaults.md, "Reproduce").
 
     Returns:
         A :class:`HeadSummary`.
@@ -121,6 +125,7 @@ def fit_head(
         batch_size,
         max_length,
         device,
+        threads,
     )
     weights, bias = _fit_logistic(X, y_all[rows], categories, fit_cats, C, class_weight, seed, per)
 
@@ -189,6 +194,7 @@ def _embed_known_rows(
     batch_size: int,
     max_length: int,
     device: str,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Rows with a known label in some fitted category, their float64 embeddings and the
     encoder fingerprint (the encoder is closed afterwards)."""
@@ -196,7 +202,12 @@ def _embed_known_rows(
 
     rows = np.flatnonzero((y_all[:, fit_cols] >= 0).any(axis=1))
     enc = make_encoder(
-        encoder, max_length=max_length, device=device, normalize=True, batch_size=batch_size
+        encoder,
+        max_length=max_length,
+        device=device,
+        normalize=True,
+        batch_size=batch_size,
+        threads=threads,
     )
     try:
         X = enc.encode([texts[i] for i in rows]).astype(np.float64)

