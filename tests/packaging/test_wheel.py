@@ -87,9 +87,10 @@ def test_wheel_ships_the_defaults(wheel: Path) -> None:
     shipped = {n for n in names if n.startswith(d + "suites/") and "/data/" in n}
     assert all(n.startswith(d + "suites/short_video_v1/data/") for n in shipped)
     assert not any(n.startswith(d + "configs/baselines") for n in names)
-    # the quickstart's classifier head (weights + provenance) ships inside the package
-    heads = "audit/moderators/classifiers/heads_data/use-multilingual-v3-platform-v1/"
-    assert {heads + "head.safetensors", heads + "head.json"} <= names
+    # both shipped heads (weights + provenance) are inside the package; -sv1 is the quickstart's
+    for head in ("use-multilingual-v3-platform-v1", "use-multilingual-v3-platform-v1-sv1"):
+        heads = f"audit/moderators/classifiers/heads_data/{head}/"
+        assert {heads + "head.safetensors", heads + "head.json"} <= names
 
 
 @pytest.mark.slow  # ~40 s alone, ~100 s on a loaded machine: venv, install, a real run
