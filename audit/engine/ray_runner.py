@@ -20,13 +20,14 @@ installed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import pickle
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,15 @@ from audit.schema import Item, ModeratorOutput
 
 LOCAL_NUM_CPUS = 2
 """CPUs a local (addressless) Ray instance is started with: laptop-sized."""
+
+
+WORKER_PRELOAD = (
+    "ray.data",
+    "ray.data._internal.execution.operators.actor_pool_map_operator",
+    "audit.engine.ray_runner",
+    "audit.moderators",
+)
+"""Modules a local Ray worker imports as it starts, before it takes work."""
 
 
 class ModeratorFactory:
@@ -128,10 +138,6 @@ def ensure_ray(address: str | None, where: str) -> None:
         ) from None
     if ray.is_initialized():
         return
-    # Local workers must import the same ``audit`` the driver runs (a worktree or
-    # a checkout may shadow an installed copy), so its root goes first on their path.
-    root = str(Path(__file__).resolve().parents[2])
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     kwargs: dict[str, Any] = {
         "include_dashboard": False,
         "log_to_driver": False,
@@ -143,7 +149,12 @@ def ensure_ray(address: str | None, where: str) -> None:
         warnings.simplefilter("ignore")
         try:
             if address is None:
-                ray.init(num_cpus=LOCAL_NUM_CPUS, runtime_env={"env_vars": env}, **kwargs)
+                with _worker_pythonpath():
+                    ray.init(
+                        num_cpus=LOCAL_NUM_CPUS,
+                        _system_config={"preload_python_modules": list(WORKER_PRELOAD)},
+                        **kwargs,
+                    )
             else:
                 ray.init(address=address, **kwargs)
         except Exception as exc:
@@ -161,6 +172,29 @@ def ensure_ray(address: str | None, where: str) -> None:
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def _worker_pythonpath() -> Iterator[None]:
+    """``PYTHONPATH`` with this checkout's root first, while a local Ray starts.
+
+    Local workers must import the same ``audit`` the driver runs (a worktree or a
+    checkout may shadow an installed copy). The raylet copies the environment it is
+    started with into every worker it spawns, so setting the path here reaches them
+    all; a job-level ``runtime_env`` would too, but its workers no longer match the
+    ones ``ray.init`` prestarts (those carry no runtime env), so every actor of
+    every job then waited for a fresh Python process (docs/methods/scale.md, "Cost").
+    """
+    root = str(Path(__file__).resolve().parents[2])
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, old) if p)
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = old
 
 
 def score_items(
@@ -289,7 +323,10 @@ def _stream(
     # failed block's rows come back missing (see score_items).
     ray.data.DataContext.get_current().max_errored_blocks = -1
     no_retry: dict[str, Any] = {} if retry else {"max_restarts": 0, "max_task_retries": 0}
-    ds = ray.data.from_arrow(tables).map_batches(
+    # from_blocks takes the blocks as built, with their metadata computed here;
+    # from_arrow runs one remote task per table for it, and those tasks need worker
+    # processes of their own before the actors can start (docs/methods/scale.md).
+    ds = ray.data.from_blocks(tables).map_batches(
         _ScoreActor,
         fn_constructor_args=(factory,),
         batch_size=1,  # one row = one batch of ``batch_size`` items
