@@ -15,7 +15,9 @@ so predictions and Parquet files are identical to the local engine's.
 
 Local mode (no address) starts ``ray.init(num_cpus=2)`` on the laptop; a cluster
 is one setting (``runner.ray_address``), and the cluster must have ``audit``
-installed.
+installed. ``workers="tasks"`` runs the same UDF as Ray Data tasks whose worker
+processes keep their moderator across jobs (for fast CPU moderators, where an actor
+pool's per-job process start and model load dominate; docs/methods/scale.md).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import pickle
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -267,12 +270,10 @@ def score_items(
         retry_dead_workers: let Ray restart a dead actor (or rerun a dead task) and
             retry its batch (its default); False fails the run instead, and a rerun
             resumes from the cache.
-        workers: ``"actors"``, a Ray Data actor pool per job: each actor starts a
-            fresh process and loads the moderator, and frees it when the job ends.
-            ``"tasks"``: Ray Data tasks on reused worker processes, each keeping the
-            moderator it built for later jobs with the same recipe (no per-job start-up,
-            but a process keeps its model, and its memory, while idle; for CPU
-            moderators, not GPU ones). docs/methods/scale.md, "Cost".
+        workers: ``"actors"``, an actor pool per job (each actor starts a process
+            and loads the moderator, freed at the job's end), or ``"tasks"``, reused
+            worker processes that keep their moderator across jobs (CPU moderators
+            only; :func:`_score_task`, docs/methods/scale.md).
 
     Raises:
         RunError: Ray missing or unreachable, the moderator failing to build in a
@@ -285,24 +286,13 @@ def score_items(
     # identical content scored once per run: only first occurrences travel to Ray
     groups = pending_groups(items, outputs)
     unique_todo = list(groups)
-
     max_errors = math.floor(error_budget * n)
     n_errors = sum(1 for o in outputs if o is not None and o.error is not None)
     model_seconds = 0.0
     batches = 0
     if unique_todo:
-        for out_pos, out, secs in _stream(
-            get_moderator,
-            items,
-            unique_todo,
-            model_key=model_key,
-            batch_size=batch_size,
-            address=address,
-            concurrency=concurrency,
-            workers=workers,
-            retry=retry_dead_workers,
-            where=where,
-        ):
+        job = _Job(model_key, batch_size, address, concurrency, workers, retry_dead_workers, where)
+        for out_pos, out, secs in _stream(get_moderator, items, unique_todo, job):
             batches += 1
             model_seconds += secs
             n_errors += commit_batch(
@@ -385,7 +375,7 @@ def _dataset(
         return ds.map_batches(
             _score_task,
             fn_args=(factory, key),
-            concurrency=concurrency,
+            compute=ray.data.TaskPoolStrategy(size=concurrency),
             **common,
             **({} if retry else {"max_retries": 0}),
         )
@@ -398,32 +388,36 @@ def _dataset(
     )
 
 
+@dataclass(frozen=True)
+class _Job:
+    """How one :func:`score_items` call runs on Ray (its arguments, as given)."""
+
+    model_key: str
+    batch_size: int
+    address: str | None
+    concurrency: int | None
+    workers: Workers
+    retry: bool
+    where: str
+
+
 def _stream(
-    factory: Callable[[], Moderator],
-    items: Sequence[Item],
-    todo: list[int],
-    *,
-    model_key: str,
-    batch_size: int,
-    address: str | None,
-    concurrency: int | None,
-    workers: Workers,
-    retry: bool,
-    where: str,
+    factory: Callable[[], Moderator], items: Sequence[Item], todo: list[int], job: _Job
 ) -> Any:
     """Yield ``(positions, outputs, model_seconds)`` per batch as Ray finishes them."""
-    ensure_ray(address, where)
+    where = job.where
+    ensure_ray(job.address, where)
     import ray
     from ray import cloudpickle
 
+    concurrency = job.concurrency
     if concurrency is None:
         resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
         concurrency = max(1, int(resources.get("CPU", 1)))
     recipe = cloudpickle.dumps(factory)  # type: ignore[no-untyped-call]
-    key = f"{model_key}:{hashlib.sha256(recipe).hexdigest()}"
-    ds = _dataset(
-        _blocks(items, todo, batch_size, concurrency), factory, key, workers, concurrency, retry
-    )
+    key = f"{job.model_key}:{hashlib.sha256(recipe).hexdigest()}"
+    blocks = _blocks(items, todo, job.batch_size, concurrency)
+    ds = _dataset(blocks, factory, key, job.workers, concurrency, job.retry)
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
             b: Any = batch  # a pyarrow.Table (Ray's return type is a union of formats)
