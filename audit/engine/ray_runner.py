@@ -15,20 +15,25 @@ so predictions and Parquet files are identical to the local engine's.
 
 Local mode (no address) starts ``ray.init(num_cpus=2)`` on the laptop; a cluster
 is one setting (``runner.ray_address``), and the cluster must have ``audit``
-installed.
+installed. ``workers="tasks"`` runs the same UDF as Ray Data tasks whose worker
+processes keep their moderator across jobs (for fast CPU moderators, where an actor
+pool's per-job process start and model load dominate; docs/methods/scale.md).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import math
 import os
 import pickle
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from audit.engine.cache import PredictionCache, fingerprint_hash
 from audit.engine.runner import (
@@ -45,8 +50,20 @@ from audit.errors import RunError
 from audit.moderators.base import Moderator
 from audit.schema import Item, ModeratorOutput
 
+Workers = Literal["actors", "tasks"]
+"""Who runs the moderator: a Ray Data actor pool (default) or Ray Data tasks."""
+
 LOCAL_NUM_CPUS = 2
 """CPUs a local (addressless) Ray instance is started with: laptop-sized."""
+
+
+WORKER_PRELOAD = (
+    "ray.data",
+    "ray.data._internal.execution.operators.actor_pool_map_operator",
+    "audit.engine.ray_runner",
+    "audit.moderators",
+)
+"""Modules a local Ray worker imports as it starts, before it takes work."""
 
 
 class ModeratorFactory:
@@ -69,35 +86,74 @@ class ModeratorFactory:
         return cls(cls.Params.model_validate(self.params), self.policy)
 
 
+def _score_rows(mod: Moderator | None, batch: Any, build_error: str | None = None) -> Any:
+    """Score one block: one row per batch of items, Arrow in and Arrow out.
+
+    The items and their outputs travel as one pickled blob per batch. Per-item cells
+    (a numpy ``object`` column, or JSON per output) cost more than a fast moderator
+    itself and competed with it for the laptop's two cores (docs/methods/scale.md,
+    bench/bench_ray.py). ``build_error``: the moderator could not be built (task
+    workers); every row then carries the message for the driver to raise.
+    """
+    import pyarrow as pa
+
+    pos, out, secs = [], [], []
+    for p, blob in zip(batch.column("pos").to_pylist(), batch.column("items").to_pylist()):
+        pos.append(p)
+        if mod is None or build_error is not None:
+            out.append(b"")
+            secs.append(0.0)
+            continue
+        items = pickle.loads(blob)
+        t0 = time.perf_counter()
+        outs = predict_batch(mod, items)  # a failed batch: per-item errors, as locally
+        secs.append(time.perf_counter() - t0)
+        out.append(pickle.dumps(outs, protocol=pickle.HIGHEST_PROTOCOL))
+    return pa.table(
+        {
+            "pos": pa.array(pos, type=pa.list_(pa.int64())),
+            "outputs": pa.array(out, type=pa.binary()),
+            "seconds": pa.array(secs, type=pa.float64()),
+            "build_error": pa.array([build_error] * len(pos), type=pa.string()),
+        }
+    )
+
+
 class _ScoreActor:
-    """Class-based ``map_batches`` UDF: one moderator per actor, loaded once."""
+    """Class-based ``map_batches`` UDF (``workers="actors"``): one moderator per actor,
+    loaded once; it goes away with the actor when the job ends."""
 
     def __init__(self, factory: Callable[[], Moderator]) -> None:
         self.mod = factory()
 
     def __call__(self, batch: Any) -> Any:
-        # One row per batch of items, Arrow in and Arrow out: the items and their
-        # outputs travel as one pickled blob per batch. Per-item cells (a numpy
-        # ``object`` column, or JSON per output) cost more than a fast moderator
-        # itself and competed with it for the laptop's two cores (docs/methods/scale.md,
-        # bench/bench_ray.py).
-        import pyarrow as pa
+        return _score_rows(self.mod, batch)
 
-        pos, out, secs = [], [], []
-        for p, blob in zip(batch.column("pos").to_pylist(), batch.column("items").to_pylist()):
-            items = pickle.loads(blob)
-            t0 = time.perf_counter()
-            outs = predict_batch(self.mod, items)  # a failed batch: per-item errors, as locally
-            secs.append(time.perf_counter() - t0)
-            pos.append(p)
-            out.append(pickle.dumps(outs, protocol=pickle.HIGHEST_PROTOCOL))
-        return pa.table(
-            {
-                "pos": pa.array(pos, type=pa.list_(pa.int64())),
-                "outputs": pa.array(out, type=pa.binary()),
-                "seconds": pa.array(secs, type=pa.float64()),
-            }
-        )
+
+_WORKER_MODERATOR: dict[str, Moderator] = {}
+"""``workers="tasks"``: the moderator this worker process built last, by recipe key."""
+
+
+def _score_task(batch: Any, factory: Callable[[], Moderator], key: str) -> Any:
+    """Function ``map_batches`` UDF (``workers="tasks"``).
+
+    Ray reuses a task's worker process for later tasks and later jobs (never an
+    actor's), so the moderator is built once per process and kept for every block,
+    and every later job, with the same recipe ``key`` (the pickled factory and the
+    fingerprint); another recipe closes it first, so a process holds one moderator.
+    """
+    mod = _WORKER_MODERATOR.get(key)
+    if mod is None:
+        for old in _WORKER_MODERATOR.values():
+            with contextlib.suppress(Exception):  # a failing close must not lose the block
+                old.close()
+        _WORKER_MODERATOR.clear()
+        try:
+            mod = factory()
+        except Exception as exc:
+            return _score_rows(None, batch, build_error=f"{type(exc).__name__}: {exc}")
+        _WORKER_MODERATOR[key] = mod
+    return _score_rows(mod, batch)
 
 
 def ray_versions() -> dict[str, str | None]:
@@ -128,10 +184,6 @@ def ensure_ray(address: str | None, where: str) -> None:
         ) from None
     if ray.is_initialized():
         return
-    # Local workers must import the same ``audit`` the driver runs (a worktree or
-    # a checkout may shadow an installed copy), so its root goes first on their path.
-    root = str(Path(__file__).resolve().parents[2])
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     kwargs: dict[str, Any] = {
         "include_dashboard": False,
         "log_to_driver": False,
@@ -143,7 +195,12 @@ def ensure_ray(address: str | None, where: str) -> None:
         warnings.simplefilter("ignore")
         try:
             if address is None:
-                ray.init(num_cpus=LOCAL_NUM_CPUS, runtime_env={"env_vars": env}, **kwargs)
+                with worker_pythonpath():
+                    ray.init(
+                        num_cpus=LOCAL_NUM_CPUS,
+                        _system_config={"preload_python_modules": list(WORKER_PRELOAD)},
+                        **kwargs,
+                    )
             else:
                 ray.init(address=address, **kwargs)
         except Exception as exc:
@@ -163,6 +220,29 @@ def ensure_ray(address: str | None, where: str) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
+@contextlib.contextmanager
+def worker_pythonpath() -> Iterator[None]:
+    """``PYTHONPATH`` with this checkout's root first, while a local Ray starts.
+
+    Local workers must import the same ``audit`` the driver runs (a worktree or a
+    checkout may shadow an installed copy). The raylet copies the environment it is
+    started with into every worker it spawns, so setting the path here reaches them
+    all; a job-level ``runtime_env`` would too, but its workers no longer match the
+    ones ``ray.init`` prestarts (those carry no runtime env), so every actor of
+    every job then waited for a fresh Python process (docs/methods/scale.md, "Cost").
+    """
+    root = str(Path(__file__).resolve().parents[2])
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, old) if p)
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
 def score_items(
     get_moderator: Callable[[], Moderator],
     fingerprint: dict[str, Any],
@@ -176,21 +256,28 @@ def score_items(
     address: str | None = None,
     concurrency: int | None = None,
     retry_dead_workers: bool = True,
+    workers: Workers = "actors",
 ) -> ScoreResult:
     """Score ``items`` on Ray Data; same contract as the local ``score_items``.
 
     Args:
         get_moderator: a picklable factory (e.g. :class:`ModeratorFactory`) called
-            once inside each actor; never called when every item is cached.
+            once inside each actor (or worker process, ``workers="tasks"``); never
+            called when every item is cached.
         fingerprint: the moderator's fingerprint (hashed into the cache key).
         address: Ray cluster address; None starts a local 2-CPU instance.
-        concurrency: actors in the pool; default one per CPU Ray reports.
-        retry_dead_workers: let Ray restart a dead actor and retry its batch (its
-            default); False fails the run instead, and a rerun resumes from the cache.
+        concurrency: actors in the pool (tasks at once); default one per CPU Ray reports.
+        retry_dead_workers: let Ray restart a dead actor (or rerun a dead task) and
+            retry its batch (its default); False fails the run instead, and a rerun
+            resumes from the cache.
+        workers: ``"actors"``, an actor pool per job (each actor starts a process
+            and loads the moderator, freed at the job's end), or ``"tasks"``, reused
+            worker processes that keep their moderator across jobs (CPU moderators
+            only; :func:`_score_task`, docs/methods/scale.md).
 
     Raises:
-        RunError: Ray missing or unreachable, the moderator failing to build in an
-            actor, or failures above ``error_budget`` × n.
+        RunError: Ray missing or unreachable, the moderator failing to build in a
+            worker, or failures above ``error_budget`` × n.
     """
     t0 = time.perf_counter()
     n = len(items)
@@ -199,22 +286,13 @@ def score_items(
     # identical content scored once per run: only first occurrences travel to Ray
     groups = pending_groups(items, outputs)
     unique_todo = list(groups)
-
     max_errors = math.floor(error_budget * n)
     n_errors = sum(1 for o in outputs if o is not None and o.error is not None)
     model_seconds = 0.0
     batches = 0
     if unique_todo:
-        for out_pos, out, secs in _stream(
-            get_moderator,
-            items,
-            unique_todo,
-            batch_size,
-            address,
-            concurrency,
-            retry_dead_workers,
-            where,
-        ):
+        job = _Job(model_key, batch_size, address, concurrency, workers, retry_dead_workers, where)
+        for out_pos, out, secs in _stream(get_moderator, items, unique_todo, job):
             batches += 1
             model_seconds += secs
             n_errors += commit_batch(
@@ -244,68 +322,113 @@ def score_items(
     )
 
 
-def _stream(
-    factory: Callable[[], Moderator],
-    items: Sequence[Item],
-    todo: list[int],
-    batch_size: int,
-    address: str | None,
-    concurrency: int | None,
-    retry: bool,
-    where: str,
-) -> Any:
-    """Yield ``(positions, outputs, model_seconds)`` per batch as Ray finishes them."""
-    ensure_ray(address, where)
+def _blocks(items: Sequence[Item], todo: list[int], batch_size: int, concurrency: int) -> list[Any]:
+    """The Arrow blocks shipped to the workers: one row per batch (its positions and its
+    items pickled together), a few blocks per worker so the pool stays busy; a block is
+    also the unit a dead worker loses."""
     import pyarrow as pa
-    import ray
 
-    if concurrency is None:
-        resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
-        concurrency = max(1, int(resources.get("CPU", 1)))
-    # One row per batch (its positions and its items pickled together), and blocks
-    # of a few rows per actor so the pool stays busy; a block is also the unit a dead
-    # worker loses.
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     per_block = max(1, math.ceil(len(batches) / (concurrency * 4)))
     tables = []
     for start in range(0, len(batches), per_block):
         rows = batches[start : start + per_block]
+        blobs = [
+            pickle.dumps([items[i] for i in r], protocol=pickle.HIGHEST_PROTOCOL) for r in rows
+        ]
         tables.append(
             pa.table(
                 {
                     "pos": pa.array(rows, type=pa.list_(pa.int64())),
-                    "items": pa.array(
-                        [
-                            pickle.dumps([items[i] for i in r], protocol=pickle.HIGHEST_PROTOCOL)
-                            for r in rows
-                        ],
-                        type=pa.binary(),
-                    ),
+                    "items": pa.array(blobs, type=pa.binary()),
                 }
             )
         )
-    # A failed block (its actor killed with retries off, or out of retries) must not
+    return tables
+
+
+def _dataset(
+    tables: list[Any],
+    factory: Callable[[], Moderator],
+    key: str,
+    workers: Workers,
+    concurrency: int,
+    retry: bool,
+) -> Any:
+    """The Ray Data plan: the blocks mapped by an actor pool or by tasks."""
+    import ray
+
+    # A failed block (its worker killed with retries off, or out of retries) must not
     # abort the others: their results still stream back and are cached, and the
     # failed block's rows come back missing (see score_items).
     ray.data.DataContext.get_current().max_errored_blocks = -1
-    no_retry: dict[str, Any] = {} if retry else {"max_restarts": 0, "max_task_retries": 0}
-    ds = ray.data.from_arrow(tables).map_batches(
+    # from_blocks takes the blocks as built, with their metadata computed here;
+    # from_arrow runs one remote task per table for it, and those tasks need worker
+    # processes of their own before the actors can start (docs/methods/scale.md).
+    ds = ray.data.from_blocks(tables)
+    common: dict[str, Any] = {
+        "batch_size": 1,  # one row = one batch of ``batch_size`` items
+        "batch_format": "pyarrow",
+        "num_cpus": 1,
+    }
+    if workers == "tasks":
+        return ds.map_batches(
+            _score_task,
+            fn_args=(factory, key),
+            compute=ray.data.TaskPoolStrategy(size=concurrency),
+            **common,
+            **({} if retry else {"max_retries": 0}),
+        )
+    return ds.map_batches(
         _ScoreActor,
         fn_constructor_args=(factory,),
-        batch_size=1,  # one row = one batch of ``batch_size`` items
-        batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=concurrency),
-        num_cpus=1,
-        **no_retry,
+        **common,
+        **({} if retry else {"max_restarts": 0, "max_task_retries": 0}),
     )
+
+
+@dataclass(frozen=True)
+class _Job:
+    """How one :func:`score_items` call runs on Ray (its arguments, as given)."""
+
+    model_key: str
+    batch_size: int
+    address: str | None
+    concurrency: int | None
+    workers: Workers
+    retry: bool
+    where: str
+
+
+def _stream(
+    factory: Callable[[], Moderator], items: Sequence[Item], todo: list[int], job: _Job
+) -> Any:
+    """Yield ``(positions, outputs, model_seconds)`` per batch as Ray finishes them."""
+    where = job.where
+    ensure_ray(job.address, where)
+    import ray
+    from ray import cloudpickle
+
+    concurrency = job.concurrency
+    if concurrency is None:
+        resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        concurrency = max(1, int(resources.get("CPU", 1)))
+    recipe = cloudpickle.dumps(factory)  # type: ignore[no-untyped-call]
+    key = f"{job.model_key}:{hashlib.sha256(recipe).hexdigest()}"
+    blocks = _blocks(items, todo, job.batch_size, concurrency)
+    ds = _dataset(blocks, factory, key, job.workers, concurrency, job.retry)
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
             b: Any = batch  # a pyarrow.Table (Ray's return type is a union of formats)
-            for pos, blob, secs in zip(
+            for pos, blob, secs, err in zip(
                 b.column("pos").to_pylist(),
                 b.column("outputs").to_pylist(),
                 b.column("seconds").to_pylist(),
+                b.column("build_error").to_pylist(),
             ):
+                if err is not None:
+                    raise _build_failed(err, where)
                 outs: list[ModeratorOutput] = pickle.loads(blob)
                 yield pos, outs, float(secs)
     except RunError:
@@ -320,3 +443,14 @@ def _stream(
             actual="a Ray task or actor failed (batches already finished are cached)",
             fix="rerun to resume from the cache; see the Ray worker logs for the cause",
         ) from exc
+
+
+def _build_failed(err: str, where: str) -> RunError:
+    return RunError(
+        f"the moderator could not be built in a Ray worker: {err[:300]}",
+        where=where,
+        field="moderators[].params",
+        expected="the moderator builds from its type and params, as in the local engine",
+        actual=err[:300],
+        fix="run the same config with runner.engine=local to see the full error",
+    )

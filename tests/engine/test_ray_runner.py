@@ -108,7 +108,8 @@ def test_fully_cached_run_never_starts_ray(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_same_predictions_as_local_engine(ray_local: None, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["actors", "tasks"])
+def test_same_predictions_as_local_engine(ray_local: None, tmp_path: Path, workers: Any) -> None:
     policy, params, mod = _profanity()
     items = suite_items(load_suite("short_video_v1", policy, split="test"))
     fp = mod.fingerprint()
@@ -126,6 +127,7 @@ def test_same_predictions_as_local_engine(ray_local: None, tmp_path: Path) -> No
         error_budget=0.0,
         where="ray",
         progress=seen.append,
+        workers=workers,
     )
     assert len(dist.outputs) == len(items) and sum(seen) == len(items)
     assert [o.to_json() for o in dist.outputs] == [o.to_json() for o in local.outputs]
@@ -151,8 +153,11 @@ def _kill_items() -> list[Item]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("workers", ["actors", "tasks"])
 @pytest.mark.parametrize("retry", [False, True], ids=["run-fails", "ray-retries"])
-def test_killed_worker_loses_nothing_on_rerun(ray_local: None, tmp_path: Path, retry: bool) -> None:
+def test_killed_worker_loses_nothing_on_rerun(
+    ray_local: None, tmp_path: Path, retry: bool, workers: Any
+) -> None:
     """A worker os._exit()s mid-batch once; nothing is lost and nothing cached is rescored.
 
     Without retries the first run fails (what a lost node looks like); with Ray's
@@ -162,7 +167,13 @@ def test_killed_worker_loses_nothing_on_rerun(ray_local: None, tmp_path: Path, r
     log, marker = tmp_path / "scored.log", tmp_path / "marker"
     cache = PredictionCache(tmp_path / "c.sqlite")
     fp = {"type": "kill_once"}
-    kw: dict[str, Any] = {"batch_size": 8, "cache": cache, "error_budget": 0.0, "where": "t"}
+    kw: dict[str, Any] = {
+        "batch_size": 8,
+        "cache": cache,
+        "error_budget": 0.0,
+        "where": "t",
+        "workers": workers,
+    }
     factory = KillOnceFactory(log, marker)
     if retry:
         first_res = ray_runner.score_items(factory, fp, items, **kw)
@@ -186,3 +197,86 @@ def test_killed_worker_loses_nothing_on_rerun(ray_local: None, tmp_path: Path, r
     expected = [{"hate": (len(it.text()) % 10) / 10} for it in items]
     assert [o.scores for o in res.outputs] == expected
     cache.close()
+
+
+class CountingFactory:
+    """Builds a KillOnce that never dies, logging one line per build."""
+
+    def __init__(self, builds: Path, tag: str) -> None:
+        self.builds, self.tag = builds, tag
+
+    def __call__(self) -> KillOnce:
+        with self.builds.open("a", encoding="utf-8") as f:
+            f.write(f"{self.tag}\n")
+        return KillOnce(self.builds.with_suffix(".scored"), self.builds)  # marker exists
+
+
+class BrokenFactory:
+    def __call__(self) -> KillOnce:
+        raise ValueError("no such checkpoint: /nowhere")
+
+
+def _builds(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").split() if path.exists() else []
+
+
+@pytest.mark.slow
+def test_task_workers_keep_their_moderator_across_jobs(ray_local: None, tmp_path: Path) -> None:
+    """workers="tasks": a later job with the same recipe builds no moderator; another
+    recipe (another factory state) builds its own."""
+    builds = tmp_path / "builds.log"
+    builds.write_text("", encoding="utf-8")  # also the KillOnce marker: nobody dies
+    kw: dict[str, Any] = {"batch_size": 4, "cache": None, "error_budget": 0.0, "where": "t"}
+    items = _kill_items()[:60]
+    fp = {"type": "kill_once"}
+    first = ray_runner.score_items(CountingFactory(builds, "a"), fp, items, workers="tasks", **kw)
+    n_first = len(_builds(builds))
+    assert 1 <= n_first <= 2  # at most one per worker process (2 CPUs), not one per block
+    second = ray_runner.score_items(CountingFactory(builds, "a"), fp, items, workers="tasks", **kw)
+    assert len(_builds(builds)) == n_first, "a later job rebuilt the moderator"
+    ray_runner.score_items(CountingFactory(builds, "b"), fp, items, workers="tasks", **kw)
+    assert "b" in _builds(builds)
+    assert [o.scores for o in second.outputs] == [o.scores for o in first.outputs]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["actors", "tasks"])
+def test_moderator_that_cannot_be_built_fails_the_run(
+    ray_local: None, tmp_path: Path, workers: Any
+) -> None:
+    with pytest.raises(RunError) as err:
+        ray_runner.score_items(
+            BrokenFactory(),
+            {"type": "broken"},
+            _kill_items()[:10],
+            batch_size=4,
+            cache=None,
+            error_budget=0.0,
+            where="t",
+            workers=workers,
+        )
+    msg = err.value.render()
+    if workers == "tasks":  # the worker's own message reaches the driver
+        assert "could not be built" in msg and "no such checkpoint: /nowhere" in msg
+    else:  # Ray Data fails the job on the dead constructor (the cause is in the worker log)
+        assert "the Ray job failed" in msg and "creation task" in msg
+
+
+def _loaded(names: list[str]) -> list[str]:
+    return [m for m in names if m in sys.modules]
+
+
+@pytest.mark.slow
+def test_local_workers_preload_and_driver_env_restored(ray_local: None) -> None:
+    """Local workers import Ray Data and audit as they start (WORKER_PRELOAD), and
+    starting Ray left the driver's PYTHONPATH as it was."""
+    import ray
+
+    names = list(ray_runner.WORKER_PRELOAD)
+    got = ray.get(ray.remote(num_cpus=0)(_loaded).remote(names))
+    assert got == names
+    root = str(Path(ray_runner.__file__).resolve().parents[2])
+    before = os.environ.get("PYTHONPATH")
+    with ray_runner.worker_pythonpath():
+        assert os.environ["PYTHONPATH"].split(os.pathsep)[0] == root
+    assert os.environ.get("PYTHONPATH") == before
