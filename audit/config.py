@@ -135,6 +135,12 @@ class RunnerSpec(_Strict):
     """``ray`` scores on Ray Data actors (extra ``[distributed]``); same cache, same outputs."""
     ray_address: str | None = Field(default=None, min_length=1)
     """Ray cluster address for ``engine: ray``; unset starts a local 2-CPU Ray."""
+    ray_workers: Literal["actors", "tasks"] = "actors"
+    """``engine: ray`` only. ``actors``: a fresh actor pool per suite x moderator job (the
+    moderator is loaded in each actor, then freed). ``tasks``: Ray Data tasks on reused
+    worker processes that keep the moderator they built, so the second and later jobs of a
+    session skip process start and model load (docs/methods/scale.md); CPU moderators only,
+    since an idle worker holds its model until another recipe replaces it."""
 
 
 class TrackingSpec(_Strict):

@@ -325,6 +325,7 @@ def _score(
             where=label,
             progress=advance,
             address=cfg.runner.ray_address,
+            workers=cfg.runner.ray_workers,
         )
     from audit.engine.runner import score_items
 

@@ -280,3 +280,50 @@ def test_local_workers_preload_and_driver_env_restored(ray_local: None) -> None:
     with ray_runner.worker_pythonpath():
         assert os.environ["PYTHONPATH"].split(os.pathsep)[0] == root
     assert os.environ.get("PYTHONPATH") == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["actors", "tasks"])
+def test_audit_run_on_the_ray_engine_matches_the_local_engine(
+    ray_local: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], workers: str
+) -> None:
+    """`audit run --set runner.engine=ray --set runner.ray_workers=...` end to end: the
+    config setting reaches the engine, and the predictions files equal the local run's."""
+    import pandas as pd
+
+    from tests.helpers.cli import run_cli
+    from tests.helpers.suites import base_config, write_config
+
+    cfg = base_config(
+        Path("short_video_v1"),
+        tmp_path / "runs",
+        suites=[{"name": "short_video_v1", "split": "test"}],
+        moderators=[
+            {
+                "name": "profanity",
+                "type": "profanity_baseline",
+                "params": {"categories": ["hate", "harassment"]},
+                "batch_size": 64,
+            }
+        ],
+    )
+    cfg["runner"]["cache"] = False
+    path = write_config(tmp_path / "run.yaml", cfg)
+    frames = {}
+    for engine in ("local", "ray"):
+        extra = ["--set", f"runner.engine={engine}", "--set", f"runner.ray_workers={workers}"]
+        r = run_cli(capsys, "run", str(path), "--no-mlflow", "--quiet", *extra)
+        assert r.code == 0, r.err
+        (rdir,) = [
+            d
+            for d in (tmp_path / "runs").iterdir()
+            if d.is_dir() and d.name not in frames and d.name != "cache"
+        ]
+        frames[rdir.name] = pd.read_parquet(next((rdir / "predictions").glob("*.parquet")))
+        import json
+
+        rec = json.loads((rdir / "record.json").read_text(encoding="utf-8"))
+        assert rec["config"]["runner"]["engine"] == engine
+        assert rec["config"]["runner"]["ray_workers"] == workers
+    local, ray_df = frames.values()
+    pd.testing.assert_frame_equal(local.reset_index(drop=True), ray_df.reset_index(drop=True))
