@@ -430,7 +430,11 @@ def _estimate_cell(
             flags.append(
                 f"boundary: {name} at {iv.value:.3g}; Wilson interval at the labelled count"
             )
-        if name in ("precision", "recall", "prevalence") and n_pos < 5:
+        if iv.reason is not None:
+            # an undefined estimate says why (e.g. nothing actioned in the cell); a
+            # few-positives warning on a NaN would name the wrong cause
+            flags.append(f"undefined: {name}: {iv.reason}")
+        elif name in ("precision", "recall", "prevalence") and n_pos < 5:
             flags.append(
                 f"few_positives: {name} rests on {n_pos} labelled positives (< 5); interval unreliable"
             )

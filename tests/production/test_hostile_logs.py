@@ -320,8 +320,12 @@ def test_empty_actioned_frame(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     import json
 
     rec = json.loads((sdir / "production_record.json").read_text())
-    est = next(c for c in rec["cells"] if c["key"] == "clf/hate")["classical"]["precision"]
+    cell = next(c for c in rec["cells"] if c["key"] == "clf/hate")
+    est = cell["classical"]["precision"]
     assert est["value"] != est["value"] and "denominator total is 0" in est["reason"]
+    # the flag names the real cause, not "few positives" on an estimate that does not exist
+    assert any(f.startswith("undefined: precision:") for f in cell["flags"]), cell["flags"]
+    assert not any(f.startswith("few_positives: precision") for f in cell["flags"])
 
 
 def test_all_views_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
