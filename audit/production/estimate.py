@@ -426,7 +426,15 @@ def _estimate_cell(
         n_pos = int(np.count_nonzero(num))
         classical_out[name] = _est(iv, b, n_lab, n_pos)
         naive[name] = float(num.sum() / den.sum()) if den.sum() > 0 else math.nan
-        if iv.boundary:
+        if iv.boundary and 0.0 < iv.value < 1.0:
+            # not at 0 or 1: every stratum behind the domain was enumerated (or its
+            # values are constant), so the design variance is 0; the Wilson interval
+            # stays as a conservative stand-in (docs/methods/production.md §4.2)
+            flags.append(
+                f"zero_variance: {name} at {iv.value:.3g} has design variance 0 (its strata "
+                "fully enumerated or constant); Wilson interval at the labelled count"
+            )
+        elif iv.boundary:
             flags.append(
                 f"boundary: {name} at {iv.value:.3g}; Wilson interval at the labelled count"
             )

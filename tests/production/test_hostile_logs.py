@@ -412,3 +412,27 @@ def test_floor_below_two_and_edited_sample(
     _expect(
         _estimate(capsys, sdir, tmp_path / "h.csv"), 2, "sample.parquet", "sample_sha256", "changed"
     )
+
+
+def test_fully_enumerated_actioned_frame_is_flagged_zero_variance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # about 8 actioned items per category, all taken (floor 10 >= N_h): precision has design
+    # variance 0 at a value inside (0, 1); the flag must say so, not "boundary"
+    n = 600
+    score = np.random.default_rng(3).beta(1, 6, n) * 0.5
+    score[[0, 1, 2, 3, 4, 5, 6, 7]] = [0.45, 0.42, 0.41, 0.9, 0.95, 0.85, 0.38, 0.99]
+    score[[300, 301, 302, 303, 304, 305, 306, 307]] = score[[0, 1, 2, 3, 4, 5, 6, 7]]
+    card = _logs(tmp_path, n=n, score=score, actioned=score > 0.35)
+    sdir = _pipeline(tmp_path, capsys, card, "--no-view-bands")
+    _gold(sdir).to_csv(tmp_path / "h.csv", index=False)
+    r = _estimate(capsys, sdir, tmp_path / "h.csv")
+    assert r.code == 0, r.err
+    import json
+
+    rec = json.loads((sdir / "production_record.json").read_text())
+    cell = next(c for c in rec["cells"] if c["key"] == "clf/hate")
+    est = cell["classical"]["precision"]
+    assert 0 < est["value"] < 1 and est["se"] == 0.0, est
+    assert any(f.startswith("zero_variance: precision") for f in cell["flags"]), cell["flags"]
+    assert not any(f.startswith("boundary: precision") for f in cell["flags"])
