@@ -374,6 +374,30 @@ def _slice_columns(d: dict[str, Any]) -> list[str]:
     return [c[len("slice.") :] for c in d if c.startswith("slice.")]
 
 
+def _interval_flags(name: str, iv: Interval, n_pos: int) -> list[str]:
+    """The flags one classical estimate raises (methods §4.5)."""
+    out: list[str] = []
+    if iv.boundary and 0.0 < iv.value < 1.0:
+        # not at 0 or 1: every stratum behind the domain was enumerated (or its
+        # values are constant), so the design variance is 0; the Wilson interval
+        # stays as a conservative stand-in (docs/methods/production.md §4.2)
+        out.append(
+            f"zero_variance: {name} at {iv.value:.3g} has design variance 0 (its strata "
+            "fully enumerated or constant); Wilson interval at the labelled count"
+        )
+    elif iv.boundary:
+        out.append(f"boundary: {name} at {iv.value:.3g}; Wilson interval at the labelled count")
+    if iv.reason is not None:
+        # an undefined estimate says why (e.g. nothing actioned in the cell); a
+        # few-positives warning on a NaN would name the wrong cause
+        out.append(f"undefined: {name}: {iv.reason}")
+    elif name in ("precision", "recall", "prevalence") and n_pos < 5:
+        out.append(
+            f"few_positives: {name} rests on {n_pos} labelled positives (< 5); interval unreliable"
+        )
+    return out
+
+
 def _estimate_cell(
     pathway: str,
     category: str,
@@ -426,26 +450,7 @@ def _estimate_cell(
         n_pos = int(np.count_nonzero(num))
         classical_out[name] = _est(iv, b, n_lab, n_pos)
         naive[name] = float(num.sum() / den.sum()) if den.sum() > 0 else math.nan
-        if iv.boundary and 0.0 < iv.value < 1.0:
-            # not at 0 or 1: every stratum behind the domain was enumerated (or its
-            # values are constant), so the design variance is 0; the Wilson interval
-            # stays as a conservative stand-in (docs/methods/production.md §4.2)
-            flags.append(
-                f"zero_variance: {name} at {iv.value:.3g} has design variance 0 (its strata "
-                "fully enumerated or constant); Wilson interval at the labelled count"
-            )
-        elif iv.boundary:
-            flags.append(
-                f"boundary: {name} at {iv.value:.3g}; Wilson interval at the labelled count"
-            )
-        if iv.reason is not None:
-            # an undefined estimate says why (e.g. nothing actioned in the cell); a
-            # few-positives warning on a NaN would name the wrong cause
-            flags.append(f"undefined: {name}: {iv.reason}")
-        elif name in ("precision", "recall", "prevalence") and n_pos < 5:
-            flags.append(
-                f"few_positives: {name} rests on {n_pos} labelled positives (< 5); interval unreliable"
-            )
+        flags.extend(_interval_flags(name, iv, n_pos))
         if use_ref:
             ppi_out[name] = _ppi_estimate(name, s, r, frame_grp, iv, var_floor, banded)
     return CellRecord(
