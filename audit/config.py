@@ -135,12 +135,14 @@ class RunnerSpec(_Strict):
     """``ray`` scores on Ray Data actors (extra ``[distributed]``); same cache, same outputs."""
     ray_address: str | None = Field(default=None, min_length=1)
     """Ray cluster address for ``engine: ray``; unset starts a local 2-CPU Ray."""
-    ray_workers: Literal["actors", "tasks"] = "actors"
+    ray_workers: Literal["auto", "actors", "tasks"] = "auto"
     """``engine: ray`` only. ``actors``: a fresh actor pool per suite x moderator job (the
     moderator is loaded in each actor, then freed). ``tasks``: Ray Data tasks on reused
     worker processes that keep the moderator they built, so the second and later jobs of a
     session skip process start and model load (docs/methods/scale.md); CPU moderators only,
-    since an idle worker holds its model until another recipe replaces it."""
+    since an idle worker holds its model until another recipe replaces it. ``auto``
+    (default): ``actors`` for LLM judges, ``tasks`` for every other moderator; each
+    result's record entry says which ran (``engine.workers``)."""
 
 
 class TrackingSpec(_Strict):

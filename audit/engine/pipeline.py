@@ -308,7 +308,7 @@ def _score(
     label: str,
     advance: Callable[[int], None],
 ) -> ScoreResult:
-    """Score ``items`` on the configured engine (local loop or Ray actors)."""
+    """Score ``items`` on the configured engine (local loop, or Ray actors or tasks)."""
     cfg = run.cfg
     if cfg.runner.engine == "ray":
         # actors rebuild the moderator from the same spec; the driver
@@ -325,7 +325,7 @@ def _score(
             where=label,
             progress=advance,
             address=cfg.runner.ray_address,
-            workers=cfg.runner.ray_workers,
+            workers=ray_runner.resolve_workers(cfg.runner.ray_workers, mod.kind),
         )
     from audit.engine.runner import score_items
 
@@ -485,6 +485,7 @@ def _result_entry(res: SuiteResult, sr: Any, pq: Path, run_dir: Path) -> ResultE
         predictions=str(pq.relative_to(run_dir)),
         categories_scored=tuple(res.categories),
         timings=dict(res.timings),
+        engine=dict(sr.engine),
         metrics=metrics,
         error_slices=tuple(slices),
         sample=res.suite.source.get("sample"),

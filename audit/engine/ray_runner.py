@@ -17,25 +17,25 @@ Local mode (no address) starts ``ray.init(num_cpus=2)`` on the laptop; a cluster
 is one setting (``runner.ray_address``), and the cluster must have ``audit``
 installed. ``workers="tasks"`` runs the same UDF as Ray Data tasks whose worker
 processes keep their moderator across jobs (for fast CPU moderators, where an actor
-pool's per-job process start and model load dominate; docs/methods/scale.md).
+pool's per-job process start and model load dominate; docs/methods/scale.md);
+``runner.ray_workers: auto`` (the default) picks tasks for classifiers and actors for
+LLM judges (:func:`resolve_workers`). Starting or reaching Ray, and what a local
+session does for its jobs, is :mod:`audit.engine.ray_session`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import math
-import os
 import pickle
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from audit.engine.cache import PredictionCache, fingerprint_hash
+from audit.engine.ray_session import Workers, ensure_ray, fast_limit_refresh, own_local_session
 from audit.engine.runner import (
     ProgressFn,
     ScoreResult,
@@ -50,20 +50,8 @@ from audit.errors import RunError
 from audit.moderators.base import Moderator
 from audit.schema import Item, ModeratorOutput
 
-Workers = Literal["actors", "tasks"]
-"""Who runs the moderator: a Ray Data actor pool (default) or Ray Data tasks."""
-
-LOCAL_NUM_CPUS = 2
-"""CPUs a local (addressless) Ray instance is started with: laptop-sized."""
-
-
-WORKER_PRELOAD = (
-    "ray.data",
-    "ray.data._internal.execution.operators.actor_pool_map_operator",
-    "audit.engine.ray_runner",
-    "audit.moderators",
-)
-"""Modules a local Ray worker imports as it starts, before it takes work."""
+WorkersSetting = Literal["auto", "actors", "tasks"]
+"""``runner.ray_workers``: a mode, or ``auto`` (:func:`resolve_workers`)."""
 
 
 class ModeratorFactory:
@@ -156,91 +144,21 @@ def _score_task(batch: Any, factory: Callable[[], Moderator], key: str) -> Any:
     return _score_rows(mod, batch)
 
 
-def ray_versions() -> dict[str, str | None]:
-    """Ray and vLLM versions (None when absent), for the run record."""
-    from importlib import metadata
+def resolve_workers(setting: str, kind: str) -> Workers:
+    """The mode a ``runner.ray_workers`` setting means for a moderator of ``kind``.
 
-    out: dict[str, str | None] = {}
-    for p in ("ray", "vllm"):
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            out[p] = None
-    return out
-
-
-def ensure_ray(address: str | None, where: str) -> None:
-    """Connect to ``address`` or start a local 2-CPU Ray, quietly; reuse a live one."""
-    try:
-        import ray
-    except ImportError:
-        raise RunError(
-            "runner.engine is 'ray' but Ray is not installed",
-            where=where,
-            field="runner.engine",
-            expected="ray[data]==2.60.0 importable",
-            actual="import ray failed",
-            fix="pip install 'audit[distributed]', or set runner.engine=local",
-        ) from None
-    if ray.is_initialized():
-        return
-    kwargs: dict[str, Any] = {
-        "include_dashboard": False,
-        "log_to_driver": False,
-        "logging_level": logging.WARNING,
-        "configure_logging": True,
-    }
-    with warnings.catch_warnings():
-        # 2.60 warns about token authentication on every local start
-        warnings.simplefilter("ignore")
-        try:
-            if address is None:
-                with worker_pythonpath():
-                    ray.init(
-                        num_cpus=LOCAL_NUM_CPUS,
-                        _system_config={"preload_python_modules": list(WORKER_PRELOAD)},
-                        **kwargs,
-                    )
-            else:
-                ray.init(address=address, **kwargs)
-        except Exception as exc:
-            raise RunError(
-                f"could not start or reach Ray: {type(exc).__name__}: {exc}",
-                where=where,
-                field="runner.ray_address",
-                expected="unset (local Ray) or a reachable cluster address (ray://host:10001)",
-                actual=repr(address),
-                fix="check the address and that the cluster runs ray 2.60.0",
-            ) from exc
-    from ray.data import DataContext
-
-    ctx = DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-
-
-@contextlib.contextmanager
-def worker_pythonpath() -> Iterator[None]:
-    """``PYTHONPATH`` with this checkout's root first, while a local Ray starts.
-
-    Local workers must import the same ``audit`` the driver runs (a worktree or a
-    checkout may shadow an installed copy). The raylet copies the environment it is
-    started with into every worker it spawns, so setting the path here reaches them
-    all; a job-level ``runtime_env`` would too, but its workers no longer match the
-    ones ``ray.init`` prestarts (those carry no runtime env), so every actor of
-    every job then waited for a fresh Python process (docs/methods/scale.md, "Cost").
+    ``auto`` runs LLM judges (``kind == "llm"``) on an actor pool, whose actors free the
+    model (and any GPU memory) when the job ends, and every other moderator on tasks,
+    whose reused processes keep a fast CPU model loaded for the session's later jobs
+    (docs/methods/scale.md, "Workers").
     """
-    root = str(Path(__file__).resolve().parents[2])
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, old) if p)
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = old
+    if setting == "auto":
+        return "actors" if kind == "llm" else "tasks"
+    if setting == "actors":
+        return "actors"
+    if setting == "tasks":
+        return "tasks"
+    raise ValueError(f"ray workers must be 'auto', 'actors' or 'tasks', not {setting!r}")
 
 
 def score_items(
@@ -273,7 +191,8 @@ def score_items(
         workers: ``"actors"``, an actor pool per job (each actor starts a process
             and loads the moderator, freed at the job's end), or ``"tasks"``, reused
             worker processes that keep their moderator across jobs (CPU moderators
-            only; :func:`_score_task`, docs/methods/scale.md).
+            only; :func:`_score_task`, docs/methods/scale.md). A config's ``auto``
+            is resolved before this call (:func:`resolve_workers`).
 
     Raises:
         RunError: Ray missing or unreachable, the moderator failing to build in a
@@ -309,7 +228,7 @@ def score_items(
                 raise over_budget(outputs, n_errors, n, max_errors, error_budget, where)
     # rows of a block whose worker died (Ray skips errored blocks, see _stream) come
     # back missing: a transient error, never cached, so a rerun scores exactly them
-    return finish_scoring(
+    result = finish_scoring(
         outputs,
         "not scored: its Ray worker died or its block failed (rerun to score it)",
         cached=cached,
@@ -320,6 +239,8 @@ def score_items(
         model_seconds=model_seconds,
         batches=batches,
     )
+    result.engine = {"name": "ray", "workers": workers, "address": address}
+    return result
 
 
 def _blocks(items: Sequence[Item], todo: list[int], batch_size: int, concurrency: int) -> list[Any]:
@@ -406,7 +327,7 @@ def _stream(
 ) -> Any:
     """Yield ``(positions, outputs, model_seconds)`` per batch as Ray finishes them."""
     where = job.where
-    ensure_ray(job.address, where)
+    ensure_ray(job.address, where, job.workers)
     import ray
     from ray import cloudpickle
 
@@ -418,19 +339,10 @@ def _stream(
     key = f"{job.model_key}:{hashlib.sha256(recipe).hexdigest()}"
     blocks = _blocks(items, todo, job.batch_size, concurrency)
     ds = _dataset(blocks, factory, key, job.workers, concurrency, job.retry)
+    refresh = fast_limit_refresh() if own_local_session() else contextlib.nullcontext()
     try:
-        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-            b: Any = batch  # a pyarrow.Table (Ray's return type is a union of formats)
-            for pos, blob, secs, err in zip(
-                b.column("pos").to_pylist(),
-                b.column("outputs").to_pylist(),
-                b.column("seconds").to_pylist(),
-                b.column("build_error").to_pylist(),
-            ):
-                if err is not None:
-                    raise _build_failed(err, where)
-                outs: list[ModeratorOutput] = pickle.loads(blob)
-                yield pos, outs, float(secs)
+        with refresh:
+            yield from _results(ds, where)
     except RunError:
         raise
     except Exception as exc:
@@ -443,6 +355,22 @@ def _stream(
             actual="a Ray task or actor failed (batches already finished are cached)",
             fix="rerun to resume from the cache; see the Ray worker logs for the cause",
         ) from exc
+
+
+def _results(ds: Any, where: str) -> Iterator[tuple[list[int], list[ModeratorOutput], float]]:
+    """``(positions, outputs, model_seconds)`` per batch of the job's result blocks."""
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        b: Any = batch  # a pyarrow.Table (Ray's return type is a union of formats)
+        for pos, blob, secs, err in zip(
+            b.column("pos").to_pylist(),
+            b.column("outputs").to_pylist(),
+            b.column("seconds").to_pylist(),
+            b.column("build_error").to_pylist(),
+        ):
+            if err is not None:
+                raise _build_failed(err, where)
+            outs: list[ModeratorOutput] = pickle.loads(blob)
+            yield pos, outs, float(secs)
 
 
 def _build_failed(err: str, where: str) -> RunError:

@@ -31,6 +31,8 @@ class ScoreResult:
     model_seconds: float
     batches: int
     error_types: dict[str, int] = field(default_factory=dict)
+    engine: dict[str, str | None] = field(default_factory=lambda: {"name": "local"})
+    """Which engine scored (``name``; for Ray also ``workers`` and ``address``)."""
 
     @property
     def error_rate(self) -> float:
