@@ -120,7 +120,8 @@ class ResultEntry(_Frozen):
     timings: dict[str, float] = Field(default_factory=dict)
     engine: dict[str, str | None] = Field(default_factory=dict)
     """Which engine scored: ``name`` (``local`` or ``ray``); for Ray also ``workers``
-    (``actors`` or ``tasks``, after ``auto`` is resolved) and ``address`` (null: local).
+    (``actors`` or ``tasks``, after ``auto`` is resolved; null when every item came from
+    the cache, so no worker ran) and ``address`` (null: local).
     Empty in records written before it existed."""
     metrics: dict[str, dict[str, MetricValue]] = Field(default_factory=dict)
     error_slices: tuple[ErrorSlice, ...] = ()

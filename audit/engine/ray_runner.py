@@ -239,7 +239,7 @@ def score_items(
         model_seconds=model_seconds,
         batches=batches,
     )
-    result.engine = {"name": "ray", "workers": workers, "address": address}
+    result.engine = {"name": "ray", "workers": workers if unique_todo else None, "address": address}
     return result
 
 

@@ -102,6 +102,7 @@ def test_fully_cached_run_never_starts_ray(tmp_path: Path) -> None:
         never, fp, items, batch_size=2, cache=cache, error_budget=0.0, where="t"
     )
     assert out.cached.all() and out.batches == 0
+    assert out.engine == {"name": "ray", "workers": None, "address": None}
     assert [o.scores for o in out.outputs] == [o.scores for o in local.outputs]
     assert ray.is_initialized() == was_up
     cache.close()
