@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,7 +11,7 @@ import pytest
 
 pytest.importorskip("ray")
 
-from audit.engine import ray_runner, ray_session
+from audit.engine import ray_runner
 from audit.engine.cache import PredictionCache, fingerprint_hash
 from audit.engine.runner import score_items
 from audit.errors import RunError
@@ -53,18 +52,6 @@ class KillOnceFactory:
 
     def __call__(self) -> KillOnce:
         return KillOnce(self.log, self.marker)
-
-
-@pytest.fixture(scope="module")
-def ray_local() -> Iterator[None]:
-    import ray
-    from ray import cloudpickle
-
-    # workers cannot import this test module by name: ship its classes by value
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray_session.ensure_ray(None, "tests")
-    yield
-    ray.shutdown()
 
 
 def _profanity() -> tuple[Any, Any, Any]:

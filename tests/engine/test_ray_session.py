@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,18 +14,6 @@ pytest.importorskip("ray")
 
 from audit.engine import ray_runner, ray_session
 from audit.schema import Item, ModeratorOutput, content_hash
-
-
-@pytest.fixture(scope="module")
-def ray_local() -> Iterator[None]:
-    import ray
-    from ray import cloudpickle
-
-    # workers cannot import this test module by name: ship its classes by value
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray_session.ensure_ray(None, "tests")
-    yield
-    ray.shutdown()
 
 
 def _items(n: int) -> list[Item]:
