@@ -84,8 +84,10 @@ def fast_limit_refresh() -> Iterator[None]:
         setattr(ResourceManager, name, old)
 
 
-WARM_WAIT_S = 60.0
-"""Longest a warm-up task waits for the pool's other workers to check in."""
+WARM_WAIT_S = 30.0
+"""Longest a warm-up task waits for the pool's other workers to check in: a fresh worker
+took up to 8 s on a loaded 2-core host; past this the warm-up ends with fewer workers
+(a CPU held by something else in the session), which only costs the first job speed."""
 
 
 def _warm_task(batch: Any, rendezvous: str, cpus: int) -> Any:
