@@ -64,7 +64,7 @@ def fast_limit_refresh() -> Iterator[None]:
     refresh of every job sees no resources and admits a single task: on two CPUs the
     second worker idled for a second of every job. The refresh interval is a class
     attribute of Ray Data's resource manager (a private module of the pinned Ray;
-    ``tests/engine/test_ray_runner.py`` fails if it moves); when it is absent nothing
+    ``tests/engine/test_ray_session.py`` fails if it moves); when it is absent nothing
     changes. The old value comes back when the job ends.
     """
     try:
