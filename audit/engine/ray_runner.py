@@ -32,7 +32,7 @@ import pickle
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from audit.engine.cache import PredictionCache, fingerprint_hash
 from audit.engine.ray_session import Workers, ensure_ray, fast_limit_refresh, own_local_session
@@ -49,9 +49,6 @@ from audit.engine.runner import (
 from audit.errors import RunError
 from audit.moderators.base import Moderator
 from audit.schema import Item, ModeratorOutput
-
-WorkersSetting = Literal["auto", "actors", "tasks"]
-"""``runner.ray_workers``: a mode, or ``auto`` (:func:`resolve_workers`)."""
 
 
 class ModeratorFactory:

@@ -40,8 +40,8 @@ WORKER_PRELOAD = (
 
 
 _SESSION: dict[str, Any] = {}
-"""The local Ray session this module started: its job id and whether its task pool is
-warm. Empty when none is, or when Ray was started by someone else."""
+"""The local Ray session this module started: its job id and, once its task pool is
+warm, the pool's pids. Empty when none is, or when Ray was started by someone else."""
 
 LIMIT_REFRESH_S = 0.1
 """How often Ray Data re-reads its resource limits during a local job (Ray's 1 s default
@@ -172,8 +172,7 @@ def ensure_ray(address: str | None, where: str, workers: Workers | None = None) 
         ) from None
     if not ray.is_initialized():
         _start_ray(address, where)
-    if workers == "tasks" and own_local_session() and not _SESSION.get("warm"):
-        _SESSION["warm"] = True
+    if workers == "tasks" and own_local_session() and "warm_pids" not in _SESSION:
         _SESSION["warm_pids"] = _warm_task_pool(LOCAL_NUM_CPUS)
 
 
@@ -243,6 +242,6 @@ def worker_pythonpath() -> Iterator[None]:
 
 
 def session_info() -> dict[str, Any]:
-    """A copy of what this module knows of the local session it started (``job``,
-    ``warm``, ``warm_pids``); empty when it started none."""
+    """A copy of what this module knows of the local session it started (``job``, and
+    ``warm_pids`` once its task pool is warm); empty when it started none."""
     return dict(_SESSION)
