@@ -37,8 +37,7 @@ POST_HOC = "post_hoc"
 def disagreements(res: SuiteResult, others: list[SuiteResult]) -> dict[int, list[str]]:
     """Row index → what the judge's overall decision disagrees with (``gold`` and/or
     other moderators' names)."""
-    ds = res.suite.dataset
-    ids, hashes = ds["id"], ds["content_hash"]
+    ids, hashes = res.suite.column("id"), res.suite.column("content_hash")
     j = res.overall_pred
     out: dict[int, list[str]] = {}
     for i in range(res.n):
@@ -49,9 +48,7 @@ def disagreements(res: SuiteResult, others: list[SuiteResult]) -> dict[int, list
     for o in others:
         pos = {
             (iid, h): k
-            for k, (iid, h) in enumerate(
-                zip(o.suite.dataset["id"], o.suite.dataset["content_hash"])
-            )
+            for k, (iid, h) in enumerate(zip(o.suite.column("id"), o.suite.column("content_hash")))
         }
         for i in range(res.n):
             k = pos.get((ids[i], hashes[i]))
@@ -99,7 +96,7 @@ def explain_disagreements(
     got, summary["cached"] = _rationales(
         items, decisions, f"{fp}:flag", f"{fp}:pass", judge, spec, cache
     )
-    ids = res.suite.dataset["id"]
+    ids = res.suite.column("id")
     for k, i in enumerate(chosen):
         o = got[k]
         entry = {
@@ -125,7 +122,7 @@ def _candidates(res: SuiteResult, found: dict[int, list[str]]) -> list[int]:
     )
     thr = res.thresholds.get("overall", res.thresholds.get("default", 0.5))
     cands = [i for i in found if res.rationales[i] is None and not restricted[i]]
-    ids = res.suite.dataset["id"]
+    ids = res.suite.column("id")
     cands.sort(
         key=lambda i: (
             "gold" not in found[i],

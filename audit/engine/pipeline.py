@@ -388,7 +388,7 @@ def _gold_restricted(suites: list[LoadedSuite], policy: Policy) -> set[str]:
     for s in suites:
         ks = [k for k, c in enumerate(s.categories) if c in policy.restricted_ids]
         if ks:
-            hashes = s.dataset["content_hash"]
+            hashes = s.column("content_hash")
             out.update(hashes[i] for i in (s.labels[:, ks] == POSITIVE).any(axis=1).nonzero()[0])
     return out
 

@@ -182,7 +182,7 @@ def restricted_ids(results: Sequence[SuiteResult], policy: Policy) -> frozenset[
                 hit[i] = True
         if res.restricted_mask is not None:
             hit |= res.restricted_mask
-        hashes = res.suite.dataset["content_hash"]
+        hashes = res.suite.column("content_hash")
         out.update(hashes[i] for i in np.flatnonzero(hit))
     return frozenset(out)
 
@@ -192,7 +192,7 @@ def apply_restricted(results: Sequence[SuiteResult], restricted: frozenset[str])
     :func:`restricted_ids`, so every writer (FP/FN, judge and disagreement tables,
     review queues, reports, MLflow) redacts the same items."""
     for res in results:
-        hashes = res.suite.dataset["content_hash"]
+        hashes = res.suite.column("content_hash")
         res.restricted_mask = np.array([h in restricted for h in hashes], dtype=bool)
 
 
@@ -368,8 +368,7 @@ def error_breakdown_table(
 def error_breakdown(res: SuiteResult, *, ci: float = 0.95) -> list[dict[str, Any]]:
     """:func:`error_breakdown_table` of one result: its errors over the suite's slices,
     so a judge that fails to parse mostly on one language or surface shows it."""
-    ds = res.suite.dataset
-    slices = {s: ds[s] for s in res.suite.slice_names}
+    slices = {s: res.suite.column(s) for s in res.suite.slice_names}
     return error_breakdown_table(res.errors, res.error_types, slices, ci=ci)
 
 
@@ -400,10 +399,9 @@ def predictions_frame(res: SuiteResult) -> pd.DataFrame:
     """One row per item: ids, hashes, scores, decisions, gold, errors, slices. No text."""
     import pandas as pd
 
-    ds = res.suite.dataset
     cols: dict[str, Any] = {
-        "id": ds["id"],
-        "content_hash": ds["content_hash"],
+        "id": res.suite.column("id"),
+        "content_hash": res.suite.column("content_hash"),
     }
     for k, c in enumerate(res.suite.categories):
         if c in res.categories:
@@ -426,7 +424,7 @@ def predictions_frame(res: SuiteResult) -> pd.DataFrame:
     cols["restricted"] = res.restricted_mask
     cols["cached"] = res.cached
     for s in res.suite.slice_names:
-        cols[f"slice.{s}"] = ds[s]
+        cols[f"slice.{s}"] = res.suite.column(s)
     return pd.DataFrame(cols)
 
 
@@ -435,10 +433,10 @@ def fp_fn_frame(res: SuiteResult, max_rows: int) -> pd.DataFrame:
     confident errors first, with text — redacted for restricted items."""
     import pandas as pd
 
-    ds = res.suite.dataset
-    texts = ds.select_columns(list(TEXT_FIELDS)).to_dict()
-    ids, hashes = ds["id"], ds["content_hash"]
-    slices = {sl: ds[sl] for sl in res.suite.slice_names}
+    suite = res.suite  # columns read once per suite (LoadedSuite.column)
+    texts = {f: suite.column(f) for f in TEXT_FIELDS}
+    ids, hashes = suite.column("id"), suite.column("content_hash")
+    slices = {sl: suite.column(sl) for sl in suite.slice_names}
     rows: list[dict[str, Any]] = []
     cats = list(res.suite.categories)
     pairs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, float]] = []

@@ -47,6 +47,23 @@ class LoadedSuite:
     matching nothing, a pattern-like literal); shown by validate and in the run."""
     annotations: AnnotatorLabels | None = None
     """Per-annotator labels of a multi-annotator card (``annotations:``), row-aligned."""
+    _columns: dict[str, list[Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def column(self, name: str) -> list[Any]:
+        """The values of one column as a Python list, read once per suite (the
+        dataset is immutable; ``dataclasses.replace`` starts a fresh cache).
+
+        ``dataset[name]`` is a lazy column in datasets 5, and indexing it per row
+        is an Arrow lookup each: writers that walk ids, hashes and slices row by
+        row pay seconds over a run without this. Callers must not mutate the list.
+        """
+        hit = self._columns.get(name)
+        if hit is None:
+            hit = self.dataset.select_columns([name]).to_dict()[name]
+            self._columns[name] = hit
+        return hit
 
     @property
     def name(self) -> str:
@@ -68,7 +85,7 @@ class LoadedSuite:
         total = len(self)
         if n >= total:
             return self
-        ids = self.dataset["id"]
+        ids = self.column("id")
         rank = sorted(
             range(total), key=lambda i: hashlib.sha256(f"{seed}\0{ids[i]}".encode()).hexdigest()
         )

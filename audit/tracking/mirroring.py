@@ -426,13 +426,13 @@ def judge_disagreement_frame(
             continue
         others = [o for o in group if o is not res]
         by_name = {o.spec.name: o for o in others}
-        pos = {o.spec.name: {iid: k for k, iid in enumerate(o.suite.dataset["id"])} for o in others}
+        pos = {o.spec.name: {iid: k for k, iid in enumerate(o.suite.column("id"))} for o in others}
         found = disagreements(res, others)
         if not found:
             continue
         texts = {it.id: it.text() for it in suite_items(res.suite)}
-        ids = res.suite.dataset["id"]
-        hashes = res.suite.dataset["content_hash"]
+        ids = res.suite.column("id")
+        hashes = res.suite.column("content_hash")
         red = (
             res.restricted_mask if res.restricted_mask is not None else np.zeros(res.n, dtype=bool)
         )

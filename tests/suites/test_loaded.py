@@ -24,3 +24,14 @@ def test_sample_is_seeded_stratified_and_digested(tmp_path: Path, policy: Any) -
     assert s.sample(len(s)) is s
     d = a.describe()
     assert d["n"] == 10 and d["digest"] == a.digest
+
+
+def test_column_is_read_once_per_suite_and_follows_subsets(tmp_path: Path, policy: Any) -> None:
+    s = load_suite(str(write_suite(tmp_path)), policy)
+    ids = s.column("id")
+    assert ids == list(s.dataset["id"]) and s.column("id") is ids  # cached
+    assert s.column("content_hash") == list(s.dataset["content_hash"])
+    a = s.sample(10, seed=1)
+    # a subset (dataclasses.replace) starts its own cache over its own rows
+    assert a.column("id") == list(a.dataset["id"]) != ids
+    assert a.column("id") is not ids

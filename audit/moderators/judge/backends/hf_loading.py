@@ -167,7 +167,7 @@ class HFLoader:
                     src = converted
                 elif self.gguf_file:
                     kw["gguf_file"] = self.gguf_file
-                with quiet_hf():
+                with quiet_hf(), self._one_parse(keep=True):
                     try:
                         tok = AutoTokenizer.from_pretrained(src, **kw)
                     except (OSError, ValueError) as exc:
@@ -185,6 +185,22 @@ class HFLoader:
                     tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
                 self._tok = tok
             return self._tok
+
+    def _one_parse(self, *, keep: bool) -> AbstractContextManager[Any]:
+        """Converting from GGUF: one parse of the file serves the config, tokenizer and
+        weights steps (:mod:`~audit.moderators.judge.backends.gguf_parse`). The tokenizer
+        step keeps the parsed file only when the weights will be converted from it
+        later; the weights step releases it."""
+        from contextlib import nullcontext
+
+        from audit.moderators.judge.backends.gguf_parse import shared_reader
+
+        if not self.gguf_file:
+            return nullcontext()
+        if keep:
+            converted = self._converted_weights_dir()
+            keep = converted is None or not (converted / "config.json").is_file()
+        return shared_reader(self._resolve() / self.gguf_file, keep=keep)
 
     def _converted_tokenizer_dir(self) -> Path | None:
         """Where the tokenizer converted from this GGUF file is kept (keyed by the
@@ -240,7 +256,7 @@ class HFLoader:
                     gguf_file=kw.get("gguf_file"),
                 )
             )
-            with quiet_hf():
+            with quiet_hf(), self._one_parse(keep=False):
                 try:
                     model: Any = (auto or AutoModelForCausalLM).from_pretrained(src, **kw)
                 except (OSError, ValueError) as exc:
@@ -279,7 +295,8 @@ class HFLoader:
     def _converted_weights_dir(self) -> Path | None:
         """Where the weights dequantized from this GGUF file are kept as safetensors
         (keyed by the file's sha256, the dtype and the transformers version). Parsing
-        and dequantizing a GGUF file takes ~40 s on a small CPU, loading the converted
+        and dequantizing a GGUF file takes ~20 s on a small CPU (one parse shared by
+        the tokenizer and weights steps, :meth:`_one_parse`), loading the converted
         checkpoint a few seconds; scores are identical (the same tensors). ``None``
         without GGUF or with ``AUDIT_NO_CONVERTED_CACHE=1``."""
         import os
