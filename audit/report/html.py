@@ -257,13 +257,12 @@ def _suite_texts(rec: RunRecord, r: ResultEntry, cache: dict[str, Any]) -> Any:
             info = rec.suites.get(key)
             card = info.card if info is not None else r.suite
             suite = load_suite(card, load_policy(rec.policy.ref), split=r.split)
-            ds = suite.dataset.select_columns(["id", "content_hash", *TEXT_FIELDS])
+            texts = {f: suite.column(f) for f in TEXT_FIELDS}
             cache[key] = {
-                row["id"]: (
-                    row["content_hash"],
-                    [(lbl, row[f]) for f, lbl in TEXT_FIELDS.items() if row[f]],
+                iid: (h, [(lbl, texts[f][i]) for f, lbl in TEXT_FIELDS.items() if texts[f][i]])
+                for i, (iid, h) in enumerate(
+                    zip(suite.column("id"), suite.column("content_hash"), strict=True)
                 )
-                for row in ds
             }
         except Exception as exc:  # text is optional; the report must still render
             cache[key] = f"item text unavailable ({type(exc).__name__}: {exc})"

@@ -167,7 +167,7 @@ class HFLoader:
                     src = converted
                 elif self.gguf_file:
                     kw["gguf_file"] = self.gguf_file
-                with quiet_hf(), self._one_parse(keep=True):
+                with quiet_hf(), self._one_parse("gguf_file" in kw, keep=True):
                     try:
                         tok = AutoTokenizer.from_pretrained(src, **kw)
                     except (OSError, ValueError) as exc:
@@ -186,8 +186,9 @@ class HFLoader:
                 self._tok = tok
             return self._tok
 
-    def _one_parse(self, *, keep: bool) -> AbstractContextManager[Any]:
-        """Converting from GGUF: one parse of the file serves the config, tokenizer and
+    def _one_parse(self, reads_gguf: bool, *, keep: bool) -> AbstractContextManager[Any]:
+        """Converting from GGUF (``reads_gguf``: this step loads from the GGUF file, not
+        from a converted cache): one parse of the file serves the config, tokenizer and
         weights steps (:mod:`~audit.moderators.judge.backends.gguf_parse`). The tokenizer
         step keeps the parsed file only when the weights will be converted from it
         later; the weights step releases it."""
@@ -195,7 +196,7 @@ class HFLoader:
 
         from audit.moderators.judge.backends.gguf_parse import shared_reader
 
-        if not self.gguf_file:
+        if not (reads_gguf and self.gguf_file):
             return nullcontext()
         if keep:
             converted = self._converted_weights_dir()
@@ -256,7 +257,7 @@ class HFLoader:
                     gguf_file=kw.get("gguf_file"),
                 )
             )
-            with quiet_hf(), self._one_parse(keep=False):
+            with quiet_hf(), self._one_parse("gguf_file" in kw, keep=False):
                 try:
                     model: Any = (auto or AutoModelForCausalLM).from_pretrained(src, **kw)
                 except (OSError, ValueError) as exc:
